@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter"]
+
+let package = Package(
+    name: "vmio-ptrace",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vmio-ptrace", targets: ["vmio-ptrace"]),
+        .library(name: "VmIO", targets: ["VmIO"]),
+        .library(name: "VmioPtrace", targets: ["VmioPtrace"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+    ],
+    targets: [
+        // Thin C shim: variadic ptrace, process_vm_readv/writev (need _GNU_SOURCE),
+        // and an async-signal-safe detach for the tool's signal handlers.
+        .target(name: "CVmio"),
+        // The model: no system calls.
+        .target(name: "VmIO"),
+        // The Linux layer.
+        .target(
+            name: "VmioPtrace",
+            dependencies: [
+                "VmIO", "CVmio",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The session language.
+        .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace"]),
+        // The command line: one file a subcommand.
+        .executableTarget(
+            name: "vmio-ptrace",
+            dependencies: [
+                "VmIO", "VmioPtrace", "VmioScript",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "VmIOTests",
+            dependencies: ["VmIO", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(name: "VmioPtraceTests", dependencies: ["VmIO", "VmioPtrace", "CVmio", "VmioTestSupport"]),
+        .testTarget(name: "VmioScriptTests", dependencies: ["VmioScript"]),
+        .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioTestSupport"]),
+        // Launches the fixture processes for the tests.
+        .target(name: "VmioTestSupport", path: "Tests/Support"),
+    ] + fixtures.map { name in
+        .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
+    }
+)

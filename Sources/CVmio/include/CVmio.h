@@ -1,0 +1,48 @@
+// Thin C shim for what Swift cannot reach directly: the variadic ptrace(),
+// process_vm_readv/writev (declared only under _GNU_SOURCE), and a detach that is
+// safe to run inside a signal handler. No logic beyond that.
+#ifndef CVMIO_H
+#define CVMIO_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+
+/// process_vm_readv(2)
+ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
+                              const struct iovec *remote, unsigned long remote_count);
+/// process_vm_writev(2)
+ssize_t vmio_process_vm_writev(pid_t pid, const struct iovec *local, unsigned long local_count,
+                               const struct iovec *remote, unsigned long remote_count);
+
+/// ptrace(PTRACE_SEIZE, tid, 0, options)
+long vmio_ptrace_seize(pid_t tid, unsigned long options);
+/// ptrace(PTRACE_INTERRUPT, tid, 0, 0)
+long vmio_ptrace_interrupt(pid_t tid);
+/// ptrace(PTRACE_DETACH, tid, 0, signal)
+long vmio_ptrace_detach(pid_t tid, int signal);
+/// ptrace(PTRACE_CONT, tid, 0, signal)
+long vmio_ptrace_cont(pid_t tid, int signal);
+/// ptrace(PTRACE_LISTEN, tid, 0, 0)
+long vmio_ptrace_listen(pid_t tid);
+/// ptrace(PTRACE_PEEKDATA, tid, address, 0): the word goes to *word; returns 0 or -1 with errno set.
+long vmio_ptrace_peekdata(pid_t tid, uint64_t address, uint64_t *word);
+/// ptrace(PTRACE_GETREGS, tid, 0, regs)
+long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
+/// ptrace(PTRACE_TRACEME, 0, 0, 0)
+long vmio_ptrace_traceme(void);
+
+/// The errno of the calling thread.
+int vmio_errno(void);
+
+/// Threads currently stopped by this tool, kept where a signal handler can reach them.
+/// Add after a thread is seized; remove after it is detached.
+void vmio_tracked_add(pid_t tid);
+void vmio_tracked_remove(pid_t tid);
+/// Installs handlers for SIGINT, SIGTERM and SIGHUP that detach every tracked thread
+/// (PTRACE_DETACH is async-signal-safe), then re-raise the signal with its default action,
+/// so the tool dies of it as usual and no target is left stopped.
+void vmio_install_detach_handlers(void);
+
+#endif

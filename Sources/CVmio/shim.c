@@ -1,0 +1,83 @@
+#define _GNU_SOURCE
+#include "CVmio.h"
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+
+ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
+                              const struct iovec *remote, unsigned long remote_count) {
+    return process_vm_readv(pid, local, local_count, remote, remote_count, 0);
+}
+
+ssize_t vmio_process_vm_writev(pid_t pid, const struct iovec *local, unsigned long local_count,
+                               const struct iovec *remote, unsigned long remote_count) {
+    return process_vm_writev(pid, local, local_count, remote, remote_count, 0);
+}
+
+long vmio_ptrace_seize(pid_t tid, unsigned long options) {
+    return ptrace(PTRACE_SEIZE, tid, 0, (void *)options);
+}
+long vmio_ptrace_interrupt(pid_t tid) { return ptrace(PTRACE_INTERRUPT, tid, 0, 0); }
+long vmio_ptrace_detach(pid_t tid, int signal) { return ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal); }
+long vmio_ptrace_cont(pid_t tid, int signal) { return ptrace(PTRACE_CONT, tid, 0, (void *)(long)signal); }
+long vmio_ptrace_listen(pid_t tid) { return ptrace(PTRACE_LISTEN, tid, 0, 0); }
+long vmio_ptrace_traceme(void) { return ptrace(PTRACE_TRACEME, 0, 0, 0); }
+
+long vmio_ptrace_peekdata(pid_t tid, uint64_t address, uint64_t *word) {
+    errno = 0;
+    long value = ptrace(PTRACE_PEEKDATA, tid, (void *)address, 0);
+    if (value == -1 && errno != 0) return -1;
+    *word = (uint64_t)value;
+    return 0;
+}
+
+long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs) {
+    return ptrace(PTRACE_GETREGS, tid, 0, regs);
+}
+
+int vmio_errno(void) { return errno; }
+
+// A fixed table: slots hold a tid or 0. Plain atomics so the handler never sees a torn value.
+#define VMIO_TRACKED_MAX 8192
+static volatile pid_t tracked[VMIO_TRACKED_MAX];
+
+void vmio_tracked_add(pid_t tid) {
+    for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
+        pid_t expected = 0;
+        if (__atomic_compare_exchange_n(&tracked[i], &expected, tid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+void vmio_tracked_remove(pid_t tid) {
+    for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
+        pid_t expected = tid;
+        if (__atomic_compare_exchange_n(&tracked[i], &expected, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+static void detach_all_and_reraise(int sig) {
+    int saved = errno;
+    for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
+        pid_t tid = __atomic_exchange_n(&tracked[i], 0, __ATOMIC_SEQ_CST);
+        if (tid > 0) ptrace(PTRACE_DETACH, tid, 0, 0);
+    }
+    errno = saved;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void vmio_install_detach_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = detach_all_and_reraise;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGINT);
+    sigaddset(&action.sa_mask, SIGTERM);
+    sigaddset(&action.sa_mask, SIGHUP);
+    sigaction(SIGINT, &action, 0);
+    sigaction(SIGTERM, &action, 0);
+    sigaction(SIGHUP, &action, 0);
+}

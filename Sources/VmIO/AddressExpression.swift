@@ -1,0 +1,123 @@
+/// An address as a user writes it: `0x7f00…`, `4096`, `[heap]+0x10`, `[stack]`,
+/// `libc.so.6+0x1234` (the first mapping of that file), `sym:NAME`, `sym:FILE:NAME`,
+/// each optionally followed by `+N` / `-N` offsets (hex or decimal).
+public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
+    public enum Base: Hashable, Sendable {
+        case absolute(Address)
+        /// A mapping by name: `[heap]`, `[stack]`, `[anon:NAME]`, a file's basename or full path.
+        case region(String)
+        /// A symbol, optionally qualified by the file that defines it.
+        case symbol(name: String, file: String?)
+    }
+
+    public let base: Base
+    /// Signed offsets, applied left to right with overflow checks.
+    public let offsets: [(negative: Bool, amount: UInt64)]
+    public let text: String
+
+    public static func == (a: Self, b: Self) -> Bool { a.text == b.text }
+    public func hash(into hasher: inout Hasher) { hasher.combine(text) }
+    public var description: String { text }
+
+    /// Parses `text`; throws ``VmIoError/badAddress(_:reason:)`` for malformed input.
+    public init(parsing text: String) throws(VmIoError) {
+        self.text = text
+        let trimmed = text.trimmingSpaces()
+        guard !trimmed.isEmpty else { throw .badAddress(text, reason: "empty address") }
+        var rest = Substring(trimmed)
+        var offsets: [(Bool, UInt64)] = []
+        // Peel `+N`/`-N` suffixes from the right, so names holding '+' or '-' survive
+        // (`libstdc++.so.6+0x10`, `ld-linux-x86-64.so.2+0x10`).
+        while let sign = rest.lastIndex(where: { $0 == "+" || $0 == "-" }), sign != rest.startIndex,
+            let amount = parseNumber(rest[rest.index(after: sign)...])
+        {
+            offsets.insert((rest[sign] == "-", amount), at: 0)
+            rest = rest[..<sign]
+        }
+        let baseText = String(rest)
+        if baseText.hasPrefix("sym:") {
+            let spec = baseText.dropFirst(4)
+            guard !spec.isEmpty else { throw .badAddress(text, reason: "sym: needs a symbol name") }
+            if let colon = spec.lastIndex(of: ":") {
+                let file = String(spec[..<colon]), name = String(spec[spec.index(after: colon)...])
+                guard !file.isEmpty, !name.isEmpty else { throw .badAddress(text, reason: "write sym:FILE:NAME") }
+                base = .symbol(name: name, file: file)
+            } else {
+                base = .symbol(name: String(spec), file: nil)
+            }
+        } else if let value = parseNumber(rest) {
+            base = .absolute(value)
+        } else if baseText.first?.isNumber == true && !baseText.contains(".") {
+            throw .badAddress(text, reason: "'\(baseText)' is not a number (use 0x for hex)")
+        } else {
+            base = .region(baseText)
+        }
+        self.offsets = offsets
+    }
+
+    /// Resolves against a view (regions) and a symbol lookup; checks every step for overflow.
+    public func resolve(
+        in view: MemView, symbols: ((String, String?) throws(VmIoError) -> Address)? = nil
+    ) throws(VmIoError) -> Address {
+        var value: Address
+        switch base {
+        case .absolute(let a): value = a
+        case .region(let name):
+            guard let m = view.firstMapping(named: name) else { throw .unknownRegion(name) }
+            value = m.start
+        case .symbol(let name, let file):
+            guard let symbols else { throw .unknownSymbol(name, reason: "no symbol tables loaded") }
+            value = try symbols(name, file)
+        }
+        for (negative, amount) in offsets {
+            if negative {
+                let (r, o) = value.subtractingReportingOverflow(amount)
+                guard !o else { throw .badAddress(text, reason: "\(value.hex) - \(amount.hex) is below zero") }
+                value = r
+            } else {
+                value = try value.adding(amount)
+            }
+        }
+        return value
+    }
+}
+
+/// Parses `0x…` hex or decimal, with `_` separators allowed; nil when malformed or too large.
+public func parseNumber(_ text: Substring) -> UInt64? {
+    var s = text.filter { $0 != "_" }[...]
+    var radix = 10
+    if s.hasPrefix("0x") || s.hasPrefix("0X") {
+        s = s.dropFirst(2)
+        radix = 16
+    }
+    guard !s.isEmpty else { return nil }
+    return UInt64(s, radix: radix)
+}
+
+/// Parses a length: a number as ``parseNumber(_:)``, optionally with a `K`, `M` or `G`
+/// (KiB, MiB, GiB) suffix; nil when malformed or when it does not fit in 64 bits.
+public func parseLength(_ text: String) -> UInt64? {
+    var s = Substring(text.trimmingSpaces())
+    var scale: UInt64 = 1
+    if let last = s.last, !s.hasPrefix("0x") || !last.isHexDigit {
+        switch last {
+        case "K", "k": scale = 1 << 10
+        case "M", "m": scale = 1 << 20
+        case "G", "g": scale = 1 << 30
+        default: break
+        }
+        if scale > 1 { s = s.dropLast() }
+    }
+    guard let n = parseNumber(s) else { return nil }
+    let (r, o) = n.multipliedReportingOverflow(by: scale)
+    return o ? nil : r
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s = s.dropFirst() }
+        while s.last?.isWhitespace == true { s = s.dropLast() }
+        return String(s)
+    }
+}

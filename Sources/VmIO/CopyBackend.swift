@@ -1,0 +1,93 @@
+/// What one backend call moved: `moved` bytes from the start of the request, and why
+/// it stopped when that is fewer than asked (`stop` is nil exactly when all moved).
+public struct Transfer: Hashable, Sendable {
+    public var moved: Int
+    public var stop: FaultKind?
+
+    public init(moved: Int, stop: FaultKind?) {
+        self.moved = moved
+        self.stop = stop
+    }
+}
+
+/// Moves bytes between the tool's memory and a target's. The Linux layer implements it
+/// with `process_vm_readv`/`process_vm_writev`; tests plug in a fake that faults on
+/// chosen pages.
+///
+/// Contract: a call moves a prefix of the request. `moved` is in `0...count`;
+/// `stop` is nil if and only if `moved == count`; the first `moved` bytes at the
+/// destination are the source's bytes and nothing past them is touched.
+public protocol CopyBackend {
+    /// Reads `destination.count` bytes at `address` in process `pid`.
+    func read(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer) -> Transfer
+    /// Writes `source` at `address` in process `pid`.
+    func write(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Transfer
+}
+
+/// A backend for purely local work: any remote access stops at once.
+public struct LocalOnlyBackend: CopyBackend {
+    public init() {}
+    public func read(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer) -> Transfer {
+        Transfer(moved: 0, stop: .other(errno: 0, message: "no backend for remote memory"))
+    }
+    public func write(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Transfer {
+        Transfer(moved: 0, stop: .other(errno: 0, message: "no backend for remote memory"))
+    }
+}
+
+/// Size of the bounce buffer for remote→remote copies: throughput levels off at
+/// about 1 MiB chunks (DESIGN.md section 2), and memory use stays flat.
+public let bounceBufferSize = 1 << 20
+
+/// One side of a transfer: an address in a space.
+struct Endpoint {
+    let space: AddressSpace
+    let address: Address
+
+    var pointer: UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(bitPattern: UInt(address))!
+    }
+}
+
+/// Moves up to `count` bytes from `source` to `destination`; returns how many moved
+/// and, when fewer than `count`, what stopped it on which side.
+func transfer(
+    from source: Endpoint, to destination: Endpoint, count: UInt64, backend: some CopyBackend
+) -> (moved: UInt64, stop: (FaultKind, CopySide)?) {
+    guard count > 0 else { return (0, nil) }
+    switch (source.space, destination.space) {
+    case (.local, .local):
+        destination.pointer.copyMemory(from: source.pointer, byteCount: Int(count))
+        return (count, nil)
+    case (.remote(let pid), .local):
+        let t = backend.read(pid: pid, at: source.address,
+                             into: UnsafeMutableRawBufferPointer(start: destination.pointer, count: Int(count)))
+        return settle(t, count, .source)
+    case (.local, .remote(let pid)):
+        let t = backend.write(pid: pid, at: destination.address,
+                              from: UnsafeRawBufferPointer(start: source.pointer, count: Int(count)))
+        return settle(t, count, .destination)
+    case (.remote(let from), .remote(let to)):
+        let bounce = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: Int(min(count, UInt64(bounceBufferSize))), alignment: 16)
+        defer { bounce.deallocate() }
+        var done: UInt64 = 0
+        while done < count {
+            let chunk = Int(min(count - done, UInt64(bounce.count)))
+            let r = backend.read(pid: from, at: source.address + done,
+                                 into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<chunk]))
+            let w = backend.write(pid: to, at: destination.address + done,
+                                  from: UnsafeRawBufferPointer(rebasing: bounce[0..<r.moved]))
+            done += UInt64(w.moved)
+            if w.moved < r.moved { return (done, (w.stop ?? .interrupted, .destination)) }
+            if r.moved < chunk { return (done, (r.stop ?? .interrupted, .source)) }
+        }
+        return (done, nil)
+    }
+}
+
+private func settle(_ t: Transfer, _ count: UInt64, _ side: CopySide) -> (UInt64, (FaultKind, CopySide)?) {
+    let moved = UInt64(max(0, min(t.moved, Int(count))))
+    if moved == count { return (moved, nil) }
+    return (moved, (t.stop ?? .interrupted, side))
+}

@@ -1,0 +1,125 @@
+/// Which address space a reader, writer or fault belongs to.
+public enum AddressSpace: Hashable, Sendable, CustomStringConvertible {
+    /// The tool's own memory (the seed's "kernel" side: copies never fail).
+    case local
+    /// Another process's memory (the seed's "user" side: every access may fault).
+    case remote(pid: Int32)
+
+    public var description: String {
+        switch self {
+        case .local: "local"
+        case .remote(let pid): "pid \(pid)"
+        }
+    }
+}
+
+/// Why a fallible copy stopped early.
+public enum FaultKind: Hashable, Sendable, CustomStringConvertible {
+    /// The page at `address` could not be accessed (`EFAULT`): unmapped, a guard page, or protected.
+    case pageFault(address: Address)
+    /// The process is gone (`ESRCH`).
+    case targetGone
+    /// The kernel refused the access (`EPERM`/`EACCES`); `reason` says why when known.
+    case permission(reason: String)
+    /// A signal interrupted the copy (`EINTR`).
+    case interrupted
+    /// Anything else, with its errno and message.
+    case other(errno: Int32, message: String)
+
+    public var description: String {
+        switch self {
+        case .pageFault(let a): "page fault at \(a.hex)"
+        case .targetGone: "target gone"
+        case .permission(let reason): "permission refused: \(reason)"
+        case .interrupted: "interrupted"
+        case .other(let errno, let message): "\(message) (errno \(errno))"
+        }
+    }
+}
+
+/// Which side of a copy faulted.
+public enum CopySide: String, Hashable, Sendable {
+    case source, destination
+}
+
+/// A fallible copy that moved fewer bytes than asked: `copied` bytes did move (and
+/// both cursors advanced by exactly that many), then `kind` stopped it.
+public struct PartialCopy: Error, Hashable, Sendable, CustomStringConvertible {
+    public let kind: FaultKind
+    public let copied: UInt64
+    public let requested: UInt64
+    public let side: CopySide
+    public let space: AddressSpace
+
+    public init(kind: FaultKind, copied: UInt64, requested: UInt64, side: CopySide, space: AddressSpace) {
+        self.kind = kind
+        self.copied = copied
+        self.requested = requested
+        self.side = side
+        self.space = space
+    }
+
+    /// The first address that could not be accessed, when the stop was a page fault.
+    public var faultAddress: Address? {
+        if case .pageFault(let a) = kind { return a }
+        return nil
+    }
+
+    public var description: String {
+        "partial copy: \(copied) of \(requested) bytes moved; \(side) (\(space)) \(kind)"
+    }
+}
+
+/// Every error of the model. Each violated precondition of the seed's contracts is
+/// one of these, never a trap.
+public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidRange(start: Address, end: Address)
+    case addressOverflow(base: Address, length: UInt64)
+    case invariantViolated(owner: UInt64, reason: String)
+    case noView(owner: UInt64)
+    case notAReadView(owner: UInt64)
+    case notAWriteView(owner: UInt64)
+    case lengthExceedsRange(requested: UInt64, available: UInt64)
+    case fallibilityUnchanged(Bool)
+    /// The owner's range is not covered by its view: `address` is in no mapping.
+    case rangeNotCovered(address: Address)
+    case mappingsOverlap(index: Int)
+    case mappingsUnsorted(index: Int)
+    case mapsSyntax(line: Int, column: Int, reason: String)
+    /// A registry refused an owner that would intersect a live one.
+    case ownerConflict(requested: AddressRange, holder: UInt64, holderRange: AddressRange)
+    case unknownOwner(UInt64)
+    /// An operation that needs a particular address space got another.
+    case addressSpaceMismatch(expected: String, got: AddressSpace)
+    case partialCopy(PartialCopy)
+    /// An address expression that does not parse or does not resolve.
+    case badAddress(String, reason: String)
+    /// No mapping has this name.
+    case unknownRegion(String)
+    /// No symbol has this name.
+    case unknownSymbol(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidRange(let s, let e): "invalid range: start \(s.hex) is above end \(e.hex)"
+        case .addressOverflow(let b, let l): "address overflow: \(b.hex) + \(l.hex) does not fit in 64 bits"
+        case .invariantViolated(let id, let reason): "owner #\(id) breaks its invariant: \(reason)"
+        case .noView(let id): "owner #\(id) carries no memory view"
+        case .notAReadView(let id): "owner #\(id) carries no read view"
+        case .notAWriteView(let id): "owner #\(id) carries no write view"
+        case .lengthExceedsRange(let n, let a): "length \(n) exceeds the \(a) bytes remaining"
+        case .fallibilityUnchanged(let f): "owner is already \(f ? "fallible" : "infallible")"
+        case .rangeNotCovered(let a): "address \(a.hex) is in no mapping"
+        case .mappingsOverlap(let i): "mapping \(i + 1) overlaps the one before it"
+        case .mappingsUnsorted(let i): "mapping \(i + 1) starts below the one before it"
+        case .mapsSyntax(let line, let column, let reason): "maps line \(line), column \(column): \(reason)"
+        case .ownerConflict(let r, let id, let hr): "range \(r) intersects \(hr), held by owner #\(id)"
+        case .unknownOwner(let id): "no live owner #\(id)"
+        case .addressSpaceMismatch(let expected, let got): "expected \(expected) memory, got \(got)"
+        case .partialCopy(let p): p.description
+        case .badAddress(let text, let reason): "bad address '\(text)': \(reason)"
+        case .unknownRegion(let name): "no mapping named '\(name)'"
+        case .unknownSymbol(let name, let reason): "unknown symbol '\(name)': \(reason)"
+        }
+    }
+}

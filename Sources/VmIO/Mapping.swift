@@ -1,0 +1,98 @@
+/// Access permissions of one mapping, the `rwxp`/`rwxs` column of `/proc/PID/maps`.
+public struct Permissions: Hashable, Sendable, CustomStringConvertible {
+    public var read: Bool
+    public var write: Bool
+    public var execute: Bool
+    /// `s` (shared) rather than `p` (private, copy-on-write).
+    public var shared: Bool
+
+    public init(read: Bool, write: Bool, execute: Bool, shared: Bool) {
+        self.read = read
+        self.write = write
+        self.execute = execute
+        self.shared = shared
+    }
+
+    public static let readWrite = Permissions(read: true, write: true, execute: false, shared: false)
+
+    public var description: String {
+        (read ? "r" : "-") + (write ? "w" : "-") + (execute ? "x" : "-") + (shared ? "s" : "p")
+    }
+}
+
+/// A device number as `/proc/PID/maps` prints it (`fd:01`, `103:02`).
+public struct DeviceNumber: Hashable, Sendable, CustomStringConvertible {
+    public var major: UInt32
+    public var minor: UInt32
+    public init(major: UInt32, minor: UInt32) {
+        self.major = major
+        self.minor = minor
+    }
+    public var description: String {
+        let maj = String(major, radix: 16), min = String(minor, radix: 16)
+        return (maj.count < 2 ? "0" + maj : maj) + ":" + (min.count < 2 ? "0" + min : min)
+    }
+}
+
+/// One line of `/proc/PID/maps`.
+public struct Mapping: Hashable, Sendable, CustomStringConvertible {
+    public var range: AddressRange
+    public var permissions: Permissions
+    /// Offset into the mapped file (0 for anonymous memory).
+    public var offset: UInt64
+    public var device: DeviceNumber
+    public var inode: UInt64
+    /// The path, with the kernel's `\012` escapes decoded and any ` (deleted)` suffix removed;
+    /// empty for anonymous memory; `[heap]`, `[stack]`, `[vdso]`, `[anon:NAME]`… for special mappings.
+    public var path: String
+    /// The kernel marked the file ` (deleted)`.
+    public var isDeleted: Bool
+
+    public init(
+        range: AddressRange, permissions: Permissions, offset: UInt64 = 0,
+        device: DeviceNumber = DeviceNumber(major: 0, minor: 0), inode: UInt64 = 0,
+        path: String = "", isDeleted: Bool = false
+    ) {
+        self.range = range
+        self.permissions = permissions
+        self.offset = offset
+        self.device = device
+        self.inode = inode
+        self.path = path
+        self.isDeleted = isDeleted
+    }
+
+    public var start: Address { range.start }
+    public var end: Address { range.end }
+
+    /// `[heap]`, `[stack]`, `[vdso]`, `[anon:NAME]` and the like: kernel-named, not a file.
+    public var isSpecial: Bool { path.hasPrefix("[") && path.hasSuffix("]") }
+    /// Backed by a file (a path that is not a special name).
+    public var isFileBacked: Bool { !path.isEmpty && !isSpecial }
+
+    /// The last path component, for `libc.so.6+0x1234` address forms.
+    public var basename: String {
+        guard isFileBacked, let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// The line as `/proc/PID/maps` would print it (newlines re-escaped).
+    public var description: String {
+        var line = String(start, radix: 16) + "-" + String(end, radix: 16) + " " + permissions.description
+        let off = String(offset, radix: 16)
+        line += " " + String(repeating: "0", count: max(0, 8 - off.count)) + off
+        line += " " + device.description + " " + String(inode)
+        if !path.isEmpty || isDeleted {
+            line += " " + path.replacingNewlines() + (isDeleted ? " (deleted)" : "")
+        }
+        return line
+    }
+}
+
+extension String {
+    fileprivate func replacingNewlines() -> String {
+        var out = ""
+        for ch in self { out += ch == "\n" ? "\\012" : String(ch) }
+        return out
+    }
+}

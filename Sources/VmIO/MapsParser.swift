@@ -1,0 +1,190 @@
+/// Parses the text of `/proc/PID/maps` into a ``MemView``.
+///
+/// Handles every form the kernel prints: 32- and 64-bit address widths, device
+/// majors of any width (`fd:01`, `103:02`), empty paths, paths with spaces,
+/// ` (deleted)`, `[anon:NAME]`, `[vsyscall]` above the 47-bit line, and newlines
+/// in paths escaped as `\012`. Bad text is a ``VmIoError/mapsSyntax(line:column:reason:)``
+/// that names the line and column, never a crash.
+public enum MapsParser {
+    /// Parses a whole maps text; the result is checked sorted and disjoint.
+    public static func parse(_ text: String, generation: UInt64 = 0) throws(VmIoError) -> MemView {
+        var text = text
+        let result: Result<[Mapping], VmIoError> = text.withUTF8 { utf8 in
+            do throws(VmIoError) {
+                return .success(try parseMappings(UnsafeRawBufferPointer(utf8)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try MemView(mappings: result.get(), generation: generation)
+    }
+
+    /// Parses maps text given as raw bytes (as read from the file).
+    public static func parse(bytes: UnsafeRawBufferPointer, generation: UInt64 = 0) throws(VmIoError) -> MemView {
+        try MemView(mappings: parseMappings(bytes), generation: generation)
+    }
+
+    /// Parses the lines without building a view (no sortedness check).
+    public static func parseMappings(_ bytes: UnsafeRawBufferPointer) throws(VmIoError) -> [Mapping] {
+        var mappings: [Mapping] = []
+        mappings.reserveCapacity(bytes.count / 80 + 1)
+        var lineStart = 0
+        var lineNumber = 1
+        let n = bytes.count
+        while lineStart < n {
+            var lineEnd = lineStart
+            while lineEnd < n && bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            if lineEnd > lineStart {
+                var cursor = LineCursor(bytes: bytes, position: lineStart, end: lineEnd, lineStart: lineStart, line: lineNumber)
+                mappings.append(try cursor.mapping())
+            }
+            lineStart = lineEnd + 1
+            lineNumber += 1
+        }
+        return mappings
+    }
+
+    /// Parses one line (without its newline); `lineNumber` is used in errors.
+    public static func parseLine(_ line: String, lineNumber: Int = 1) throws(VmIoError) -> Mapping {
+        var line = line
+        let result: Result<Mapping, VmIoError> = line.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
+            if let nl = raw.firstIndex(of: UInt8(ascii: "\n")) {
+                return .failure(.mapsSyntax(line: lineNumber, column: nl + 1, reason: "newline inside a line"))
+            }
+            var cursor = LineCursor(bytes: raw, position: 0, end: raw.count, lineStart: 0, line: lineNumber)
+            do throws(VmIoError) { return .success(try cursor.mapping()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// A cursor over the bytes of one maps line.
+private struct LineCursor {
+    let bytes: UnsafeRawBufferPointer
+    var position: Int
+    let end: Int
+    let lineStart: Int
+    let line: Int
+
+    func fail(_ reason: String) -> VmIoError {
+        .mapsSyntax(line: line, column: position - lineStart + 1, reason: reason)
+    }
+
+    mutating func mapping() throws(VmIoError) -> Mapping {
+        let start = try hex(field: "start address", maxDigits: 16)
+        try expect(UInt8(ascii: "-"), "'-' between the addresses")
+        let endAddress = try hex(field: "end address", maxDigits: 16)
+        guard start <= endAddress else { throw fail("start address above end address") }
+        try expect(UInt8(ascii: " "), "a space after the addresses")
+        let permissions = try perms()
+        try expect(UInt8(ascii: " "), "a space after the permissions")
+        let offset = try hex(field: "offset", maxDigits: 16)
+        try expect(UInt8(ascii: " "), "a space after the offset")
+        let major = try hex(field: "device major", maxDigits: 8)
+        try expect(UInt8(ascii: ":"), "':' in the device number")
+        let minor = try hex(field: "device minor", maxDigits: 8)
+        try expect(UInt8(ascii: " "), "a space after the device")
+        let inode = try decimal(field: "inode")
+        var path = ""
+        var deleted = false
+        if position < end {
+            try expect(UInt8(ascii: " "), "a space before the path")
+            while position < end && bytes[position] == UInt8(ascii: " ") { position += 1 }
+            if position < end { (path, deleted) = decodePath(position..<end) }
+            position = end
+        }
+        return Mapping(
+            range: AddressRange(uncheckedStart: start, end: endAddress), permissions: permissions,
+            offset: offset, device: DeviceNumber(major: UInt32(major), minor: UInt32(minor)),
+            inode: inode, path: path, isDeleted: deleted)
+    }
+
+    mutating func expect(_ byte: UInt8, _ what: String) throws(VmIoError) {
+        guard position < end else { throw fail("line ends where \(what) was expected") }
+        guard bytes[position] == byte else { throw fail("expected \(what)") }
+        position += 1
+    }
+
+    mutating func hex(field: String, maxDigits: Int) throws(VmIoError) -> UInt64 {
+        var value: UInt64 = 0
+        let first = position
+        while position < end {
+            let c = bytes[position]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c &- UInt8(ascii: "A") &+ 10
+            default:
+                guard position > first else { throw fail("expected a hexadecimal \(field)") }
+                return value
+            }
+            guard position - first < maxDigits else { throw fail("\(field) has more than \(maxDigits) hex digits") }
+            value = value << 4 | UInt64(digit)
+            position += 1
+        }
+        guard position > first else { throw fail("line ends where the \(field) was expected") }
+        return value
+    }
+
+    mutating func decimal(field: String) throws(VmIoError) -> UInt64 {
+        var value: UInt64 = 0
+        let first = position
+        while position < end, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(bytes[position] - UInt8(ascii: "0")))
+            guard !o1 && !o2 else { throw fail("\(field) does not fit in 64 bits") }
+            value = s
+            position += 1
+        }
+        guard position > first else { throw fail("expected a decimal \(field)") }
+        return value
+    }
+
+    mutating func perms() throws(VmIoError) -> Permissions {
+        guard end - position >= 4 else { throw fail("permissions must be four characters like r-xp") }
+        func flag(_ i: Int, _ yes: Character) -> Bool? {
+            let c = bytes[position + i]
+            if c == UInt8(ascii: "-") { return false }
+            return c == yes.asciiValue! ? true : nil
+        }
+        guard let r = flag(0, "r"), let w = flag(1, "w"), let x = flag(2, "x") else {
+            throw fail("permissions must be four characters like r-xp")
+        }
+        let share = bytes[position + 3]
+        guard share == UInt8(ascii: "p") || share == UInt8(ascii: "s") else {
+            position += 3
+            throw fail("the fourth permission character must be p or s")
+        }
+        position += 4
+        return Permissions(read: r, write: w, execute: x, shared: share == UInt8(ascii: "s"))
+    }
+
+    /// Decodes `\012` (the kernel's escape for a newline in a path) and a trailing ` (deleted)`.
+    func decodePath(_ r: Range<Int>) -> (String, Bool) {
+        let suffix = Array(" (deleted)".utf8)
+        var upper = r.upperBound
+        var deleted = false
+        if r.count >= suffix.count
+            && zip(bytes[(upper - suffix.count)..<upper], suffix).allSatisfy({ $0 == $1 }) {
+            deleted = true
+            upper -= suffix.count
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(upper - r.lowerBound)
+        var i = r.lowerBound
+        while i < upper {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < upper,
+                bytes[i + 1] == UInt8(ascii: "0"), bytes[i + 2] == UInt8(ascii: "1"), bytes[i + 3] == UInt8(ascii: "2")
+            {
+                out.append(UInt8(ascii: "\n"))
+                i += 4
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return (String(decoding: out, as: UTF8.self), deleted)
+    }
+}

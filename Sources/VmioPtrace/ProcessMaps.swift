@@ -1,0 +1,18 @@
+import SystemPackage
+import VmIO
+
+/// The mappings of a live process, read from `/proc/PID/maps`.
+public enum ProcessMaps {
+    /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
+    public static func read(pid: Int32, generation: UInt64 = 0) throws(TargetError) -> MemView {
+        let bytes: [UInt8]
+        do { bytes = try ProcFS.readAll("/proc/\(pid)/maps") } catch {
+            throw Diagnose.accessError(error, pid: pid, operation: "read the maps of")
+        }
+        if bytes.isEmpty && !ProcFS.isAlive(pid) { throw .noSuchProcess(pid: pid) }
+        let parsed: Result<MemView, VmIoError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
+        }
+        do { return try parsed.get() } catch { throw .model(error) }
+    }
+}

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Glibc
+import VmIO
+import VmioPtrace
+import VmioScript
+
+struct Read: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read memory of a process.",
+        discussion: """
+            LEN is in bytes (decimal, 0x hex, or with a K/M/G suffix). A read that faults \
+            prints what it read, then how many bytes moved and the first faulting address, \
+            and exits 2. --json prints {pid, address, length, format, requested, moved, \
+            complete, holes, stop, data | values | string | output}.
+            """
+    )
+
+    @Argument(help: "The target's pid, or `self`.")
+    var pid: PID
+
+    @Argument(help: "Where to read: 0x…, decimal, [heap]+OFF, [stack], FILE+OFF, sym:NAME.")
+    var address: AddressExpression
+
+    @Argument(help: "How many bytes to read.")
+    var length: Length
+
+    @Option(help: "hex (a dump with addresses), raw (bytes), u8…u64, i8…i64, f32, f64, ptr, or str (up to a NUL).")
+    var format: ValueFormat = .hex
+
+    @Option(name: [.short, .customLong("output")], help: "Write the output to this file instead of standard output.")
+    var output: String?
+
+    @Flag(help: "Stop every thread for a consistent snapshot (resumed afterwards on every path).")
+    var stop = false
+
+    @Flag(help: "Step over pages that fault (each reported as a hole) instead of stopping at the first.")
+    var skipFaults = false
+
+    @OptionGroup var options: TargetOptions
+
+    func run() throws {
+        try runReporting(json: options.json) {
+            if let width = format.width, length.value % UInt64(width) != 0 {
+                throw BadInput("length \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
+            }
+            let target = try Target(pid: pid.value)
+            let start = try target.resolve(address)
+            let range = try AddressRange(start: start, count: length.value)
+            guard target.view.translate(start) != nil else {
+                throw BadInput("address \(start.hex) is in no mapping of pid \(pid)")
+            }
+            if stop { try target.stop() }
+            defer { target.resume() }
+            let sink = try OutputSink(path: output)
+            let report: TransferReport
+            var bytes: [UInt8] = []
+            switch format {
+            case .raw:
+                report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
+                    try sink.write(chunk, at: at - start)
+                    if options.json && output == nil { bytes += chunk }
+                    return true
+                }
+                try sink.finish(length: report.moved + report.holes.reduce(0) { $0 + $1.length })
+            case .hex where !options.json:
+                var dump = HexDumper(sink: sink)
+                report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
+                    try dump.add(at, chunk)
+                    return true
+                }
+                try dump.flush()
+            case .str:
+                report = try target.stream(range, skipFaults: false, chunkSize: 4096) { _, chunk in
+                    if let nul = chunk.firstIndex(of: 0) {
+                        bytes += chunk[..<nul]
+                        return false
+                    }
+                    bytes += chunk
+                    return true
+                }
+            default:
+                report = try target.stream(range, skipFaults: skipFaults) { _, chunk in
+                    bytes += chunk
+                    return true
+                }
+            }
+            try printResult(report, start: start, bytes: bytes, sink: sink)
+            if report.status != .ok { printError("vmio-ptrace: " + describe(report, verb: "partial read")) }
+            return report.status
+        }
+    }
+
+    private func printResult(_ report: TransferReport, start: Address, bytes: [UInt8], sink: OutputSink) throws {
+        let values = format.decode(bytes)
+        if options.json {
+            var fields: [(String, JSONValue)] = [
+                ("pid", .int(Int64(pid.value))), ("address", .string(start.hex)),
+                ("length", .uint(length.value)), ("format", .string(format.rawValue)),
+            ]
+            fields += report.json
+            switch format {
+            case .raw where output != nil: fields.append(("output", .string(output!)))
+            case .raw, .hex: fields.append(("data", .string(hexString(bytes))))
+            case .str: fields.append(("string", .string(String(decoding: bytes, as: UTF8.self))))
+            default: fields.append(("values", .array(values)))
+            }
+            print(JSONValue.object(fields).rendered)
+            return
+        }
+        switch format {
+        case .raw, .hex: break
+        case .str: try sink.line(String(decoding: bytes, as: UTF8.self))
+        default:
+            if values.count == 1 {
+                try sink.line(ValueFormat.text(values[0]))
+            } else {
+                for (i, v) in values.enumerated() {
+                    try sink.line("\((start + UInt64(i * format.width!)).hex): \(ValueFormat.text(v))")
+                }
+            }
+        }
+    }
+}
+
+extension ValueFormat: ExpressibleByArgument {}
+
+/// Where a command's output goes: standard output, or a file created without
+/// following a symlink at its name.
+final class OutputSink {
+    let fd: Int32
+    let isFile: Bool
+    private var position: UInt64 = 0
+
+    init(path: String?) throws {
+        guard let path else {
+            fd = 1
+            isFile = false
+            return
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BadInput("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
+        self.fd = fd
+        isFile = true
+    }
+
+    deinit { if isFile { close(fd) } }
+
+    /// Writes `bytes` at `offset` from the start of the output; on standard output the gap
+    /// since the last write (a skipped hole) is filled with zeros.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        if isFile {
+            var done = 0
+            while done < bytes.count {
+                let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                if n < 0 { throw BadInput("write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        } else {
+            if offset > position { try zeros(offset - position) }
+            try append(bytes)
+        }
+        position = offset + UInt64(bytes.count)
+    }
+
+    /// Sets a file's final length (holes at the end read as zeros).
+    func finish(length: UInt64) throws {
+        if isFile { _ = ftruncate(fd, off_t(length)) } else if length > position { try zeros(length - position) }
+    }
+
+    func line(_ text: String) throws {
+        var text = text + "\n"
+        try text.withUTF8 { try append(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func zeros(_ count: UInt64) throws {
+        let block = [UInt8](repeating: 0, count: 64 << 10)
+        var left = count
+        while left > 0 {
+            let n = Int(min(left, UInt64(block.count)))
+            try block.withUnsafeBytes { try append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            left -= UInt64(n)
+        }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BadInput("write failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+}
+
+/// Turns streamed chunks into xxd-style lines, marking holes.
+struct HexDumper {
+    let sink: OutputSink
+    private var lineStart: Address = 0
+    private var pending: [UInt8] = []
+
+    init(sink: OutputSink) { self.sink = sink }
+
+    mutating func add(_ at: Address, _ chunk: UnsafeRawBufferPointer) throws {
+        if !pending.isEmpty && at != lineStart + UInt64(pending.count) {
+            let gapStart = lineStart + UInt64(pending.count)
+            try flush()
+            try sink.line("*** \(at - gapStart) bytes at \(gapStart.hex) could not be read")
+        }
+        if pending.isEmpty { lineStart = at }
+        for byte in chunk {
+            pending.append(byte)
+            if pending.count == 16 {
+                try sink.line(hexDumpLine(address: lineStart, pending[...]))
+                lineStart += 16
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    mutating func flush() throws {
+        if !pending.isEmpty { try sink.line(hexDumpLine(address: lineStart, pending[...])) }
+        pending.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct VmioPtraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vmio-ptrace",
+        abstract: "Read, write and copy the memory of live processes, exactly and safely.",
+        discussion: """
+            Every access to a target may fault; a fault reports exactly how many bytes moved \
+            and where it stopped. A target is never left stopped.
+
+            Exit status: 0 everything moved; 1 bad input found at run time; 2 partial copy \
+            (the count and the faulting address are printed); 3 permission refused (with the \
+            reason); 4 target gone (or no such process); 64 malformed command line.
+            """,
+        version: "0.1.0",
+        subcommands: [Maps.self, Read.self, Write.self, Copy.self, Demo.self]
+    )
+}

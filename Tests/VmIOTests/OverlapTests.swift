@@ -1,0 +1,128 @@
+import PropertyBased
+import Testing
+
+@testable import VmIO
+
+// `overlaps(withRange:)` is the seed's inclusive test; `disjoint` adds the shared-mapping
+// test when both owners carry views; `overlaps(other)` is its negation; `paramsEqual`.
+
+/// An owner with no view over any range (no view: any range is allowed).
+private func bare(_ range: AddressRange, fallible: Bool = true) -> VmIoOwner {
+    try! VmIoOwner(range: range, isFallible: fallible, isKernel: false, memView: nil)
+}
+
+@Suite("overlaps, disjoint, paramsEqual")
+struct OverlapTests {
+
+    @Test("overlaps(withRange:) is exactly start <= r.end && r.start <= end")
+    func overlapsFormula() async {
+        await propertyCheck(count: 500, input: Gens.anyRange, Gens.anyRange) { a, r in
+            let owner = bare(a)
+            #expect(owner.overlaps(withRange: r) == (a.start <= r.end && r.start <= a.end))
+            // The test is symmetric in the two ranges.
+            #expect(owner.overlaps(withRange: r) == bare(r).overlaps(withRange: a))
+        }
+    }
+
+    @Test("touching ranges and empty ranges at either end overlap; one byte apart does not")
+    func overlapsTouchingAndEmpty() async {
+        await propertyCheck(count: 500, input: Gens.anyRange, Gen.uint64(in: 0...0x2000)) { a, k in
+            let owner = bare(a)
+            // [end, end + k): touches the end.
+            if !a.end.addingReportingOverflow(k).overflow {
+                #expect(owner.overlaps(withRange: try AddressRange(start: a.end, count: k)), "touching at the end")
+            }
+            // [start - k, start): touches the start.
+            if a.start >= k {
+                #expect(owner.overlaps(withRange: try AddressRange(start: a.start - k, end: a.start)), "touching at the start")
+            }
+            #expect(owner.overlaps(withRange: try AddressRange(start: a.start, count: 0)), "empty range at the start")
+            #expect(owner.overlaps(withRange: try AddressRange(start: a.end, count: 0)), "empty range at the end")
+            if a.end < .max {
+                #expect(!owner.overlaps(withRange: try AddressRange(start: a.end + 1, count: k)), "one byte past the end")
+            }
+            if a.start >= 1 + k {
+                #expect(!owner.overlaps(withRange: try AddressRange(start: a.start - 1 - k, end: a.start - 1)), "one byte before")
+            }
+            // An empty owner overlaps itself and a range it touches.
+            let empty = bare(try AddressRange(start: a.start, count: 0))
+            #expect(empty.overlaps(withRange: a), "an empty owner at a range's start")
+        }
+    }
+
+    @Test("concrete cases of the inclusive test")
+    func overlapsConcrete() throws {
+        let owner = bare(try AddressRange(start: 0x1000, end: 0x2000))
+        let yes: [(Address, Address)] = [
+            (0x2000, 0x3000), (0x0, 0x1000), (0x1000, 0x1000), (0x2000, 0x2000), (0x1800, 0x1801), (0, .max),
+        ]
+        let no: [(Address, Address)] = [(0x2001, 0x3000), (0x0, 0xfff), (0x2001, 0x2001), (0xfff, 0xfff)]
+        for (s, e) in yes { #expect(owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)") }
+        for (s, e) in no { #expect(!owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)") }
+        // The registry's half-open test differs exactly on touching ranges.
+        #expect(!owner.range.intersects(try AddressRange(start: 0x2000, end: 0x3000)))
+    }
+
+    @Test("disjoint: not overlapping ranges and, with two views, no shared mapping; overlaps is its negation")
+    func disjointProperty() async {
+        await propertyCheck(count: 500, input: Gens.ownerPair) { p in
+            let (a, b) = (p.a, p.b)
+            let rangesOverlap = a.range.start <= b.range.end && b.range.start <= a.range.end
+            // Reference for the shared mappings: the layout's mappings each range intersects.
+            let ma = Set(p.layout.mappings.filter { referenceIntersects($0.range, a.range) })
+            let mb = Set(p.layout.mappings.filter { referenceIntersects($0.range, b.range) })
+            let bothViews = a.memView != nil && b.memView != nil
+            let share = bothViews && !ma.isDisjoint(with: mb)
+            #expect(a.disjoint(b) == (!rangesOverlap && !share), "disjoint formula")
+            #expect(a.disjoint(b) == b.disjoint(a), "disjoint is symmetric")
+            #expect(a.overlaps(b) == !a.disjoint(b), "overlaps(other) == !disjoint(other)")
+            if share { #expect(!a.disjoint(b), "a shared mapping means not disjoint") }
+            if !bothViews { #expect(a.disjoint(b) == !a.overlaps(withRange: b.range), "no two views: range test only") }
+            // The view an owner carries is the layout's mappings its range touches.
+            if let v = a.memView { #expect(Set(v.memView.mappings) == ma) }
+        }
+    }
+
+    @Test("a shared mapping makes owners not disjoint even when their ranges are far apart")
+    func sharedMappingFarApart() throws {
+        let big = try AddressRange(start: 0x10_0000, count: 0x100_0000)
+        let view = try MemView(mappings: [Mapping(range: big, permissions: .readWrite, path: "[heap]")])
+        let lo = try AddressRange(start: big.start, count: 0x10)
+        let hi = try AddressRange(start: big.end - 0x10, count: 0x10)
+        #expect(!bare(lo).overlaps(withRange: hi), "the ranges are far apart")
+        for (va, vb) in [(VmIoMemView.read(view), VmIoMemView.read(view)), (.write(view), .write(view)), (.read(view), .write(view)), (.write(view), .read(view))] {
+            let a = try VmIoOwner(range: lo, isFallible: true, isKernel: false, memView: va)
+            let b = try VmIoOwner(range: hi, isFallible: true, isKernel: false, memView: vb)
+            #expect(!a.disjoint(b) && !b.disjoint(a))
+            #expect(a.overlaps(b) && b.overlaps(a))
+        }
+        // Without a view on either side only the ranges count.
+        let a = try VmIoOwner(range: lo, isFallible: true, isKernel: false, memView: .read(view))
+        let b = try VmIoOwner(range: hi, isFallible: true, isKernel: false, memView: nil)
+        #expect(a.disjoint(b) && b.disjoint(a) && !a.overlaps(b))
+        #expect(bare(lo).disjoint(bare(hi)))
+        // Two separate mappings, far apart: disjoint.
+        let two = try MemView(mappings: [
+            Mapping(range: lo, permissions: .readWrite), Mapping(range: hi, permissions: .readWrite),
+        ])
+        let c = try VmIoOwner(range: lo, isFallible: true, isKernel: false, memView: .read(two))
+        let d = try VmIoOwner(range: hi, isFallible: true, isKernel: false, memView: .write(two))
+        #expect(c.disjoint(d) && !c.overlaps(d))
+        // Touching ranges are never disjoint (inclusive test).
+        let e = try VmIoOwner(range: try AddressRange(start: lo.end, count: 0x10), isFallible: true, isKernel: false, memView: nil)
+        #expect(!bare(lo).disjoint(e))
+    }
+
+    @Test("paramsEqual: same range and same fallibility")
+    func paramsEqualProperty() async {
+        await propertyCheck(count: 500, input: Gens.ownerPair) { p in
+            #expect(p.a.paramsEqual(p.b) == (p.a.range == p.b.range && p.a.isFallible == p.b.isFallible))
+            // Same range and fallibility, different id, kernel flag and view: still equal.
+            let twin = try VmIoOwner(range: p.a.range, isFallible: p.a.isFallible, isKernel: !p.a.isKernel, memView: nil)
+            #expect(p.a.paramsEqual(twin) && twin.paramsEqual(p.a))
+            var flipped = p.a
+            try flipped.changeFallible(to: !p.a.isFallible)
+            #expect(!p.a.paramsEqual(flipped))
+        }
+    }
+}

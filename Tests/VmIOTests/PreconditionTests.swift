@@ -1,0 +1,163 @@
+import PropertyBased
+import Testing
+
+@testable import VmIO
+
+// Every violated precondition is a typed error, never a trap and never a silent clamp,
+// and a refused operation leaves the owner exactly as it was.
+
+@Suite("Preconditions are typed errors")
+struct PreconditionTests {
+
+    @Test("split/advance/truncate with n > count: lengthExceedsRange, owner unchanged")
+    func lengthExceedsRange() async {
+        await propertyCheck(count: 300, input: Gens.viewedOwner, Gen.uint64(in: 1...0x10000)) { c, extra in
+            var me = c.owner
+            let count = me.range.count
+            let n = count + extra
+            let expected = VmIoError.lengthExceedsRange(requested: n, available: count)
+            #expect(throws: expected) { _ = try me.split(n) }
+            #expect(me == c.owner)
+            #expect(throws: expected) { try me.advance(n) }
+            #expect(me == c.owner)
+            #expect(throws: expected) { try me.truncate(to: n) }
+            #expect(me == c.owner)
+            #expect(throws: VmIoError.lengthExceedsRange(requested: .max, available: count)) { try me.advance(.max) }
+        }
+    }
+
+    @Test("split/advance/truncate without a view: noView")
+    func noView() async {
+        await propertyCheck(count: 200, input: Gens.owner(viewKinds: 2...2)) { c in
+            var me = c.owner
+            #expect(me.memView == nil && !me.canRead && !me.canWrite && !me.readViewInitialized)
+            #expect(throws: VmIoError.noView(owner: me.id)) { _ = try me.split(0) }
+            #expect(throws: VmIoError.noView(owner: me.id)) { try me.advance(0) }
+            #expect(throws: VmIoError.noView(owner: me.id)) { try me.truncate(to: 0) }
+            #expect(throws: VmIoError.notAWriteView(owner: me.id)) { try me.writeToRead() }
+            #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try me.readView() }
+            #expect(me == c.owner)
+        }
+    }
+
+    @Test("changeFallible to the same value: fallibilityUnchanged")
+    func fallibilityUnchanged() async {
+        await propertyCheck(count: 200, input: Gens.owner()) { c in
+            var me = c.owner
+            #expect(throws: VmIoError.fallibilityUnchanged(me.isFallible)) { try me.changeFallible(to: c.owner.isFallible) }
+            #expect(me == c.owner)
+        }
+    }
+
+    @Test("writeToRead on a read view: notAWriteView; readView() on a write view: notAReadView")
+    func wrongViewKind() async {
+        await propertyCheck(count: 200, input: Gens.owner(viewKinds: 0...1)) { c in
+            var me = c.owner
+            if me.hasReadView {
+                #expect(throws: VmIoError.notAWriteView(owner: me.id)) { try me.writeToRead() }
+                #expect(throws: VmIoError.notAWriteView(owner: me.id)) { _ = try VmWriter(remote: 1, owner: me) }
+                #expect(throws: Never.self) { _ = try VmReader(remote: 1, owner: me) }
+            } else {
+                #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try me.readView() }
+                #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try VmReader(remote: 1, owner: me) }
+                #expect(!me.readViewInitialized, "a write view is never read_view_initialized")
+            }
+            #expect(me == c.owner)
+        }
+    }
+
+    @Test("an owner over an uncovered range: rangeNotCovered naming the first gap address")
+    func rangeNotCovered() async {
+        let input = zip(Gens.layout, Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)), Gen.bool)
+        await propertyCheck(count: 400, input: input) { layout, s, e, write in
+            // Anywhere from two pages below the first mapping to two pages above the last.
+            let lo = layout.mappings.first!.start &- min(layout.mappings.first!.start, 2 * page)
+            let hi = min(layout.mappings.last!.end, UInt64.max - 2 * page) + 2 * page
+            let start = pick(s, lo, hi, edges: layout.edges)
+            let end = pick(e, start, hi, edges: layout.edges)
+            let range = try AddressRange(start: start, end: end)
+            let view: VmIoMemView = write ? .write(layout.view) : .read(layout.view)
+            if let gap = referenceFirstGap(range, layout.mappings) {
+                #expect(throws: VmIoError.rangeNotCovered(address: gap)) {
+                    _ = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: view)
+                }
+                #expect(!layout.view.covers(range))
+                #expect(layout.view.firstAddress(in: range) == gap)
+            } else {
+                let owner = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: view)
+                #expect(owner.inv)
+                #expect(layout.view.covers(range))
+            }
+            // Without a view, any range is fine.
+            #expect(throws: Never.self) { _ = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: nil) }
+        }
+    }
+
+    @Test("AddressRange: overflow and inverted ranges are errors, not traps")
+    func addressRangeErrors() throws {
+        #expect(throws: VmIoError.addressOverflow(base: 0xffff_ffff_ffff_ff00, length: 0x200)) {
+            _ = try AddressRange(start: 0xffff_ffff_ffff_ff00, count: 0x200)
+        }
+        #expect(throws: VmIoError.invalidRange(start: 5, end: 4)) { _ = try AddressRange(start: 5, end: 4) }
+        #expect(throws: VmIoError.addressOverflow(base: .max, length: 1)) { _ = try Address.max.adding(1) }
+        let top = try AddressRange(start: 0xffff_ffff_ffff_ff00, count: 0xff)
+        #expect(top.end == .max && top.count == 0xff)
+        #expect(try AddressRange(start: .max, count: 0).isEmpty)
+        // An inverted range reaching the owner (only constructible inside the module) is refused.
+        let inverted = AddressRange(uncheckedStart: 0x2000, end: 0x1000)
+        #expect(!inverted.isWellFormed)
+        #expect(throws: VmIoError.invalidRange(start: 0x2000, end: 0x1000)) {
+            _ = try VmIoOwner(range: inverted, isFallible: true, isKernel: false, memView: nil)
+        }
+    }
+
+    @Test("AddressRange(start:count:) throws exactly when start + count overflows")
+    func addressRangeOverflowProperty() async {
+        await propertyCheck(count: 500, input: Gen.uint64(), Gen.uint64()) { start, count in
+            let overflows = start.addingReportingOverflow(count).overflow
+            do throws(VmIoError) {
+                let r = try AddressRange(start: start, count: count)
+                #expect(!overflows && r.start == start && r.count == count)
+            } catch {
+                #expect(overflows && error == .addressOverflow(base: start, length: count))
+            }
+        }
+    }
+
+    @Test("AddressRange.intersects is the half-open intersection; empty ranges intersect nothing")
+    func intersectsProperty() async {
+        await propertyCheck(count: 500, input: Gens.anyRange, Gens.anyRange) { a, b in
+            #expect(a.intersects(b) == referenceIntersects(a, b))
+            #expect(a.intersects(b) == b.intersects(a))
+            #expect(a.clamped(to: b).isEmpty == !referenceIntersects(a, b))
+        }
+        let r = try! AddressRange(start: 0x1000, end: 0x2000)
+        #expect(!r.intersects(try! AddressRange(start: 0x1800, count: 0)), "an empty range strictly inside")
+        #expect(!r.intersects(try! AddressRange(start: 0x2000, count: 0x10)), "touching at the end")
+        #expect(r.intersects(try! AddressRange(start: 0x1fff, count: 1)))
+    }
+
+    @Test("reader and writer preconditions: skip past the end, write more than avail")
+    func cursorPreconditions() throws {
+        let buffer = LocalBuffer(Array(0..<100))
+        var reader = buffer.makeReader()
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 101, available: 100)) { try reader.skip(101) }
+        #expect(reader.cursor == buffer.range.start && reader.remain == 100)
+        var writer = LocalBuffer(count: 10).makeWriter()
+        let bytes: [UInt8] = Array(repeating: 1, count: 11)
+        let before = writer.cursor
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) {
+            try bytes.withUnsafeBytes { _ = try writer.write($0, using: LocalOnlyBackend()) }
+        }
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) { try writer.fillZeros(11, using: LocalOnlyBackend()) }
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) { try writer.skip(11) }
+        #expect(writer.cursor == before && writer.avail == 10)
+        // local → local only through read(into:): a remote side is refused.
+        var local = LocalBuffer(count: 4).makeWriter()
+        let remoteView = try MemView(mappings: [Mapping(range: try AddressRange(start: 0x1000, count: 0x1000), permissions: .readWrite)])
+        var remote = try VmReader(
+            remote: 7, owner: try .remote(try AddressRange(start: 0x1000, count: 8), view: .read(remoteView)))
+        #expect(throws: VmIoError.addressSpaceMismatch(expected: "local", got: .remote(pid: 7))) { try remote.read(into: &local) }
+        #expect(remote.remain == 8 && local.avail == 4)
+    }
+}
