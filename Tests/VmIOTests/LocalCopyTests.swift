@@ -1,0 +1,179 @@
+import PropertyBased
+import Testing
+
+@testable import VmIO
+
+// Readers and writers over the tool's own memory: local → local copies move exactly
+// min(remain, avail) and never fail; skip/limit keep the owner in step with the cursor;
+// readBack hands the writer's whole range back as a read view.
+
+/// `count` bytes from `seed`.
+func randomBytes(_ count: Int, seed: Int) -> [UInt8] {
+    var rng = SplitMix(seed)
+    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+}
+
+/// The owner of a reader or writer is in step with its cursor and end.
+private func inStep(_ r: VmReader) -> Bool {
+    r.owner.range.start == r.cursor && r.owner.range.end == r.end && r.owner.range.count == r.remain && r.owner.inv
+}
+
+private func inStep(_ w: borrowing VmWriter) -> Bool {
+    w.owner.range.start == w.cursor && w.owner.range.end == w.end && w.owner.range.count == w.avail && w.owner.inv
+}
+
+@Suite("Local readers and writers")
+struct LocalCopyTests {
+
+    @Test("local → local read(into:) moves exactly min(remain, avail); nothing else is touched")
+    func localToLocal() async {
+        let sizes = zip(Gen.int(in: 0...600), Gen.int(in: 0...600), Gen.int(in: 0...Int(Int32.max)))
+        let cuts = Gen.int(in: 0...Int(Int32.max)).array(of: 4)
+        await propertyCheck(count: 400, input: sizes, cuts) { sizes, cuts in
+            let (srcSize, dstSize, seed) = sizes
+            let srcBytes = randomBytes(srcSize, seed: seed)
+            let sentinel = randomBytes(dstSize, seed: ~seed)
+            let src = LocalBuffer(srcBytes)
+            let dst = LocalBuffer(sentinel)
+            var reader = src.makeReader()
+            var writer = dst.makeWriter()
+            let rs = pick(cuts[0], 0, UInt64(srcSize))
+            try reader.skip(rs)
+            try reader.limit(pick(cuts[1], 0, UInt64(srcSize) + 10, edges: [reader.remain]))
+            let ws = pick(cuts[2], 0, UInt64(dstSize))
+            try writer.skip(ws)
+            try writer.limit(pick(cuts[3], 0, UInt64(dstSize) + 10, edges: [writer.avail]))
+            let (readerID, writerID) = (reader.owner.id, writer.owner.id)
+            let (r0, w0, rEnd, wEnd) = (reader.cursor, writer.cursor, reader.end, writer.end)
+            let want = min(reader.remain, writer.avail)
+
+            let n = try reader.read(into: &writer)
+
+            #expect(n == want, "moves exactly min(remain, avail)")
+            #expect(reader.cursor == r0 + n && writer.cursor == w0 + n, "both cursors advance by n")
+            #expect(reader.end == rEnd && writer.end == wEnd, "ends unchanged")
+            #expect(inStep(reader) && inStep(writer), "owners in step with the cursors")
+            #expect(reader.owner.id == readerID && writer.owner.id == writerID, "ids kept")
+            #expect(reader.remain == 0 || writer.avail == 0, "one side is exhausted")
+            let out = dst.array
+            let (wsI, nI, rsI) = (Int(ws), Int(n), Int(rs))
+            #expect(out[wsI..<wsI + nI] == srcBytes[rsI..<rsI + nI], "the bytes moved")
+            #expect(out[..<wsI] == sentinel[..<wsI], "nothing before the cursor touched")
+            #expect(out[(wsI + nI)...] == sentinel[(wsI + nI)...], "nothing past n touched")
+            #expect(src.array == srcBytes, "the source is unchanged")
+            // A second read moves nothing.
+            #expect(try reader.read(into: &writer) == 0)
+        }
+    }
+
+    @Test("skip and limit keep owner and cursor in step")
+    func skipLimitInStep() async {
+        let ops = zip(Gen.bool, Gen.int(in: 0...Int(Int32.max))).array(of: 1...20)
+        await propertyCheck(count: 300, input: Gen.int(in: 0...300), ops) { size, ops in
+            let buffer = LocalBuffer(count: size)
+            var reader = buffer.makeReader()
+            var writer = buffer.makeWriter()
+            let (readerID, writerID) = (reader.owner.id, writer.owner.id)
+            #expect(reader.cursor == buffer.range.start && reader.end == buffer.range.end)
+            for (isSkip, arg) in ops {
+                for side in 0..<2 {
+                    let remain = side == 0 ? reader.remain : writer.avail
+                    let n = pick(arg, 0, remain + 3, edges: [remain, remain + 1])
+                    let (cursor, end) = side == 0 ? (reader.cursor, reader.end) : (writer.cursor, writer.end)
+                    do throws(VmIoError) {
+                        if isSkip {
+                            if side == 0 { try reader.skip(n) } else { try writer.skip(n) }
+                            #expect(n <= remain)
+                        } else {
+                            if side == 0 { try reader.limit(n) } else { try writer.limit(n) }
+                        }
+                    } catch {
+                        #expect(isSkip && n > remain && error == .lengthExceedsRange(requested: n, available: remain))
+                    }
+                    let (newCursor, newEnd, newRemain) =
+                        side == 0 ? (reader.cursor, reader.end, reader.remain) : (writer.cursor, writer.end, writer.avail)
+                    if isSkip {
+                        #expect(newCursor == (n <= remain ? cursor + n : cursor) && newEnd == end, "skip moves the cursor only")
+                    } else {
+                        #expect(newCursor == cursor && newRemain == min(remain, n), "limit shrinks the end only")
+                    }
+                    #expect(inStep(reader) && inStep(writer))
+                }
+            }
+            #expect(reader.owner.id == readerID && writer.owner.id == writerID)
+            #expect(reader.owner.hasReadView && writer.owner.hasWriteView)
+            #expect(!reader.owner.isFallible && reader.owner.isKernel, "a local buffer is the infallible kernel side")
+        }
+    }
+
+    @Test("readBack returns the writer's whole original range, same owner id, a read view")
+    func readBack() async {
+        let input = zip(Gen.int(in: 0...3000), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)),
+                        Gen.uint8(), Gen.int(in: 0...Int(Int32.max)))
+        await propertyCheck(count: 300, input: input) { size, skipPick, limitPick, byte, zeroPick in
+            let original = randomBytes(size, seed: skipPick)
+            let buffer = LocalBuffer(original)
+            var writer = buffer.makeWriter()
+            let origin = writer.owner
+            let skip = pick(skipPick, 0, UInt64(size))
+            try writer.skip(skip)
+            try writer.limit(pick(limitPick, 0, writer.avail))
+            let zeros = pick(zeroPick, 0, writer.avail)
+            #expect(try writer.fillZeros(zeros, using: LocalOnlyBackend()) == zeros)
+            let filled = writer.avail
+            #expect(try writer.fill(byte, using: LocalOnlyBackend()) == filled)
+            #expect(writer.avail == 0 && inStep(writer))
+
+            var reader = try writer.readBack()
+            #expect(reader.owner.id == origin.id, "same owner id")
+            #expect(reader.owner.range == origin.range && reader.owner.range == buffer.range, "the whole original range")
+            #expect(reader.owner.hasReadView && !reader.owner.hasWriteView, "a read view")
+            #expect(try reader.owner.readView() == origin.memView?.memView, "of the same MemView")
+            #expect(reader.owner.readViewInitialized && reader.owner.inv)
+            #expect(reader.owner.isFallible == origin.isFallible && reader.owner.isKernel == origin.isKernel)
+            #expect(reader.space == .local)
+            var expected = original
+            let (s, z, f) = (Int(skip), Int(zeros), Int(filled))
+            for i in s..<s + z { expected[i] = 0 }
+            for i in s + z..<s + z + f { expected[i] = byte }
+            #expect(try reader.collect(using: LocalOnlyBackend()) == expected)
+            #expect(reader.remain == 0)
+        }
+    }
+
+    @Test("fill over more than one pattern chunk (64 KiB) and a typed round trip")
+    func bigFillAndValues() throws {
+        let buffer = LocalBuffer(count: 200_000 + 3)
+        var writer = buffer.makeWriter()
+        try writer.skip(3)
+        #expect(try writer.fill(0x5a, using: LocalOnlyBackend()) == 200_000)
+        #expect(buffer.array[..<3] == [0, 0, 0] && buffer.array[3...].allSatisfy { $0 == 0x5a })
+
+        let values = LocalBuffer(count: 16)
+        var w = values.makeWriter()
+        try w.writeValue(UInt64(0x0123_4567_89ab_cdef), using: LocalOnlyBackend())
+        try w.writeValue(Int32(-2), using: LocalOnlyBackend())
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 8, available: 4)) {
+            try w.writeValue(UInt64(1), using: LocalOnlyBackend())
+        }
+        var r = try w.readBack()
+        #expect(try r.readValue(UInt64.self, using: LocalOnlyBackend()) == 0x0123_4567_89ab_cdef)
+        #expect(try r.readValue(Int32.self, using: LocalOnlyBackend()) == -2)
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 8, available: 4)) {
+            _ = try r.readValue(UInt64.self, using: LocalOnlyBackend())
+        }
+        #expect(r.remain == 4)
+    }
+
+    @Test("owners of distinct buffers are disjoint and never reuse ids")
+    func buffersAndIDs() {
+        let buffers = (0..<50).map { LocalBuffer(count: $0 * 3) }
+        let readers = buffers.map { $0.makeReader() }
+        #expect(Set(readers.map(\.owner.id)).count == readers.count)
+        for (i, a) in buffers.enumerated() where a.count > 0 {
+            for b in buffers[(i + 1)...] where b.count > 0 {
+                #expect(!a.range.intersects(b.range))
+            }
+        }
+    }
+}
