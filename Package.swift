@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter"]
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack"]
 
 let package = Package(
     name: "vmio-ptrace",
@@ -21,13 +21,22 @@ let package = Package(
         // Thin C shim: variadic ptrace, process_vm_readv/writev (need _GNU_SOURCE),
         // and an async-signal-safe detach for the tool's signal handlers.
         .target(name: "CVmio"),
+        // Thin C shim over libunwind-ptrace (its entry points are macros) and the libelf
+        // headers; libunwind and libelf are Debian packages (scripts/setup installs them).
+        .target(
+            name: "CUnwind",
+            linkerSettings: [
+                .linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("unwind"),
+                .linkedLibrary("lzma"), .linkedLibrary("elf"),
+            ]
+        ),
         // The model: no system calls.
         .target(name: "VmIO"),
         // The Linux layer.
         .target(
             name: "VmioPtrace",
             dependencies: [
-                "VmIO", "CVmio",
+                "VmIO", "CVmio", "CUnwind",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

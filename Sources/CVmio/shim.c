@@ -38,6 +38,10 @@ long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs) {
 
 int vmio_errno(void) { return errno; }
 
+const void *vmio_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
+}
+
 // A fixed table: slots hold a tid or 0. Plain atomics so the handler never sees a torn value.
 #define VMIO_TRACKED_MAX 8192
 static volatile pid_t tracked[VMIO_TRACKED_MAX];

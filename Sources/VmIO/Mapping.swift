@@ -78,9 +78,13 @@ public struct Mapping: Hashable, Sendable, CustomStringConvertible {
 
     /// The line as `/proc/PID/maps` would print it (newlines re-escaped).
     public var description: String {
-        var line = String(start, radix: 16) + "-" + String(end, radix: 16) + " " + permissions.description
-        let off = String(offset, radix: 16)
-        line += " " + String(repeating: "0", count: max(0, 8 - off.count)) + off
+        // The kernel prints addresses and offset as %08lx: at least eight digits.
+        func hex8(_ v: UInt64) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: max(0, 8 - s.count)) + s
+        }
+        var line = hex8(start) + "-" + hex8(end) + " " + permissions.description
+        line += " " + hex8(offset)
         line += " " + device.description + " " + String(inode)
         if !path.isEmpty || isDeleted {
             line += " " + path.replacingNewlines() + (isDeleted ? " (deleted)" : "")

@@ -45,13 +45,14 @@ func classify(_ error: any Error) -> (ExitStatus, String) {
         default: return (.partialCopy, p.description)
         }
     case let e as BadInput: return (.badInput, e.description)
+    case let e as DumpError: return (.badInput, e.description)
     default: return (.badInput, "\(error)")
     }
 }
 
 /// Writes a line to standard error.
-func printError(_ line: String) {
-    var text = line + "\n"
+func printError(_ line: String, newline: Bool = true) {
+    var text = line + (newline ? "\n" : "")
     text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
 }
 
@@ -117,6 +118,13 @@ struct Length: ExpressibleByArgument {
     init?(argument: String) {
         guard let v = parseLength(argument) else { return nil }
         value = v
+    }
+}
+
+/// A `--region` selector.
+extension RegionSelector: ExpressibleByArgument {
+    public init?(argument: String) {
+        try? self.init(parsing: argument)
     }
 }
 

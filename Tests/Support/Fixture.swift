@@ -17,6 +17,7 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case threads
     case unmapper
     case exiter
+    case deepStack = "deep-stack"
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

@@ -109,9 +109,8 @@ struct RemoteCase: Sendable, CustomStringConvertible {
     static func make(base: Address, pages: Int, faultMask: Int, clean: Bool, seed: Int, startPick: Int, endPick: Int)
         -> RemoteCase
     {
-        var rng = SplitMix(seed)
         let size = UInt64(pages) * FakeRemote.pageSize
-        let contents = (0..<Int(size)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let contents = randomBytes(Int(size), seed: seed)
         var faulting: Set<UInt64> = []
         if !clean {
             for i in 0..<pages where faultMask & (1 << i) != 0 { faulting.insert(base / FakeRemote.pageSize + UInt64(i)) }

@@ -24,6 +24,26 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
+/// `count` bytes from `seed` (eight at a time: debug builds are slow per byte).
+func randomBytes(_ count: Int, seed: Int) -> [UInt8] {
+    var rng = SplitMix(seed)
+    var out = [UInt8](repeating: 0, count: count)
+    out.withUnsafeMutableBytes { raw in
+        var i = 0
+        while i + 8 <= count {
+            raw.storeBytes(of: rng.next(), toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        var last = rng.next()
+        while i < count {
+            raw[i] = UInt8(truncatingIfNeeded: last)
+            last >>= 8
+            i += 1
+        }
+    }
+    return out
+}
+
 /// Picks a value in `lo...hi` from the raw number `r`: a third of the time one of the
 /// `edges` that lie in the interval (or `lo`/`hi` themselves), otherwise uniformly.
 func pick(_ r: Int, _ lo: UInt64, _ hi: UInt64, edges: [UInt64] = []) -> UInt64 {

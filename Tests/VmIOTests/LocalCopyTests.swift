@@ -7,12 +7,6 @@ import Testing
 // min(remain, avail) and never fail; skip/limit keep the owner in step with the cursor;
 // readBack hands the writer's whole range back as a read view.
 
-/// `count` bytes from `seed`.
-func randomBytes(_ count: Int, seed: Int) -> [UInt8] {
-    var rng = SplitMix(seed)
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
-}
-
 /// The owner of a reader or writer is in step with its cursor and end.
 private func inStep(_ r: VmReader) -> Bool {
     r.owner.range.start == r.cursor && r.owner.range.end == r.end && r.owner.range.count == r.remain && r.owner.inv

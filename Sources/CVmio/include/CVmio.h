@@ -33,6 +33,9 @@ long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
 /// ptrace(PTRACE_TRACEME, 0, 0, 0)
 long vmio_ptrace_traceme(void);
 
+/// memmem(3) (a GNU extension, hidden from Swift without _GNU_SOURCE).
+const void *vmio_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 /// The errno of the calling thread.
 int vmio_errno(void);
 

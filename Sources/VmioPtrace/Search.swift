@@ -1,0 +1,176 @@
+import CVmio
+import VmIO
+
+/// A byte pattern with wildcards (`de ad ?? ef`) and an alignment for hits.
+public struct BytePattern: Sendable, Hashable {
+    public let bytes: [UInt8]
+    /// `mask[i]` is false where the pattern has a `??` wildcard.
+    public let mask: [Bool]
+    /// Hits must start at an address that is a multiple of this.
+    public let alignment: UInt64
+    /// The longest run of known bytes: found with `memmem`, then the rest is checked.
+    let anchor: Range<Int>
+
+    public init(bytes: [UInt8], mask: [Bool]? = nil, alignment: UInt64 = 1) throws(VmIoError) {
+        let mask = mask ?? Array(repeating: true, count: bytes.count)
+        guard !bytes.isEmpty, mask.count == bytes.count else {
+            throw .badAddress("", reason: "the pattern is empty")
+        }
+        guard alignment > 0 else { throw .badAddress("", reason: "alignment must be at least 1") }
+        var best = 0..<0, start = 0
+        for i in 0...bytes.count {
+            if i == bytes.count || !mask[i] {
+                if i - start > best.count { best = start..<i }
+                start = i + 1
+            }
+        }
+        guard !best.isEmpty else { throw .badAddress("", reason: "the pattern needs at least one known byte") }
+        self.bytes = bytes
+        self.mask = mask
+        self.alignment = alignment
+        self.anchor = best
+    }
+
+    /// Parses hex with `??` wildcards: `de ad ?? ef`, `dead??ef`.
+    public init(hex text: String, alignment: UInt64 = 1) throws(VmIoError) {
+        var bytes: [UInt8] = [], mask: [Bool] = []
+        var digits = Array(text.filter { !$0.isWhitespace && $0 != ":" })
+        if digits.count >= 2, digits[0] == "0", digits[1] == "x" || digits[1] == "X" { digits.removeFirst(2) }
+        guard digits.count % 2 == 0 else {
+            throw .badAddress(text, reason: "odd number of hex digits in the pattern")
+        }
+        var i = 0
+        while i < digits.count {
+            let pair = String(digits[i..<i + 2])
+            if pair == "??" {
+                bytes.append(0)
+                mask.append(false)
+            } else if let b = UInt8(pair, radix: 16) {
+                bytes.append(b)
+                mask.append(true)
+            } else {
+                throw .badAddress(text, reason: "'\(pair)' is neither a hex byte nor ??")
+            }
+            i += 2
+        }
+        try self.init(bytes: bytes, mask: mask, alignment: alignment)
+    }
+
+    public var count: Int { bytes.count }
+
+    /// Calls `hit` with the offset of each match that starts in `buffer[startRange]` and
+    /// lies wholly in `buffer`, in increasing order; stops when `hit` returns false.
+    /// `base` is the address of `buffer[0]` (for alignment).
+    @discardableResult
+    public func scan(_ buffer: UnsafeRawBufferPointer, base: Address, starts startRange: Range<Int>? = nil,
+                     hit: (Int) -> Bool) -> Bool
+    {
+        let n = buffer.count, m = bytes.count
+        let starts = startRange ?? 0..<n
+        guard n >= m, let base0 = buffer.baseAddress else { return true }
+        return bytes.withUnsafeBytes { pat -> Bool in
+            let anchorPtr = pat.baseAddress! + anchor.lowerBound
+            // The anchor of a match starting at s sits at s + anchor.lowerBound.
+            var from = starts.lowerBound + anchor.lowerBound
+            let lastStart = min(starts.upperBound - 1, n - m)
+            while from <= lastStart + anchor.lowerBound {
+                let room = lastStart + anchor.lowerBound + anchor.count - from
+                guard room >= anchor.count,
+                    let found = vmio_memmem(base0 + from, room, anchorPtr, anchor.count)
+                else { return true }
+                let at = base0.distance(to: found)
+                let s = at - anchor.lowerBound
+                if (base &+ UInt64(s)) % alignment == 0 && matches(base0 + s) {
+                    if !hit(s) { return false }
+                }
+                from = at + 1
+            }
+            return true
+        }
+    }
+
+    private func matches(_ p: UnsafeRawPointer) -> Bool {
+        for i in 0..<bytes.count where mask[i] && p.load(fromByteOffset: i, as: UInt8.self) != bytes[i] {
+            return false
+        }
+        return true
+    }
+}
+
+/// A match of a search.
+public struct SearchHit: Sendable {
+    public let address: Address
+    public let mapping: Mapping
+    public var offsetInMapping: UInt64 { address - mapping.start }
+}
+
+/// What a search did.
+public struct SearchReport: Sendable {
+    public var hits: [SearchHit] = []
+    /// Bytes scanned.
+    public var scanned: UInt64 = 0
+    /// Unreadable ranges stepped over (never fatal).
+    public var holes: [Hole] = []
+    /// The search stopped at `max` hits.
+    public var truncated = false
+}
+
+extension Target {
+    /// Searches the selected regions for `pattern`, streaming through a bounded buffer;
+    /// matches that straddle chunk (or adjacent-mapping) boundaries are found. Unreadable
+    /// pages are skipped and reported as holes. Stops after `max` hits.
+    public func search(
+        _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
+        chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil
+    ) throws -> SearchReport {
+        var report = SearchReport()
+        let keep = pattern.count - 1
+        // The last `keep` bytes seen, and the address just past them, for straddling matches.
+        var tail: [UInt8] = []
+        var tailEnd: Address = 0
+        var currentMapping: Mapping?
+        var previousMapping: Mapping?
+        func record(_ address: Address) -> Bool {
+            let owner = (currentMapping?.range.contains(address) ?? false) ? currentMapping! : (previousMapping ?? currentMapping!)
+            report.hits.append(SearchHit(address: address, mapping: owner))
+            if report.hits.count >= max {
+                report.truncated = true
+                return false
+            }
+            return true
+        }
+        for (mapping, range) in regions {
+            previousMapping = currentMapping
+            currentMapping = mapping
+            let streamed = try stream(range, skipFaults: true, chunkSize: chunkSize) { at, chunk in
+                defer {
+                    report.scanned += UInt64(chunk.count)
+                    progress?(report.scanned)
+                }
+                // Matches starting in the carried tail and ending in this chunk.
+                if keep > 0, !tail.isEmpty, tailEnd == at {
+                    let joined = tail + chunk.prefix(keep)
+                    let tailStart = at - UInt64(tail.count)
+                    var go = true
+                    joined.withUnsafeBytes { raw in
+                        go = pattern.scan(raw, base: tailStart, starts: 0..<tail.count) { record(tailStart + UInt64($0)) }
+                    }
+                    if !go { return false }
+                }
+                if !pattern.scan(chunk, base: at, hit: { record(at + UInt64($0)) }) { return false }
+                if keep > 0 {
+                    if chunk.count >= keep {
+                        tail = Array(chunk.suffix(keep))
+                    } else {
+                        tail = Array((tail + chunk).suffix(keep))
+                    }
+                    tailEnd = at + UInt64(chunk.count)
+                }
+                return true
+            }
+            report.holes += streamed.holes
+            if report.truncated { break }
+        }
+        return report
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import VmIO
+import VmioPtrace
+import VmioScript
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Save the readable memory of a process into a directory.",
+        discussion: """
+            DIR receives one data file a region plus manifest.json: each region's range, \
+            permissions, path, file offset, bytes saved, and the holes that faulted (zeros \
+            in the data file). Files are written under temporary names and renamed when \
+            complete; the manifest comes last, so an interrupted dump never looks complete. \
+            Without --region every readable mapping is saved except [vvar], [vvar_vclock] \
+            and [vsyscall]. Exit status 2 when any hole was met. --json prints \
+            {pid, directory, regions, bytes_saved, holes, complete, stopped}.
+            """
+    )
+
+    @Argument(help: "The target's pid, or `self`.")
+    var pid: PID
+
+    @Option(name: .customLong("region"), help: "Which mappings to save (repeatable): a name ([heap], libc.so.6), 0xSTART-0xEND, perm:FLAGS (e.g. perm:rw), or anon.")
+    var regions: [RegionSelector] = []
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "The directory to write (created if missing).")
+    var directory: String
+
+    @Flag(help: "Stop every thread for a consistent snapshot (resumed afterwards on every path).")
+    var stop = false
+
+    @Flag(help: "Replace a dump already in the directory.")
+    var force = false
+
+    @OptionGroup var options: TargetOptions
+
+    func run() throws {
+        try runReporting(json: options.json) {
+            let target = try Target(pid: pid.value)
+            if stop { try target.stop() }
+            defer { target.resume() }
+            if stop { try target.refresh() }
+            let selected = RegionSelector.select(regions, in: target.view)
+            guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(pid) matches the selection") }
+            let total = selected.reduce(0) { $0 + $1.range.count }
+            let progress = ProgressLine("dump", total: total)
+            let manifest = try target.dump(selected, to: directory, replace: force, progress: progress.update)
+            progress.finish()
+            let saved = manifest.regions.reduce(0) { $0 + $1.bytesSaved }
+            let holes = manifest.regions.flatMap(\.holes)
+            if options.json {
+                print(JSONValue.object([
+                    ("pid", .int(Int64(pid.value))), ("directory", .string(directory)),
+                    ("regions", .uint(UInt64(manifest.regions.count))), ("bytes_saved", .uint(saved)),
+                    ("holes", .array(holes.map { .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason))]) })),
+                    ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
+                ]).rendered)
+            } else {
+                print("dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)")
+                for hole in holes { print("hole: \(hole.length) bytes at \(hole.address) (\(hole.reason))") }
+            }
+            if !manifest.complete {
+                printError("vmio-ptrace: dump incomplete: \(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read")
+                return .partialCopy
+            }
+            return .ok
+        }
+    }
+}

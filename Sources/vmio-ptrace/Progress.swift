@@ -1,0 +1,54 @@
+import Glibc
+
+/// A progress line on stderr for long dumps, restores and searches: bytes done, rate,
+/// ETA. Shown only when stderr is a terminal, redrawn at most ten times a second, and
+/// erased at the end.
+final class ProgressLine {
+    private let verb: String
+    private let total: UInt64
+    private let enabled: Bool
+    private let started = ContinuousClock.now
+    private var lastDraw = ContinuousClock.now
+
+    init(_ verb: String, total: UInt64) {
+        self.verb = verb
+        self.total = total
+        enabled = isatty(2) == 1
+    }
+
+    func update(_ done: UInt64) {
+        guard enabled else { return }
+        let now = ContinuousClock.now
+        guard now - lastDraw >= .milliseconds(100) else { return }
+        lastDraw = now
+        let seconds = Self.seconds(now - started)
+        let rate = seconds > 0 ? Double(done) / seconds : 0
+        var line = "\r\u{1b}[K\(verb): \(Self.size(Double(done))) of \(Self.size(Double(total)))  \(Self.size(rate))/s"
+        if rate > 0 && total > done { line += "  ETA \(Self.format(Double(total - done) / rate, 1)) s" }
+        printError(line, newline: false)
+    }
+
+    func finish() {
+        if enabled { printError("\r\u{1b}[K", newline: false) }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    static func size(_ bytes: Double) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = bytes, i = 0
+        while v >= 1024 && i < units.count - 1 {
+            v /= 1024
+            i += 1
+        }
+        return format(v, i == 0 ? 0 : 1) + " " + units[i]
+    }
+
+    static func format(_ v: Double, _ decimals: Int) -> String {
+        let scale = decimals == 0 ? 1.0 : 10.0
+        let r = (v * scale).rounded() / scale
+        return decimals == 0 ? String(Int(r)) : String(r)
+    }
+}
