@@ -2,7 +2,10 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack"]
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random"]
+
+/// C baselines for `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2.
+let benchmarkBaselines = ["bench-c-read", "bench-c-dump", "bench-c-search", "bench-c-scatter"]
 
 let package = Package(
     name: "vmio-ptrace",
@@ -61,5 +64,10 @@ let package = Package(
         .target(name: "VmioTestSupport", path: "Tests/Support"),
     ] + fixtures.map { name in
         .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
-    }
+    } + benchmarkBaselines.map { name in
+        .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
+    } + [
+        // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
+        .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
+    ]
 )

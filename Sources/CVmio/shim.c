@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
                               const struct iovec *remote, unsigned long remote_count) {
@@ -84,4 +87,40 @@ void vmio_install_detach_handlers(void) {
     sigaction(SIGINT, &action, 0);
     sigaction(SIGTERM, &action, 0);
     sigaction(SIGHUP, &action, 0);
+}
+
+pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return -1;
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        close(report[0]);
+        close(report[1]);
+        errno = saved;
+        return -1;
+    }
+    if (child == 0) {
+        close(report[0]);
+        if (null_stdin) {
+            int fd = open("/dev/null", O_RDONLY);
+            if (fd >= 0) { dup2(fd, 0); close(fd); }
+        }
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        execvp(file, argv);
+        int err = errno;
+        (void)!write(report[1], &err, sizeof err);
+        _exit(127);
+    }
+    close(report[1]);
+    int err = 0;
+    ssize_t got;
+    do { got = read(report[0], &err, sizeof err); } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof err) {
+        waitpid(child, 0, 0);
+        errno = err;
+        return -1;
+    }
+    return child;
 }

@@ -1,3 +1,4 @@
+import CVmio
 import Glibc
 import SystemPackage
 import VmIO
@@ -35,6 +36,8 @@ public final class Target {
     public let registry = OwnerRegistry()
     public let backend = ProcessVMBackend()
     private var tracer: Tracer?
+    /// Loaded on first use by ``symbols`` (SymbolTable.swift).
+    var symbolTable: SymbolTable?
 
     /// Opens a target: checks it exists and reads its maps.
     public init(pid: Int32) throws(TargetError) {
@@ -58,6 +61,23 @@ public final class Target {
         tracer = try Tracer(pid: pid, timeout: timeout)
     }
 
+    /// Starts `arguments[0]` (searched in PATH) traced and stopped at its first
+    /// instruction; the target is held by this process until ``resume()``.
+    public static func launchStopped(_ arguments: [String], nullStdin: Bool) throws(TargetError) -> Target {
+        guard let file = arguments.first else { throw .system(call: "exec", errno: .invalidArgument) }
+        var cArgs = arguments.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        let pid = vmio_spawn_traced(file, &cArgs, nullStdin ? 1 : 0)
+        guard pid > 0 else { throw .system(call: "exec \(file)", errno: Errno(rawValue: vmio_errno())) }
+        var status: Int32 = 0
+        // The child stops with SIGTRAP as it finishes the exec.
+        while waitpid(pid, &status, Int32(bitPattern: 0x4000_0000)) < 0 && errno == EINTR {}
+        guard status & 0xff == 0x7f else { throw .noSuchProcess(pid: pid) }
+        let target = try Target(pid: pid)
+        target.tracer = Tracer(adoptingStoppedChild: pid)
+        return target
+    }
+
     /// Lets the target run again. Idempotent.
     public func resume() {
         tracer?.detach()
@@ -67,9 +87,14 @@ public final class Target {
     public var isStopped: Bool { tracer != nil }
     public var stoppedThreads: [Int32] { tracer?.threads ?? [] }
 
-    /// Resolves an address expression against the current view.
+    /// Resolves an address expression against the current view; `sym:NAME` and
+    /// `sym:FILE:NAME` against the ELF symbol tables of the mapped files (``symbols``).
     public func resolve(_ expression: AddressExpression) throws(TargetError) -> Address {
-        do { return try expression.resolve(in: view) } catch { throw .model(error) }
+        do {
+            return try expression.resolve(in: view) { (name, file) throws(VmIoError) -> Address in
+                try self.symbols.address(of: name, in: file)
+            }
+        } catch { throw .model(error) }
     }
 
     /// A fault for a transfer that found `address` outside every mapping of the view.

@@ -19,8 +19,10 @@ public final class Tracer {
     private var detached = false
 
     /// Seizes and stops every thread of `pid`, waiting at most `timeout` for each stop.
+    /// With `threads`, only those of them that exist are stopped (one pass, no re-reading);
+    /// the other threads run on. ``TargetError/noSuchProcess(pid:)`` when none could be held.
     /// On any failure every thread already seized is let go before the error is thrown.
-    public init(pid: Int32, timeout: Duration = .seconds(5)) throws(TargetError) {
+    public init(pid: Int32, threads: Set<Int32>? = nil, timeout: Duration = .seconds(5)) throws(TargetError) {
         self.pid = pid
         Self.installSignalHandlersOnce()
         if let status = try? ProcFS.status(pid), let tracer = status["TracerPid"].flatMap({ Int32($0) }),
@@ -28,19 +30,28 @@ public final class Tracer {
         {
             throw .alreadyTraced(pid: pid, tracerPid: tracer, tracerName: ProcFS.command(tracer))
         }
-        do { try stopAll(timeout: timeout) } catch {
+        do { try stopAll(timeout: timeout, only: threads) } catch {
             detach()
             throw error
         }
     }
 
+    /// Takes over a child that is already traced and stopped (started with
+    /// `PTRACE_TRACEME`, stopped at its exec): its one thread is held as if seized.
+    public init(adoptingStoppedChild pid: Int32) {
+        self.pid = pid
+        Self.installSignalHandlersOnce()
+        stoppedThreads[pid] = 0
+        vmio_tracked_add(pid)
+    }
+
     deinit { detach() }
 
-    private func stopAll(timeout: Duration) throws(TargetError) {
+    private func stopAll(timeout: Duration, only: Set<Int32>?) throws(TargetError) {
         var known = Set<Int32>()
         while true {
             let tids: [Int32]
-            do { tids = try ProcFS.threads(pid) } catch {
+            do { tids = try ProcFS.threads(pid).filter { only?.contains($0) ?? true } } catch {
                 throw known.isEmpty ? Diagnose.accessError(error, pid: pid, operation: "list the threads of")
                     : .noSuchProcess(pid: pid)
             }

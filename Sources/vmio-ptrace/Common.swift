@@ -4,20 +4,10 @@ import VmIO
 import VmioPtrace
 import VmioScript
 
-/// The documented exit statuses.
-enum ExitStatus: Int32 {
-    case ok = 0
-    case badInput = 1
-    case partialCopy = 2
-    case permission = 3
-    case targetGone = 4
-    case usage = 64
-}
-
-/// Bad input found at run time, with the message to print.
-struct BadInput: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
+/// Writes a line to standard error.
+func printError(_ line: String, newline: Bool = true) {
+    var text = line + (newline ? "\n" : "")
+    text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
 }
 
 /// A command's failure already printed, carrying its exit status.
@@ -25,35 +15,18 @@ struct Failed: Error {
     let status: ExitStatus
 }
 
-/// The exit status and the one-line message for an error.
-func classify(_ error: any Error) -> (ExitStatus, String) {
-    switch error {
-    case let e as TargetError:
-        switch e {
-        case .noSuchProcess: return (.targetGone, e.description)
-        case .permissionDenied, .alreadyTraced: return (.permission, e.description)
-        case .model(let m): return classify(m)
-        case .attachTimeout, .system: return (.badInput, e.description)
-        }
-    case let e as VmIoError:
-        if case .partialCopy(let p) = e { return classify(p) }
-        return (.badInput, e.description)
-    case let p as PartialCopy:
-        switch p.kind {
-        case .targetGone: return (.targetGone, p.description)
-        case .permission: return (.permission, p.description)
-        default: return (.partialCopy, p.description)
-        }
-    case let e as BadInput: return (.badInput, e.description)
-    case let e as DumpError: return (.badInput, e.description)
-    default: return (.badInput, "\(error)")
+/// Prints an outcome: its JSON object, or its text lines (and its message on stderr
+/// when it failed). Returns its status.
+func emit(_ outcome: Outcome, json: Bool) -> ExitStatus {
+    if json {
+        print(JSONValue.object(outcome.json).rendered)
+    } else {
+        for line in outcome.text { print(line) }
     }
-}
-
-/// Writes a line to standard error.
-func printError(_ line: String, newline: Bool = true) {
-    var text = line + (newline ? "\n" : "")
-    text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    if let message = outcome.message {
+        printError(outcome.status == .ok ? message : "vmio-ptrace: " + message)
+    }
+    return outcome.status
 }
 
 /// Runs a command body: on error prints one line on stderr (and, with `json`, a JSON
@@ -134,45 +107,23 @@ struct TargetOptions: ParsableArguments {
     var json = false
 }
 
-/// The partial-copy line a command prints when a transfer stopped early.
-func describe(_ report: TransferReport, verb: String) -> String {
-    var line = "\(verb): \(report.moved) of \(report.requested) bytes moved"
-    if let stop = report.stop {
-        line += stop.faultAddress.map { "; first faulting address \($0.hex)" } ?? "; stopped: \(stop.kind)"
-        if stop.side == .destination { line += " (in the destination)" }
-    }
-    if !report.holes.isEmpty {
-        let total = report.holes.reduce(0) { $0 + $1.length }
-        line += "; \(report.holes.count) hole\(report.holes.count == 1 ? "" : "s") skipped (\(total) bytes)"
-    }
-    return line
-}
+/// The typed-value options `write` and `search` share (`--u8` … `--f64`).
+struct TypedValueOptions: ParsableArguments {
+    @Option(help: "An unsigned 8-bit value (decimal or 0x hex).") var u8: String?
+    @Option(help: "An unsigned 16-bit value.") var u16: String?
+    @Option(help: "An unsigned 32-bit value.") var u32: String?
+    @Option(help: "An unsigned 64-bit value.") var u64: String?
+    @Option(help: "A signed 8-bit value.") var i8: String?
+    @Option(help: "A signed 16-bit value.") var i16: String?
+    @Option(help: "A signed 32-bit value.") var i32: String?
+    @Option(help: "A signed 64-bit value.") var i64: String?
+    @Option(help: "A 32-bit float.") var f32: String?
+    @Option(help: "A 64-bit float.") var f64: String?
 
-extension TransferReport {
-    var json: [(String, JSONValue)] {
-        [
-            ("requested", .uint(requested)),
-            ("moved", .uint(moved)),
-            ("complete", .bool(isComplete)),
-            ("holes", .array(holes.map { hole in
-                .object([
-                    ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
-                    ("reason", .string(hole.kind.description)),
-                ])
-            })),
-            ("stop", stop.map { stop in
-                .object([
-                    ("reason", .string(stop.kind.description)),
-                    ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
-                    ("side", .string(stop.side.rawValue)),
-                ])
-            } ?? .null),
-        ]
-    }
-
-    /// The exit status for a finished transfer: 0 only when every byte moved.
-    var status: ExitStatus {
-        if let stop { return classify(stop).0 }
-        return isComplete ? .ok : .partialCopy
+    /// The one typed value given, if any (validation counts them).
+    var all: [(ValueFormat, String)] {
+        let given: [(ValueFormat, String?)] = [(.u8, u8), (.u16, u16), (.u32, u32), (.u64, u64), (.i8, i8),
+                                              (.i16, i16), (.i32, i32), (.i64, i64), (.f32, f32), (.f64, f64)]
+        return given.compactMap { format, text in text.map { (format, $0) } }
     }
 }

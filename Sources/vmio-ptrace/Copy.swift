@@ -39,9 +39,6 @@ struct Copy: ParsableCommand {
             let to = source.pid.value == destination.pid.value ? from : try Target(pid: destination.pid.value)
             let fromAddress = try from.resolve(source.address)
             let toAddress = try to.resolve(destination.address)
-            guard from.view.translate(fromAddress) != nil else {
-                throw BadInput("source address \(fromAddress.hex) is in no mapping of pid \(source.pid)")
-            }
             if stop {
                 try from.stop()
                 try to.stop()
@@ -50,20 +47,8 @@ struct Copy: ParsableCommand {
                 from.resume()
                 to.resume()
             }
-            let report = try to.copy(from: from, at: fromAddress, to: toAddress, count: length.value, skipFaults: skipFaults)
-            if options.json {
-                print(JSONValue.object([
-                    ("source", .string("\(source.pid):\(fromAddress.hex)")),
-                    ("destination", .string("\(destination.pid):\(toAddress.hex)")),
-                ] + report.json).rendered)
-            } else if report.isComplete {
-                print("copied \(report.moved) bytes from \(source.pid):\(fromAddress.hex) to \(destination.pid):\(toAddress.hex)")
-            } else {
-                for hole in report.holes { print("hole: \(hole.length) bytes at \(hole.address.hex) (\(hole.kind))") }
-                print(describe(report, verb: "copied"))
-            }
-            if report.status != .ok { printError("vmio-ptrace: " + describe(report, verb: "partial copy")) }
-            return report.status
+            return emit(try Operations.copy(from: from, at: fromAddress, to: to, at: toAddress, count: length.value,
+                                            skipFaults: skipFaults), json: options.json)
         }
     }
 }

@@ -40,30 +40,11 @@ struct Dump: ParsableCommand {
             if stop { try target.stop() }
             defer { target.resume() }
             if stop { try target.refresh() }
-            let selected = RegionSelector.select(regions, in: target.view)
-            guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(pid) matches the selection") }
-            let total = selected.reduce(0) { $0 + $1.range.count }
+            let total = RegionSelector.select(regions, in: target.view).reduce(0) { $0 + $1.range.count }
             let progress = ProgressLine("dump", total: total)
-            let manifest = try target.dump(selected, to: directory, replace: force, progress: progress.update)
+            let outcome = try Operations.dump(target, regions: regions, to: directory, replace: force, progress: progress.update)
             progress.finish()
-            let saved = manifest.regions.reduce(0) { $0 + $1.bytesSaved }
-            let holes = manifest.regions.flatMap(\.holes)
-            if options.json {
-                print(JSONValue.object([
-                    ("pid", .int(Int64(pid.value))), ("directory", .string(directory)),
-                    ("regions", .uint(UInt64(manifest.regions.count))), ("bytes_saved", .uint(saved)),
-                    ("holes", .array(holes.map { .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason))]) })),
-                    ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
-                ]).rendered)
-            } else {
-                print("dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)")
-                for hole in holes { print("hole: \(hole.length) bytes at \(hole.address) (\(hole.reason))") }
-            }
-            if !manifest.complete {
-                printError("vmio-ptrace: dump incomplete: \(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read")
-                return .partialCopy
-            }
-            return .ok
+            return emit(outcome, json: options.json)
         }
     }
 }

@@ -16,28 +16,7 @@ struct Maps: ParsableCommand {
 
     func run() throws {
         try runReporting(json: options.json) {
-            let target = try Target(pid: pid.value)
-            if options.json {
-                print(JSONValue.object([
-                    ("pid", .int(Int64(target.pid))),
-                    ("generation", .uint(target.view.generation)),
-                    ("mappings", .array(target.view.mappings.map(\.json))),
-                ]).rendered)
-            } else {
-                for mapping in target.view.mappings { print(mapping.description) }
-            }
-            return .ok
+            emit(Operations.maps(try Target(pid: pid.value)), json: options.json)
         }
-    }
-}
-
-extension Mapping {
-    var json: JSONValue {
-        .object([
-            ("start", .string(start.hex)), ("end", .string(end.hex)), ("size", .uint(range.count)),
-            ("perms", .string(permissions.description)), ("offset", .string(offset.hex)),
-            ("device", .string(device.description)), ("inode", .uint(inode)),
-            ("path", .string(path)), ("deleted", .bool(isDeleted)),
-        ])
     }
 }

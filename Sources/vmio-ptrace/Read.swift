@@ -40,84 +40,54 @@ struct Read: ParsableCommand {
 
     func run() throws {
         try runReporting(json: options.json) {
-            if let width = format.width, length.value % UInt64(width) != 0 {
-                throw BadInput("length \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
-            }
             let target = try Target(pid: pid.value)
             let start = try target.resolve(address)
+            if stop { try target.stop() }
+            defer { target.resume() }
+            // Typed values, strings and JSON are decoded in memory; raw bytes and hex dumps stream.
+            let streams = format == .raw || (format == .hex && !options.json)
+            guard streams else {
+                var outcome = try Operations.read(target, at: start, length: length.value, format: format, skipFaults: skipFaults)
+                if let output {
+                    let sink = try OutputSink(path: output)
+                    for line in outcome.text { try sink.line(line) }
+                    outcome.text = []
+                }
+                return emit(outcome, json: options.json)
+            }
             let range = try AddressRange(start: start, count: length.value)
             guard target.view.translate(start) != nil else {
                 throw BadInput("address \(start.hex) is in no mapping of pid \(pid)")
             }
-            if stop { try target.stop() }
-            defer { target.resume() }
             let sink = try OutputSink(path: output)
-            let report: TransferReport
             var bytes: [UInt8] = []
-            switch format {
-            case .raw:
+            let report: TransferReport
+            if format == .raw {
                 report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
                     try sink.write(chunk, at: at - start)
                     if options.json && output == nil { bytes += chunk }
                     return true
                 }
                 try sink.finish(length: report.moved + report.holes.reduce(0) { $0 + $1.length })
-            case .hex where !options.json:
+            } else {
                 var dump = HexDumper(sink: sink)
                 report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
                     try dump.add(at, chunk)
                     return true
                 }
                 try dump.flush()
-            case .str:
-                report = try target.stream(range, skipFaults: false, chunkSize: 4096) { _, chunk in
-                    if let nul = chunk.firstIndex(of: 0) {
-                        bytes += chunk[..<nul]
-                        return false
-                    }
-                    bytes += chunk
-                    return true
-                }
-            default:
-                report = try target.stream(range, skipFaults: skipFaults) { _, chunk in
-                    bytes += chunk
-                    return true
-                }
             }
-            try printResult(report, start: start, bytes: bytes, sink: sink)
-            if report.status != .ok { printError("vmio-ptrace: " + describe(report, verb: "partial read")) }
-            return report.status
-        }
-    }
-
-    private func printResult(_ report: TransferReport, start: Address, bytes: [UInt8], sink: OutputSink) throws {
-        let values = format.decode(bytes)
-        if options.json {
-            var fields: [(String, JSONValue)] = [
-                ("pid", .int(Int64(pid.value))), ("address", .string(start.hex)),
-                ("length", .uint(length.value)), ("format", .string(format.rawValue)),
-            ]
-            fields += report.json
-            switch format {
-            case .raw where output != nil: fields.append(("output", .string(output!)))
-            case .raw, .hex: fields.append(("data", .string(hexString(bytes))))
-            case .str: fields.append(("string", .string(String(decoding: bytes, as: UTF8.self))))
-            default: fields.append(("values", .array(values)))
+            if options.json {
+                var fields: [(String, JSONValue)] = [
+                    ("pid", .int(Int64(pid.value))), ("address", .string(start.hex)),
+                    ("length", .uint(length.value)), ("format", .string(format.rawValue)),
+                ] + report.jsonFields
+                fields.append(output.map { ("output", .string($0)) } ?? ("data", .string(hexString(bytes))))
+                print(JSONValue.object(fields).rendered)
             }
-            print(JSONValue.object(fields).rendered)
-            return
-        }
-        switch format {
-        case .raw, .hex: break
-        case .str: try sink.line(String(decoding: bytes, as: UTF8.self))
-        default:
-            if values.count == 1 {
-                try sink.line(ValueFormat.text(values[0]))
-            } else {
-                for (i, v) in values.enumerated() {
-                    try sink.line("\((start + UInt64(i * format.width!)).hex): \(ValueFormat.text(v))")
-                }
-            }
+            let result = status(of: report)
+            if result != .ok { printError("vmio-ptrace: " + describe(report, verb: "partial read")) }
+            return result
         }
     }
 }

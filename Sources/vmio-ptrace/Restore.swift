@@ -46,50 +46,12 @@ struct Restore: ParsableCommand {
             let target = try Target(pid: pid.value)
             if stop { try target.stop() }
             defer { target.resume() }
-            let total = manifest.regions.reduce(0) { $0 + ($1.range?.count ?? 0) }
-            let progress = ProgressLine("restore", total: total)
-            let report = try target.restore(manifest, from: directory, skip: skip, skipMismatched: skipMismatched,
-                                            force: force, verify: verify, progress: progress.update)
+            let progress = ProgressLine("restore", total: manifest.regions.reduce(0) { $0 + ($1.range?.count ?? 0) })
+            let outcome = try Operations.restore(target, from: directory, skip: skip, skipMismatched: skipMismatched,
+                                                 force: force, verify: verify, progress: progress.update)
             progress.finish()
-            if options.json {
-                print(JSONValue.object([
-                    ("pid", .int(Int64(pid.value))), ("directory", .string(directory)),
-                    ("written", .uint(report.written)),
-                    ("regions", .array(report.regions.map { r in
-                        .object([
-                            ("start", .string(r.region.start)), ("end", .string(r.region.end)),
-                            ("path", .string(r.region.path)), ("action", .string(r.action.name)),
-                            ("written", .uint(r.written)),
-                        ])
-                    })),
-                    ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
-                ]).rendered)
-            } else {
-                print("restored \(report.written) bytes into pid \(pid)")
-                let readOnly = report.regions.filter { $0.action == .readOnly }
-                if !readOnly.isEmpty {
-                    print("left out \(readOnly.count) regions the target maps read-only (--force restores them)")
-                }
-                for r in report.regions where r.action != .write && r.action != .readOnly {
-                    print("left out \(r.region.start)-\(r.region.end) \(r.region.path): \(r.action.name)")
-                }
-            }
-            if let bad = report.mismatch {
-                printError("vmio-ptrace: verify failed: the byte at \(bad.hex) reads back differently")
-                return .partialCopy
-            }
-            return .ok
+            return emit(outcome, json: options.json)
         }
     }
 }
 
-extension RestoreAction {
-    var name: String {
-        switch self {
-        case .write: "written"
-        case .skipped: "skipped"
-        case .readOnly: "read-only (use --force)"
-        case .mismatch(let why): "mismatch: \(why)"
-        }
-    }
-}

@@ -36,6 +36,11 @@ long vmio_ptrace_traceme(void);
 /// memmem(3) (a GNU extension, hidden from Swift without _GNU_SOURCE).
 const void *vmio_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 
+/// fork(2), then PTRACE_TRACEME and execvp(3) in the child, which therefore stops with
+/// SIGTRAP at its first instruction. The child's stdin is /dev/null when `null_stdin`.
+/// Returns the child's pid, or -1 with errno set (the child's errno when exec failed).
+pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin);
+
 /// The errno of the calling thread.
 int vmio_errno(void);
 

@@ -1,0 +1,255 @@
+import VmIO
+import VmioPtrace
+
+/// What one command produced: text lines for a person, JSON fields for a program,
+/// a value for `let`/`expect`, and the exit status.
+public struct Outcome: Sendable {
+    public var text: [String] = []
+    public var json: [(String, JSONValue)] = []
+    public var value: Value?
+    public var status: ExitStatus = .ok
+    /// The one-line message for stderr when `status` is not ok.
+    public var message: String?
+
+    public init() {}
+}
+
+/// The commands' work over a ``Target``, shared by the CLI and sessions: each returns
+/// an ``Outcome`` and leaves presentation choices (text or JSON) to the caller.
+public enum Operations {
+    /// `maps`
+    public static func maps(_ target: Target) -> Outcome {
+        var o = Outcome()
+        o.text = target.view.mappings.map(\.description)
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("generation", .uint(target.view.generation)),
+            ("mappings", .array(target.view.mappings.map(\.json))),
+        ]
+        o.value = .int(Int128(target.view.mappings.count))
+        return o
+    }
+
+    /// `read` into memory, decoded by `format`: typed values, a string up to its NUL, or bytes.
+    public static func read(
+        _ target: Target, at start: Address, length: UInt64, format: ValueFormat, skipFaults: Bool
+    ) throws -> Outcome {
+        if let width = format.width, length % UInt64(width) != 0 {
+            throw BadInput("length \(length) is not a multiple of the \(width)-byte \(format.rawValue) values")
+        }
+        let range = try AddressRange(start: start, count: length)
+        guard target.view.translate(start) != nil else {
+            throw BadInput("address \(start.hex) is in no mapping of pid \(target.pid)")
+        }
+        guard length <= 1 << 30 else { throw BadInput("read \(length) bytes into memory: use --format raw -o FILE for more than 1 GiB") }
+        var bytes: [UInt8] = []
+        let report: TransferReport
+        if format == .str {
+            report = try target.stream(range, skipFaults: false, chunkSize: 4096) { _, chunk in
+                if let nul = chunk.firstIndex(of: 0) {
+                    bytes += chunk[..<nul]
+                    return false
+                }
+                bytes += chunk
+                return true
+            }
+        } else {
+            report = try target.stream(range, skipFaults: skipFaults) { _, chunk in
+                bytes += chunk
+                return true
+            }
+        }
+        var o = Outcome()
+        o.status = status(of: report)
+        if o.status != .ok { o.message = describe(report, verb: "partial read") }
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
+            ("length", .uint(length)), ("format", .string(format.rawValue)),
+        ] + report.jsonFields
+        let values = format.decode(bytes)
+        switch format {
+        case .hex, .raw:
+            o.json.append(("data", .string(hexString(bytes))))
+            o.text = stride(from: 0, to: bytes.count, by: 16).map {
+                hexDumpLine(address: start + UInt64($0), bytes[$0..<min($0 + 16, bytes.count)])
+            }
+            o.value = .bytes(bytes)
+        case .str:
+            let s = String(decoding: bytes, as: UTF8.self)
+            o.json.append(("string", .string(s)))
+            o.text = [s]
+            o.value = .string(s)
+        default:
+            o.json.append(("values", .array(values)))
+            o.text = values.count == 1 ? [ValueFormat.text(values[0])]
+                : values.enumerated().map { "\((start + UInt64($0.offset * format.width!)).hex): \(ValueFormat.text($0.element))" }
+            if values.count == 1 { o.value = Value(values[0]) }
+        }
+        return o
+    }
+
+    /// `write`
+    public static func write(_ target: Target, _ bytes: [UInt8], at start: Address, force: Bool, verify: Bool) throws -> Outcome {
+        let report = try target.write(bytes, at: start, force: force, verify: verify)
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
+            ("requested", .uint(report.requested)), ("written", .uint(report.written)),
+            ("verified", .bool(report.verified && report.mismatch == nil)),
+            ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
+        ]
+        o.text = ["wrote \(report.written) bytes at \(start.hex)\(report.verified && report.mismatch == nil ? " (verified)" : "")"]
+        o.value = .int(Int128(report.written))
+        if let mismatch = report.mismatch {
+            o.status = .partialCopy
+            o.message = "verify failed: the byte at \(mismatch.hex) reads back differently"
+        }
+        return o
+    }
+
+    /// `copy` from `source` to `destination`.
+    public static func copy(
+        from source: Target, at from: Address, to destination: Target, at to: Address, count: UInt64, skipFaults: Bool
+    ) throws -> Outcome {
+        guard source.view.translate(from) != nil else {
+            throw BadInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
+        }
+        let report = try destination.copy(from: source, at: from, to: to, count: count, skipFaults: skipFaults)
+        var o = Outcome()
+        o.json = [
+            ("source", .string("\(source.pid):\(from.hex)")),
+            ("destination", .string("\(destination.pid):\(to.hex)")),
+        ] + report.jsonFields
+        if report.isComplete {
+            o.text = ["copied \(report.moved) bytes from \(source.pid):\(from.hex) to \(destination.pid):\(to.hex)"]
+        } else {
+            o.text = report.holes.map { "hole: \($0.length) bytes at \($0.address.hex) (\($0.kind))" }
+                + [describe(report, verb: "copied")]
+        }
+        o.value = .int(Int128(report.moved))
+        o.status = status(of: report)
+        if o.status != .ok { o.message = describe(report, verb: "partial copy") }
+        return o
+    }
+
+    /// `search`
+    public static func search(
+        _ target: Target, pattern: BytePattern, label: String, regions: [RegionSelector], max: Int,
+        progress: ((UInt64) -> Void)? = nil
+    ) throws -> (Outcome, SearchReport) {
+        let selected = RegionSelector.select(regions, in: target.view)
+        guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(target.pid) matches the selection") }
+        let report = try target.search(pattern, in: selected, max: max, progress: progress)
+        let unreadable = report.holes.reduce(0) { $0 + $1.length }
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("pattern", .string(label)),
+            ("hits", .array(report.hits.map { hit in
+                .object([
+                    ("address", .string(hit.address.hex)),
+                    ("region", .object([
+                        ("start", .string(hit.mapping.start.hex)), ("end", .string(hit.mapping.end.hex)),
+                        ("perms", .string(hit.mapping.permissions.description)), ("path", .string(hit.mapping.path)),
+                    ])),
+                    ("offset", .string(hit.offsetInMapping.hex)),
+                ])
+            })),
+            ("truncated", .bool(report.truncated)), ("scanned", .uint(report.scanned)),
+            ("unreadable", .uint(unreadable)),
+        ]
+        o.text = report.hits.map { hit in
+            let name = hit.mapping.path.isEmpty ? "anon" : hit.mapping.path
+            return "\(hit.address.hex)  \(name)+\(hit.offsetInMapping.hex)  (\(hit.mapping.permissions) \(hit.mapping.start.hex)-\(hit.mapping.end.hex))"
+        }
+        var summary = "\(report.hits.count) hit\(report.hits.count == 1 ? "" : "s") in \(report.scanned) bytes"
+        if report.truncated { summary += " (stopped at --max \(max))" }
+        if unreadable > 0 { summary += "; \(unreadable) unreadable bytes skipped" }
+        o.message = summary
+        o.value = report.hits.first.map { .int(Int128($0.address)) }
+        return (o, report)
+    }
+
+    /// `dump`
+    public static func dump(
+        _ target: Target, regions: [RegionSelector], to directory: String, replace: Bool,
+        progress: ((UInt64) -> Void)? = nil
+    ) throws -> Outcome {
+        let selected = RegionSelector.select(regions, in: target.view)
+        guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(target.pid) matches the selection") }
+        let manifest = try target.dump(selected, to: directory, replace: replace, progress: progress)
+        let saved = manifest.regions.reduce(0) { $0 + $1.bytesSaved }
+        let holes = manifest.regions.flatMap(\.holes)
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
+            ("regions", .uint(UInt64(manifest.regions.count))), ("bytes_saved", .uint(saved)),
+            ("holes", .array(holes.map { .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason))]) })),
+            ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
+        ]
+        o.text = ["dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)"]
+            + holes.map { "hole: \($0.length) bytes at \($0.address) (\($0.reason))" }
+        o.value = .int(Int128(saved))
+        if !manifest.complete {
+            o.status = .partialCopy
+            o.message = "dump incomplete: \(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
+        }
+        return o
+    }
+
+    /// `restore`
+    public static func restore(
+        _ target: Target, from directory: String, skip: [RegionSelector], skipMismatched: Bool, force: Bool,
+        verify: Bool, progress: ((UInt64) -> Void)? = nil
+    ) throws -> Outcome {
+        let manifest = try DumpManifest.load(from: directory)
+        let report = try target.restore(manifest, from: directory, skip: skip, skipMismatched: skipMismatched,
+                                        force: force, verify: verify, progress: progress)
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
+            ("written", .uint(report.written)),
+            ("regions", .array(report.regions.map { r in
+                .object([
+                    ("start", .string(r.region.start)), ("end", .string(r.region.end)),
+                    ("path", .string(r.region.path)), ("action", .string(r.action.name)),
+                    ("written", .uint(r.written)),
+                ])
+            })),
+            ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
+        ]
+        o.text = ["restored \(report.written) bytes into pid \(target.pid)"]
+        let readOnly = report.regions.filter { $0.action == .readOnly }
+        if !readOnly.isEmpty { o.text.append("left out \(readOnly.count) regions the target maps read-only (--force restores them)") }
+        for r in report.regions where r.action != .write && r.action != .readOnly {
+            o.text.append("left out \(r.region.start)-\(r.region.end) \(r.region.path): \(r.action.name)")
+        }
+        o.value = .int(Int128(report.written))
+        if let bad = report.mismatch {
+            o.status = .partialCopy
+            o.message = "verify failed: the byte at \(bad.hex) reads back differently"
+        }
+        return o
+    }
+}
+
+extension RestoreAction {
+    public var name: String {
+        switch self {
+        case .write: "written"
+        case .skipped: "skipped"
+        case .readOnly: "read-only (use --force)"
+        case .mismatch(let why): "mismatch: \(why)"
+        }
+    }
+}
+
+extension Mapping {
+    /// The mapping as `maps --json` prints it.
+    public var json: JSONValue {
+        .object([
+            ("start", .string(start.hex)), ("end", .string(end.hex)), ("size", .uint(range.count)),
+            ("perms", .string(permissions.description)), ("offset", .string(offset.hex)),
+            ("device", .string(device.description)), ("inode", .uint(inode)),
+            ("path", .string(path)), ("deleted", .bool(isDeleted)),
+        ])
+    }
+}

@@ -1,0 +1,388 @@
+import VmIO
+
+/// Parses one line of the session language into a ``Statement``.
+///
+/// ```
+/// # comments run to the end of the line
+/// let marker = search --string "VMIO-MARKER-0001"
+/// let value  = read $marker+0x100 8 --format u64
+/// expect $value == 0x1122334455667788
+/// write $marker+0x100 --u64 42 --verify
+/// expect (read $marker+0x100 8 --format u64) == 42
+/// copy $marker 4321:0x7f0000001000 16
+/// stop
+/// echo the value was $value
+/// cont
+/// sleep 100ms
+/// ```
+public struct Parser {
+    let line: Int
+    let text: [Character]
+
+    public init(line: Int, text: String) {
+        self.line = line
+        self.text = Array(text)
+    }
+
+    /// Parses the line at `line` (1-based) of a script.
+    public static func parse(_ text: String, line: Int) throws(ScriptError) -> Statement {
+        try Parser(line: line, text: text).statement()
+    }
+
+    func fail(_ column: Int, _ message: String) -> ScriptError {
+        ScriptError(line: line, column: column, message)
+    }
+
+    // MARK: Words
+
+    /// Splits `text[from..<to]` into words: whitespace separates; `"…"` quotes (with
+    /// `\"`, `\\`, `\n`, `\t` escapes); parentheses group; `#` outside quotes ends the line.
+    func words(from: Int, to: Int? = nil) throws(ScriptError) -> [Word] {
+        let end = to ?? text.count
+        var out: [Word] = []
+        var i = from
+        while i < end {
+            let c = text[i]
+            if c.isWhitespace { i += 1; continue }
+            if c == "#" { break }
+            let start = i
+            var word = ""
+            var quoted = false
+            var depth = 0
+            while i < end {
+                let c = text[i]
+                if depth == 0 && (c.isWhitespace || c == "#") { break }
+                if c == "\"" {
+                    quoted = true
+                    let (s, next) = try quotedString(at: i, end: end)
+                    word += depth > 0 || i > start ? "\"" + s.replacingQuotes() + "\"" : s
+                    i = next
+                    continue
+                }
+                if c == "(" { depth += 1 }
+                if c == ")" {
+                    depth -= 1
+                    if depth < 0 { throw fail(i + 1, "unbalanced ')'") }
+                }
+                word.append(c)
+                i += 1
+            }
+            if depth > 0 { throw fail(start + 1, "unbalanced '('") }
+            // A word that is exactly one quoted string is that string; otherwise keep quotes inside.
+            let isPlainQuote = quoted && text[start] == "\"" && i == endOfQuote(start, end)
+            out.append(Word(text: word, column: start + 1, quoted: isPlainQuote))
+        }
+        return out
+    }
+
+    private func endOfQuote(_ start: Int, _ end: Int) -> Int {
+        (try? quotedString(at: start, end: end).1) ?? -1
+    }
+
+    /// The string of the quote opening at `i`, and the index just past its closing quote.
+    func quotedString(at i: Int, end: Int) throws(ScriptError) -> (String, Int) {
+        var j = i + 1
+        var s = ""
+        while j < end {
+            let c = text[j]
+            if c == "\"" { return (s, j + 1) }
+            if c == "\\" {
+                guard j + 1 < end else { break }
+                switch text[j + 1] {
+                case "n": s.append("\n")
+                case "t": s.append("\t")
+                case "\"": s.append("\"")
+                case "\\": s.append("\\")
+                case "0": s.append("\0")
+                default: throw fail(j + 1, "unknown escape \\\(text[j + 1])")
+                }
+                j += 2
+                continue
+            }
+            s.append(c)
+            j += 1
+        }
+        throw fail(i + 1, "unterminated string")
+    }
+
+    // MARK: Statements
+
+    func statement() throws(ScriptError) -> Statement {
+        let ws = try words(from: 0)
+        guard let first = ws.first else { return .empty }
+        let keyword = first.text
+        switch keyword {
+        case "let":
+            guard ws.count >= 2 else { throw fail(first.column, "let needs a name: let NAME = EXPR") }
+            let name = ws[1]
+            guard name.text.isIdentifier else { throw fail(name.column, "'\(name.text)' is not a name (letters, digits, _)") }
+            guard ws.count >= 3, ws[2].text == "=" else { throw fail(name.column + name.text.count, "expected '=' after let \(name.text)") }
+            guard ws.count >= 4 else { throw fail(ws[2].column + 1, "expected an expression after '='") }
+            return .assign(name: name.text, try valueExpression(from: ws[3].column - 1))
+        case "expect":
+            guard ws.count >= 2 else { throw fail(first.column, "expect needs an expression: expect EXPR OP EXPR") }
+            return try expectation(from: ws[1].column - 1)
+        case "stop", "cont":
+            guard ws.count == 1 else { throw fail(ws[1].column, "\(keyword) takes no arguments") }
+            return keyword == "stop" ? .stop : .cont
+        case "echo":
+            return .echo(Array(ws.dropFirst()))
+        case "sleep":
+            guard ws.count == 2 else { throw fail(first.column, "sleep takes one duration: sleep 100ms, sleep 2s") }
+            guard let d = parseDuration(ws[1].text) else { throw fail(ws[1].column, "'\(ws[1].text)' is not a duration (like 100ms, 2s, 0.5)") }
+            return .sleep(d)
+        default:
+            guard let verb = Verb(rawValue: keyword) else {
+                throw fail(first.column, "unknown command '\(keyword)' (expected \((Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]).joined(separator: ", ")))")
+            }
+            return .verb(try verbCall(verb, ws))
+        }
+    }
+
+    /// Checks a verb's words against its shape.
+    func verbCall(_ verb: Verb, _ ws: [Word]) throws(ScriptError) -> VerbCall {
+        let shape = verb.shape
+        var call = VerbCall(verb: verb, column: ws[0].column)
+        var i = 1
+        while i < ws.count {
+            let w = ws[i]
+            if !w.quoted && w.text.hasPrefix("--") {
+                if shape.flags.contains(w.text) {
+                    call.flags.insert(w.text)
+                } else if shape.valued.contains(w.text) || shape.repeatable.contains(w.text) {
+                    guard i + 1 < ws.count else { throw fail(w.column, "\(w.text) needs a value") }
+                    if shape.valued.contains(w.text), call.options[w.text] != nil {
+                        throw fail(w.column, "\(w.text) given twice")
+                    }
+                    call.options[w.text, default: []].append(ws[i + 1])
+                    i += 1
+                } else {
+                    let known = (shape.flags.union(shape.valued).union(shape.repeatable)).sorted()
+                    throw fail(w.column, "\(verb.rawValue) has no option \(w.text)" + (known.isEmpty ? "" : " (it takes \(known.joined(separator: ", ")))"))
+                }
+            } else {
+                guard call.positionals.count < shape.positionals.count else {
+                    throw fail(w.column, "unexpected argument '\(w.text)': \(verb.rawValue) takes \(shape.positionals.isEmpty ? "no arguments" : shape.positionals.joined(separator: " "))")
+                }
+                call.positionals.append(w)
+            }
+            i += 1
+        }
+        if call.positionals.count < shape.positionals.count {
+            let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
+            throw fail(end, "\(verb.rawValue) needs \(shape.positionals.dropFirst(call.positionals.count).joined(separator: " "))")
+        }
+        return call
+    }
+
+    /// `expect LEFT [OP RIGHT]`: the operator is found outside quotes and parentheses.
+    func expectation(from start: Int) throws(ScriptError) -> Statement {
+        var depth = 0, i = start, inQuote = false
+        let end = commentStart(from: start)
+        while i < end {
+            let c = text[i]
+            if c == "\"" { inQuote.toggle() }
+            if !inQuote {
+                if c == "(" { depth += 1 }
+                if c == ")" { depth -= 1 }
+                if depth == 0 {
+                    for op in Comparison.allCases {
+                        let chars = Array(op.rawValue)
+                        if i + chars.count <= end && Array(text[i..<i + chars.count]) == chars {
+                            let left = try valueExpression(from: start, to: i)
+                            guard i + chars.count < end, !String(text[(i + chars.count)..<end]).allSatisfy(\.isWhitespace) else {
+                                throw fail(i + chars.count + 1, "expected an expression after \(op.rawValue)")
+                            }
+                            let right = try valueExpression(from: i + chars.count, to: end)
+                            return .expect(left, op, right)
+                        }
+                    }
+                }
+            }
+            i += 1
+        }
+        return .expect(try valueExpression(from: start, to: end), nil, nil)
+    }
+
+    func commentStart(from start: Int) -> Int {
+        var inQuote = false
+        for i in start..<text.count {
+            if text[i] == "\"" { inQuote.toggle() }
+            if text[i] == "#" && !inQuote { return i }
+        }
+        return text.count
+    }
+
+    /// An expression, or a bare verb call (`read …`, `search …`) as in `let x = read …`.
+    func valueExpression(from start: Int, to end: Int? = nil) throws(ScriptError) -> Expression {
+        let end = end ?? commentStart(from: start)
+        let ws = try words(from: start, to: end)
+        if let first = ws.first, !first.quoted, let verb = Verb(rawValue: first.text) {
+            return .call(try verbCall(verb, ws))
+        }
+        var lexer = ExpressionParser(parser: self, position: start, end: end)
+        let e = try lexer.parse()
+        return e
+    }
+}
+
+/// A recursive-descent parser for expressions over a slice of the line.
+struct ExpressionParser {
+    let parser: Parser
+    var position: Int
+    let end: Int
+
+    var text: [Character] { parser.text }
+
+    mutating func skipSpace() {
+        while position < end && text[position].isWhitespace { position += 1 }
+    }
+
+    mutating func parse() throws(ScriptError) -> Expression {
+        let e = try sum()
+        skipSpace()
+        if position < end { throw parser.fail(position + 1, "unexpected '\(text[position])'") }
+        return e
+    }
+
+    mutating func sum() throws(ScriptError) -> Expression {
+        var left = try product()
+        while true {
+            skipSpace()
+            guard position < end, text[position] == "+" || text[position] == "-" else { return left }
+            let op = text[position], column = position + 1
+            position += 1
+            left = .binary(op, left, try product(), column: column)
+        }
+    }
+
+    mutating func product() throws(ScriptError) -> Expression {
+        var left = try unary()
+        while true {
+            skipSpace()
+            guard position < end, text[position] == "*" else { return left }
+            let column = position + 1
+            position += 1
+            left = .binary("*", left, try unary(), column: column)
+        }
+    }
+
+    mutating func unary() throws(ScriptError) -> Expression {
+        skipSpace()
+        if position < end && text[position] == "-" {
+            let column = position + 1
+            position += 1
+            return .negate(try unary(), column: column)
+        }
+        return try primary()
+    }
+
+    mutating func primary() throws(ScriptError) -> Expression {
+        skipSpace()
+        guard position < end else { throw parser.fail(position + 1, "expected a value") }
+        let c = text[position], column = position + 1
+        if c == "(" {
+            // A parenthesised verb call, or a grouped expression.
+            let close = try matchingParen(position)
+            let inner = try parser.valueExpression(from: position + 1, to: close)
+            position = close + 1
+            return inner
+        }
+        if c == "\"" {
+            let (s, next) = try parser.quotedString(at: position, end: end)
+            position = next
+            return .literal(.string(s))
+        }
+        if c == "x" && position + 1 < end && text[position + 1] == "\"" {
+            let (s, next) = try parser.quotedString(at: position + 1, end: end)
+            guard case .success(let bytes) = parseHexBytes(s) else { throw parser.fail(column, "x\"…\" must hold hex bytes") }
+            position = next
+            return .literal(.bytes(bytes))
+        }
+        if c == "$" {
+            position += 1
+            var name = ""
+            let braced = position < end && text[position] == "{"
+            if braced { position += 1 }
+            while position < end, text[position].isLetter || text[position].isNumber || text[position] == "_" {
+                name.append(text[position])
+                position += 1
+            }
+            if braced {
+                guard position < end, text[position] == "}" else { throw parser.fail(column, "unterminated ${") }
+                position += 1
+            }
+            guard !name.isEmpty else { throw parser.fail(column, "expected a name after $") }
+            return .variable(name, column: column)
+        }
+        // A number, or an address word ([heap], libc.so.6+0x10, sym:NAME).
+        var word = ""
+        while position < end, !text[position].isWhitespace, !"()$\"*".contains(text[position]) {
+            word.append(text[position])
+            position += 1
+        }
+        // An operator at the end belongs to the expression, not the word.
+        while let last = word.last, last == "+" || last == "-" {
+            word.removeLast()
+            position -= 1
+        }
+        guard !word.isEmpty else { throw parser.fail(column, "unexpected '\(c)'") }
+        if word.first!.isNumber {
+            if let n = parseLength(word) { return .literal(.int(Int128(n))) }
+            if word.contains("."), let d = Double(word) { return .literal(.double(d)) }
+            // Digits followed by +N/-N (like 4096+16) are arithmetic, not an address word.
+            if let split = word.firstIndex(where: { $0 == "+" || $0 == "-" }), let n = parseLength(String(word[..<split])) {
+                position -= word.distance(from: split, to: word.endIndex)
+                return .literal(.int(Int128(n)))
+            }
+            throw parser.fail(column, "'\(word)' is not a number")
+        }
+        do {
+            return .address(try AddressExpression(parsing: word), column: column)
+        } catch {
+            throw parser.fail(column, error.description)
+        }
+    }
+
+    func matchingParen(_ open: Int) throws(ScriptError) -> Int {
+        var depth = 0, i = open, inQuote = false
+        while i < end {
+            if text[i] == "\"" { inQuote.toggle() }
+            if !inQuote {
+                if text[i] == "(" { depth += 1 }
+                if text[i] == ")" {
+                    depth -= 1
+                    if depth == 0 { return i }
+                }
+            }
+            i += 1
+        }
+        throw parser.fail(open + 1, "unbalanced '('")
+    }
+}
+
+/// `100ms`, `2s`, `1.5s`, `0.5` (seconds), `250us`.
+public func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("", 1)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        guard let v = Double(text.dropLast(suffix.count)), v >= 0, v <= 86_400 else { continue }
+        return .nanoseconds(Int64(v * scale * 1e9))
+    }
+    return nil
+}
+
+extension String {
+    var isIdentifier: Bool {
+        guard let f = first, f.isLetter || f == "_" else { return false }
+        return allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
+    }
+
+    func replacingQuotes() -> String {
+        var out = ""
+        for c in self {
+            if c == "\"" || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}

@@ -1,0 +1,88 @@
+import VmIO
+import VmioPtrace
+
+/// The documented exit statuses, shared by the CLI and sessions.
+public enum ExitStatus: Int32, Sendable {
+    case ok = 0
+    case badInput = 1
+    case partialCopy = 2
+    case permission = 3
+    case targetGone = 4
+    case usage = 64
+}
+
+/// Bad input found at run time, with the message to print.
+public struct BadInput: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// The exit status and the one-line message for an error.
+public func classify(_ error: any Error) -> (ExitStatus, String) {
+    switch error {
+    case let e as TargetError:
+        switch e {
+        case .noSuchProcess: return (.targetGone, e.description)
+        case .permissionDenied, .alreadyTraced: return (.permission, e.description)
+        case .model(let m): return classify(m)
+        case .attachTimeout, .system: return (.badInput, e.description)
+        }
+    case let e as VmIoError:
+        if case .partialCopy(let p) = e { return classify(p) }
+        return (.badInput, e.description)
+    case let p as PartialCopy:
+        switch p.kind {
+        case .targetGone: return (.targetGone, p.description)
+        case .permission: return (.permission, p.description)
+        default: return (.partialCopy, p.description)
+        }
+    case let e as BadInput: return (.badInput, e.description)
+    case let e as DumpError: return (.badInput, e.description)
+    case let e as ScriptError: return (e.status, e.description)
+    default: return (.badInput, "\(error)")
+    }
+}
+
+/// The status of a finished transfer: 0 only when every byte moved.
+public func status(of report: TransferReport) -> ExitStatus {
+    if let stop = report.stop { return classify(stop).0 }
+    return report.isComplete ? .ok : .partialCopy
+}
+
+/// The line printed when a transfer stopped early or skipped holes.
+public func describe(_ report: TransferReport, verb: String) -> String {
+    var line = "\(verb): \(report.moved) of \(report.requested) bytes moved"
+    if let stop = report.stop {
+        line += stop.faultAddress.map { "; first faulting address \($0.hex)" } ?? "; stopped: \(stop.kind)"
+        if stop.side == .destination { line += " (in the destination)" }
+    }
+    if !report.holes.isEmpty {
+        let total = report.holes.reduce(0) { $0 + $1.length }
+        line += "; \(report.holes.count) hole\(report.holes.count == 1 ? "" : "s") skipped (\(total) bytes)"
+    }
+    return line
+}
+
+extension TransferReport {
+    /// The report's fields for `--json` output.
+    public var jsonFields: [(String, JSONValue)] {
+        [
+            ("requested", .uint(requested)),
+            ("moved", .uint(moved)),
+            ("complete", .bool(isComplete)),
+            ("holes", .array(holes.map { hole in
+                .object([
+                    ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
+                    ("reason", .string(hole.kind.description)),
+                ])
+            })),
+            ("stop", stop.map { stop in
+                .object([
+                    ("reason", .string(stop.kind.description)),
+                    ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
+                    ("side", .string(stop.side.rawValue)),
+                ])
+            } ?? .null),
+        ]
+    }
+}
