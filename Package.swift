@@ -2,10 +2,11 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random"]
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated"]
 
-/// C baselines for `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2.
-let benchmarkBaselines = ["bench-c-read", "bench-c-dump", "bench-c-search", "bench-c-scatter"]
+/// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
+/// baselines, and bench-spawn, which runs a command and reports its time and peak memory.
+let benchmarkPrograms = ["bench-c-read", "bench-c-dump", "bench-c-search", "bench-c-scatter", "bench-spawn"]
 
 let package = Package(
     name: "vmio-ptrace",
@@ -64,7 +65,7 @@ let package = Package(
         .target(name: "VmioTestSupport", path: "Tests/Support"),
     ] + fixtures.map { name in
         .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
-    } + benchmarkBaselines.map { name in
+    } + benchmarkPrograms.map { name in
         .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
     } + [
         // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).

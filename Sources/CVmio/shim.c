@@ -84,9 +84,14 @@ void vmio_install_detach_handlers(void) {
     sigaddset(&action.sa_mask, SIGINT);
     sigaddset(&action.sa_mask, SIGTERM);
     sigaddset(&action.sa_mask, SIGHUP);
+    sigaddset(&action.sa_mask, SIGQUIT);
+    sigaddset(&action.sa_mask, SIGPIPE);
     sigaction(SIGINT, &action, 0);
     sigaction(SIGTERM, &action, 0);
     sigaction(SIGHUP, &action, 0);
+    // Output piped into a reader that quits (| head) must not leave a target stopped either.
+    sigaction(SIGQUIT, &action, 0);
+    sigaction(SIGPIPE, &action, 0);
 }
 
 pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin) {

@@ -91,6 +91,14 @@ public final class SymbolTable {
         return SymbolMatch(name: symbol.name, address: symbol.value &+ bias, offset: vaddr - symbol.value, module: m.path)
     }
 
+    /// The address and size of `name` in the file mapped at `address`, if its tables have it.
+    public func extent(of name: String, inModuleAt address: Address) -> (start: Address, size: UInt64)? {
+        guard let m = view.translate(address)?.mapping, m.isFileBacked, let image = image(m.path),
+            let bias = bias(of: m.path, image: image), let symbol = image.byName[name]
+        else { return nil }
+        return (symbol.value &+ bias, symbol.size)
+    }
+
     /// The load bias of the file at `path`: see the type's documentation.
     public func bias(of path: String) -> UInt64? {
         image(path).flatMap { bias(of: path, image: $0) }
@@ -115,7 +123,7 @@ public final class SymbolTable {
         if let loaded = images[path] { return loaded }
         var loaded: ElfImage?
         for candidate in fileCandidates(path) {
-            if let image = ElfImage.load(candidate) {
+            if let image = ElfImage.load(candidate, root: "/proc/\(pid)/root") {
                 loaded = image
                 break
             }
@@ -168,16 +176,23 @@ final class ElfImage {
         self.loads = loads
         var byName: [String: Symbol] = [:]
         for s in symbols where !s.name.isEmpty {
-            if let old = byName[s.name], old.rank >= s.rank { continue }
-            byName[s.name] = s
+            // `name@@VERSION` (a versioned definition in a .symtab) also answers to `name`.
+            let plain = s.name.firstIndex(of: "@").map { String(s.name[..<$0]) }
+            for key in [s.name] + (plain.map { [$0] } ?? []) where !key.isEmpty {
+                if let old = byName[key], old.rank >= s.rank { continue }
+                byName[key] = s
+            }
         }
         self.byName = byName
-        self.sorted = symbols.sorted { $0.value < $1.value }
+        // By value; equal values keep their table order (the first of equals wins a tie).
+        self.sorted = symbols.enumerated().sorted { ($0.element.value, $0.offset) < ($1.element.value, $1.offset) }
+            .map(\.element)
     }
 
     /// The symbol holding `vaddr` (`value <= vaddr < value + size`, or a sizeless one starting
     /// exactly there), searched among the 64 nearest below it: a function is preferred, then a
-    /// global over a weak over a local one, then the smaller (innermost) extent.
+    /// global over a weak over a local one, then the smaller (innermost) extent, then the
+    /// first in table order (as elfutils' `dwfl_module_addrsym` chooses).
     func symbol(containing vaddr: UInt64) -> Symbol? {
         var lo = 0, hi = sorted.count  // first index whose value is > vaddr
         while lo < hi {
@@ -190,7 +205,7 @@ final class ElfImage {
             return a.size < b.size
         }
         var best: Symbol?
-        for s in sorted[max(0, lo - 64)..<lo].reversed()
+        for s in sorted[max(0, lo - 64)..<lo]
         where vaddr - s.value < s.size || (s.size == 0 && s.value == vaddr) {
             if best == nil || better(s, than: best!) { best = s }
         }
@@ -199,8 +214,29 @@ final class ElfImage {
 
     nonisolated(unsafe) private static var versionSet = false
 
-    /// Reads `path` with libelf; nil when it cannot be opened or is not ELF.
-    static func load(_ path: String) -> ElfImage? {
+    /// Reads `path` with libelf; nil when it cannot be opened or is not ELF. When the file
+    /// has no `.symtab` (a stripped library) and a separate debug file is installed for its
+    /// build id (`/usr/lib/debug/.build-id/xx/yyyy.debug`, from `-dbg`/`-dbgsym` packages,
+    /// looked for here and under `root`), that file's `.symtab` is read too.
+    static func load(_ path: String, root: String? = nil) -> ElfImage? {
+        guard let (loads, symbols, hasSymtab, buildID) = read(path) else { return nil }
+        var all = symbols
+        if !hasSymtab, let id = buildID, id.count > 1 {
+            let hex = id.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            let relative = "/usr/lib/debug/.build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug"
+            for candidate in [relative] + (root.map { [$0 + relative] } ?? []) {
+                if let (_, debugSymbols, _, debugID) = read(candidate), debugID == id {
+                    all += debugSymbols
+                    break
+                }
+            }
+        }
+        return ElfImage(loads: loads, symbols: all)
+    }
+
+    /// The `PT_LOAD` segments, the defined symbols of `.symtab` and `.dynsym` (in table
+    /// order), whether there was a `.symtab`, and the GNU build id of one ELF file.
+    private static func read(_ path: String) -> ([Load], [Symbol], Bool, [UInt8]?)? {
         if !versionSet {
             versionSet = true
             _ = elf_version(UInt32(EV_CURRENT))
@@ -224,14 +260,21 @@ final class ElfImage {
         }
 
         var symbols: [Symbol] = []
+        var hasSymtab = false
+        var buildID: [UInt8]?
         var scn: OpaquePointer? = nil
         while let section = elf_nextscn(elf, scn) {
             scn = section
             var sh = GElf_Shdr()
-            guard gelf_getshdr(section, &sh) != nil,
-                sh.sh_type == UInt32(SHT_SYMTAB) || sh.sh_type == UInt32(SHT_DYNSYM), sh.sh_entsize > 0,
+            guard gelf_getshdr(section, &sh) != nil else { continue }
+            if sh.sh_type == UInt32(SHT_NOTE), buildID == nil, let data = elf_getdata(section, nil) {
+                buildID = gnuBuildID(data)
+                continue
+            }
+            guard sh.sh_type == UInt32(SHT_SYMTAB) || sh.sh_type == UInt32(SHT_DYNSYM), sh.sh_entsize > 0,
                 let data = elf_getdata(section, nil)
             else { continue }
+            if sh.sh_type == UInt32(SHT_SYMTAB) { hasSymtab = true }
             let count = Int(sh.sh_size / sh.sh_entsize)
             symbols.reserveCapacity(symbols.count + count)
             for j in 0..<count {
@@ -250,7 +293,26 @@ final class ElfImage {
                                       isFunction: type == UInt8(STT_FUNC) || type == UInt8(STT_GNU_IFUNC), rank: rank))
             }
         }
-        return ElfImage(loads: loads, symbols: symbols)
+        return (loads, symbols, hasSymtab, buildID)
+    }
+
+    /// The descriptor of the `NT_GNU_BUILD_ID` note in a note section's data.
+    private static func gnuBuildID(_ data: UnsafeMutablePointer<Elf_Data>) -> [UInt8]? {
+        guard let base = data.pointee.d_buf else { return nil }
+        var offset = 0
+        while true {
+            var header = GElf_Nhdr()
+            var nameOffset = 0, descOffset = 0
+            let next = gelf_getnote(data, offset, &header, &nameOffset, &descOffset)
+            if next == 0 { return nil }
+            if header.n_type == UInt32(NT_GNU_BUILD_ID), header.n_namesz == 4,
+                memcmp(base + nameOffset, "GNU", 4) == 0
+            {
+                let desc = UnsafeRawBufferPointer(start: base + descOffset, count: Int(header.n_descsz))
+                return Array(desc)
+            }
+            offset = next
+        }
     }
 }
 

@@ -306,7 +306,9 @@ public final class Unwinder {
             if names {
                 var offset: UInt64 = 0
                 let r = vmio_unw_get_proc_name(cursor, nameBuffer, 1024, &offset)
-                if (r == 0 || r == -Int32(VMIO_UNW_ENOMEM)) && nameBuffer[0] != 0 {
+                if (r == 0 || r == -Int32(VMIO_UNW_ENOMEM)) && nameBuffer[0] != 0,
+                    plausible(String(cString: nameBuffer), start: pc &- offset, lookup: lookup, symbols: symbols)
+                {
                     frame.function = String(cString: nameBuffer)
                     frame.functionOffset = offset
                     frame.symbolSource = .libunwind
@@ -331,6 +333,17 @@ public final class Unwinder {
                 return (frames, .error("unw_step: \(Self.message(step))"))
             }
         }
+    }
+
+    /// Whether libunwind's name for a frame can be right. `unw_get_proc_name` answers with
+    /// the nearest exported symbol below the pc, sizes ignored, so inside a local function
+    /// of a stripped library it names the wrong one; when the ELF tables know that symbol's
+    /// extent and it does not hold the pc, the name is refused (and the tables', which also
+    /// read installed separate debug files, are used instead).
+    private func plausible(_ name: String, start: Address, lookup: Address, symbols: SymbolTable?) -> Bool {
+        guard let symbols, let extent = symbols.extent(of: name, inModuleAt: lookup) else { return true }
+        guard extent.size > 0 else { return true }
+        return extent.start == start && lookup >= extent.start && lookup - extent.start < extent.size
     }
 
     /// Whether the thread left our ptrace stop: a stopped tracee only leaves it by dying

@@ -416,7 +416,7 @@ public final class Interpreter {
         case .maps:
             return Operations.maps(target)
         case .read:
-            let start = try address(call.positionals[0], parser: parser)
+            let (where_, start) = try location(call.positionals[0], parser: parser)
             let length = try count(call.positionals[1], parser: parser, what: "length")
             var format = ValueFormat.hex
             if let w = call.option("--format") {
@@ -425,11 +425,11 @@ public final class Interpreter {
                 }
                 format = f
             }
-            return try Operations.read(target, at: start, length: length, format: format, skipFaults: call.flags.contains("--skip-faults"))
+            return try Operations.read(where_, at: start, length: length, format: format, skipFaults: call.flags.contains("--skip-faults"))
         case .write:
-            let start = try address(call.positionals[0], parser: parser)
+            let (where_, start) = try location(call.positionals[0], parser: parser)
             let bytes = try payload(call, parser: parser).bytes()
-            return try Operations.write(target, bytes, at: start, force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
+            return try Operations.write(where_, bytes, at: start, force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
         case .copy:
             let (from, fromAddress) = try location(call.positionals[0], parser: parser)
             let (to, toAddress) = try location(call.positionals[1], parser: parser)

@@ -18,6 +18,7 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case unmapper
     case exiter
     case deepStack = "deep-stack"
+    case truncated
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

@@ -48,7 +48,7 @@ int vmio_errno(void);
 /// Add after a thread is seized; remove after it is detached.
 void vmio_tracked_add(pid_t tid);
 void vmio_tracked_remove(pid_t tid);
-/// Installs handlers for SIGINT, SIGTERM and SIGHUP that detach every tracked thread
+/// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE that detach every tracked thread
 /// (PTRACE_DETACH is async-signal-safe), then re-raise the signal with its default action,
 /// so the tool dies of it as usual and no target is left stopped.
 void vmio_install_detach_handlers(void);
