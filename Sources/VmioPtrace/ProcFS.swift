@@ -4,31 +4,23 @@ import VmIO
 
 /// Reading `/proc`: whole small files, status fields, thread lists.
 public enum ProcFS {
-    /// Reads a whole file (proc files report size 0, so read until EOF).
-    /// Wraps `open(2)` and `read(2)`.
+    /// Reads a whole file (proc files report size 0, so read until EOF). Proc files
+    /// hand out about a page a call, so reads go through one reused buffer and only
+    /// the bytes read are appended. Wraps `open(2)` and `read(2)`.
     public static func readAll(_ path: String) throws(Errno) -> [UInt8] {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) } catch {
-            throw error as! Errno
+            throw error as? Errno ?? .ioError
         }
         defer { try? fd.close() }
         var out: [UInt8] = []
-        var chunk = 64 << 10
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { buffer.deallocate() }
         while true {
-            let old = out.count
-            out.reserveCapacity(old + chunk)
-            var got = 0
-            var failure: Errno?
-            out.append(contentsOf: repeatElement(0, count: chunk))
-            out.withUnsafeMutableBytes { raw in
-                do { got = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...])) } catch {
-                    failure = error as? Errno ?? .ioError
-                }
-            }
-            out.removeLast(chunk - got)
-            if let failure { throw failure }
+            let got: Int
+            do { got = try fd.read(into: buffer) } catch { throw error as? Errno ?? .ioError }
             if got == 0 { return out }
-            chunk = min(chunk * 2, 4 << 20)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
         }
     }
 
