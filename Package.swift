@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated"]
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny", "states"]
 
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
 /// baselines, and bench-spawn, which runs a command and reports its time and peak memory.
@@ -70,5 +70,7 @@ let package = Package(
     } + [
         // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
         .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
+        // libunwind's PTRACE_PEEKDATA accessors against the cached process_vm_readv ones (issue 5).
+        .executableTarget(name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench-unwind"),
     ]
 )

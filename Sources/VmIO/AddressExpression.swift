@@ -90,7 +90,8 @@ public func parseNumber(_ text: Substring) -> UInt64? {
         s = s.dropFirst(2)
         radix = 16
     }
-    guard !s.isEmpty else { return nil }
+    // UInt64(_:radix:) accepts a leading sign; a number here is digits only.
+    guard !s.isEmpty, s.allSatisfy({ $0.isASCII && (radix == 16 ? $0.isHexDigit : $0.isNumber) }) else { return nil }
     return UInt64(s, radix: radix)
 }
 

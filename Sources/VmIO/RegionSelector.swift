@@ -77,7 +77,11 @@ public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
                 if !kernelPages.contains(m.path) { out.append((m, m.range)) }
                 continue
             }
-            let picks = selectors.compactMap { $0.pick(m) }.sorted { $0.start < $1.start }
+            // Kernel pages only by name or range: `perm:r` must not pick [vvar] (it faults).
+            let picks = selectors.compactMap { sel -> AddressRange? in
+                if kernelPages.contains(m.path), case .permissions = sel { return nil }
+                return sel.pick(m)
+            }.sorted { $0.start < $1.start }
             guard var current = picks.first else { continue }
             for p in picks.dropFirst() {
                 if p.start <= current.end {

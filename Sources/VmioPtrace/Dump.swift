@@ -42,6 +42,10 @@ public struct DumpManifest: Codable, Sendable {
         public var address: String
         public var length: UInt64
         public var reason: String
+        /// The mechanism that failed there and its errno (the read ladder's provenance);
+        /// absent in dumps written before they were recorded.
+        public var mechanism: String?
+        public var errno: Int32?
     }
 
     /// Reads and checks `DIR/manifest.json`.
@@ -59,6 +63,9 @@ public struct DumpManifest: Codable, Sendable {
         }
         for region in manifest.regions {
             guard region.range != nil else { throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range") }
+            guard !region.file.isEmpty else {
+                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) names no data file")
+            }
             guard !region.file.contains("/"), !region.file.hasPrefix(".") else {
                 throw DumpError.badManifest(path, "data file name '\(region.file)' leaves the directory")
             }
@@ -135,17 +142,21 @@ extension Target {
                 progress?(done)
                 return true
             }
+            // A region cut short (target gone…) is not renamed into place: the defer removes it.
+            if let stop = report.stop { throw VmIoError.partialCopy(stop) }
             // Holes read as zeros: give the file its full length.
             guard ftruncate(fd, off_t(range.count)) == 0 else { throw DumpError.io(part, String(cString: strerror(errno))) }
             close(fd)
             closed = true
             guard rename(part, directory + "/" + name) == 0 else { throw DumpError.io(part, String(cString: strerror(errno))) }
-            if let stop = report.stop { throw VmIoError.partialCopy(stop) }
             manifest.regions.append(DumpManifest.Region(
                 file: name, start: range.start.hex, end: range.end.hex, perms: mapping.permissions.description,
                 offset: (mapping.offset + (range.start - mapping.start)).hex, device: mapping.device.description,
                 inode: mapping.inode, path: mapping.path, deleted: mapping.isDeleted, bytesSaved: report.moved,
-                holes: report.holes.map { .init(address: $0.address.hex, length: $0.length, reason: $0.kind.description) }))
+                holes: report.holes.map {
+                    .init(address: $0.address.hex, length: $0.length, reason: $0.kind.description,
+                          mechanism: $0.mechanism, errno: $0.errno)
+                }))
             if !report.holes.isEmpty { manifest.complete = false }
         }
         let encoder = JSONEncoder()
@@ -204,8 +215,12 @@ extension Target {
             let range = region.range!
             if skip.contains(where: { sel in
                 if case .range(let r) = sel { return r.intersects(range) }
+                // The region as dumped (its own permissions), for a target that no longer maps it so.
+                let p = Array(region.perms.utf8)
+                let dumped = Permissions(read: p.first == UInt8(ascii: "r"), write: p.dropFirst().first == UInt8(ascii: "w"),
+                                         execute: p.dropFirst(2).first == UInt8(ascii: "x"), shared: p.dropFirst(3).first == UInt8(ascii: "s"))
                 return view.mappings(intersecting: range).contains { sel.pick($0) != nil }
-                    || sel.pick(Mapping(range: range, permissions: .readWrite, path: region.path)) != nil
+                    || sel.pick(Mapping(range: range, permissions: dumped, path: region.path)) != nil
             }) {
                 return (region, .skipped)
             }
@@ -231,6 +246,15 @@ extension Target {
         let plan = restorePlan(manifest, skip: skip, force: force)
         let mismatches = plan.compactMap { if case .mismatch(let why) = $0.1 { why } else { nil } }
         if !mismatches.isEmpty && !skipMismatched { throw DumpError.layoutMismatch(mismatches) }
+        // Every data file to be read must be there, a regular file, and long enough, before
+        // anything is written: a bad dump leaves the target as it was.
+        for (region, action) in plan where action == .write {
+            let path = directory + "/" + region.file
+            var st = stat()
+            guard lstat(path, &st) == 0 else { throw DumpError.io(path, String(cString: strerror(errno))) }
+            guard st.st_mode & S_IFMT == S_IFREG else { throw DumpError.io(path, "the data file is not a regular file") }
+            guard UInt64(st.st_size) >= region.range!.count else { throw DumpError.io(path, "shorter than its region") }
+        }
         var report = RestoreReport()
         var done: UInt64 = 0
         let chunk = 1 << 20

@@ -61,7 +61,8 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
         switch err {
         case .badAddress, .ioError: .pageFault(address: address)
         case .noSuchProcess: .targetGone
-        case .notPermitted, .permissionDenied: .permission(reason: Diagnose.permissionReason(pid: pid))
+        case .notPermitted, .permissionDenied:
+            .permission(reason: Diagnose.permissionReason(pid: pid, operation: operation == "write" ? .write : .read))
         case .interrupted: .interrupted
         default: .other(errno: err.rawValue, message: "\(operation): \(err)")
         }

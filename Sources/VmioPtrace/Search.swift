@@ -45,7 +45,8 @@ public struct BytePattern: Sendable, Hashable {
             if pair == "??" {
                 bytes.append(0)
                 mask.append(false)
-            } else if let b = UInt8(pair, radix: 16) {
+            } else if pair.allSatisfy({ $0.isASCII && $0.isHexDigit }), let b = UInt8(pair, radix: 16) {
+                // Digits checked first: UInt8(_:radix:) alone takes "+f" for 0x0f and "-0" for 0.
                 bytes.append(b)
                 mask.append(true)
             } else {

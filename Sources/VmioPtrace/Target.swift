@@ -8,10 +8,29 @@ public struct Hole: Hashable, Sendable {
     public let address: Address
     public let length: UInt64
     public let kind: FaultKind
-    public init(address: Address, length: UInt64, kind: FaultKind) {
+    /// The mechanism that failed there (``AccessMechanism``'s raw value: `process_vm_readv`,
+    /// `pread`, `peekdata`…, or `maps` for an address in no mapping, where nothing was tried).
+    public var mechanism: String?
+    /// The errno of that failure (`EFAULT` for a fault `process_vm_readv` reports as a short count).
+    public var errno: Int32?
+    public init(address: Address, length: UInt64, kind: FaultKind, mechanism: String? = nil, errno: Int32? = nil) {
         self.address = address
         self.length = length
         self.kind = kind
+        self.mechanism = mechanism
+        self.errno = errno
+    }
+}
+
+/// A range of target memory that moved, and the mechanism that moved it.
+public struct MovedRange: Hashable, Sendable {
+    public let address: Address
+    public var length: UInt64
+    public let mechanism: String
+    public init(address: Address, length: UInt64, mechanism: String) {
+        self.address = address
+        self.length = length
+        self.mechanism = mechanism
     }
 }
 
@@ -22,6 +41,12 @@ public struct TransferReport: Sendable {
     public var moved: UInt64 = 0
     public var holes: [Hole] = []
     public var stop: PartialCopy?
+    /// The ranges that moved, in order, each with the mechanism that moved it (contiguous
+    /// ranges of one mechanism merged). Addresses are the source's.
+    public var ranges: [MovedRange] = []
+    /// The mechanism and errno of the failure in `stop`.
+    public var stopMechanism: String?
+    public var stopErrno: Int32?
     public init(requested: UInt64) { self.requested = requested }
     /// Every requested byte moved.
     public var isComplete: Bool { stop == nil && holes.isEmpty && moved == requested }
@@ -35,6 +60,17 @@ public final class Target {
     public private(set) var view: MemView
     public let registry = OwnerRegistry()
     public let backend = ProcessVMBackend()
+    /// Reads go down the ladder (ReadLadder.swift): process_vm_readv, then pread on
+    /// /proc/PID/mem, then PTRACE_PEEKDATA while stopped.
+    public let ladder: ReadLadder
+    /// How long ``stop(timeout:)`` and ``withThreadStopped(_:timeout:_:)`` wait for each
+    /// attach when no timeout is given.
+    public var attachTimeout: Duration = .seconds(5)
+    /// What the last ``resume()`` found: whether the target is back in its state from
+    /// before the attach (RunState.swift).
+    public private(set) var lastRestore: RunStateCheck?
+    /// The target's pointer width and byte order (TargetABI.swift), read on first use.
+    public private(set) lazy var abi: TargetABI = TargetABI.of(pid: pid)
     private var tracer: Tracer?
     /// Loaded on first use by ``symbols`` (SymbolTable.swift).
     var symbolTable: SymbolTable?
@@ -43,10 +79,21 @@ public final class Target {
     public init(pid: Int32) throws(TargetError) {
         guard pid > 0 else { throw .noSuchProcess(pid: pid) }
         self.pid = pid
+        self.ladder = ReadLadder(pid: pid)
         self.view = try ProcessMaps.read(pid: pid, generation: 1)
+        ladder.peekThread = { [weak self] in
+            guard let tracer = self?.tracer else { return nil }
+            return tracer.stoppedThreads[pid] != nil ? pid : tracer.threads.first
+        }
+        ladder.readableLength = { [weak self] address, count in
+            self?.readablePrefix(address, count) ?? count
+        }
     }
 
-    deinit { tracer?.detach() }
+    deinit {
+        tracer?.detach()
+        Tracer.releaseLingering()
+    }
 
     /// Reads the maps again; the new view carries the next generation.
     @discardableResult
@@ -55,10 +102,11 @@ public final class Target {
         return view
     }
 
-    /// Stops every thread (see ``Tracer``). Idempotent.
-    public func stop(timeout: Duration = .seconds(5)) throws(TargetError) {
+    /// Stops every thread (see ``Tracer``), waiting at most `timeout` (default
+    /// ``attachTimeout``) for the stops. Idempotent.
+    public func stop(timeout: Duration? = nil) throws(TargetError) {
         guard tracer == nil else { return }
-        tracer = try Tracer(pid: pid, timeout: timeout)
+        tracer = try Tracer(pid: pid, timeout: timeout ?? attachTimeout)
     }
 
     /// Starts `arguments[0]` (searched in PATH) traced and stopped at its first
@@ -79,9 +127,11 @@ public final class Target {
     }
 
     /// Lets the target run again. Idempotent.
+    /// The state from before the attach is restored and checked (``lastRestore``).
     public func resume() {
-        tracer?.detach()
+        if let tracer { lastRestore = tracer.detach() }
         tracer = nil
+        Tracer.releaseLingering()
     }
 
     public var isStopped: Bool { tracer != nil }
@@ -101,6 +151,18 @@ public final class Target {
     private func gapFault(at address: Address, copied: UInt64, requested: UInt64, side: CopySide) -> PartialCopy {
         PartialCopy(kind: .pageFault(address: address), copied: copied, requested: requested,
                     side: side, space: .remote(pid: pid))
+    }
+
+    /// How many of the `count` bytes at `address` lie in readable mappings of the view, without a gap.
+    func readablePrefix(_ address: Address, _ count: Int) -> Int {
+        guard let range = try? AddressRange(start: address, count: UInt64(count)) else { return 0 }
+        var next = address
+        for m in view.mappings(intersecting: range) {
+            guard m.start <= next, m.permissions.read else { break }
+            next = min(range.end, m.end)
+            if next == range.end { break }
+        }
+        return Int(next - address)
     }
 
     /// The covered runs of `range` in the view, in order, with the gaps between them.
@@ -125,21 +187,44 @@ public final class Target {
     /// bytes, handing each chunk to `sink` with its address. Memory use stays flat for any
     /// length. Without `skipFaults` the first fault ends the stream (reported in `stop`);
     /// with it, each unreadable page or gap becomes a ``Hole`` and the stream goes on.
+    ///
+    /// Reads go down the ``ladder``; the report says which mechanism moved each range
+    /// (``TransferReport/ranges``) and which failed at each hole. With `fillHoles` (best
+    /// effort; implies `skipFaults`) each hole is handed to `sink` as zeros, so the consumer
+    /// sees the whole range; the report still lists every hole.
     public func stream(
-        _ range: AddressRange, skipFaults: Bool, chunkSize: Int = 1 << 20,
+        _ range: AddressRange, skipFaults: Bool, fillHoles: Bool = false, chunkSize: Int = 1 << 20,
         sink: (Address, UnsafeRawBufferPointer) throws -> Bool
     ) throws -> TransferReport {
+        let skipFaults = skipFaults || fillHoles
         var report = TransferReport(requested: range.count)
         let buffer = LocalBuffer(count: Int(min(UInt64(chunkSize), max(range.count, 1))))
+        /// Hands a hole to the sink as zeros; false when the sink wants no more.
+        func zeros(_ at: Address, _ count: UInt64) throws -> Bool {
+            guard fillHoles else { return true }
+            let block = [UInt8](repeating: 0, count: Int(min(count, UInt64(buffer.count))))
+            var done: UInt64 = 0
+            while done < count {
+                let n = Int(min(count - done, UInt64(block.count)))
+                let more = try block.withUnsafeBytes { try sink(at + done, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if !more { return false }
+                done += UInt64(n)
+            }
+            return true
+        }
         for segment in segments(of: range) {
             guard segment.mapped else {
                 if !skipFaults {
                     report.stop = gapFault(at: segment.range.start, copied: report.moved,
                                            requested: range.count, side: .source)
+                    report.stopMechanism = AccessMechanism.maps.rawValue
+                    report.stopErrno = EFAULT
                     return report
                 }
                 report.addHole(Hole(address: segment.range.start, length: segment.range.count,
-                                    kind: .pageFault(address: segment.range.start)))
+                                    kind: .pageFault(address: segment.range.start),
+                                    mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
+                if try !zeros(segment.range.start, segment.range.count) { return report.finished() }
                 continue
             }
             let owner = try registry.acquire(.read, range: segment.range, view: view)
@@ -149,11 +234,13 @@ public final class Target {
                 var writer = buffer.makeWriter()
                 let at = reader.cursor
                 do {
-                    let n = try reader.readFallible(into: &writer, using: backend)
+                    let n = try reader.readFallible(into: &writer, using: ladder)
                     report.moved += n
+                    report.addMoved(at, n, ladder.lastMechanism)
                     if try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(n)])) { return report.finished() }
                 } catch VmIoError.partialCopy(let p) {
                     report.moved += p.copied
+                    report.addMoved(at, p.copied, ladder.lastMechanism)
                     if p.copied > 0,
                         try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(p.copied)]))
                     {
@@ -162,12 +249,16 @@ public final class Target {
                     guard skipFaults, case .pageFault(let fault) = p.kind else {
                         report.stop = PartialCopy(kind: p.kind, copied: report.moved, requested: range.count,
                                                   side: .source, space: .remote(pid: pid))
+                        report.stopMechanism = ladder.lastMechanism.rawValue
+                        report.stopErrno = ladder.lastErrno
                         return report
                     }
                     // Resume at the next page (or the segment's end).
                     let resume = min(reader.end, (fault | 0xfff) &+ 1)
-                    report.addHole(Hole(address: fault, length: resume - fault, kind: p.kind))
+                    report.addHole(Hole(address: fault, length: resume - fault, kind: p.kind,
+                                        mechanism: ladder.lastMechanism.rawValue, errno: ladder.lastErrno))
                     try reader.skip(resume - reader.cursor)
+                    if try !zeros(fault, resume - fault) { return report.finished() }
                 }
             }
         }
@@ -195,7 +286,11 @@ public final class Target {
         defer { try? registry.release(owner) }
         var writer = try VmWriter(remote: pid, owner: owner)
         var report = WriteReport(address: address, requested: UInt64(bytes.count))
-        let through: any CopyBackend = force ? try ProcMemBackend(pid: pid, writable: true) : backend
+        // Unforced writes go through the ladder: the view says the range is writable, so a
+        // process_vm_writev refused as a whole may be retried through /proc/PID/mem.
+        ladder.writeFallback = true
+        defer { ladder.writeFallback = false }
+        let through: any CopyBackend = force ? try ProcMemBackend(pid: pid, writable: true) : ladder
         do {
             report.written = try bytes.withUnsafeBytes { raw in try writer.write(raw, using: through) }
         } catch VmIoError.partialCopy(let p) {
@@ -204,7 +299,7 @@ public final class Target {
         }
         if verify {
             var reader = try writer.readBack()
-            let back = try reader.collect(using: backend)
+            let back = try reader.collect(using: ladder)
             report.verified = true
             report.mismatch = zip(back, bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })
                 .map { address + UInt64($0.offset) }
@@ -216,10 +311,20 @@ public final class Target {
     /// (remote → remote through a bounded bounce buffer). With `skipFaults`, source
     /// pages that fault are stepped over (the destination's bytes there are left as
     /// they were) and reported as holes; a destination fault always stops the copy.
-    public func copy(from source: Target, at from: Address, to: Address, count: UInt64, skipFaults: Bool) throws -> TransferReport {
+    ///
+    /// The source is read down its ``ladder``. With `fillHoles` (best effort; implies
+    /// `skipFaults`) the destination bytes of each source hole are overwritten with zeros.
+    public func copy(
+        from source: Target, at from: Address, to: Address, count: UInt64, skipFaults: Bool, fillHoles: Bool = false
+    ) throws -> TransferReport {
+        let skipFaults = skipFaults || fillHoles
         let srcRange = try AddressRange(start: from, count: count)
         let dstRange = try AddressRange(start: to, count: count)
         if let gap = view.firstAddress(in: dstRange) { throw TargetError.model(.rangeNotCovered(address: gap)) }
+        // Writes fall back to /proc/PID/mem only where the view says the target may write.
+        ladder.writeFallback = view.firstAddress(in: dstRange, where: { $0.permissions.write }) == nil
+        defer { ladder.writeFallback = false }
+        let route = CopyRoute(reader: source.ladder, writer: ladder)
         var report = TransferReport(requested: count)
         for segment in source.segments(of: srcRange) {
             let delta = segment.range.start - from
@@ -230,7 +335,13 @@ public final class Target {
                     return report
                 }
                 report.addHole(Hole(address: segment.range.start, length: segment.range.count,
-                                    kind: .pageFault(address: segment.range.start)))
+                                    kind: .pageFault(address: segment.range.start),
+                                    mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
+                if fillHoles, let kind = writeZeros(at: to + delta, count: segment.range.count) {
+                    report.stop = PartialCopy(kind: kind, copied: report.moved, requested: count,
+                                              side: .destination, space: .remote(pid: pid))
+                    return report
+                }
                 continue
             }
             let readOwner = try source.registry.acquire(.read, range: segment.range, view: source.view)
@@ -241,23 +352,58 @@ public final class Target {
             var reader = try VmReader(remote: source.pid, owner: readOwner)
             var writer = try VmWriter(remote: pid, owner: writeOwner)
             while reader.remain > 0 {
+                let at = reader.cursor
+                // The fault, if any, is taken out of the catch before it is handled (keeps
+                // the typed-throws catch simple).
+                var fault: PartialCopy?
                 do {
-                    report.moved += try reader.readFallible(into: &writer, using: backend)
-                } catch VmIoError.partialCopy(let p) {
-                    report.moved += p.copied
-                    guard skipFaults, p.side == .source, case .pageFault(let fault) = p.kind else {
-                        report.stop = PartialCopy(kind: p.kind, copied: report.moved, requested: count,
-                                                  side: p.side, space: p.space)
-                        return report
-                    }
-                    let resume = min(reader.end, (fault | 0xfff) &+ 1)
-                    report.addHole(Hole(address: fault, length: resume - fault, kind: p.kind))
-                    try reader.skip(resume - reader.cursor)
-                    try writer.skip(resume - fault)
+                    let n = try reader.readFallible(into: &writer, using: route)
+                    report.moved += n
+                    report.addMoved(at, n, source.ladder.lastMechanism)
+                } catch {
+                    guard case .partialCopy(let p) = error else { throw error }
+                    fault = p
+                }
+                guard let p = fault else { continue }
+                report.moved += p.copied
+                report.addMoved(at, p.copied, source.ladder.lastMechanism)
+                guard skipFaults, p.side == .source, case .pageFault(let faultAddress) = p.kind else {
+                    report.stop = PartialCopy(kind: p.kind, copied: report.moved, requested: count,
+                                              side: p.side, space: p.space)
+                    report.stopMechanism = p.side == .source ? source.ladder.lastMechanism.rawValue
+                        : ladder.lastWriteMechanism.rawValue
+                    report.stopErrno = p.side == .source ? source.ladder.lastErrno : ladder.lastWriteErrno
+                    return report
+                }
+                let resume = min(reader.end, (faultAddress | 0xfff) &+ 1)
+                report.addHole(Hole(address: faultAddress, length: resume - faultAddress, kind: p.kind,
+                                    mechanism: source.ladder.lastMechanism.rawValue, errno: source.ladder.lastErrno))
+                try reader.skip(resume - reader.cursor)
+                try writer.skip(resume - faultAddress)
+                if fillHoles, let kind = writeZeros(at: to + (faultAddress - from), count: resume - faultAddress) {
+                    report.stop = PartialCopy(kind: kind, copied: report.moved, requested: count,
+                                              side: .destination, space: .remote(pid: pid))
+                    return report
                 }
             }
         }
         return report
+    }
+}
+
+extension Target {
+    /// Overwrites `count` bytes at `address` with zeros (best-effort copies fill the
+    /// destination of a source hole); the fault that stopped it, if any.
+    func writeZeros(at address: Address, count: UInt64) -> FaultKind? {
+        let block = [UInt8](repeating: 0, count: Int(min(count, UInt64(bounceBufferSize))))
+        var done: UInt64 = 0
+        while done < count {
+            let n = Int(min(count - done, UInt64(block.count)))
+            let t = block.withUnsafeBytes { backend.write(pid: pid, at: address + done, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            if let stop = t.stop { return stop }
+            done += UInt64(n)
+        }
+        return nil
     }
 }
 
@@ -279,14 +425,28 @@ extension TransferReport {
         return done
     }
 
-    /// Records a hole, merging it with the previous one when they touch and agree in kind.
+    /// Records a hole, merging it with the previous one when they touch and agree in kind
+    /// and mechanism.
     mutating func addHole(_ hole: Hole) {
         if let last = holes.last, last.address + last.length == hole.address,
-            case .pageFault = last.kind, case .pageFault = hole.kind
+            case .pageFault = last.kind, case .pageFault = hole.kind,
+            last.mechanism == hole.mechanism, last.errno == hole.errno
         {
-            holes[holes.count - 1] = Hole(address: last.address, length: last.length + hole.length, kind: last.kind)
+            holes[holes.count - 1] = Hole(address: last.address, length: last.length + hole.length, kind: last.kind,
+                                          mechanism: last.mechanism, errno: last.errno)
         } else {
             holes.append(hole)
+        }
+    }
+
+    /// Records `count` bytes at `address` moved by `mechanism`, merged with the previous
+    /// range when they touch and agree.
+    mutating func addMoved(_ address: Address, _ count: UInt64, _ mechanism: AccessMechanism) {
+        guard count > 0 else { return }
+        if let last = ranges.last, last.address + last.length == address, last.mechanism == mechanism.rawValue {
+            ranges[ranges.count - 1].length += count
+        } else {
+            ranges.append(MovedRange(address: address, length: count, mechanism: mechanism.rawValue))
         }
     }
 }

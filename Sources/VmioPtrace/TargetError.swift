@@ -23,7 +23,7 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         case .alreadyTraced(let pid, let tracer, let name):
             "pid \(pid) is already traced by pid \(tracer) (\(name)); detach that tracer first"
         case .attachTimeout(let pid, let tid, let state):
-            "thread \(tid) of pid \(pid) did not stop in time (state \(state)); the target was left running"
+            "thread \(tid) of pid \(pid) did not stop in time (state \(state)); every thread was let go as it was"
         case .system(let call, let errno): "\(call) failed: \(errno)"
         case .model(let e): e.description
         }

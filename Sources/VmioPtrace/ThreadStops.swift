@@ -40,14 +40,16 @@ extension Target {
     /// is let go on every path, signals included) for the duration of `body`, and the other
     /// threads run on. Throws ``NoSuchThread`` when the thread is gone but the process
     /// lives, ``TargetError/noSuchProcess(pid:)`` when the process is gone.
-    public func withThreadStopped<R>(_ tid: Int32, timeout: Duration = .seconds(5), _ body: () throws -> R) throws -> R {
+    public func withThreadStopped<R>(_ tid: Int32, timeout: Duration? = nil, _ body: () throws -> R) throws -> R {
         if isStopped {
             guard stoppedThreads.contains(tid) else { throw gone(tid) }
             return try body()
         }
         let tracer: Tracer
-        do { tracer = try Tracer(pid: pid, threads: [tid], timeout: timeout) } catch .noSuchProcess {
-            throw gone(tid)
+        let wait = timeout ?? attachTimeout
+        do { tracer = try Tracer(pid: pid, threads: [tid], timeout: wait) } catch {
+            if case .noSuchProcess = error { throw gone(tid) }
+            throw error
         }
         defer { tracer.detach() }
         guard tracer.threads.contains(tid) else { throw gone(tid) }

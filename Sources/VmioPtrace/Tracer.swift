@@ -17,6 +17,17 @@ public final class Tracer {
     /// Threads held in a stop, with the signal to hand back at detach (0 for none).
     public private(set) var stoppedThreads: [Int32: Int32] = [:]
     private var detached = false
+    /// The target's state before the attach (RunState.swift): restored, and checked, at detach.
+    public private(set) var initialState: RunState
+    /// What ``detach()`` found: whether the state before the attach holds again.
+    public private(set) var restoreCheck: RunStateCheck?
+    /// Called with one line when a target's run state could not be restored at detach
+    /// (the CLI prints it as a warning).
+    nonisolated(unsafe) public static var restoreWarning: ((String) -> Void)?
+    /// Threads seized whose stop never came (a thread in uninterruptible sleep, `D`): they
+    /// cannot be detached until they stop; ``releaseLingering()`` lets them go once they do,
+    /// and the kernel lets them go when this process exits.
+    nonisolated(unsafe) private static var lingering: Set<Int32> = []
 
     /// Seizes and stops every thread of `pid`, waiting at most `timeout` for each stop.
     /// With `threads`, only those of them that exist are stopped (one pass, no re-reading);
@@ -25,10 +36,16 @@ public final class Tracer {
     public init(pid: Int32, threads: Set<Int32>? = nil, timeout: Duration = .seconds(5)) throws(TargetError) {
         self.pid = pid
         Self.installSignalHandlersOnce()
-        if let status = try? ProcFS.status(pid), let tracer = status["TracerPid"].flatMap({ Int32($0) }),
-            tracer != 0, tracer != getpid()
-        {
-            throw .alreadyTraced(pid: pid, tracerPid: tracer, tracerName: ProcFS.command(tracer))
+        Self.releaseLingering()
+        initialState = RunState.of(pid: pid)
+        switch initialState.kind {
+        case .gone: throw .noSuchProcess(pid: pid)
+        case .zombie: throw .noSuchProcess(pid: pid)
+        default: break
+        }
+        if initialState.tracerPid != 0, initialState.tracerPid != getpid() {
+            throw .alreadyTraced(pid: pid, tracerPid: initialState.tracerPid,
+                                 tracerName: ProcFS.command(initialState.tracerPid))
         }
         do { try stopAll(timeout: timeout, only: threads) } catch {
             detach()
@@ -41,6 +58,7 @@ public final class Tracer {
     public init(adoptingStoppedChild pid: Int32) {
         self.pid = pid
         Self.installSignalHandlersOnce()
+        initialState = RunState(kind: .running, state: "R (running)", tracerPid: 0)
         stoppedThreads[pid] = 0
         vmio_tracked_add(pid)
     }
@@ -48,6 +66,8 @@ public final class Tracer {
     deinit { detach() }
 
     private func stopAll(timeout: Duration, only: Set<Int32>?) throws(TargetError) {
+        // One deadline for the whole attach, however many threads there are.
+        let deadline = ContinuousClock.now + timeout
         var known = Set<Int32>()
         while true {
             let tids: [Int32]
@@ -75,15 +95,33 @@ public final class Tracer {
                 seized.append(tid)
                 _ = vmio_ptrace_interrupt(tid)
             }
-            for tid in seized { try waitForStop(tid, timeout: timeout) }
+            var late: [Int32] = []
+            for tid in seized where !waitForStop(tid, deadline: deadline) { late.append(tid) }
+            if let first = late.first {
+                // These threads are seized but not stopped (uninterruptible sleep, most
+                // likely): they cannot be detached before they stop. Keep them where a
+                // later release, the signal handlers and the kernel (at exit) find them.
+                for tid in late {
+                    pending.insert(tid)
+                    Self.lingering.insert(tid)
+                }
+                let others = late.dropFirst().map { "\($0) (\(ProcFS.threadStateText(pid: pid, tid: $0)))" }
+                throw .attachTimeout(
+                    pid: pid, tid: first,
+                    state: ProcFS.threadStateText(pid: pid, tid: first)
+                        + (others.isEmpty ? "" : "; also threads \(others.joined(separator: ", "))"))
+            }
         }
         if stoppedThreads.isEmpty { throw .noSuchProcess(pid: pid) }
     }
 
-    /// Polls `waitpid(tid, __WALL | WNOHANG)` until the thread stops or exits, or time runs out.
-    private func waitForStop(_ tid: Int32, timeout: Duration) throws(TargetError) {
+    /// Seized threads whose stop did not come in time.
+    private var pending: Set<Int32> = []
+
+    /// Polls `waitpid(tid, __WALL | WNOHANG)` until the thread stops or exits (true), or the
+    /// deadline passes (false).
+    private func waitForStop(_ tid: Int32, deadline: ContinuousClock.Instant) -> Bool {
         let clock = ContinuousClock()
-        let deadline = clock.now + timeout
         var pause: UInt32 = 20
         while true {
             var status: Int32 = 0
@@ -95,18 +133,19 @@ public final class Tracer {
                     // A group stop or our interrupt hands back nothing; any other signal is re-delivered.
                     let isEventStop = event == 128  // PTRACE_EVENT_STOP
                     stoppedThreads[tid] = isEventStop || signal == SIGTRAP ? 0 : signal
-                    return
+                    return true
                 }
                 forget(tid)  // exited or killed
-                return
+                return true
             }
             if r < 0 {
                 if errno == EINTR { continue }
                 forget(tid)  // not ours any more: gone
-                return
+                return true
             }
             if clock.now >= deadline {
-                throw .attachTimeout(pid: pid, tid: tid, state: ProcFS.threadState(pid: pid, tid: tid))
+                stoppedThreads[tid] = nil  // seized, but not held: see `pending`
+                return false
             }
             usleep(pause)
             pause = min(pause * 2, 2_000)
@@ -118,11 +157,16 @@ public final class Tracer {
         vmio_tracked_remove(tid)
     }
 
-    /// Lets every thread go (`PTRACE_DETACH`, re-delivering any signal caught while stopped).
-    /// Idempotent.
-    public func detach() {
-        guard !detached else { return }
+    /// Lets every thread go (`PTRACE_DETACH`, re-delivering any signal caught while stopped),
+    /// then checks from `/proc/PID/status` that the target is in the state it was in before
+    /// the attach — running, or job-stopped (a job-stopped target the detach let run is
+    /// stopped again). The result is kept in ``restoreCheck``; when the state could not be
+    /// restored, ``restoreWarning`` is told. Idempotent.
+    @discardableResult
+    public func detach() -> RunStateCheck? {
+        guard !detached else { return restoreCheck }
         detached = true
+        let held = !stoppedThreads.isEmpty
         for (tid, signal) in stoppedThreads {
             if vmio_ptrace_detach(tid, signal) != 0 && vmio_errno() == ESRCH {
                 // Not in a stop yet (an interrupt still pending): collect the stop, briefly, then detach.
@@ -140,7 +184,35 @@ public final class Tracer {
             vmio_tracked_remove(tid)
         }
         stoppedThreads.removeAll()
+        Self.releaseLingering()
+        guard held else { return nil }
+        let check = RunState.verify(pid: pid, expected: initialState)
+        restoreCheck = check
+        if !check.restored { Self.restoreWarning?(check.description) }
+        return check
     }
+
+    /// Lets go the seized threads whose stop came late (see `lingering`): each one that is
+    /// in a stop now is detached; the others stay until they stop or this process exits.
+    public static func releaseLingering() {
+        for tid in lingering {
+            var status: Int32 = 0
+            let r = waitpid(tid, &status, Int32(bitPattern: 0x4000_0000) | WNOHANG)  // __WALL
+            if r == tid, status & 0xff == 0x7f {
+                // Our interrupt (or a group stop) hands back nothing; any other signal is re-delivered.
+                let signal = (status >> 8) & 0xff, event = status >> 16
+                _ = vmio_ptrace_detach(tid, event == 128 || signal == SIGTRAP ? 0 : signal)
+            } else if r == 0 {
+                continue  // still not stopped
+            }
+            // Detached, exited, or not ours any more.
+            lingering.remove(tid)
+            vmio_tracked_remove(tid)
+        }
+    }
+
+    /// Threads seized whose stop has not come yet.
+    public static var lingeringThreads: [Int32] { lingering.sorted() }
 
     /// The thread ids currently held.
     public var threads: [Int32] { stoppedThreads.keys.sorted() }

@@ -121,7 +121,7 @@ public final class PageCache {
         stats.peeks += 1
         var word: UInt64 = 0
         guard vmio_ptrace_peekdata(tid, address, &word) == 0 else {
-            if vmio_errno() == ESRCH { sawTargetGone = true }
+            // ESRCH here may only mean "not stopped by us": not proof the target is gone.
             stats.failures += 1
             return nil
         }
@@ -241,6 +241,9 @@ public final class Unwinder {
     public let cache: PageCache?
     private let space: OpaquePointer
     private let cacheRetained: Unmanaged<PageCache>?
+    /// Names already found, by [pc, lookup address]: `unw_get_proc_name` reads the target's
+    /// maps and the module's file on every call, and a recursion repeats the same pcs.
+    private var nameCache: [[UInt64]: (String?, UInt64?, StackFrame.SymbolSource?)] = [:]
 
     public init(pid: Int32, access: UnwindMemoryAccess = .cached, cachePages: Int = 16) throws(TargetError) {
         self.pid = pid
@@ -303,7 +306,10 @@ public final class Unwinder {
             var frame = StackFrame(index: frames.count, pc: pc, sp: sp, isSignalFrame: vmio_unw_is_signal_frame(cursor) > 0)
             // A return address may lie just past the end of its call's function: look up pc − 1.
             let lookup = frame.index > 0 && !calleeWasSignal ? pc &- 1 : pc
-            if names {
+            if names, let known = nameCache[[pc, lookup]] {
+                (frame.function, frame.functionOffset, frame.symbolSource) = known
+            } else if names {
+                defer { nameCache[[pc, lookup]] = (frame.function, frame.functionOffset, frame.symbolSource) }
                 var offset: UInt64 = 0
                 let r = vmio_unw_get_proc_name(cursor, nameBuffer, 1024, &offset)
                 if (r == 0 || r == -Int32(VMIO_UNW_ENOMEM)) && nameBuffer[0] != 0,

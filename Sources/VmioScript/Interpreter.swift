@@ -18,6 +18,8 @@ public final class Interpreter {
     private var others: [Int32: Target] = [:]
     /// Failed commands so far: line, status, message.
     public private(set) var failures: [(line: Int, status: ExitStatus, message: String)] = []
+    /// The same failures as printed on stderr, each naming its line and column.
+    private var failureLines: [String] = []
     public private(set) var commandsRun = 0
 
     /// Verbs served by another layer (backtrace, regs), keyed by verb.
@@ -53,6 +55,7 @@ public final class Interpreter {
         }
         if !parseFailures.isEmpty {
             for e in parseFailures { report(line: e.line, verb: "parse", status: .badInput, message: e.description, result: nil) }
+            if json { summary() }
             return .badInput
         }
         for (number, text, statement) in statements {
@@ -69,6 +72,7 @@ public final class Interpreter {
             number += 1
             let statement: Statement
             do { statement = try Parser.parse(text, line: number) } catch {
+                commandsRun += 1  // a line that does not parse is a command that failed
                 report(line: number, verb: "parse", status: .badInput, message: error.description, result: nil)
                 if keepGoing { continue }
                 break
@@ -83,18 +87,21 @@ public final class Interpreter {
     func finish() -> ExitStatus {
         if keepGoing && failures.count > 0 {
             diagnostics("vmio-ptrace: \(failures.count) of \(commandsRun) commands failed:")
-            for f in failures { diagnostics("  line \(f.line): \(f.message)") }
+            for f in failureLines { diagnostics("  " + f) }
         }
-        if json {
-            output(JSONValue.object([
-                ("summary", .object([
-                    ("commands", .int(Int64(commandsRun))),
-                    ("failures", .array(failures.map { .object([("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))), ("error", .string($0.message))]) })),
-                    ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
-                ])),
-            ]).rendered)
-        }
+        if json { summary() }
         return failures.first?.status ?? .ok
+    }
+
+    /// The closing `{"summary": …}` object of `--json`.
+    private func summary() {
+        output(JSONValue.object([
+            ("summary", .object([
+                ("commands", .int(Int64(commandsRun))),
+                ("failures", .array(failures.map { .object([("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))), ("error", .string($0.message))]) })),
+                ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
+            ])),
+        ]).rendered)
     }
 
     /// Runs one statement; false when it failed.
@@ -103,23 +110,26 @@ public final class Interpreter {
         if case .empty = statement { return true }
         commandsRun += 1
         let parser = Parser(line: line, text: text)
+        // Failures name the line and the column where the command starts.
+        let column = (text.firstIndex { !$0.isWhitespace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
         do {
             let outcome = try perform(statement, parser: parser)
             let failed = outcome.status != .ok
-            report(line: line, verb: statement.verbName, status: outcome.status,
+            report(line: line, column: column, verb: statement.verbName, status: outcome.status,
                    message: failed ? (outcome.message ?? "failed") : nil, result: outcome,
                    note: failed ? nil : outcome.message)
             return !failed
         } catch {
             let (status, message) = classify(error)
-            report(line: line, verb: statement.verbName, status: status, message: message, result: nil)
+            report(line: line, column: column, verb: statement.verbName, status: status, message: message, result: nil)
             return false
         }
     }
 
-    private func report(line: Int, verb: String, status: ExitStatus, message: String?, result: Outcome?, note: String? = nil) {
+    private func report(line: Int, column: Int = 1, verb: String, status: ExitStatus, message: String?, result: Outcome?, note: String? = nil) {
         if let message, status != .ok || verb == "parse" {
             failures.append((line, status, message))
+            failureLines.append(message.hasPrefix("line ") ? message : "line \(line):\(column): \(message)")
         }
         if json {
             var fields: [(String, JSONValue)] = [
@@ -132,8 +142,8 @@ public final class Interpreter {
         } else {
             for l in result?.text ?? [] { output(l) }
             if let note { diagnostics(note) }
-            if let message, status != .ok || verb == "parse" {
-                diagnostics(message.hasPrefix("line ") ? "vmio-ptrace: \(message)" : "vmio-ptrace: line \(line): \(message)")
+            if message != nil, status != .ok || verb == "parse", let located = failureLines.last {
+                diagnostics("vmio-ptrace: " + located)
             }
         }
     }

@@ -24,16 +24,25 @@ public enum Operations {
         o.json = [
             ("pid", .int(Int64(target.pid))), ("generation", .uint(target.view.generation)),
             ("mappings", .array(target.view.mappings.map(\.json))),
+            ("nspid", .array(ProcFS.nspid(target.pid).map { .int(Int64($0)) })),
+            ("abi", target.abi.json),
         ]
         o.value = .int(Int128(target.view.mappings.count))
         return o
     }
 
     /// `read` into memory, decoded by `format`: typed values, a string up to its NUL, or bytes.
+    ///
+    /// Typed values and `ptr` are decoded with the target's ABI (its byte order and pointer
+    /// width). Bytes that could not be read (with `skipFaults`) read as zeros, so values keep
+    /// their places. With `bestEffort` (implies `skipFaults`) holes are filled with zeros,
+    /// listed, and the status is 0 unless the read stopped early.
     public static func read(
-        _ target: Target, at start: Address, length: UInt64, format: ValueFormat, skipFaults: Bool
+        _ target: Target, at start: Address, length: UInt64, format: ValueFormat, skipFaults: Bool,
+        bestEffort: Bool = false
     ) throws -> Outcome {
-        if let width = format.width, length % UInt64(width) != 0 {
+        let skipFaults = skipFaults || bestEffort
+        if let width = format.width(for: target.abi), length % UInt64(width) != 0 {
             throw BadInput("length \(length) is not a multiple of the \(width)-byte \(format.rawValue) values")
         }
         let range = try AddressRange(start: start, count: length)
@@ -53,19 +62,24 @@ public enum Operations {
                 return true
             }
         } else {
-            report = try target.stream(range, skipFaults: skipFaults) { _, chunk in
+            // Holes skipped read as zeros, so values keep their places.
+            report = try target.stream(range, skipFaults: skipFaults, fillHoles: skipFaults) { _, chunk in
                 bytes += chunk
                 return true
             }
         }
         var o = Outcome()
-        o.status = status(of: report)
-        if o.status != .ok { o.message = describe(report, verb: "partial read") }
+        o.status = status(of: report, bestEffort: bestEffort)
+        if o.status != .ok {
+            o.message = describe(report, verb: "partial read")
+        } else if !report.holes.isEmpty {
+            o.message = describe(report, verb: "best effort")
+        }
         o.json = [
             ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
             ("length", .uint(length)), ("format", .string(format.rawValue)),
         ] + report.jsonFields
-        let values = format.decode(bytes)
+        let values = format.decode(bytes, abi: target.abi)
         switch format {
         case .hex, .raw:
             o.json.append(("data", .string(hexString(bytes))))
@@ -81,7 +95,7 @@ public enum Operations {
         default:
             o.json.append(("values", .array(values)))
             o.text = values.count == 1 ? [ValueFormat.text(values[0])]
-                : values.enumerated().map { "\((start + UInt64($0.offset * format.width!)).hex): \(ValueFormat.text($0.element))" }
+                : values.enumerated().map { "\((start + UInt64($0.offset * format.width(for: target.abi)!)).hex): \(ValueFormat.text($0.element))" }
             if values.count == 1 { o.value = Value(values[0]) }
         }
         return o
@@ -108,12 +122,14 @@ public enum Operations {
 
     /// `copy` from `source` to `destination`.
     public static func copy(
-        from source: Target, at from: Address, to destination: Target, at to: Address, count: UInt64, skipFaults: Bool
+        from source: Target, at from: Address, to destination: Target, at to: Address, count: UInt64, skipFaults: Bool,
+        bestEffort: Bool = false
     ) throws -> Outcome {
         guard source.view.translate(from) != nil else {
             throw BadInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
         }
-        let report = try destination.copy(from: source, at: from, to: to, count: count, skipFaults: skipFaults)
+        let report = try destination.copy(from: source, at: from, to: to, count: count, skipFaults: skipFaults,
+                                          fillHoles: bestEffort)
         var o = Outcome()
         o.json = [
             ("source", .string("\(source.pid):\(from.hex)")),
@@ -126,7 +142,7 @@ public enum Operations {
                 + [describe(report, verb: "copied")]
         }
         o.value = .int(Int128(report.moved))
-        o.status = status(of: report)
+        o.status = status(of: report, bestEffort: bestEffort)
         if o.status != .ok { o.message = describe(report, verb: "partial copy") }
         return o
     }
@@ -169,9 +185,11 @@ public enum Operations {
     }
 
     /// `dump`
+    /// With `bestEffort`, holes (zeros in the data files, listed in the manifest) still
+    /// give status 0.
     public static func dump(
         _ target: Target, regions: [RegionSelector], to directory: String, replace: Bool,
-        progress: ((UInt64) -> Void)? = nil
+        bestEffort: Bool = false, progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome {
         let selected = RegionSelector.select(regions, in: target.view)
         guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(target.pid) matches the selection") }
@@ -182,15 +200,20 @@ public enum Operations {
         o.json = [
             ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
             ("regions", .uint(UInt64(manifest.regions.count))), ("bytes_saved", .uint(saved)),
-            ("holes", .array(holes.map { .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason))]) })),
+            ("holes", .array(holes.map {
+                .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason)),
+                         ("errno", $0.errno.map { .int(Int64($0)) } ?? .null), ("mechanism", $0.mechanism.map { .string($0) } ?? .null)])
+            })),
             ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
         ]
         o.text = ["dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)"]
             + holes.map { "hole: \($0.length) bytes at \($0.address) (\($0.reason))" }
         o.value = .int(Int128(saved))
         if !manifest.complete {
-            o.status = .partialCopy
-            o.message = "dump incomplete: \(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
+            o.status = bestEffort ? .ok : .partialCopy
+            o.message = (bestEffort ? "best effort: " : "dump incomplete: ")
+                + "\(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
+                + (bestEffort ? " (zeros in the data files)" : "")
         }
         return o
     }

@@ -181,6 +181,7 @@ public struct Parser {
         let end = commentStart(from: start)
         while i < end {
             let c = text[i]
+            if inQuote && c == "\\" { i += 2; continue }  // an escape inside a string
             if c == "\"" { inQuote.toggle() }
             if !inQuote {
                 if c == "(" { depth += 1 }
@@ -205,10 +206,12 @@ public struct Parser {
     }
 
     func commentStart(from start: Int) -> Int {
-        var inQuote = false
-        for i in start..<text.count {
+        var inQuote = false, i = start
+        while i < text.count {
+            if inQuote && text[i] == "\\" { i += 2; continue }  // an escape inside a string
             if text[i] == "\"" { inQuote.toggle() }
             if text[i] == "#" && !inQuote { return i }
+            i += 1
         }
         return text.count
     }
@@ -347,6 +350,7 @@ struct ExpressionParser {
     func matchingParen(_ open: Int) throws(ScriptError) -> Int {
         var depth = 0, i = open, inQuote = false
         while i < end {
+            if inQuote && text[i] == "\\" { i += 2; continue }  // an escape inside a string
             if text[i] == "\"" { inQuote.toggle() }
             if !inQuote {
                 if text[i] == "(" { depth += 1 }

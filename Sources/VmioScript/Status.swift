@@ -43,9 +43,11 @@ public func classify(_ error: any Error) -> (ExitStatus, String) {
     }
 }
 
-/// The status of a finished transfer: 0 only when every byte moved.
-public func status(of report: TransferReport) -> ExitStatus {
+/// The status of a finished transfer: 0 only when every byte moved — or, with
+/// `bestEffort`, when the transfer ran to its end, holes and all.
+public func status(of report: TransferReport, bestEffort: Bool = false) -> ExitStatus {
     if let stop = report.stop { return classify(stop).0 }
+    if bestEffort { return .ok }
     return report.isComplete ? .ok : .partialCopy
 }
 
@@ -59,8 +61,33 @@ public func describe(_ report: TransferReport, verb: String) -> String {
     if !report.holes.isEmpty {
         let total = report.holes.reduce(0) { $0 + $1.length }
         line += "; \(report.holes.count) hole\(report.holes.count == 1 ? "" : "s") skipped (\(total) bytes)"
+        if verb == "best effort" { line += ", filled with zeros" }
+    }
+    if let mechanisms = Optional(Set(report.ranges.map(\.mechanism))), mechanisms.count > 0,
+        mechanisms != [AccessMechanism.processVMReadv.rawValue]
+    {
+        line += "; read through \(report.ranges.map(\.mechanism).uniqued().joined(separator: ", "))"
     }
     return line
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}
+
+extension TargetABI {
+    /// `{pointer_width, byte_order, machine, class, source}` for `--json`.
+    public var json: JSONValue {
+        .object([
+            ("pointer_width", .int(Int64(pointerWidth))), ("byte_order", .string(byteOrder.rawValue)),
+            ("machine", .string(machineName)), ("class", .string("ELF\(pointerWidth * 8)")),
+            ("source", .string(source.rawValue)),
+        ])
+    }
 }
 
 extension TransferReport {
@@ -74,6 +101,8 @@ extension TransferReport {
                 .object([
                     ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
                     ("reason", .string(hole.kind.description)),
+                    ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
+                    ("mechanism", hole.mechanism.map { .string($0) } ?? .null),
                 ])
             })),
             ("stop", stop.map { stop in
@@ -81,7 +110,16 @@ extension TransferReport {
                     ("reason", .string(stop.kind.description)),
                     ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
                     ("side", .string(stop.side.rawValue)),
+                    ("errno", stopErrno.map { .int(Int64($0)) } ?? .null),
+                    ("mechanism", stopMechanism.map { .string($0) } ?? .null),
                 ])
+            } ?? .null),
+            // Which mechanism moved each range (process_vm_readv, pread, peekdata).
+            ("ranges", .array(ranges.map { r in
+                .object([("address", .string(r.address.hex)), ("length", .uint(r.length)), ("mechanism", .string(r.mechanism))])
+            })),
+            ("mechanism", ranges.first.map { first in
+                .string(ranges.allSatisfy { $0.mechanism == first.mechanism } ? first.mechanism : "mixed")
             } ?? .null),
         ]
     }

@@ -1,4 +1,5 @@
 import VmIO
+import VmioPtrace
 
 /// How bytes read from a target are shown: a hex dump, raw bytes, or typed values
 /// (little-endian, as on x86_64).
@@ -16,13 +17,19 @@ public enum ValueFormat: String, CaseIterable, Sendable {
         }
     }
 
-    /// Decodes each `width`-byte value of `bytes` (which must be a multiple of `width`).
-    public func decode(_ bytes: some Collection<UInt8>) -> [JSONValue] {
-        guard let width else { return [] }
+    /// Bytes per value in a target of `abi`: `ptr` is the target's pointer width (4 in a
+    /// 32-bit process), the others are fixed.
+    public func width(for abi: TargetABI) -> Int? {
+        self == .ptr ? abi.pointerWidth : width
+    }
+
+    /// Decodes each value of `bytes` (a multiple of the width) in the target's byte order;
+    /// `ptr` values are `abi.pointerWidth` bytes, printed with that many hex digits pairs.
+    public func decode(_ bytes: some Collection<UInt8>, abi: TargetABI = .host) -> [JSONValue] {
+        guard let width = width(for: abi) else { return [] }
         let array = Array(bytes)
         return stride(from: 0, to: array.count - width + 1, by: width).map { i in
-            var raw: UInt64 = 0
-            for k in 0..<width { raw |= UInt64(array[i + k]) << (8 * UInt64(k)) }
+            let raw = abi.value(of: array[i..<(i + width)])
             switch self {
             case .u8, .u16, .u32, .u64: return .uint(raw)
             case .i8: return .int(Int64(Int8(truncatingIfNeeded: raw)))
@@ -31,7 +38,7 @@ public enum ValueFormat: String, CaseIterable, Sendable {
             case .i64: return .int(Int64(bitPattern: raw))
             case .f32: return .double(Double(Float(bitPattern: UInt32(truncatingIfNeeded: raw))))
             case .f64: return .double(Double(bitPattern: raw))
-            case .ptr: return .string(raw.hex)
+            case .ptr: return .string(abi.pointerText(raw))
             default: return .null
             }
         }
@@ -60,7 +67,8 @@ public func parseHexBytes(_ text: String) -> Result<[UInt8], VmIoError> {
     var index = digits.startIndex
     while index < digits.endIndex {
         let next = digits.index(index, offsetBy: 2)
-        guard let byte = UInt8(digits[index..<next], radix: 16) else {
+        // UInt8(_:radix:) takes a sign ("+f" is 15): accept hex digits only.
+        guard digits[index..<next].allSatisfy({ $0.isASCII && $0.isHexDigit }), let byte = UInt8(digits[index..<next], radix: 16) else {
             return .failure(.badAddress(text, reason: "'\(digits[index..<next])' is not a hex byte"))
         }
         out.append(byte)
@@ -92,6 +100,34 @@ public func hexDumpLine(address: Address, _ bytes: ArraySlice<UInt8>) -> String 
             line += "  "
         }
         if i % 2 == 1 { line += " " }
+    }
+    line += " "
+    for b in bytes { line += (0x20..<0x7f).contains(b) ? String(UnicodeScalar(b)) : "." }
+    return line
+}
+
+/// A dump line grouped by the target's words (like `xxd -e`): address, the 16 bytes as
+/// `abi.pointerWidth`-byte values in the target's byte order (a short tail as bytes),
+/// then the printable text.
+public func wordDumpLine(address: Address, _ bytes: ArraySlice<UInt8>, abi: TargetABI) -> String {
+    var line = String(address, radix: 16)
+    line = String(repeating: "0", count: max(0, 12 - line.count)) + line + ": "
+    let width = abi.pointerWidth
+    var column = 0
+    var i = bytes.startIndex
+    while column < 16 {
+        if i + width <= bytes.endIndex {
+            let digits = String(abi.value(of: bytes[i..<(i + width)]), radix: 16)
+            line += String(repeating: "0", count: width * 2 - digits.count) + digits + " "
+            i += width
+        } else if i < bytes.endIndex {
+            let tail = bytes[i...]
+            line += hexString(tail) + String(repeating: " ", count: (width - tail.count) * 2) + " "
+            i = bytes.endIndex
+        } else {
+            line += String(repeating: " ", count: width * 2 + 1)
+        }
+        column += width
     }
     line += " "
     for b in bytes { line += (0x20..<0x7f).contains(b) ? String(UnicodeScalar(b)) : "." }

@@ -35,6 +35,8 @@ struct Backtrace: ParsableCommand {
     @Option(help: "At most this many frames a thread.")
     var depth = 256
 
+    @OptionGroup var attach: AttachOptions
+
     @Option(help: "How libunwind reads the target: cached (whole pages through process_vm_readv, kept in a 16-page cache) or peekdata (libunwind's own PTRACE_PEEKDATA a word; slower).")
     var memory: UnwindMemoryAccess = .cached
 
@@ -49,6 +51,7 @@ struct Backtrace: ParsableCommand {
             guard pid.value != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
             let target = try Target(pid: pid.value)
             let threads = try selectThreads(of: target, thread)
+            attach.apply(to: target)
             if snapshot { try target.stop() }
             defer { target.resume() }
             let unwinder = try Unwinder(pid: target.pid, access: memory)

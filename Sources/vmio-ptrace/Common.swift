@@ -32,6 +32,7 @@ func emit(_ outcome: Outcome, json: Bool) -> ExitStatus {
 /// Runs a command body: on error prints one line on stderr (and, with `json`, a JSON
 /// error object on stdout) and exits with the documented status.
 func runReporting(json: Bool, _ body: () throws -> ExitStatus) throws {
+    Tracer.restoreWarning = { printError("vmio-ptrace: warning: " + $0) }
     let status: ExitStatus
     do {
         status = try body()
@@ -105,6 +106,35 @@ extension RegionSelector: ExpressibleByArgument {
 struct TargetOptions: ParsableArguments {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
+}
+
+/// `--attach-timeout`, on every command that can stop a target.
+struct AttachOptions: ParsableArguments {
+    @Option(name: .customLong("attach-timeout"), help: ArgumentHelp(
+        "How long to wait for the threads to stop when attaching, in seconds.",
+        discussion: "A thread that does not stop in time (uninterruptible sleep, D) is named with its state; reads go on without stopping, anything that needs the stop fails (status 1) with every thread let go.",
+        valueName: "seconds"))
+    var attachTimeout: Double = 5
+
+    func validate() throws {
+        guard attachTimeout > 0, attachTimeout <= 86_400 else {
+            throw ValidationError("--attach-timeout must be more than 0 and at most 86400 seconds")
+        }
+    }
+
+    var duration: Duration { .milliseconds(Int64((attachTimeout * 1000).rounded(.up))) }
+
+    /// Sets the target's attach timeout.
+    func apply(to target: Target) { target.attachTimeout = duration }
+}
+
+/// Stops `target` for a consistent read. When a thread does not stop in time (it sleeps
+/// uninterruptibly), every thread is let go, one warning line names the thread and its
+/// state, and the read goes on without stopping: a read does not need the stop.
+func stopForRead(_ target: Target) throws {
+    do { try target.stop() } catch .attachTimeout(let pid, let tid, let state) {
+        printError("vmio-ptrace: warning: thread \(tid) of pid \(pid) did not stop within the attach timeout (state \(state)); reading without stopping")
+    }
 }
 
 /// The typed-value options `write` and `search` share (`--u8` … `--f64`).

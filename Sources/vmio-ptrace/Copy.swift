@@ -31,6 +31,11 @@ struct Copy: ParsableCommand {
     @Flag(help: "Stop both processes for the copy (resumed afterwards on every path).")
     var stop = false
 
+    @Flag(help: "Copy past unreadable source pages, write zeros in their place, list them, and exit 0 unless the copy stopped early.")
+    var bestEffort = false
+
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     func run() throws {
@@ -39,6 +44,8 @@ struct Copy: ParsableCommand {
             let to = source.pid.value == destination.pid.value ? from : try Target(pid: destination.pid.value)
             let fromAddress = try from.resolve(source.address)
             let toAddress = try to.resolve(destination.address)
+            attach.apply(to: from)
+            attach.apply(to: to)
             if stop {
                 try from.stop()
                 try to.stop()
@@ -48,7 +55,7 @@ struct Copy: ParsableCommand {
                 to.resume()
             }
             return emit(try Operations.copy(from: from, at: fromAddress, to: to, at: toAddress, count: length.value,
-                                            skipFaults: skipFaults), json: options.json)
+                                            skipFaults: skipFaults, bestEffort: bestEffort), json: options.json)
         }
     }
 }

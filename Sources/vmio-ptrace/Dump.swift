@@ -32,18 +32,29 @@ struct Dump: ParsableCommand {
     @Flag(help: "Replace a dump already in the directory.")
     var force = false
 
+    @Flag(help: "Exit 0 even when holes were met (they are zeros in the data files and listed in the manifest).")
+    var bestEffort = false
+
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     func run() throws {
         try runReporting(json: options.json) {
             let target = try Target(pid: pid.value)
-            if stop { try target.stop() }
+            attach.apply(to: target)
+            if stop { try stopForRead(target) }
             defer { target.resume() }
-            if stop { try target.refresh() }
+            if target.isStopped { try target.refresh() }
             let total = RegionSelector.select(regions, in: target.view).reduce(0) { $0 + $1.range.count }
             let progress = ProgressLine("dump", total: total)
-            let outcome = try Operations.dump(target, regions: regions, to: directory, replace: force, progress: progress.update)
+            // Erased on the error paths too, before the error line is printed.
+            var erased = false
+            defer { if !erased { progress.finish() } }
+            let outcome = try Operations.dump(target, regions: regions, to: directory, replace: force,
+                                              bestEffort: bestEffort, progress: progress.update)
             progress.finish()
+            erased = true
             return emit(outcome, json: options.json)
         }
     }

@@ -36,18 +36,28 @@ struct Read: ParsableCommand {
     @Flag(help: "Step over pages that fault (each reported as a hole) instead of stopping at the first.")
     var skipFaults = false
 
+    @Flag(help: "Read past holes, fill them with zeros, list them (and the mechanism that failed), and exit 0 unless the read stopped early.")
+    var bestEffort = false
+
+    @Flag(help: "Group the hex dump by the target's words (its pointer width, in its byte order), like xxd -e.")
+    var words = false
+
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     func run() throws {
         try runReporting(json: options.json) {
             let target = try Target(pid: pid.value)
+            attach.apply(to: target)
             let start = try target.resolve(address)
-            if stop { try target.stop() }
+            if stop { try stopForRead(target) }
             defer { target.resume() }
             // Typed values, strings and JSON are decoded in memory; raw bytes and hex dumps stream.
             let streams = format == .raw || (format == .hex && !options.json)
             guard streams else {
-                var outcome = try Operations.read(target, at: start, length: length.value, format: format, skipFaults: skipFaults)
+                var outcome = try Operations.read(target, at: start, length: length.value, format: format,
+                                                  skipFaults: skipFaults, bestEffort: bestEffort)
                 if let output {
                     let sink = try OutputSink(path: output)
                     for line in outcome.text { try sink.line(line) }
@@ -63,15 +73,15 @@ struct Read: ParsableCommand {
             var bytes: [UInt8] = []
             let report: TransferReport
             if format == .raw {
-                report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
+                report = try target.stream(range, skipFaults: skipFaults, fillHoles: bestEffort) { at, chunk in
                     try sink.write(chunk, at: at - start)
                     if options.json && output == nil { bytes += chunk }
                     return true
                 }
                 try sink.finish(length: report.moved + report.holes.reduce(0) { $0 + $1.length })
             } else {
-                var dump = HexDumper(sink: sink)
-                report = try target.stream(range, skipFaults: skipFaults) { at, chunk in
+                var dump = HexDumper(sink: sink, words: words ? target.abi : nil)
+                report = try target.stream(range, skipFaults: skipFaults, fillHoles: bestEffort) { at, chunk in
                     try dump.add(at, chunk)
                     return true
                 }
@@ -85,8 +95,12 @@ struct Read: ParsableCommand {
                 fields.append(output.map { ("output", .string($0)) } ?? ("data", .string(hexString(bytes))))
                 print(JSONValue.object(fields).rendered)
             }
-            let result = status(of: report)
-            if result != .ok { printError("vmio-ptrace: " + describe(report, verb: "partial read")) }
+            let result = status(of: report, bestEffort: bestEffort)
+            if result != .ok {
+                printError("vmio-ptrace: " + describe(report, verb: "partial read"))
+            } else if !report.holes.isEmpty {
+                printError("vmio-ptrace: " + describe(report, verb: "best effort"))
+            }
             return result
         }
     }
@@ -168,10 +182,19 @@ final class OutputSink {
 /// Turns streamed chunks into xxd-style lines, marking holes.
 struct HexDumper {
     let sink: OutputSink
+    /// Group by the words of this ABI instead of by byte pairs.
+    let words: TargetABI?
     private var lineStart: Address = 0
     private var pending: [UInt8] = []
 
-    init(sink: OutputSink) { self.sink = sink }
+    init(sink: OutputSink, words: TargetABI? = nil) {
+        self.sink = sink
+        self.words = words
+    }
+
+    private func line(_ address: Address, _ bytes: ArraySlice<UInt8>) -> String {
+        words.map { wordDumpLine(address: address, bytes, abi: $0) } ?? hexDumpLine(address: address, bytes)
+    }
 
     mutating func add(_ at: Address, _ chunk: UnsafeRawBufferPointer) throws {
         if !pending.isEmpty && at != lineStart + UInt64(pending.count) {
@@ -183,7 +206,7 @@ struct HexDumper {
         for byte in chunk {
             pending.append(byte)
             if pending.count == 16 {
-                try sink.line(hexDumpLine(address: lineStart, pending[...]))
+                try sink.line(line(lineStart, pending[...]))
                 lineStart += 16
                 pending.removeAll(keepingCapacity: true)
             }
@@ -191,7 +214,7 @@ struct HexDumper {
     }
 
     mutating func flush() throws {
-        if !pending.isEmpty { try sink.line(hexDumpLine(address: lineStart, pending[...])) }
+        if !pending.isEmpty { try sink.line(line(lineStart, pending[...])) }
         pending.removeAll(keepingCapacity: true)
     }
 }

@@ -22,6 +22,8 @@ struct Regs: ParsableCommand {
     @Option(help: "Only this thread (a thread id of the process).")
     var thread: Int32?
 
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     func run() throws {
@@ -29,6 +31,7 @@ struct Regs: ParsableCommand {
             guard pid.value != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
             let target = try Target(pid: pid.value)
             let threads = try selectThreads(of: target, thread)
+            attach.apply(to: target)
             var results: [(ThreadInfo, Registers)] = []
             for info in threads {
                 do {

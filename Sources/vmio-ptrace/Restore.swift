@@ -38,18 +38,25 @@ struct Restore: ParsableCommand {
     @Flag(help: "Stop every thread while restoring (resumed afterwards on every path).")
     var stop = false
 
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     func run() throws {
         try runReporting(json: options.json) {
             let manifest = try DumpManifest.load(from: directory)
             let target = try Target(pid: pid.value)
+            attach.apply(to: target)
             if stop { try target.stop() }
             defer { target.resume() }
             let progress = ProgressLine("restore", total: manifest.regions.reduce(0) { $0 + ($1.range?.count ?? 0) })
+            // Erased on the error paths too, before the error line is printed.
+            var erased = false
+            defer { if !erased { progress.finish() } }
             let outcome = try Operations.restore(target, from: directory, skip: skip, skipMismatched: skipMismatched,
                                                  force: force, verify: verify, progress: progress.update)
             progress.finish()
+            erased = true
             return emit(outcome, json: options.json)
         }
     }

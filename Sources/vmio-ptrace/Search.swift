@@ -36,6 +36,8 @@ struct Search: ParsableCommand {
     @Flag(help: "Stop every thread while searching (resumed afterwards on every path).")
     var stop = false
 
+    @OptionGroup var attach: AttachOptions
+
     @OptionGroup var options: TargetOptions
 
     var payload: PayloadSpec {
@@ -57,15 +59,24 @@ struct Search: ParsableCommand {
 
     func run() throws {
         try runReporting(json: options.json) {
-            let pattern = try payload.pattern(alignment: align)
+            let pattern: BytePattern
+            do { pattern = try payload.pattern(alignment: align) } catch VmIoError.badAddress(_, let reason) {
+                // Name the pattern, not an "address".
+                throw BadInput("bad search pattern '\(hex ?? payload.label)': \(reason)")
+            }
             let target = try Target(pid: pid.value)
-            if stop { try target.stop() }
+            attach.apply(to: target)
+            if stop { try stopForRead(target) }
             defer { target.resume() }
             let total = RegionSelector.select(regions, in: target.view).reduce(0) { $0 + $1.range.count }
             let progress = ProgressLine("search", total: total)
+            // Erased on the error paths too, before the error line is printed.
+            var erased = false
+            defer { if !erased { progress.finish() } }
             let (outcome, _) = try Operations.search(target, pattern: pattern, label: payload.label, regions: regions,
                                                      max: max, progress: progress.update)
             progress.finish()
+            erased = true
             return emit(outcome, json: options.json)
         }
     }

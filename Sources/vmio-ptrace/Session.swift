@@ -13,8 +13,11 @@ struct ScriptOptions: ParsableArguments {
     @Flag(help: "Run on after a failed command and list every failure at the end.")
     var keepGoing = false
 
+    @OptionGroup var attach: AttachOptions
+
     /// Runs `script` (a file, or standard input for nil or "-") against `target`.
     func run(_ script: String?, on target: Target) throws -> ExitStatus {
+        attach.apply(to: target)
         let interpreter = Interpreter(
             target: target, json: json, keepGoing: keepGoing,
             output: { line in

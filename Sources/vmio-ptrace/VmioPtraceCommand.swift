@@ -14,6 +14,6 @@ struct VmioPtraceCommand: ParsableCommand {
             reason); 4 target gone (or no such process); 64 malformed command line.
             """,
         version: "0.1.0",
-        subcommands: [Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self, Regs.self, Session.self, Run.self, Demo.self]
+        subcommands: [Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self, Regs.self, Session.self, Run.self, Doctor.self, Demo.self]
     )
 }

@@ -301,7 +301,8 @@ final class HolderBox {
         #expect(holes.count == 1)
         #expect(holes.first?["address"] as? String == hx(edge + 4096))
         #expect(holes.first?["length"] as? Int == 104)
-        #expect(json["data"] as? String == String(repeating: "ab", count: 96))
+        // The data spans the whole range, the hole read as zeros, so bytes keep their places.
+        #expect(json["data"] as? String == String(repeating: "ab", count: 96) + String(repeating: "00", count: 104))
         // Text: stderr names the hole.
         let text = try Tool.run("read", box.pid, hx(edge + 4000), "200", "--skip-faults")
         #expect(text.exited(2))
@@ -347,12 +348,14 @@ final class HolderBox {
         #expect(holes.map { $0["address"] as? String } == [hx(base + 4096), hx(base + 4096 + 8192)])
         #expect(holes.map { $0["length"] as? Int } == [4096, 4096])
         let data = bytesOf(hex: try #require(json["data"] as? String))
-        #expect(data.count == 3 * 4096)
+        // The whole range, holes as zeros.
+        #expect(data.count == 5 * 4096)
         for k in 0..<3 {
-            let page = Array(data[(k * 4096)..<((k + 1) * 4096)])
+            let page = Array(data[(k * 8192)..<(k * 8192 + 4096)])
             #expect(page[0..<8] == [UInt8(k), 0, 0, 0, 0, 0, 0, 0][...])
             #expect(page[8...].allSatisfy { $0 == UInt8(k) })
         }
+        for k in 0..<2 { #expect(data[(k * 8192 + 4096)..<(k * 8192 + 8192)].allSatisfy { $0 == 0 }) }
         // The text dump: lines jump over each hole, and the hole is named.
         let text = try Tool.run("read", many.pidArg, hx(base), String(8192 * 2 + 4096), "--skip-faults")
         #expect(text.exited(2))

@@ -52,9 +52,10 @@ final class DrainThread: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var bytes: [UInt8] = []
 
-    init(fd: Int32) {
+    init(fd: Int32, closeAtEOF: Bool = false) {
         self.fd = fd
         Thread { [self] in
+            defer { if closeAtEOF { close(fd) } }
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -73,64 +74,131 @@ final class DrainThread: @unchecked Sendable {
     }
 }
 
-/// A program started in the background, with its standard output and error captured,
-/// or (with `stdoutPipe: false`) with standard output left to the caller.
+/// A program started in the background with `posix_spawn`, its standard output and error
+/// captured, or (with `stdout:`) its standard output sent where the caller says.
+///
+/// Not Foundation's `Process`: a child inherits the signal mask of the thread that starts it,
+/// and the test threads (libdispatch workers) block SIGINT, SIGTERM, SIGHUP, SIGQUIT… — a tool
+/// started that way would never see the signals the tests send it. Here the child starts with
+/// an empty mask, every signal at its default action, stdin on /dev/null, and no other
+/// descriptor of the test process (closefrom 3).
 final class Running: @unchecked Sendable {
-    let process: Process
+    let pid: Int32
     private let out: DrainThread?
     private let err: DrainThread
-
-    var pid: Int32 { process.processIdentifier }
+    private let lock = NSLock()
+    private var reaped: Int32?  // the wait status, once reaped
 
     /// `stdout`: nil captures it; a FileHandle sends it there (e.g. a pipe the test does not drain).
-    init(_ executable: String, _ arguments: [String], stdout: FileHandle? = nil) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let errPipe = Pipe()
-        process.standardError = errPipe
-        var outPipe: Pipe?
-        if let stdout {
-            process.standardOutput = stdout
-        } else {
-            outPipe = Pipe()
-            process.standardOutput = outPipe
+    /// `blocking`: signals the child starts with blocked (none by default).
+    init(_ executable: String, _ arguments: [String], stdout: FileHandle? = nil, blocking: [Int32] = []) throws {
+        _ = ignoreSIGPIPEOnce
+        var errPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
+        guard cloexecPipe(&errPipe) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        if stdout == nil {
+            guard cloexecPipe(&outPipe) == 0 else {
+                close(errPipe[0]); close(errPipe[1])
+                throw POSIXError(.init(rawValue: errno) ?? .EIO)
+            }
         }
-        try process.run()
-        try? errPipe.fileHandleForWriting.close()
-        try? outPipe?.fileHandleForWriting.close()
-        err = DrainThread(fd: errPipe.fileHandleForReading.fileDescriptor)
-        out = outPipe.map { DrainThread(fd: $0.fileHandleForReading.fileDescriptor) }
-        // Keep the read ends open as long as the drains need them.
-        keep = [errPipe, outPipe as Any]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout?.fileDescriptor ?? outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if let closeFrom = spawnCloseFrom { _ = closeFrom(&actions, 3) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        for signal in blocking { sigaddset(&none, signal) }
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, &attributes, &argv, environ)
+        close(errPipe[1])
+        if outPipe[1] >= 0 { close(outPipe[1]) }
+        guard rc == 0 else {
+            close(errPipe[0])
+            if outPipe[0] >= 0 { close(outPipe[0]) }
+            throw POSIXError(.init(rawValue: rc) ?? .EIO)
+        }
+        pid = child
+        err = DrainThread(fd: errPipe[0], closeAtEOF: true)
+        out = stdout == nil ? DrainThread(fd: outPipe[0], closeAtEOF: true) : nil
     }
 
-    private var keep: [Any] = []
+    /// Reaps the child if it has exited; true while it runs.
+    var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if reaped != nil { return false }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { reaped = status; return false }
+        if r < 0 && errno == ECHILD { reaped = 0; return false }
+        return true
+    }
 
     /// Waits (up to `timeout` seconds, then SIGKILL) and collects the result.
     func finish(timeout: TimeInterval = 60) -> RunResult {
         let deadline = Date(timeIntervalSinceNow: timeout)
         var timedOut = false
-        while process.isRunning {
+        while isRunning {
             if Date() >= deadline {
                 timedOut = true
-                kill(process.processIdentifier, SIGKILL)
+                kill(pid, SIGKILL)
                 let killDeadline = Date(timeIntervalSinceNow: 10)
-                while process.isRunning && Date() < killDeadline { usleep(5_000) }
+                while isRunning && Date() < killDeadline { usleep(5_000) }
                 break
             }
             usleep(2_000)
         }
         let stdout = out?.result() ?? []
         let stderr = String(decoding: err.result(), as: UTF8.self)
-        let signaled = process.terminationReason == .uncaughtSignal
+        lock.lock()
+        let status = reaped ?? 0
+        lock.unlock()
+        let signaled = status & 0x7f != 0 && status & 0x7f != 0x7f
         return RunResult(
-            status: process.terminationStatus, signaled: signaled, timedOut: timedOut, stdout: stdout, stderr: stderr)
+            status: signaled ? status & 0x7f : (status >> 8) & 0xff, signaled: signaled, timedOut: timedOut,
+            stdout: stdout, stderr: stderr)
     }
 
-    var isRunning: Bool { process.isRunning }
+    deinit {
+        if isRunning {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
 }
+
+/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34), looked up at run time because
+/// the Glibc module does not import it.
+private let spawnCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+        return nil
+    }
+    return unsafeBitCast(
+        symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
+
+/// pipe(2) with both ends close-on-exec (pipe2 is not imported by the Glibc module).
+private func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
+    guard pipe(&fds) == 0 else { return -1 }
+    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    return 0
+}
+
+/// Writing to a pipe whose reader is gone must fail with EPIPE, not kill the test process.
+private let ignoreSIGPIPEOnce: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
 enum Tool {
     static var path: String { Fixtures.toolPath.path }

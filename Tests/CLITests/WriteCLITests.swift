@@ -32,7 +32,7 @@ import VmioTestSupport
         #expect(try write(at: 0x400, ["--hex", "0x0102"], count: 2) == [0x01, 0x02])
         #expect(try write(at: 0x400, ["--hex", "ca:fe"], count: 2) == [0xca, 0xfe])
         // The byte after the written ones is untouched.
-        #expect(try holder.get(buf + 0x402, 3) == [0xef, 0x01, holderPattern(0x405)])
+        #expect(try holder.get(buf + 0x400, 6) == [0xca, 0xfe, 0xbe, 0xef, 0x01, holderPattern(0x405)])
     }
 
     @Test func stringSourceWithAndWithoutNul() throws {

@@ -18,6 +18,8 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case unmapper
     case exiter
     case deepStack = "deep-stack"
+    /// Blocks in vfork (D), turns undumpable, parents a zombie, on request.
+    case states
     case truncated
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
@@ -312,15 +314,26 @@ public enum Fixtures {
 
     /// Starts `vmio-fixture-NAME`, reads its lines up to `ready` (10 s timeout) and parses
     /// them into facts. If that fails the process is killed and the error thrown.
-    public static func launch(_ kind: FixtureKind, arguments: [String] = []) throws -> FixtureProcess {
+    ///
+    /// `executable` runs another binary that speaks `kind`'s protocol (e.g. a 32-bit holder
+    /// built by a test); `wrapper` runs it under another program (`unshare …`, `setpriv …`),
+    /// which must exec it or wait for it (then ``FixtureProcess/pid`` is the wrapper's pid).
+    public static func launch(
+        _ kind: FixtureKind, arguments: [String] = [], executable: URL? = nil, wrapper: [String] = []
+    ) throws -> FixtureProcess {
         _ = ignoreSIGPIPE
-        let binary = path(of: kind)
+        let binary = executable ?? path(of: kind)
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw FixtureError.binaryNotFound(path: binary.path)
         }
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if let program = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(wrapper.dropFirst()) + [binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
         process.standardInput = inPipe
         process.standardOutput = outPipe

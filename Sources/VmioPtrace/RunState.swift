@@ -1,0 +1,128 @@
+import Glibc
+import VmIO
+
+/// What a process was doing, from `/proc/PID/stat` and `/proc/PID/status`: recorded before
+/// an attach so that exactly that state can be restored (and checked) afterwards.
+public struct RunState: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// Running or sleeping (`R`, `S`, `D`, `I`…): it must run on afterwards.
+        case running
+        /// Stopped by a signal (`T`: SIGSTOP, SIGTSTP, `kill -STOP`, a shell's Ctrl-Z): it
+        /// must stay stopped afterwards.
+        case jobStopped = "job-stopped"
+        /// In a ptrace stop (`t`) of some tracer.
+        case traceStopped = "trace-stopped"
+        /// Exited, not yet reaped by its parent (`Z`, `X`).
+        case zombie
+        /// No such process.
+        case gone
+    }
+
+    public let kind: Kind
+    /// The `State:` line of `/proc/PID/status`, e.g. `T (stopped)`; empty when gone.
+    public let state: String
+    /// `TracerPid` (0 when nobody traces it).
+    public let tracerPid: Int32
+
+    public init(kind: Kind, state: String, tracerPid: Int32) {
+        self.kind = kind
+        self.state = state
+        self.tracerPid = tracerPid
+    }
+
+    /// The state's letter (`R`, `S`, `D`, `T`, `t`, `Z`…).
+    public var letter: Character { state.first ?? "?" }
+
+    /// The kind of a state letter.
+    public static func kind(ofLetter letter: Character) -> Kind {
+        switch letter {
+        case "T": .jobStopped
+        case "t": .traceStopped
+        case "Z", "X", "x": .zombie
+        default: .running
+        }
+    }
+
+    /// The current state of `pid`.
+    public static func of(pid: Int32) -> RunState {
+        guard let status = try? ProcFS.status(pid), let state = status["State"], let letter = state.first else {
+            return RunState(kind: .gone, state: "", tracerPid: 0)
+        }
+        let tracer = status["TracerPid"].flatMap { Int32($0) } ?? 0
+        return RunState(kind: kind(ofLetter: letter), state: state, tracerPid: tracer)
+    }
+
+    public var description: String {
+        switch kind {
+        case .running: "running (\(state))"
+        case .jobStopped: "job-stopped (\(state))"
+        case .traceStopped: "in a ptrace stop (\(state))"
+        case .zombie: "a zombie (\(state))"
+        case .gone: "gone"
+        }
+    }
+}
+
+/// What was found when a target was let go: the state recorded before the attach, the
+/// state seen afterwards, and whether they agree.
+public struct RunStateCheck: Sendable, CustomStringConvertible {
+    public let pid: Int32
+    public let before: RunState
+    public let after: RunState
+    /// The state recorded before the attach holds again (or the target is gone, which no
+    /// one could prevent).
+    public let restored: Bool
+    /// What was done to restore it (`re-stopped with SIGSTOP`), if anything.
+    public let action: String?
+
+    public var description: String {
+        if restored {
+            return "pid \(pid) is \(after.kind.rawValue) again, as before the attach" + (action.map { " (\($0))" } ?? "")
+        }
+        return "pid \(pid) was \(before) before the attach but is \(after) now; it could not be restored"
+            + (action.map { " (\($0))" } ?? "")
+    }
+}
+
+extension RunState {
+    /// Waits (at most `timeout`) for `pid` to settle after a detach into `expected`'s kind
+    /// (`running` or `jobStopped`), re-stopping a job-stopped target that resumed, and
+    /// reports what it found.
+    static func verify(pid: Int32, expected: RunState, timeout: Duration = .milliseconds(500)) -> RunStateCheck {
+        let clock = ContinuousClock()
+        var deadline = clock.now + timeout
+        var action: String?
+        var now = RunState.of(pid: pid)
+        while true {
+            switch (expected.kind, now.kind) {
+            case (_, .gone), (_, .zombie):
+                return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
+            case (.running, .running), (.jobStopped, .jobStopped):
+                return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
+            case (.jobStopped, .running) where action == nil:
+                // A job-stopped target the detach let run: stop it again, as it was.
+                kill(pid, SIGSTOP)
+                action = "re-stopped with SIGSTOP"
+                deadline = clock.now + timeout
+            default:
+                break
+            }
+            if clock.now >= deadline {
+                return RunStateCheck(pid: pid, before: expected, after: now, restored: false, action: action)
+            }
+            usleep(1_000)
+            now = RunState.of(pid: pid)
+        }
+    }
+}
+
+extension ProcFS {
+    /// A thread's `State:` line (`D (disk sleep)`), or `?` when it cannot be read.
+    public static func threadStateText(pid: Int32, tid: Int32) -> String {
+        guard let text = try? readText("/proc/\(pid)/task/\(tid)/status") else { return "?" }
+        for line in text.split(separator: "\n") where line.hasPrefix("State:") {
+            return line.dropFirst("State:".count).trimmingCharacters(in: " \t")
+        }
+        return "?"
+    }
+}

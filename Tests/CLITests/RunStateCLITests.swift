@@ -1,0 +1,201 @@
+// The run-state guarantee: the state a target had before the attach (running, or
+// job-stopped by `kill -STOP`) is what it has afterwards, on a normal end and when the
+// tool dies of SIGINT; and bounded waits: a thread that will not stop (a parent blocked
+// in vfork, in D, while its child sleeps) is named with its state, reads go on without
+// stopping, and whatever needs the stop fails with every thread let go.
+
+import Foundation
+import Testing
+import VmioTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state letter of `pid` (`R`, `S`, `T`, `t`, `D`…), or "" when it is gone.
+func stateLetter(_ pid: Int32) -> String { String(procStatus(pid)["State"]?.prefix(1) ?? "") }
+
+/// A script file for `session` (RunState tests), removed at deinit.
+private final class StateScript {
+    let path: TempPath
+    init(_ text: String) throws {
+        path = TempPath("script.vmio")
+        try text.write(toFile: path.path, atomically: true, encoding: .utf8)
+    }
+}
+
+@Suite(.serialized) struct RunStateCLITests {
+    /// Runs `session PID` on a script that stops the target and then sleeps, waits until the
+    /// tool holds every thread, sends `signal` to the tool, and returns what it did.
+    private func sessionKilled(holding pid: Int32, by signal: Int32) throws -> RunResult {
+        let script = try StateScript("stop\nsleep 30s\n")
+        let running = try Running(Tool.path, ["session", String(pid), script.path.path])
+        let held = waitUntil(timeout: 10) {
+            procStatus(pid)["TracerPid"] == String(running.pid) && stateLetter(pid) == "t"
+        }
+        #expect(held, "target state \(procStatus(pid)["State"] ?? "?")")
+        kill(running.pid, signal)
+        return running.finish(timeout: 20)
+    }
+
+    @Test func aRunningTargetRunsAgainAfterSIGINT() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let result = try sessionKilled(holding: holder.pid, by: SIGINT)
+        #expect(result.signaled && result.status == SIGINT, "\(result)")
+        #expect(waitUntil { isFreeRunning(holder.pid) }, "\(procStatus(holder.pid))")
+        #expect(try holder.send("ping") == "pong")
+    }
+
+    @Test func aJobStoppedTargetStaysStoppedAfterSIGINT() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer {
+            kill(holder.pid, SIGCONT)
+            holder.terminate()
+        }
+        kill(holder.pid, SIGSTOP)
+        try #require(waitUntil { stateLetter(holder.pid) == "T" })
+        let result = try sessionKilled(holding: holder.pid, by: SIGINT)
+        #expect(result.signaled && result.status == SIGINT, "\(result)")
+        #expect(waitUntil { procStatus(holder.pid)["TracerPid"] == "0" })
+        // Still stopped, as before: it does not answer until SIGCONT.
+        usleep(200_000)
+        #expect(stateLetter(holder.pid) == "T", "\(procStatus(holder.pid))")
+        try holder.write("ping")
+        #expect(throws: FixtureError.self) { try holder.readLine(timeout: 0.3) }
+        kill(holder.pid, SIGCONT)
+        #expect(try holder.readLine() == "pong")
+        #expect(isFreeRunning(holder.pid))
+    }
+
+    @Test func aJobStoppedTargetStaysStoppedAfterEveryCommand() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer {
+            kill(holder.pid, SIGCONT)
+            holder.terminate()
+        }
+        kill(holder.pid, SIGSTOP)
+        try #require(waitUntil { stateLetter(holder.pid) == "T" })
+        let buf = holder.address("buf")
+        let dir = TempPath("dump")
+        defer { _ = try? FileManager.default.removeItem(atPath: dir.path) }
+        let commands: [[String]] = [
+            ["read", holder.pidArg, hx(buf + 0x100), "16", "--stop"],
+            ["copy", "\(holder.pid):\(hx(buf))", "\(holder.pid):\(hx(buf + 0x8000))", "64", "--stop"],
+            ["search", holder.pidArg, "--string", "VMIO-MARKER-0001", "--stop"],
+            ["dump", holder.pidArg, "--region", "\(hx(buf))-\(hx(buf + 0x1000))", "-o", dir.path, "--stop"],
+            ["restore", holder.pidArg, dir.path, "--stop"],
+            ["regs", holder.pidArg],
+        ]
+        for command in commands {
+            let result = try Tool.run(command)
+            #expect(result.exited(0), "\(command): \(result)")
+            #expect(!result.stderr.contains("could not be restored"), "\(command): \(result.stderr)")
+            #expect(procStatus(holder.pid)["TracerPid"] == "0")
+            #expect(stateLetter(holder.pid) == "T", "\(command): \(procStatus(holder.pid))")
+        }
+        let script = try StateScript("stop\nread \(hx(buf + 0x100)) 16\ncont\nstop\ncont\n")
+        #expect(try Tool.run("session", holder.pidArg, script.path.path).exited(0))
+        #expect(stateLetter(holder.pid) == "T")
+        kill(holder.pid, SIGCONT)
+        #expect(try holder.send("ping") == "pong")
+    }
+
+    @Test func aRunningTargetRunsAfterEveryCommand() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let buf = holder.address("buf")
+        for command in [["read", holder.pidArg, hx(buf), "16", "--stop"], ["regs", holder.pidArg],
+                        ["search", holder.pidArg, "--string", "VMIO-MARKER-0001", "--stop"]]
+        {
+            let result = try Tool.run(command)
+            #expect(result.exited(0), "\(command): \(result)")
+            #expect(isFreeRunning(holder.pid), "\(command): \(procStatus(holder.pid))")
+        }
+        #expect(try holder.send("ping") == "pong")
+    }
+
+    // MARK: bounded waits
+
+    /// Puts the states fixture's main thread into D: it vforks, and the child sleeps `ms`.
+    private func blockInVfork(_ states: FixtureProcess, ms: Int) throws -> Int32 {
+        let reply = try states.send("vfork \(ms)")
+        let child = try #require(Int32(reply.split(separator: " ").last ?? ""), "\(reply)")
+        try #require(waitUntil { stateLetter(states.pid) == "D" }, "\(procStatus(states.pid))")
+        return child
+    }
+
+    @Test func aThreadInUninterruptibleSleepTimesOutAndIsNamed() throws {
+        let states = try Fixtures.launch(.states)
+        defer { states.terminate() }
+        _ = try blockInVfork(states, ms: 6000)
+        let started = Date()
+
+        // A read does not need the stop: it goes on, with one warning line.
+        let read = try Tool.run("read", states.pidArg, "[stack]", "16", "--stop", "--attach-timeout", "0.5", "--json")
+        #expect(read.exited(0), "\(read)")
+        #expect(read.json?["moved"] as? Int == 16)
+        #expect(read.stderr == "vmio-ptrace: warning: thread \(states.pid) of pid \(states.pid) did not stop within the attach timeout (state D (disk sleep)); reading without stopping\n", "\(read.stderr)")
+
+        // What needs the stop fails cleanly (status 1), naming the thread and its state.
+        for command in [["regs", states.pidArg, "--attach-timeout", "0.5"],
+                        ["backtrace", states.pidArg, "--attach-timeout", "0.5"],
+                        ["backtrace", states.pidArg, "--snapshot", "--attach-timeout", "0.5"]]
+        {
+            let result = try Tool.run(command)
+            #expect(result.exited(1), "\(command): \(result)")
+            #expect(result.stderr.contains("thread \(states.pid) of pid \(states.pid) did not stop in time (state D (disk sleep)); every thread was let go as it was"), "\(command): \(result.stderr)")
+        }
+        let session = try Tool.run("session", states.pidArg, "--attach-timeout", "0.3",
+                                   try StateScript("stop\n").path.path)
+        #expect(session.exited(1), "\(session)")
+        #expect(session.stderr.contains("did not stop in time (state D (disk sleep))"), "\(session.stderr)")
+        #expect(Date().timeIntervalSince(started) < 5.5, "each wait is bounded by --attach-timeout")
+
+        // Nobody holds it, and once the child leaves it runs on — not stopped by a late trap.
+        #expect(procStatus(states.pid)["TracerPid"] == "0")
+        #expect(try states.readLine(timeout: 10) == "vfork done")
+        #expect(waitUntil { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
+        #expect(try states.send("ping") == "pong")
+    }
+
+    @Test func aThreadThatStopsLateIsLetGoWhileTheToolRunsOn() throws {
+        // The attach times out (the parent is in D); the vfork child leaves 700 ms later, so
+        // the parent's pending stop lands while the tool still runs. `cont` lets it go then,
+        // long before the tool exits.
+        let states = try Fixtures.launch(.states)
+        defer { states.terminate() }
+        _ = try blockInVfork(states, ms: 700)
+        let script = try StateScript("stop\nsleep 1500ms\ncont\nsleep 4s\n")
+        let running = try Running(Tool.path, ["session", states.pidArg, "--keep-going", "--attach-timeout", "0.2", script.path.path])
+        // The late stop: the parent traps into a ptrace stop of the tool …
+        #expect(waitUntil(timeout: 5) {
+            procStatus(states.pid)["TracerPid"] == String(running.pid) && stateLetter(states.pid) == "t"
+        }, "\(procStatus(states.pid))")
+        // … and is let go at `cont`, while the tool sleeps on.
+        #expect(waitUntil(timeout: 5) { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
+        #expect(running.isRunning)
+        #expect(try states.readLine(timeout: 5) == "vfork done")
+        let result = running.finish(timeout: 20)
+        #expect(result.exited(1), "\(result)")  // the failed `stop`, with --keep-going
+        #expect(result.stderr.contains("did not stop in time (state D (disk sleep))"), "\(result.stderr)")
+
+        // A parent whose vfork child leaves during the wait simply stops in time.
+        _ = try blockInVfork(states, ms: 300)
+        let late = try Tool.run("read", states.pidArg, "[stack]", "8", "--stop", "--attach-timeout", "5")
+        #expect(late.exited(0), "\(late)")
+        #expect(late.stderr.isEmpty, "\(late.stderr)")
+        #expect(try states.readLine(timeout: 10) == "vfork done")
+        #expect(waitUntil { isFreeRunning(states.pid) })
+    }
+
+    @Test func attachTimeoutIsValidated() throws {
+        let zero = try Tool.run("read", "self", "[stack]", "8", "--attach-timeout", "0")
+        #expect(zero.exited(64), "\(zero)")
+        #expect(zero.stderr.contains("--attach-timeout"))
+        for command in ["read", "copy", "dump", "restore", "search", "session", "run", "regs", "backtrace"] {
+            let help = try Tool.run(command, "--help")
+            #expect(help.stdoutText.contains("--attach-timeout"), "\(command)")
+        }
+    }
+}
