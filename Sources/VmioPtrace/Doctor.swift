@@ -82,7 +82,9 @@ public struct DoctorReport: Sendable {
 
     /// The reason for a permission error: the failing check, what it found, and its fix.
     public var reason: String? {
-        guard let c = blocking ?? checks.first(where: { $0.status == .problem && !$0.blocks.isEmpty }) else {
+        guard let c = blocking ?? checks.first(where: { $0.status == .problem && !$0.blocks.isEmpty })
+            ?? checks.first(where: { $0.status == .problem })
+        else {
             return nil
         }
         return "\(c.name): \(c.detail); fix: \(c.fix ?? "none known")"

@@ -79,8 +79,11 @@ public struct RunStateCheck: Sendable, CustomStringConvertible {
         if restored {
             return "pid \(pid) is \(after.kind.rawValue) again, as before the attach" + (action.map { " (\($0))" } ?? "")
         }
-        return "pid \(pid) was \(before) before the attach but is \(after) now; it could not be restored"
-            + (action.map { " (\($0))" } ?? "")
+        var text = "pid \(pid) was \(before) before the attach but is \(after) now; it could not be restored"
+        if before.kind == .running && after.kind == .jobStopped {
+            text += " (a stop signal arrived while it was held: `kill -CONT \(pid)` lets it run)"
+        }
+        return text + (action.map { " (\($0))" } ?? "")
     }
 }
 

@@ -29,10 +29,14 @@ public final class Tracer {
     /// and the kernel lets them go when this process exits.
     nonisolated(unsafe) private static var lingering: Set<Int32> = []
 
-    /// Seizes and stops every thread of `pid`, waiting at most `timeout` for each stop.
+    /// Seizes and stops every thread of `pid`, waiting at most `timeout` in all for the stops.
     /// With `threads`, only those of them that exist are stopped (one pass, no re-reading);
-    /// the other threads run on. ``TargetError/noSuchProcess(pid:)`` when none could be held.
-    /// On any failure every thread already seized is let go before the error is thrown.
+    /// the other threads run on. ``TargetError/noSuchProcess(pid:)`` when none could be held
+    /// (or the process is a zombie), ``TargetError/alreadyTraced(pid:tracerPid:tracerName:)``
+    /// when another tracer holds it, ``TargetError/attachTimeout(pid:tid:state:)`` naming a
+    /// thread that did not stop in time (uninterruptible sleep) and its state. The state
+    /// before the attach is recorded (``initialState``). On any failure every thread already
+    /// held is let go before the error is thrown.
     public init(pid: Int32, threads: Set<Int32>? = nil, timeout: Duration = .seconds(5)) throws(TargetError) {
         self.pid = pid
         Self.installSignalHandlersOnce()

@@ -22,9 +22,6 @@ public final class Interpreter {
     private var failureLines: [String] = []
     public private(set) var commandsRun = 0
 
-    /// Verbs served by another layer (backtrace, regs), keyed by verb.
-    public var handlers: [Verb: (Target, VerbCall, Interpreter) throws -> Outcome] = [:]
-
     public init(
         target: Target, json: Bool, keepGoing: Bool,
         output: @escaping (String) -> Void, diagnostics: @escaping (String) -> Void
@@ -209,7 +206,11 @@ public final class Interpreter {
         var chars = Array(word.text)[...]
         while let c = chars.first {
             chars = chars.dropFirst()
-            guard c == "$" else { out.append(c); continue }
+            // A `$` not followed by a name is itself (`echo costs $5`).
+            guard c == "$", let next = chars.first, next.isLetter || next == "_" || next == "{" else {
+                out.append(c)
+                continue
+            }
             let braced = chars.first == "{"
             if braced { chars = chars.dropFirst() }
             let name = String(chars.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
@@ -385,7 +386,7 @@ public final class Interpreter {
 
     /// `ADDR` in this target, or `PID:ADDR` in another process.
     func location(_ word: Word, parser: Parser) throws -> (Target, Address) {
-        if let colon = word.text.firstIndex(of: ":"), let pid = Int32(word.text[..<colon]), pid > 0 {
+        if let colon = word.text.firstIndex(of: ":"), let pid = try processID(word.text[..<colon], parser: parser), pid > 0 {
             let rest = String(word.text[word.text.index(after: colon)...])
             let other: Target
             if pid == target.pid {
@@ -406,6 +407,17 @@ public final class Interpreter {
             return (other, a)
         }
         return (target, try address(word, parser: parser))
+    }
+
+    /// The pid of a `PID:ADDR` location: digits, or a `$name` holding an integer; nil for
+    /// anything else (then the word is an address of this target, like `sym:FILE:NAME`).
+    func processID(_ text: Substring, parser: Parser) throws -> Int32? {
+        if let pid = Int32(text) { return pid }
+        guard text.hasPrefix("$"), String(text.dropFirst()).isIdentifier else { return nil }
+        guard case .int(let i)? = variables[String(text.dropFirst())], let pid = Int32(exactly: i) else {
+            throw ScriptError(line: parser.line, column: 1, "\(text) is not a pid")
+        }
+        return pid
     }
 
     /// Evaluates in another target's address space (regions and symbols resolve there),
@@ -470,11 +482,15 @@ public final class Interpreter {
                                           skip: selectors(call.options["--skip"], parser: parser),
                                           skipMismatched: call.flags.contains("--skip-mismatched"),
                                           force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
-        case .backtrace, .regs:
-            guard let handler = handlers[call.verb] else {
-                throw ScriptError(line: parser.line, column: call.column, "\(call.verb.rawValue) is not available in this session")
-            }
-            return try handler(target, call, self)
+        case .backtrace:
+            let thread = try call.option("--thread").map { Int32(clamping: try integer($0, parser: parser, what: "thread id")) }
+            let depth = try call.option("--depth").map { try count($0, parser: parser, what: "depth") } ?? 256
+            guard depth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--depth must be at least 1") }
+            return try Operations.backtrace(target, thread: thread, snapshot: call.flags.contains("--snapshot"),
+                                            depth: Int(min(depth, 1 << 20)), memory: .cached)
+        case .regs:
+            let thread = try call.option("--thread").map { Int32(clamping: try integer($0, parser: parser, what: "thread id")) }
+            return try Operations.regs(target, thread: thread)
         }
     }
 }

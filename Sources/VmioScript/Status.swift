@@ -39,6 +39,7 @@ public func classify(_ error: any Error) -> (ExitStatus, String) {
     case let e as BadInput: return (.badInput, e.description)
     case let e as DumpError: return (.badInput, e.description)
     case let e as ScriptError: return (e.status, e.description)
+    case let e as TargetGone: return (.targetGone, e.description)
     default: return (.badInput, "\(error)")
     }
 }
@@ -63,10 +64,10 @@ public func describe(_ report: TransferReport, verb: String) -> String {
         line += "; \(report.holes.count) hole\(report.holes.count == 1 ? "" : "s") skipped (\(total) bytes)"
         if verb == "best effort" { line += ", filled with zeros" }
     }
-    if let mechanisms = Optional(Set(report.ranges.map(\.mechanism))), mechanisms.count > 0,
-        mechanisms != [AccessMechanism.processVMReadv.rawValue]
-    {
-        line += "; read through \(report.ranges.map(\.mechanism).uniqued().joined(separator: ", "))"
+    // Say so when anything came another way than process_vm_readv (the read ladder).
+    let mechanisms = report.ranges.map(\.mechanism).uniqued()
+    if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue] {
+        line += "; read through \(mechanisms.joined(separator: ", "))"
     }
     return line
 }

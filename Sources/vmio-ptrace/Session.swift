@@ -25,7 +25,6 @@ struct ScriptOptions: ParsableArguments {
                 fflush(nil)
             },
             diagnostics: { printError($0) })
-        interpreter.handlers = sessionHandlers
         if let script, script != "-" {
             guard let text = try? String(contentsOfFile: script, encoding: .utf8) else { throw BadInput("cannot read script \(script)") }
             return interpreter.run(script: text)
@@ -65,6 +64,3 @@ struct Session: ParsableCommand {
         }
     }
 }
-
-/// Sessions reach `backtrace` and `regs` through the CLI's own commands' logic.
-var sessionHandlers: [Verb: (Target, VerbCall, Interpreter) throws -> Outcome] { [:] }

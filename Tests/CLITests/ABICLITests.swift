@@ -14,17 +14,19 @@ import Glibc
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// fixtures/holder32 built with `cc -m32` into a temporary directory, once.
+/// fixtures/holder32 built with `cc -m32` next to the other fixtures (as
+/// `vmio-fixture-holder32` in the build directory), once a test run.
 enum Holder32 {
     static let build: Result<URL, BuildFailure> = {
-        let dir = NSTemporaryDirectory() + "vmio-holder32-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let binary = URL(fileURLWithPath: dir + "/vmio-fixture-holder32")
+        let binary = Fixtures.buildDirectory.appendingPathComponent("vmio-fixture-holder32")
+        // Built under a temporary name and renamed, so a concurrent run never sees half a file.
+        let partial = binary.path + ".\(getpid()).part"
         let source = packageRoot.appendingPathComponent("fixtures/holder32/main.c").path
-        guard let result = try? Tool.runProgram("/usr/bin/cc", ["-m32", "-O0", "-g", "-o", binary.path, source], timeout: 120) else {
+        guard let result = try? Tool.runProgram("/usr/bin/cc", ["-m32", "-O0", "-g", "-o", partial, source], timeout: 120) else {
             return .failure(BuildFailure(message: "cannot run /usr/bin/cc"))
         }
-        guard result.exited(0) else {
+        guard result.exited(0), rename(partial, binary.path) == 0 else {
+            unlink(partial)
             return .failure(BuildFailure(message: "cc -m32 failed (install gcc-multilib: scripts/setup): \(result.stderr)"))
         }
         return .success(binary)

@@ -183,7 +183,8 @@ func haveStrace() -> Bool {
     @Test func aMissingProcess() throws {
         let result = try Tool.run("doctor", "999999999")
         #expect(result.exited(4), "\(result)")
-        #expect(result.lines.contains("problem  target            no process 999999999"), "\(result.lines)")
+        #expect(result.lines.contains { $0.hasPrefix("problem  target ") && $0.hasSuffix(" no process 999999999") }, "\(result.lines)")
+        #expect(result.lines.last == "fix: check the pid (`ps -e`); the process may have exited (target)")
     }
 
     @Test func hidepidHidesOtherUsersProcessesAndIsNamed() throws {

@@ -125,6 +125,11 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let result = try runDenied([], ["write", box.pid, hx(at), "--hex", "0102030405060708", "--verify"])
         #expect(result.exited(0), "\(result)")
         #expect(try box.holder.get(at, 8) == [1, 2, 3, 4, 5, 6, 7, 8])
+        // A copy: read through pread, written through pwrite.
+        let copy = try runDenied([], ["copy", "\(box.pid):\(hx(box.buf + 0x100))", "\(box.pid):\(hx(at + 0x100))", "16", "--json"])
+        #expect(copy.exited(0), "\(copy)")
+        #expect(copy.json?["mechanism"] as? String == "pread")
+        #expect(try box.holder.get(at + 0x100, 16) == Array("VMIO-MARKER-0001".utf8))
         // Never into a mapping the target cannot write, without --force.
         let ro = try runDenied([], ["write", box.pid, hx(box.holder.address("ro")), "--hex", "00"])
         #expect(ro.exited(3), "\(ro)")

@@ -115,6 +115,25 @@ private final class StateScript {
         #expect(try holder.send("ping") == "pong")
     }
 
+    @Test func aStateThatCannotBeRestoredIsSaid() throws {
+        // The target runs; while the session holds it, someone sends it SIGSTOP. When the
+        // session lets it go it is job-stopped (rightly: the signal was for it), and the
+        // tool says it could not be brought back to running.
+        let holder = try Fixtures.launch(.holder)
+        defer {
+            kill(holder.pid, SIGCONT)
+            holder.terminate()
+        }
+        let script = try StateScript("stop\nsleep 1s\ncont\n")
+        let running = try Running(Tool.path, ["session", holder.pidArg, script.path.path])
+        try #require(waitUntil { procStatus(holder.pid)["TracerPid"] == String(running.pid) })
+        kill(holder.pid, SIGSTOP)
+        let result = running.finish(timeout: 20)
+        #expect(result.exited(0), "\(result)")
+        #expect(result.stderr.contains("vmio-ptrace: warning: pid \(holder.pid) was running (S (sleeping)) before the attach but is job-stopped (T (stopped)) now; it could not be restored"), "\(result.stderr)")
+        #expect(stateLetter(holder.pid) == "T")
+    }
+
     // MARK: bounded waits
 
     /// Puts the states fixture's main thread into D: it vforks, and the child sleeps `ms`.
@@ -128,7 +147,11 @@ private final class StateScript {
     @Test func aThreadInUninterruptibleSleepTimesOutAndIsNamed() throws {
         let states = try Fixtures.launch(.states)
         defer { states.terminate() }
-        _ = try blockInVfork(states, ms: 6000)
+        // A dump to restore (read-only pages: a restore would write nothing even if it ran).
+        let dir = TempPath("vdso-dump")
+        defer { _ = try? FileManager.default.removeItem(atPath: dir.path) }
+        #expect(try Tool.run("dump", states.pidArg, "--region", "[vdso]", "-o", dir.path).exited(0))
+        _ = try blockInVfork(states, ms: 8000)
         let started = Date()
 
         // A read does not need the stop: it goes on, with one warning line.
@@ -136,21 +159,26 @@ private final class StateScript {
         #expect(read.exited(0), "\(read)")
         #expect(read.json?["moved"] as? Int == 16)
         #expect(read.stderr == "vmio-ptrace: warning: thread \(states.pid) of pid \(states.pid) did not stop within the attach timeout (state D (disk sleep)); reading without stopping\n", "\(read.stderr)")
+        let search = try Tool.run("search", states.pidArg, "--string", "no such bytes here", "--region", "[stack]", "--stop", "--attach-timeout", "0.5")
+        #expect(search.exited(0), "\(search)")
+        #expect(search.stderr.contains("did not stop within the attach timeout (state D (disk sleep)); reading without stopping"), "\(search.stderr)")
 
         // What needs the stop fails cleanly (status 1), naming the thread and its state.
         for command in [["regs", states.pidArg, "--attach-timeout", "0.5"],
                         ["backtrace", states.pidArg, "--attach-timeout", "0.5"],
-                        ["backtrace", states.pidArg, "--snapshot", "--attach-timeout", "0.5"]]
+                        ["backtrace", states.pidArg, "--snapshot", "--attach-timeout", "0.5"],
+                        ["restore", states.pidArg, dir.path, "--stop", "--attach-timeout", "0.5"],
+                        ["copy", "\(states.pid):[stack]", "\(states.pid):[stack]", "8", "--stop", "--attach-timeout", "0.5"]]
         {
             let result = try Tool.run(command)
             #expect(result.exited(1), "\(command): \(result)")
             #expect(result.stderr.contains("thread \(states.pid) of pid \(states.pid) did not stop in time (state D (disk sleep)); every thread was let go as it was"), "\(command): \(result.stderr)")
         }
-        let session = try Tool.run("session", states.pidArg, "--attach-timeout", "0.3",
-                                   try StateScript("stop\n").path.path)
+        let stopScript = try StateScript("stop\n")
+        let session = try Tool.run("session", states.pidArg, "--attach-timeout", "0.3", stopScript.path.path)
         #expect(session.exited(1), "\(session)")
         #expect(session.stderr.contains("did not stop in time (state D (disk sleep))"), "\(session.stderr)")
-        #expect(Date().timeIntervalSince(started) < 5.5, "each wait is bounded by --attach-timeout")
+        #expect(Date().timeIntervalSince(started) < 7.5, "each wait is bounded by --attach-timeout")
 
         // Nobody holds it, and once the child leaves it runs on — not stopped by a late trap.
         #expect(procStatus(states.pid)["TracerPid"] == "0")

@@ -207,6 +207,33 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(isFreeRunning(h.pid))
     }
 
+    @Test func backtraceAndRegsRunInASession() throws {
+        let f = try Fixtures.launch(.deepStack)
+        defer { f.terminate() }
+        let script = try ScriptFile([
+            "regs",
+            "let pc = regs",
+            "expect $pc > 0",
+            "backtrace --snapshot --depth 64",
+            "let frames = backtrace --depth 64",
+            "expect $frames >= 4",
+        ])
+        let result = try Tool.run("session", String(f.pid), script.path)
+        #expect(result.exited(0), "\(result)")
+        // Every thread's registers and stack, with the known chain on the main thread.
+        let out = result.stdoutText
+        #expect(out.contains("rip"))
+        // Each frame of the chain comes after the one before it, in the first (snapshot) backtrace.
+        var from = out.startIndex
+        for function in ["in level_three", "in level_two", "in level_one", "in main"] {
+            let found = out.range(of: function, range: from..<out.endIndex)
+            #expect(found != nil, "\(function) missing or out of order: \(out)")
+            from = found?.upperBound ?? from
+        }
+        #expect(out.contains("blocked_here"))
+        #expect(isFreeRunning(f.pid))
+    }
+
     @Test func aFaultingStepExits2NamingItsLine() throws {
         let h = try Fixtures.launch(.holder)
         let guardPage = h.address("guard"), buf = h.address("buf")

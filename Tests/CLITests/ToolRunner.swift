@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
@@ -198,7 +199,14 @@ private func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
 }
 
 /// Writing to a pipe whose reader is gone must fail with EPIPE, not kill the test process.
-private let ignoreSIGPIPEOnce: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+/// The library's Tracer installs process-wide detach handlers (SIGPIPE among them) the first
+/// time one is made, and its SIGPIPE handler re-raises with the default action — killing this
+/// process on any broken pipe (a bug, reported). Install them now (a Tracer of a pid that
+/// cannot exist fails after installing), then ignore SIGPIPE again: they are installed once.
+private let ignoreSIGPIPEOnce: Void = {
+    _ = try? Tracer(pid: Int32.max)
+    _ = signal(SIGPIPE, SIG_IGN)
+}()
 
 enum Tool {
     static var path: String { Fixtures.toolPath.path }

@@ -5,7 +5,18 @@
 
 import Foundation
 import Testing
+import VmioPtrace
 import VmioTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file's size (0 if it does not exist).
+private func sizeOnDisk(_ path: String) -> Int64 {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+}
 
 @Suite(.serialized) struct VanishingMemoryCLITests {
     /// Checks that `data` holds word i == `first + i` for every whole word.
@@ -27,7 +38,9 @@ import VmioTestSupport
         let out = TempPath("exiter.bin")
         // Start the tool first, then tell the exiter to die while the read is under way.
         let running = try Running(Tool.path, ["read", exiter.pidArg, hx(buf), "512M", "--format", "raw", "-o", out.path])
-        #expect(try exiter.send("exit-after 250") == "ok")
+        // Once bytes land in the file the read is under way: now let the source die.
+        #expect(waitUntil(timeout: 20) { sizeOnDisk(out.path) > 0 || !running.isRunning })
+        #expect(try exiter.send("exit-after 1") == "ok")
         let result = running.finish(timeout: 60)
         #expect(!result.signaled && !result.timedOut, "\(result)")
         #expect(result.exited(4) || result.exited(2), "\(result)")
@@ -51,7 +64,14 @@ import VmioTestSupport
         // Shifted by one word: destination word i+1 becomes i, so what landed is visible.
         let running = try Running(Tool.path, ["copy", "\(source.pid):\(hx(from))", "\(destination.pid):\(hx(to + 8))",
                                               String(length), "--json"])
-        #expect(try source.send("exit-after 250") == "ok")
+        // Destination word 1 turns from 1 to 0 when the first bytes land: now let the source die.
+        let started = waitUntil(timeout: 20) {
+            var word: UInt64 = 1
+            let t = withUnsafeMutableBytes(of: &word) { ProcessVMBackend().read(pid: destination.pid, at: to + 8, into: $0) }
+            return (t.moved == 8 && word == 0) || !running.isRunning
+        }
+        #expect(started)
+        #expect(try source.send("exit-after 1") == "ok")
         let result = running.finish(timeout: 60)
         #expect(!result.signaled && !result.timedOut, "\(result)")
         #expect(result.exited(4) || result.exited(2), "\(result)")

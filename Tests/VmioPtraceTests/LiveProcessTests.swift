@@ -40,6 +40,8 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
 }
 
 @Suite struct ProcessMapsTests {
+    init() { settleSignalHandlers() }
+
     @Test func holderFactsTranslateWithTheirPermissions() throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
@@ -112,6 +114,8 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
 }
 
 @Suite struct BackendTests {
+    init() { settleSignalHandlers() }
+
     @Test func processVMReadStopsAtTheExactPage() throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
@@ -258,6 +262,8 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
 }
 
 @Suite struct TargetTests {
+    init() { settleSignalHandlers() }
+
     @Test func streamOverTheEdgeWithoutAndWithSkipFaults() throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }

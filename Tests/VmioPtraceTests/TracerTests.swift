@@ -55,6 +55,14 @@ private func stopChild(_ pid: pid_t) {
     waitpid(pid, &status, 0)
 }
 
+/// Makes the library's one-time signal handlers be installed, then ignores SIGPIPE again:
+/// its SIGPIPE handler re-raises with the default action, which would kill the test process
+/// on any write to a closed pipe (a bug, reported). The handlers are installed once per process.
+func settleSignalHandlers() {
+    _ = try? Tracer(pid: Int32.max)
+    _ = signal(SIGPIPE, SIG_IGN)
+}
+
 /// The calling thread's id, from the /proc/thread-self link ("PID/task/TID").
 private func currentTID() -> Int32 {
     let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? ""
@@ -101,6 +109,8 @@ private func allFree(_ pid: Int32) -> Bool {
 }
 
 @Suite(.serialized) struct TracerTests {
+    init() { settleSignalHandlers() }
+
     @Test func attachStopsEveryThreadAndDetachLetsThemRun() throws {
         let fixture = try Fixtures.launch(.threads, arguments: ["5"])
         defer { fixture.terminate() }

@@ -318,18 +318,15 @@ private final class OwnPages {
         }
     }
 
-    @Test func handlersServeBacktraceAndRegs() throws {
+    @Test func backtraceAndRegsRefuseTheToolItself() throws {
+        // A process cannot ptrace its own threads: the verbs say so instead of hanging.
         let (interpreter, captured) = try makeInterpreter(fresh: true)
-        interpreter.handlers[.regs] = { target, call, _ in
-            var o = Outcome()
-            o.text = ["regs of \(target.pid) thread \(call.option("--thread")?.text ?? "-")"]
-            o.value = .int(42)
-            return o
-        }
-        let status = interpreter.run(script: "regs --thread 7\nlet r = regs\nexpect $r == 42\nbacktrace\n")
+        let status = interpreter.run(script: "regs\n")
         #expect(status == .badInput)
-        #expect(captured.out == ["regs of \(getpid()) thread 7"])
-        #expect(captured.err == ["vmio-ptrace: line 4:1: backtrace is not available in this session"])
+        #expect(captured.err == ["vmio-ptrace: line 1:1: vmio-ptrace cannot trace its own threads; give another pid"])
+        let (again, capturedAgain) = try makeInterpreter(fresh: true)
+        #expect(again.run(script: "backtrace --depth 0\n") == .badInput)
+        #expect(capturedAgain.err.first?.contains("--depth must be at least 1") == true)
     }
 }
 

@@ -1,0 +1,157 @@
+import Glibc
+import VmIO
+import VmioPtrace
+
+/// A target that went away part-way through a command (exit status 4), with what it was doing.
+public struct TargetGone: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+extension Operations {
+    /// The threads a command works on: all of them, or the one `thread` names (bad input
+    /// when the process has no such thread).
+    static func selectThreads(of target: Target, _ tid: Int32?) throws -> [ThreadInfo] {
+        let all = try target.threadInfos()
+        guard let tid else { return all }
+        guard let one = all.first(where: { $0.tid == tid }) else {
+            throw BadInput("pid \(target.pid) has no thread \(tid) (its threads: \(all.map { String($0.tid) }.joined(separator: " ")))")
+        }
+        return [one]
+    }
+
+    /// `backtrace`: each thread stopped on its own while unwound (all first with `snapshot`).
+    public static func backtrace(
+        _ target: Target, thread: Int32?, snapshot: Bool, depth: Int, memory: UnwindMemoryAccess
+    ) throws -> Outcome {
+        guard target.pid != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
+        let threads = try selectThreads(of: target, thread)
+        let wasStopped = target.isStopped
+        if snapshot { try target.stop() }
+        defer { if snapshot && !wasStopped { target.resume() } }
+        let unwinder = try Unwinder(pid: target.pid, access: memory)
+        var traces: [ThreadBacktrace] = []
+        for info in threads {
+            do {
+                let (frames, end) = try target.withThreadStopped(info.tid) {
+                    try unwinder.unwind(tid: info.tid, maxDepth: depth, view: target.view, symbols: target.symbols)
+                }
+                traces.append(ThreadBacktrace(thread: info, frames: frames, end: end))
+            } catch is NoSuchThread where thread == nil {
+                continue  // the thread exited after it was listed: nothing to show
+            } catch TargetError.noSuchProcess {
+                throw TargetGone("pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
+            }
+        }
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))), ("snapshot", .bool(snapshot)),
+            ("memory", .string(memory.rawValue)), ("threads", .array(traces.map(\.json))),
+        ]
+        o.text = traces.enumerated().flatMap { i, trace in (i > 0 ? [""] : []) + [trace.text] }
+        o.value = .int(Int128(traces.first?.frames.count ?? 0))
+        return o
+    }
+
+    /// `regs`: each thread stopped on its own while its registers are read.
+    public static func regs(_ target: Target, thread: Int32?) throws -> Outcome {
+        guard target.pid != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
+        let threads = try selectThreads(of: target, thread)
+        var results: [(ThreadInfo, Registers)] = []
+        for info in threads {
+            do {
+                let registers = try target.withThreadStopped(info.tid) {
+                    try Registers.read(pid: target.pid, tid: info.tid)
+                }
+                results.append((info, registers))
+            } catch is NoSuchThread where thread == nil {
+                continue  // the thread exited after it was listed
+            } catch TargetError.noSuchProcess {
+                throw TargetGone("pid \(target.pid) exited while its registers were read (thread \(info.tid))")
+            }
+        }
+        var o = Outcome()
+        o.json = [
+            ("pid", .int(Int64(target.pid))),
+            ("threads", .array(results.map { info, registers in
+                let symbol = target.symbols.symbolize(registers.rip)
+                return .object([
+                    ("tid", .int(Int64(info.tid))), ("name", .string(info.name)),
+                    ("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })),
+                    ("rip_symbol", symbol.map { .string($0.description) } ?? .null),
+                    ("rip_module", target.view.translate(registers.rip).map { .string($0.mapping.path) } ?? .null),
+                ])
+            })),
+        ]
+        for (i, (info, registers)) in results.enumerated() {
+            if i > 0 { o.text.append("") }
+            o.text.append("thread \(info.tid) (\(info.name)):")
+            for (name, value) in registers.named {
+                let hex = String(value, radix: 16)
+                let label = name.count >= 8 ? name + " " : name + String(repeating: " ", count: 8 - name.count)
+                var line = "  \(label)0x\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex)"
+                if name == "rip" {
+                    let symbol = target.symbols.symbolize(value)?.description ?? "??"
+                    let module = target.view.translate(value).map { $0.mapping.path } ?? "?"
+                    line += "  \(symbol) (\(module))"
+                }
+                o.text.append(line)
+            }
+        }
+        o.value = results.first.map { .int(Int128($0.1.rip)) }
+        return o
+    }
+}
+
+extension StackFrame {
+    /// `function+0xOFF`, or `??`.
+    public var functionText: String {
+        guard let function else { return "??" }
+        return functionOffset.map { $0 == 0 ? function : "\(function)+\($0.hex)" } ?? function
+    }
+
+    /// `basename+0xOFF`, or `?`.
+    public var moduleText: String {
+        guard let module else { return "?" }
+        let name = module.hasPrefix("[") ? module : String(module.split(separator: "/").last ?? Substring(module))
+        return moduleOffset.map { "\(name)+\($0.hex)" } ?? name
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("index", .int(Int64(index))), ("pc", .string(pc.hex)), ("sp", .string(sp.hex)),
+            ("function", function.map { .string($0) } ?? .null),
+            ("function_offset", functionOffset.map { .string($0.hex) } ?? .null),
+            ("symbol_source", symbolSource.map { .string($0.rawValue) } ?? .null),
+            ("module", module.map { .string($0) } ?? .null),
+            ("module_offset", moduleOffset.map { .string($0.hex) } ?? .null),
+            ("signal_frame", .bool(isSignalFrame)),
+        ])
+    }
+}
+
+extension ThreadBacktrace {
+    public var text: String {
+        var lines = ["thread \(thread.tid) (\(thread.name)):"]
+        let width = String(max(frames.count - 1, 0)).count
+        for frame in frames {
+            let index = String(frame.index)
+            let pc = String(frame.pc, radix: 16)
+            lines.append("  #\(index)\(String(repeating: " ", count: width - index.count))  0x\(String(repeating: "0", count: max(0, 16 - pc.count)))\(pc) in \(frame.functionText) (\(frame.moduleText))\(frame.isSignalFrame ? " <signal frame>" : "")")
+        }
+        switch end {
+        case .endOfStack: break
+        case .depthLimit: lines.append("  -- \(end) (--depth N shows more)")
+        default: lines.append("  -- \(end)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("tid", .int(Int64(thread.tid))), ("name", .string(thread.name)),
+            ("frames", .array(frames.map(\.json))),
+            ("end", .string(end.kind)), ("end_detail", .string(end.description)),
+        ])
+    }
+}
