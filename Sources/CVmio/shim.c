@@ -77,6 +77,13 @@ static void detach_all_and_reraise(int sig) {
 }
 
 void vmio_install_detach_handlers(void) {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+    // A parent may start us with these blocked (any libdispatch worker thread blocks them),
+    // and then no handler would ever run: unblock them. Ignored ones (nohup) stay ignored.
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaddset(&unblock, signals[i]);
+    sigprocmask(SIG_UNBLOCK, &unblock, 0);
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = detach_all_and_reraise;
@@ -86,12 +93,12 @@ void vmio_install_detach_handlers(void) {
     sigaddset(&action.sa_mask, SIGHUP);
     sigaddset(&action.sa_mask, SIGQUIT);
     sigaddset(&action.sa_mask, SIGPIPE);
-    sigaction(SIGINT, &action, 0);
-    sigaction(SIGTERM, &action, 0);
-    sigaction(SIGHUP, &action, 0);
-    // Output piped into a reader that quits (| head) must not leave a target stopped either.
-    sigaction(SIGQUIT, &action, 0);
-    sigaction(SIGPIPE, &action, 0);
+    // SIGPIPE too: output piped into a reader that quits (| head) must not leave a target stopped.
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction old;
+        if (sigaction(signals[i], 0, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(signals[i], &action, 0);
+    }
 }
 
 pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin) {

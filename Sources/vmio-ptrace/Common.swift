@@ -137,18 +137,19 @@ func stopForRead(_ target: Target) throws {
     }
 }
 
-/// The typed-value options `write` and `search` share (`--u8` … `--f64`).
+/// The typed-value options `write` and `search` share (`--u8` … `--f64`). Each takes the
+/// next word whatever it looks like, so `--i32 -5` is the value -5, not an option.
 struct TypedValueOptions: ParsableArguments {
-    @Option(help: "An unsigned 8-bit value (decimal or 0x hex).") var u8: String?
-    @Option(help: "An unsigned 16-bit value.") var u16: String?
-    @Option(help: "An unsigned 32-bit value.") var u32: String?
-    @Option(help: "An unsigned 64-bit value.") var u64: String?
-    @Option(help: "A signed 8-bit value.") var i8: String?
-    @Option(help: "A signed 16-bit value.") var i16: String?
-    @Option(help: "A signed 32-bit value.") var i32: String?
-    @Option(help: "A signed 64-bit value.") var i64: String?
-    @Option(help: "A 32-bit float.") var f32: String?
-    @Option(help: "A 64-bit float.") var f64: String?
+    @Option(parsing: .unconditional, help: "An unsigned 8-bit value (decimal or 0x hex).") var u8: String?
+    @Option(parsing: .unconditional, help: "An unsigned 16-bit value.") var u16: String?
+    @Option(parsing: .unconditional, help: "An unsigned 32-bit value.") var u32: String?
+    @Option(parsing: .unconditional, help: "An unsigned 64-bit value.") var u64: String?
+    @Option(parsing: .unconditional, help: "A signed 8-bit value.") var i8: String?
+    @Option(parsing: .unconditional, help: "A signed 16-bit value.") var i16: String?
+    @Option(parsing: .unconditional, help: "A signed 32-bit value.") var i32: String?
+    @Option(parsing: .unconditional, help: "A signed 64-bit value.") var i64: String?
+    @Option(parsing: .unconditional, help: "A 32-bit float.") var f32: String?
+    @Option(parsing: .unconditional, help: "A 64-bit float.") var f64: String?
 
     /// The one typed value given, if any (validation counts them).
     var all: [(ValueFormat, String)] {

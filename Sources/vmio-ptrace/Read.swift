@@ -74,18 +74,20 @@ struct Read: ParsableCommand {
             let report: TransferReport
             if format == .raw {
                 report = try target.stream(range, skipFaults: skipFaults, fillHoles: bestEffort) { at, chunk in
-                    try sink.write(chunk, at: at - start)
-                    if options.json && output == nil { bytes += chunk }
+                    // With --json on standard output the bytes go into "data", not raw beside it.
+                    if options.json && output == nil { bytes += chunk } else { try sink.write(chunk, at: at - start) }
                     return true
                 }
-                try sink.finish(length: report.moved + report.holes.reduce(0) { $0 + $1.length })
+                if !(options.json && output == nil) {
+                    try sink.finish(length: report.moved + report.holes.reduce(0) { $0 + $1.length })
+                }
             } else {
                 var dump = HexDumper(sink: sink, words: words ? target.abi : nil)
                 report = try target.stream(range, skipFaults: skipFaults, fillHoles: bestEffort) { at, chunk in
                     try dump.add(at, chunk)
                     return true
                 }
-                try dump.flush()
+                if skipFaults && report.stop == nil { try dump.finish(start: start, end: range.end) } else { try dump.flush() }
             }
             if options.json {
                 var fields: [(String, JSONValue)] = [
@@ -186,6 +188,8 @@ struct HexDumper {
     let words: TargetABI?
     private var lineStart: Address = 0
     private var pending: [UInt8] = []
+    /// The address just past the last byte seen (nil before the first chunk).
+    private var next: Address?
 
     init(sink: OutputSink, words: TargetABI? = nil) {
         self.sink = sink
@@ -197,10 +201,10 @@ struct HexDumper {
     }
 
     mutating func add(_ at: Address, _ chunk: UnsafeRawBufferPointer) throws {
-        if !pending.isEmpty && at != lineStart + UInt64(pending.count) {
-            let gapStart = lineStart + UInt64(pending.count)
+        // Any chunk that does not continue the last byte seen follows a hole.
+        if let expected = next, at != expected {
             try flush()
-            try sink.line("*** \(at - gapStart) bytes at \(gapStart.hex) could not be read")
+            try sink.line("*** \(at - expected) bytes at \(expected.hex) could not be read")
         }
         if pending.isEmpty { lineStart = at }
         for byte in chunk {
@@ -211,10 +215,20 @@ struct HexDumper {
                 pending.removeAll(keepingCapacity: true)
             }
         }
+        next = at + UInt64(chunk.count)
     }
 
+    /// Writes the last partial line.
     mutating func flush() throws {
         if !pending.isEmpty { try sink.line(line(lineStart, pending[...])) }
         pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the last partial line and marks a hole running to `end` of a range that
+    /// started at `start` (skipped faults at the end, or a range with no readable byte).
+    mutating func finish(start: Address, end: Address) throws {
+        try flush()
+        let expected = next ?? start
+        if end > expected { try sink.line("*** \(end - expected) bytes at \(expected.hex) could not be read") }
     }
 }

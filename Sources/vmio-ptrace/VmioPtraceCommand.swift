@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 @main
 struct VmioPtraceCommand: ParsableCommand {
@@ -16,4 +17,21 @@ struct VmioPtraceCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self, Regs.self, Session.self, Run.self, Doctor.self, Demo.self]
     )
+
+    /// Like the default, but a malformed command line is one line on stderr (with where to
+    /// find the usage), not the usage block: scripts read one clear line and status 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "malformed command line"
+            let words = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }
+            let topic = words.first.flatMap { name in configuration.subcommands.contains { $0._commandName == name } ? " " + name : nil } ?? ""
+            printError("vmio-ptrace: \(message) (see: vmio-ptrace help\(topic))")
+            Glibc.exit(code.rawValue)
+        }
+    }
 }

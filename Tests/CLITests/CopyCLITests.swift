@@ -153,4 +153,33 @@ import VmioTestSupport
         #expect(result.stderrLines.count == 1 && result.stderr.contains(hx(edge + 4096)))
         #expect(try a.get(edge + 4000, 96) == [UInt8](repeating: 0xab, count: 96), "nothing written")
     }
+
+    @Test func overlappingRangesInOneProcessAreRefused() throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["8"])
+        defer { exiter.terminate() }
+        let buf = exiter.address("buf")
+        // Forward overlap larger than the 1 MiB bounce buffer: a chunked copy would read bytes
+        // it had already overwritten, so the two owners' ranges must not intersect.
+        let result = try Tool.run("copy", "\(exiter.pid):\(hx(buf))", "\(exiter.pid):\(hx(buf + 8))", "4M")
+        #expect(result.exited(1), "\(result)")
+        #expect(result.stderrLines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("intersects"), "\(result.stderr)")
+        for word: UInt64 in [0, 1, 2, 1 << 17, 1 << 19] {
+            let r = try Tool.run("read", exiter.pidArg, hx(buf + 8 * word), "8", "--format", "u64")
+            #expect(r.lines == [String(word)], "word \(word) unchanged")
+        }
+        // Touching but not overlapping is fine.
+        let touching = try Tool.run("copy", "\(exiter.pid):\(hx(buf))", "\(exiter.pid):\(hx(buf + 4096))", "4096")
+        #expect(touching.exited(0), "\(touching)")
+        #expect(try Tool.run("read", exiter.pidArg, hx(buf + 4096 + 8), "8", "--format", "u64").lines == ["1"])
+    }
+
+    @Test func zeroLengthCopyMovesNothing() throws {
+        let a = try Fixtures.launch(.holder)
+        let buf = a.address("buf")
+        let result = try Tool.run("copy", "\(a.pid):\(hx(buf))", "\(a.pid):\(hx(buf + 0x8000))", "0", "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["moved"] as? Int == 0 && result.json?["complete"] as? Bool == true)
+        #expect(try a.get(buf + 0x8000, 16) == (0x8000..<0x8010).map(holderPattern))
+    }
 }

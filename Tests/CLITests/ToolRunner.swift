@@ -68,9 +68,9 @@ final class DrainThread: @unchecked Sendable {
         }.start()
     }
 
-    /// Everything read, once EOF came (or after `timeout`, what came so far).
+    /// Everything read, once EOF came (or after `timeout`, what came so far). May be called again.
     func result(timeout: TimeInterval = 10) -> [UInt8] {
-        _ = done.wait(timeout: .now() + timeout)
+        if done.wait(timeout: .now() + timeout) == .success { done.signal() }  // leave it signalled
         return bytes
     }
 }

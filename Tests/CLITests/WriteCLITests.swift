@@ -171,4 +171,11 @@ import VmioTestSupport
         #expect(result.exited(0), "\(result)")
         #expect(try holder.send("counter") == "99")
     }
+
+    @Test func emptyStringWritesNothing() throws {
+        let result = try Tool.run("write", pid, hx(buf + 0x300), "--string", "", "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["requested"] as? Int == 0 && result.json?["written"] as? Int == 0)
+        #expect(try Tool.run("read", pid, hx(buf + 0x300), "32", "--format", "str").lines == ["hello, vmio"])
+    }
 }
