@@ -100,6 +100,8 @@ extension RunState {
             switch (expected.kind, now.kind) {
             case (_, .gone), (_, .zombie):
                 return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
+            case (.running, .running) where stopSignalPending(pid):
+                break  // a stop signal that arrived while it was held is about to take effect
             case (.running, .running), (.jobStopped, .jobStopped):
                 return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
             case (.jobStopped, .running) where action == nil:
@@ -116,6 +118,16 @@ extension RunState {
             usleep(1_000)
             now = RunState.of(pid: pid)
         }
+    }
+}
+
+/// Whether a stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) is pending for `pid`: the
+/// process looks running now but is about to stop.
+func stopSignalPending(_ pid: Int32) -> Bool {
+    guard let status = try? ProcFS.status(pid) else { return false }
+    let mask: UInt64 = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].reduce(0) { $0 | 1 << UInt64($1 - 1) }
+    return ["ShdPnd", "SigPnd"].contains { key in
+        status[key].flatMap { UInt64($0, radix: 16) }.map { $0 & mask != 0 } ?? false
     }
 }
 
