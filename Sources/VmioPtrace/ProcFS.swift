@@ -67,9 +67,17 @@ public enum ProcFS {
     }
 
     /// Whether a process with this pid exists and is not a zombie.
+    /// A process that has begun to exit (`PF_EXITING` in the flags of its main thread's
+    /// `stat`) counts as gone: its memory is being torn down, and accesses to it fail with
+    /// errors (ESRCH, EPERM, EIO) that would otherwise read as faults or refusals.
     public static func isAlive(_ pid: Int32) -> Bool {
-        guard let status = try? status(pid) else { return false }
-        return !(status["State"]?.hasPrefix("Z") ?? true)
+        guard let status = try? status(pid), let state = status["State"], !state.hasPrefix("Z"), !state.hasPrefix("X")
+        else { return false }
+        guard let stat = try? readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        // Fields after the command: state ppid pgrp session tty_nr tpgid flags …
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 6, let flags = UInt64(fields[6]) else { return true }
+        return flags & 0x4 == 0  // PF_EXITING
     }
 }
 

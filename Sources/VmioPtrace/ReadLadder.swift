@@ -130,10 +130,12 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
             }
             return failed(.peekdata, moved, err!, at: address)
         }
-        // Every rung refused: a permission problem the doctor's checks explain.
+        // Every rung refused: a permission problem the doctor's checks explain — unless the
+        // target is exiting, which refuses everything too.
         let last = lastAttempts.last!
         lastMechanism = last.mechanism
         lastErrno = last.errno
+        if !ProcFS.isAlive(pid) { return Transfer(moved: 0, stop: .targetGone) }
         return Transfer(moved: 0, stop: .permission(reason: Diagnose.permissionReason(pid: pid, operation: .read)))
     }
 
@@ -161,8 +163,12 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         switch err {
         case EFAULT: kind = .pageFault(address: at)
         case EIO: kind = ProcFS.isAlive(pid) ? .pageFault(address: at) : .targetGone
+        // ESRCH from process_vm_* or /proc/PID/mem means the process (or its memory) is gone,
+        // even while /proc still shows it exiting; only from PTRACE_PEEKDATA can it mean
+        // "not in a ptrace stop".
+        case ESRCH where mechanism != .peekdata: kind = .targetGone
         case ESRCH: kind = ProcFS.isAlive(pid) ? .other(errno: ESRCH, message: "\(mechanism.rawValue): the thread is not in a ptrace stop") : .targetGone
-        case EPERM, EACCES: kind = .permission(reason: Diagnose.permissionReason(pid: pid, operation: wanted))
+        case EPERM, EACCES: kind = ProcFS.isAlive(pid) ? .permission(reason: Diagnose.permissionReason(pid: pid, operation: wanted)) : .targetGone
         default: kind = .other(errno: err, message: "\(mechanism.rawValue): \(Errno(rawValue: err))")
         }
         return Transfer(moved: moved, stop: kind)
