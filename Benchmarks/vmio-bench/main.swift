@@ -64,6 +64,9 @@ func seconds(_ s: Double) -> String {
     s < 0.01 ? String(format: "%.2f ms", s * 1e3) : String(format: "%.3f s", s)
 }
 
+/// "min–max" of samples, for the spread behind a median.
+func spread(_ xs: [Double]) -> String { "\(seconds(xs.min()!))–\(seconds(xs.max()!))" }
+
 func mib(_ kib: Int) -> String { String(format: "%.1f MiB", Double(kib) / 1024) }
 
 func gbps(_ bytes: UInt64, _ s: Double) -> String { String(format: "%.1f GB/s", Double(bytes) / s / 1e9) }
@@ -359,7 +362,10 @@ struct Bench {
         emit("")
         printTable(rows)
         emit("")
-        for d in details { emit(d) }
+        // By item number, keeping the order within an item.
+        for d in details.enumerated().sorted(by: { ($0.element.prefix(1), $0.offset) < ($1.element.prefix(1), $1.offset) }) {
+            emit(d.element)
+        }
         emit("load at the end: \(loadAverage())")
     }
 
@@ -467,6 +473,7 @@ struct Bench {
                 removeAndSync(gdbFile)
             }
         }
+        details.append("2: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))" + (g.isEmpty ? "" : ", gdb \(spread(g))"))
         let cm = median(c), om = median(ours)
         rows.append(Row(name: "2 dump \(length >> 20) MiB to a file (CLI)", ours: "\(seconds(om)) \(gbps(length, om))",
                         baseline: "\(seconds(cm)) \(gbps(length, cm)) (C readv+write)",
@@ -572,6 +579,7 @@ struct Bench {
                 if counted && found { sm.append(r.seconds); smRSS.append(r.maxRSSKiB) }
             }
         }
+        details.append("4: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))" + (sm.isEmpty ? "" : ", scanmem \(spread(sm))"))
         let cm = median(c), om = median(ours)
         let reach = Double(expected - base + 8) / Double(length)
         rows.append(Row(name: "4 search 8 bytes, --max 1 (CLI)", ours: "\(seconds(om)) \(gbps(expected - base, om))",

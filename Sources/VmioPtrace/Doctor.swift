@@ -159,7 +159,7 @@ public enum Doctor {
 
         // The caller's credentials against the target's (the kernel's __ptrace_may_access).
         let capText = caller.privileged ? "with CAP_SYS_PTRACE effective" : "without CAP_SYS_PTRACE"
-        let idsText = "this tool runs as uid \(caller.uid) (euid \(caller.euid)) \(capText)"
+        let idsText = (caller.privileged ? "" : "not privileged: ") + "this tool runs as uid \(caller.uid) (euid \(caller.euid)) \(capText)"
         if status == nil {
             checks.append(DoctorCheck(name: "caller", status: .ok, detail: idsText + "; the target's ids are unknown"))
         } else if caller.privileged {
@@ -237,7 +237,7 @@ public enum Doctor {
             let tracer = state.tracerPid
             if tracer == 0 {
                 checks.append(.ok("tracer", "no tracer is attached"))
-            } else if tracer == getpid() {
+            } else if ProcFS.isOwnThread(tracer) {
                 checks.append(.ok("tracer", "traced by this tool"))
             } else {
                 let name = ProcFS.command(tracer)
@@ -499,7 +499,7 @@ public enum Doctor {
                 fix: "boot with proc_mem.force_override=always (or =ptrace, and stop the target in a session while writing)",
                 blocks: [.forceWrite])
         case "ptrace":
-            let tracedByUs = RunState.of(pid: pid).tracerPid == getpid()
+            let tracedByUs = ProcFS.isOwnThread(RunState.of(pid: pid).tracerPid)
             if tracedByUs { return .ok("proc_mem_write", "/proc/\(pid)/mem opens for writing; \(source), and this tool traces pid \(pid)") }
             return DoctorCheck(
                 name: "proc_mem_write", status: .problem,

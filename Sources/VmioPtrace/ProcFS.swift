@@ -67,6 +67,12 @@ public enum ProcFS {
     }
 
     /// Whether a process with this pid exists and is not a zombie.
+    /// Whether `tid` (a `TracerPid`, which names the tracing *thread*) is a thread of this
+    /// process.
+    public static func isOwnThread(_ tid: Int32) -> Bool {
+        tid == getpid() || (try? status(tid))?["Tgid"].flatMap { Int32($0) } == getpid()
+    }
+
     /// A process that has begun to exit (`PF_EXITING` in the flags of its main thread's
     /// `stat`) counts as gone: its memory is being torn down, and accesses to it fail with
     /// errors (ESRCH, EPERM, EIO) that would otherwise read as faults or refusals.

@@ -299,7 +299,10 @@ public final class Target {
         }
         if verify {
             var reader = try writer.readBack()
-            let back = try reader.collect(using: ladder)
+            // Read back the way the bytes went: a forced write may land where the target
+            // itself cannot read (a guard page).
+            let readBack: any CopyBackend = force ? through : ladder
+            let back = try reader.collect(using: readBack)
             report.verified = true
             report.mismatch = zip(back, bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })
                 .map { address + UInt64($0.offset) }

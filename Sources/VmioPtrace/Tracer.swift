@@ -47,9 +47,10 @@ public final class Tracer {
         case .zombie: throw .noSuchProcess(pid: pid)
         default: break
         }
-        if initialState.tracerPid != 0, initialState.tracerPid != getpid() {
-            throw .alreadyTraced(pid: pid, tracerPid: initialState.tracerPid,
-                                 tracerName: ProcFS.command(initialState.tracerPid))
+        if initialState.tracerPid != 0 {
+            // TracerPid names the tracing thread: one of ours means this process holds it already.
+            let tracer = ProcFS.isOwnThread(initialState.tracerPid) ? getpid() : initialState.tracerPid
+            throw .alreadyTraced(pid: pid, tracerPid: tracer, tracerName: ProcFS.command(tracer))
         }
         do { try stopAll(timeout: timeout, only: threads) } catch {
             detach()
@@ -90,7 +91,8 @@ public final class Tracer {
                     if err == .notPermitted, let status = try? ProcFS.status(pid),
                         let tracer = status["TracerPid"].flatMap({ Int32($0) }), tracer != 0
                     {
-                        throw .alreadyTraced(pid: pid, tracerPid: tracer, tracerName: ProcFS.command(tracer))
+                        let holder = ProcFS.isOwnThread(tracer) ? getpid() : tracer
+                        throw .alreadyTraced(pid: pid, tracerPid: holder, tracerName: ProcFS.command(holder))
                     }
                     throw Diagnose.accessError(err, pid: pid, operation: "attach to")
                 }
@@ -222,8 +224,15 @@ public final class Tracer {
     public var threads: [Int32] { stoppedThreads.keys.sorted() }
 
     nonisolated(unsafe) private static var handlersInstalled = false
+    /// Whether the first tracer installs process-wide handlers for SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT and SIGPIPE that detach every held thread and then die of the signal
+    /// (ignored signals stay ignored). On by default so that no exit path leaves a target
+    /// stopped; a host program with its own handlers turns it off and calls ``detach()``
+    /// from them instead (the kernel also lets tracees go when the tracer dies).
+    nonisolated(unsafe) public static var installsSignalHandlers = true
+
     private static func installSignalHandlersOnce() {
-        guard !handlersInstalled else { return }
+        guard installsSignalHandlers, !handlersInstalled else { return }
         handlersInstalled = true
         vmio_install_detach_handlers()
     }

@@ -109,13 +109,18 @@ import VmioTestSupport
         let result = try Tool.run(substitute(c.arguments))
         #expect(result.exited(c.status), "\(result)")
         #expect(result.stdout.isEmpty)
-        let errorLines = result.stderrLines.filter { $0.hasPrefix("Error:") }
-        #expect(errorLines.count == 1, "\(result.stderr)")
-        #expect(errorLines.first?.contains(substitute([c.mentions])[0]) == true, "names what was wrong: \(result.stderr)")
-        withKnownIssue("a malformed command line prints the error plus a usage block (3–18 lines), not one line") {
-            #expect(result.stderrLines.count == 1, "\(result.stderrLines.count) lines")
-        }
+        #expect(result.stderrLines.count == 1, "exactly one line: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("vmio-ptrace: "))
+        #expect(result.stderr.contains(substitute([c.mentions])[0]), "names what was wrong: \(result.stderr)")
         try checkUnchanged()
+    }
+
+    @Test func anInvalidChoiceNamesTheValidOnes() throws {
+        let result = try Tool.run("read", holder.pidArg, hx(buf), "16", "--format", "u128")
+        #expect(result.exited(64))
+        #expect(result.stderrLines.count == 1)
+        #expect(result.stderr.contains("hex") && result.stderr.contains("u64") && result.stderr.contains("ptr"),
+                "\(result.stderr)")
     }
 
     @Test func jsonErrorObjectOnRunTimeErrors() throws {

@@ -76,7 +76,7 @@ func haveStrace() -> Bool {
         // Every permission error runs the same checks: the failing one, then its fix.
         let read = try runAsNobody(["read", holder.pidArg, hx(holder.address("buf")), "16"])
         #expect(read.exited(3), "\(read)")
-        #expect(read.stderr.contains("caller: this tool runs as uid 65534"), "\(read.stderr)")
+        #expect(read.stderr.contains("caller: not privileged: this tool runs as uid 65534"), "\(read.stderr)")
         #expect(read.stderr.contains("; fix: run as root (sudo), or as uid 0"), "\(read.stderr)")
         let stop = try runAsNobody(["read", holder.pidArg, hx(holder.address("buf")), "16", "--stop", "--json"])
         #expect(stop.exited(3))

@@ -605,10 +605,7 @@ struct PseudoTerminalError: Error { let what: String }
         let goneText = String(decoding: drain2.result(timeout: 10), as: UTF8.self)
         #expect(exiter.waitForExit(timeout: 5))
         try #require(gone.status != 0, "the dump finished within 250 ms: nothing interrupted")
-        #expect(gone.status == 4 || gone.status == 2, "\(gone.status): \(goneText.debugDescription)")
-        withKnownIssue("ESRCH from a target that has exited but is not yet reaped is reported as 'not in a ptrace stop' (exit 2)", isIntermittent: true) {
-            #expect(gone.status == 4)
-        }
+        #expect(gone.status == 4, "\(gone.status): \(goneText.debugDescription)")
         let errorLine = try #require(goneText.range(of: "vmio-ptrace: "), "\(goneText.debugDescription)")
         let before = goneText[..<errorLine.lowerBound]
         #expect(before.isEmpty || before.hasSuffix("\r\u{1b}[K"), "progress erased first: \(before.suffix(120).debugDescription)")

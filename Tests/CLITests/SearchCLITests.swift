@@ -272,7 +272,7 @@ struct SearchJSON {
                           ["--u32", "1", "--align", "0"]] {
             let result = try Tool.run(["search", pid] + arguments)
             #expect(result.exited(64), "\(arguments): \(result)")
-            #expect(result.stderrLines.first?.hasPrefix("Error: ") == true, "\(arguments): \(result.stderr)")
+            #expect(result.stderrLines.count == 1 && result.stderr.hasPrefix("vmio-ptrace: "), "\(arguments): \(result.stderr)")
             #expect(result.stdout.isEmpty)
         }
         // The holder is untouched and answering.

@@ -200,12 +200,12 @@ private func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
 
 /// Writing to a pipe whose reader is gone must fail with EPIPE, not kill the test process.
 /// The library's Tracer installs process-wide detach handlers (SIGPIPE among them) the first
-/// time one is made, and its SIGPIPE handler re-raises with the default action — killing this
-/// process on any broken pipe (a bug, reported). Install them now (a Tracer of a pid that
-/// cannot exist fails after installing), then ignore SIGPIPE again: they are installed once.
+/// time one is made, leaving a signal that is already ignored alone: ignore SIGPIPE before
+/// that happens (a Tracer of a pid that cannot exist installs them, then fails).
 private let ignoreSIGPIPEOnce: Void = {
-    _ = try? Tracer(pid: Int32.max)
     _ = signal(SIGPIPE, SIG_IGN)
+    _ = try? Tracer(pid: Int32.max)
+    _ = signal(SIGPIPE, SIG_IGN)  // in case this library version replaces it anyway
 }()
 
 enum Tool {

@@ -197,10 +197,7 @@ import Glibc
         // reports "0 of 2 bytes moved" (exit 2) for bytes that were written.
         let verified = try Tool.run("write", pid, hx(guardPage + 8), "--hex", "c3d4", "--force", "--verify")
         #expect(procMem(holder.pid, guardPage + 8, 2) == [0xc3, 0xd4], "the write itself landed")
-        withKnownIssue("write --force --verify into a mapping process_vm_readv cannot read reports a failed copy of 0 bytes") {
-            #expect(verified.exited(0), "\(verified)")
-        }
-        #expect(verified.exited(0) || verified.exited(2))
+        #expect(verified.exited(0), "\(verified)")
     }
 }
 

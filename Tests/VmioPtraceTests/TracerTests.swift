@@ -55,12 +55,14 @@ private func stopChild(_ pid: pid_t) {
     waitpid(pid, &status, 0)
 }
 
-/// Makes the library's one-time signal handlers be installed, then ignores SIGPIPE again:
-/// its SIGPIPE handler re-raises with the default action, which would kill the test process
-/// on any write to a closed pipe (a bug, reported). The handlers are installed once per process.
+/// Ignores SIGPIPE, then has the library install its one-time detach handlers (a Tracer of a
+/// pid that cannot exist installs them, then fails). Its SIGPIPE handler re-raises with the
+/// default action, which would kill the test process on any write to a closed pipe; the
+/// library leaves an ignored signal alone, and the handlers are installed once per process.
 func settleSignalHandlers() {
-    _ = try? Tracer(pid: Int32.max)
     _ = signal(SIGPIPE, SIG_IGN)
+    _ = try? Tracer(pid: Int32.max)
+    _ = signal(SIGPIPE, SIG_IGN)  // in case this library version replaces it anyway
 }
 
 /// The calling thread's id, from the /proc/thread-self link ("PID/task/TID").
@@ -220,6 +222,24 @@ private func allFree(_ pid: Int32) -> Bool {
         now.detach()
         #expect(eventually { allFree(fixture.pid) })
         #expect(try fixture.send("ping") == "pong")
+    }
+
+    @Test func aSecondTracerInThisProcessNamesThisProcess() throws {
+        let fixture = try Fixtures.launch(.holder)
+        defer { fixture.terminate() }
+        let first = try Tracer(pid: fixture.pid)
+        defer { first.detach() }
+        do {
+            _ = try Tracer(pid: fixture.pid)
+            Issue.record("a second Tracer of a process this one holds succeeded")
+        } catch TargetError.alreadyTraced(let pid, let tracerPid, let tracerName) {
+            #expect(pid == fixture.pid)
+            // TracerPid in /proc is the tracing *thread*; off the main thread that is not getpid(),
+            // and the error must still name this process, not one of its threads.
+            #expect(tracerPid == getpid(), "\(tracerPid) (\(tracerName)) vs pid \(getpid())")
+        }
+        first.detach()
+        #expect(eventually { allFree(fixture.pid) })
     }
 
     @Test func aMissingProcessIsNoSuchProcess() throws {
