@@ -137,6 +137,39 @@ func stopForRead(_ target: Target) throws {
     }
 }
 
+/// The bytes `write` writes and `search` looks for: hex, a string, or one typed value.
+struct PayloadOptions: ParsableArguments {
+    @Option(help: "Bytes as hex: 'de ad be ef' or 'deadbeef' (search also takes ?? wildcards: 'de ad ?? ef').")
+    var hex: String?
+
+    @Option(help: "A UTF-8 string.")
+    var string: String?
+
+    @Option(help: "A string encoded as UTF-16LE.")
+    var utf16: String?
+
+    @OptionGroup var values: TypedValueOptions
+
+    /// The spec, with `write`'s extra sources.
+    func spec(file: String? = nil, nul: Bool = false) -> PayloadSpec {
+        var spec = PayloadSpec()
+        spec.hex = hex
+        spec.string = string
+        spec.utf16 = utf16
+        spec.file = file
+        spec.nul = nul
+        spec.typed = values.all.first
+        return spec
+    }
+
+    /// Exactly one source of bytes; `sources` names them for the message.
+    func validateOne(file: String? = nil, sources: String) throws {
+        guard spec(file: file).sourceCount == 1, values.all.count <= 1 else {
+            throw ValidationError("give exactly one of \(sources)")
+        }
+    }
+}
+
 /// The typed-value options `write` and `search` share (`--u8` … `--f64`). Each takes the
 /// next word whatever it looks like, so `--i32 -5` is the value -5, not an option.
 struct TypedValueOptions: ParsableArguments {

@@ -19,10 +19,7 @@ struct Search: ParsableCommand {
     @Argument(help: "The target's pid, or `self`.")
     var pid: PID
 
-    @Option(help: "Bytes as hex with ?? wildcards: 'de ad ?? ef'.") var hex: String?
-    @Option(help: "A UTF-8 string.") var string: String?
-    @Option(help: "A string encoded as UTF-16LE.") var utf16: String?
-    @OptionGroup var values: TypedValueOptions
+    @OptionGroup var patternOptions: PayloadOptions
 
     @Option(help: "Report only hits at multiples of this (default: the value's width for typed values, else 1).")
     var align: UInt64?
@@ -40,19 +37,10 @@ struct Search: ParsableCommand {
 
     @OptionGroup var options: TargetOptions
 
-    var payload: PayloadSpec {
-        var spec = PayloadSpec()
-        spec.hex = hex
-        spec.string = string
-        spec.utf16 = utf16
-        spec.typed = values.all.first
-        return spec
-    }
+    var payload: PayloadSpec { patternOptions.spec() }
 
     func validate() throws {
-        guard payload.sourceCount == 1, values.all.count <= 1 else {
-            throw ValidationError("give exactly one of --hex, --string, --utf16, --u8…--u64, --i8…--i64, --f32, --f64")
-        }
+        try patternOptions.validateOne(sources: "--hex, --string, --utf16, --u8…--u64, --i8…--i64, --f32, --f64")
         guard max > 0 else { throw ValidationError("--max must be at least 1") }
         if let align, align == 0 { throw ValidationError("--align must be at least 1") }
     }
@@ -62,7 +50,7 @@ struct Search: ParsableCommand {
             let pattern: BytePattern
             do { pattern = try payload.pattern(alignment: align) } catch VmIoError.badAddress(_, let reason) {
                 // Name the pattern, not an "address".
-                throw BadInput("bad search pattern '\(hex ?? payload.label)': \(reason)")
+                throw BadInput("bad search pattern '\(patternOptions.hex ?? payload.label)': \(reason)")
             }
             let target = try Target(pid: pid.value)
             attach.apply(to: target)

@@ -21,22 +21,13 @@ struct Write: ParsableCommand {
     @Argument(help: "Where to write: 0x…, decimal, [heap]+OFF, [stack], FILE+OFF, sym:NAME.")
     var address: AddressExpression
 
-    @Option(help: "Bytes as hex: 'deadbeef' or 'de ad be ef'.")
-    var hex: String?
-
-    @Option(help: "A UTF-8 string (add --nul for a terminating NUL).")
-    var string: String?
-
-    @Option(help: "A string encoded as UTF-16LE.")
-    var utf16: String?
+    @OptionGroup var payloadOptions: PayloadOptions
 
     @Flag(help: "Append a NUL to --string or --utf16.")
     var nul = false
 
     @Option(help: "The contents of this file.")
     var file: String?
-
-    @OptionGroup var values: TypedValueOptions
 
     @Flag(help: "Write through /proc/PID/mem, which can patch mappings the target cannot write (code).")
     var force = false
@@ -46,22 +37,13 @@ struct Write: ParsableCommand {
 
     @OptionGroup var options: TargetOptions
 
-    var payload: PayloadSpec {
-        var spec = PayloadSpec()
-        spec.hex = hex
-        spec.string = string
-        spec.utf16 = utf16
-        spec.file = file
-        spec.nul = nul
-        spec.typed = values.all.first
-        return spec
-    }
+    var payload: PayloadSpec { payloadOptions.spec(file: file, nul: nul) }
 
     func validate() throws {
-        guard payload.sourceCount == 1, values.all.count <= 1 else {
-            throw ValidationError("give exactly one of --hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64")
+        try payloadOptions.validateOne(file: file, sources: "--hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64")
+        if nul && payloadOptions.string == nil && payloadOptions.utf16 == nil {
+            throw ValidationError("--nul goes with --string or --utf16")
         }
-        if nul && string == nil && utf16 == nil { throw ValidationError("--nul goes with --string or --utf16") }
     }
 
     func run() throws {
