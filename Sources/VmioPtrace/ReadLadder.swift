@@ -69,6 +69,9 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         if memWritableFD >= 0 { close(memWritableFD) }
     }
 
+    /// Reads of at most this many bytes try `pread` on `/proc/PID/mem` first.
+    public static let smallReadLimit = 64
+
     /// Whether an errno means "this mechanism is refused here", as opposed to a fault.
     static func isRefusal(_ err: Int32) -> Bool { err == EPERM || err == ENOSYS || err == EACCES }
 
@@ -80,6 +83,21 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         if destination.count == 0 {
             lastErrno = nil
             return Transfer(moved: 0, stop: nil)
+        }
+        // A tiny read (a typed value) is cheaper as one pread on the kept-open /proc/PID/mem
+        // (about 0.8 µs against 1.1 µs for process_vm_readv, DESIGN.md section 2). Only where
+        // the maps say the target itself can read every byte (/proc/PID/mem could read
+        // through a guard page); any failure falls through to the ladder, which reports
+        // faults exactly.
+        if destination.count <= Self.smallReadLimit, preadRefused == nil,
+            readableLength(address, destination.count) >= destination.count
+        {
+            let fd = openMem(writable: false)
+            if fd.fd >= 0 {
+                let got = Glibc.pread(fd.fd, destination.baseAddress!, destination.count,
+                                      off_t(Int64(bitPattern: address)))
+                if got == destination.count { return done(.pread, got) }
+            }
         }
         if processVMRefused == nil {
             let (moved, err) = Self.processVM(pid: pid, address: address, count: destination.count, write: false) {
