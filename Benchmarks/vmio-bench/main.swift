@@ -61,7 +61,7 @@ func makePipe() -> (read: Int32, write: Int32) {
 func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
 func seconds(_ s: Double) -> String {
-    s < 0.01 ? String(format: "%.2f ms", s * 1e3) : String(format: "%.3f s", s)
+    s < 0.05 ? String(format: "%.2f ms", s * 1e3) : String(format: "%.3f s", s)
 }
 
 /// "min–max" of samples, for the spread behind a median.

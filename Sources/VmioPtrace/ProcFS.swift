@@ -1,27 +1,64 @@
 import Glibc
+import Synchronization
 import SystemPackage
 import VmIO
 
 /// Reading `/proc`: whole small files, status fields, thread lists.
 public enum ProcFS {
-    /// Reads a whole file (proc files report size 0, so read until EOF). Proc files
-    /// hand out about a page a call, so reads go through one reused buffer and only
-    /// the bytes read are appended. Wraps `open(2)` and `read(2)`.
+    /// One read buffer kept between calls (the maps of a big process are read often).
+    private static let spare = Mutex<SpareBuffer?>(nil)
+
+    /// A malloc'd block and its size; only ever held by one caller at a time.
+    private struct SpareBuffer: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+        let capacity: Int
+    }
+
+    /// Reads a whole file (proc files report size 0, so read until EOF).
+    /// Wraps `open(2)` and `read(2)`.
     public static func readAll(_ path: String) throws(Errno) -> [UInt8] {
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) } catch {
-            throw error as? Errno ?? .ioError
+        try withContents(of: path) { Array($0) }
+    }
+
+    /// Reads a whole file into one buffer that grows with `realloc` (which moves large
+    /// blocks by remapping, not copying), and hands it to `body` without a copy: the maps
+    /// of a big process are read and parsed at C speed. Wraps `open(2)` and `read(2)`.
+    public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws(Errno) -> R) throws(Errno) -> R {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        defer { close(fd) }
+        // Reuse the last call's buffer (already faulted in) when no other thread holds it.
+        let reused = spare.withLock { spare -> SpareBuffer? in
+            defer { spare = nil }
+            return spare
         }
-        defer { try? fd.close() }
-        var out: [UInt8] = []
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-        defer { buffer.deallocate() }
+        var buffer = reused?.pointer ?? malloc(128 << 10)!
+        var capacity = reused?.capacity ?? 128 << 10
+        defer {
+            let keep = SpareBuffer(pointer: buffer, capacity: capacity)
+            let kept = capacity <= 16 << 20 && spare.withLock { spare -> Bool in
+                guard spare == nil else { return false }
+                spare = keep
+                return true
+            }
+            if !kept { free(buffer) }
+        }
+        var length = 0
         while true {
-            let got: Int
-            do { got = try fd.read(into: buffer) } catch { throw error as? Errno ?? .ioError }
-            if got == 0 { return out }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            if length == capacity {
+                capacity *= 2
+                guard let grown = realloc(buffer, capacity) else { throw Errno.noMemory }
+                buffer = grown
+            }
+            let got = read(fd, buffer + length, capacity - length)
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw Errno(rawValue: errno)
+            }
+            if got == 0 { break }
+            length += got
         }
+        return try body(UnsafeRawBufferPointer(start: buffer, count: length))
     }
 
     /// A whole file as text.

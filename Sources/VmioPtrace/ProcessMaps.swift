@@ -5,13 +5,16 @@ import VmIO
 public enum ProcessMaps {
     /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
     public static func read(pid: Int32, generation: UInt64 = 0) throws(TargetError) -> MemView {
-        let bytes: [UInt8]
-        do { bytes = try ProcFS.readAll("/proc/\(pid)/maps") } catch {
+        let parsed: Result<MemView, VmIoError>
+        do {
+            parsed = try ProcFS.withContents(of: "/proc/\(pid)/maps") { raw in
+                Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
+            }
+        } catch {
             throw Diagnose.accessError(error, pid: pid, operation: "read the maps of")
         }
-        if bytes.isEmpty && !ProcFS.isAlive(pid) { throw .noSuchProcess(pid: pid) }
-        let parsed: Result<MemView, VmIoError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
+        if case .success(let view) = parsed, view.mappings.isEmpty, !ProcFS.isAlive(pid) {
+            throw .noSuchProcess(pid: pid)
         }
         do { return try parsed.get() } catch { throw .model(error) }
     }
