@@ -39,6 +39,9 @@ struct Read: ParsableCommand {
     @Flag(help: "Read past holes, fill them with zeros, list them (and the mechanism that failed), and exit 0 unless the read stopped early.")
     var bestEffort = false
 
+    @Flag(help: "Replace the -o file if it exists.")
+    var force = false
+
     @Flag(help: "Group the hex dump by the target's words (its pointer width, in its byte order), like xxd -e.")
     var words = false
 
@@ -59,9 +62,10 @@ struct Read: ParsableCommand {
                 var outcome = try Operations.read(target, at: start, length: length.value, format: format,
                                                   skipFaults: skipFaults, bestEffort: bestEffort)
                 if let output {
-                    let sink = try OutputSink(path: output)
+                    let sink = try OutputSink(path: output, replace: force)
                     for line in outcome.text { try sink.line(line) }
                     outcome.text = []
+                    if outcome.status == .ok { try sink.commit() }
                 }
                 return emit(outcome, json: options.json)
             }
@@ -69,7 +73,7 @@ struct Read: ParsableCommand {
             guard target.view.translate(start) != nil else {
                 throw BadInput("address \(start.hex) is in no mapping of pid \(pid)")
             }
-            let sink = try OutputSink(path: output)
+            let sink = try OutputSink(path: output, replace: force)
             var bytes: [UInt8] = []
             let report: TransferReport
             if format == .raw {
@@ -98,8 +102,15 @@ struct Read: ParsableCommand {
                 print(JSONValue.object(fields).rendered)
             }
             let result = status(of: report, bestEffort: bestEffort)
+            // The file appears only when the read ran to its end (holes skipped on request
+            // count as run); a read cut short leaves nothing behind.
+            // Nothing is lost either: what did move is kept beside it, as FILE.partial.
+            var kept = ""
+            if report.stop == nil { try sink.commit() } else if let partial = sink.keepPartial(replace: force) {
+                kept = "; the bytes that moved are in \(partial)"
+            }
             if result != .ok {
-                printError("vmio-ptrace: " + describe(report, verb: "partial read"))
+                printError("vmio-ptrace: " + describe(report, verb: "partial read") + kept)
             } else if !report.holes.isEmpty {
                 printError("vmio-ptrace: " + describe(report, verb: "best effort"))
             }
@@ -110,26 +121,67 @@ struct Read: ParsableCommand {
 
 extension ValueFormat: ExpressibleByArgument {}
 
-/// Where a command's output goes: standard output, or a file created without
-/// following a symlink at its name.
+/// Where a command's output goes: standard output, or a file. A file is written under a
+/// temporary name in its directory (created without following a symlink) and renamed into
+/// place by ``commit()``, so it is either complete or absent; an existing file is replaced
+/// only when asked.
 final class OutputSink {
     let fd: Int32
     let isFile: Bool
     private var position: UInt64 = 0
+    private let path: String?
+    private let temporary: String?
+    private var committed = false
 
-    init(path: String?) throws {
+    init(path: String?, replace: Bool = false) throws {
+        self.path = path
         guard let path else {
             fd = 1
             isFile = false
+            temporary = nil
             return
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BadInput("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            if st.st_mode & S_IFMT == S_IFDIR { throw BadInput("\(path) is a directory") }
+            guard replace else { throw BadInput("\(path) exists; pass --force to replace it") }
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = "\(directory).\(name).\(getpid()).part"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BadInput("cannot create \(path): \(String(cString: strerror(errno)))") }
         self.fd = fd
+        self.temporary = temporary
         isFile = true
     }
 
-    deinit { if isFile { close(fd) } }
+    /// Puts a finished file in place (a symlink at its name is replaced, never followed).
+    func commit() throws {
+        guard isFile, !committed, let temporary, let path else { return }
+        guard fsync(fd) == 0, rename(temporary, path) == 0 else {
+            throw BadInput("cannot finish \(path): \(String(cString: strerror(errno)))")
+        }
+        committed = true
+    }
+
+    /// Keeps an unfinished file as `FILE.partial` (replacing one only when `replace`);
+    /// returns its name, or nil when nothing was kept.
+    func keepPartial(replace: Bool) -> String? {
+        guard isFile, !committed, let temporary, let path else { return nil }
+        let partial = path + ".partial"
+        if replace { unlink(partial) }
+        guard link(temporary, partial) == 0 else { return nil }
+        return partial
+    }
+
+    deinit {
+        if isFile {
+            close(fd)
+            if !committed, let temporary { unlink(temporary) }
+        }
+    }
 
     /// Writes `bytes` at `offset` from the start of the output; on standard output the gap
     /// since the last write (a skipped hole) is filled with zeros.

@@ -276,13 +276,21 @@ final class HolderBox {
         #expect(json["data"] as? String == String(repeating: "ab", count: 96))
     }
 
-    @Test func rawReadIntoAHoleWritesThePrefix() throws {
+    @Test func rawReadIntoAHoleKeepsThePrefixAsPartial() throws {
         let out = TempPath("edge.bin")
+        defer { unlink(out.path + ".partial") }
         let result = try Tool.run("read", box.pid, hx(box.edge + 1000), "8192", "--format", "raw", "-o", out.path)
         #expect(result.exited(2))
+        #expect(result.stderrLines.count == 1, "\(result.stderr)")
         #expect(PartialLine(result.stderr)?.moved == 3096)
         #expect(PartialLine(result.stderr)?.faultAddress == box.edge + 4096)
-        #expect(out.contents == [UInt8](repeating: 0xab, count: 3096))
+        // FILE is complete or absent; the 3096 bytes that moved are in FILE.partial.
+        #expect(out.contents == nil)
+        #expect(FileManager.default.contents(atPath: out.path + ".partial").map { [UInt8]($0) } == [UInt8](repeating: 0xab, count: 3096))
+        // Again without --force: the old FILE.partial stays, the new prefix is not kept.
+        let again = try Tool.run("read", box.pid, hx(box.edge + 2000), "8192", "--format", "raw", "-o", out.path)
+        #expect(again.exited(2))
+        #expect(FileManager.default.contents(atPath: out.path + ".partial")?.count == 3096)
         let stdout = try Tool.run("read", box.pid, hx(box.edge + 1000), "8192", "--format", "raw")
         #expect(stdout.exited(2))
         #expect(stdout.stdout == [UInt8](repeating: 0xab, count: 3096))

@@ -38,8 +38,10 @@ private func sizeOnDisk(_ path: String) -> Int64 {
         let out = TempPath("exiter.bin")
         // Start the tool first, then tell the exiter to die while the read is under way.
         let running = try Running(Tool.path, ["read", exiter.pidArg, hx(buf), "512M", "--format", "raw", "-o", out.path])
-        // Once bytes land in the file the read is under way: now let the source die.
-        #expect(waitUntil(timeout: 20) { sizeOnDisk(out.path) > 0 || !running.isRunning })
+        // Once bytes land in the file (under its temporary name until the read is
+        // complete) the read is under way: now let the source die.
+        let temporary = (out.path as NSString).deletingLastPathComponent + "/." + (out.path as NSString).lastPathComponent + ".\(running.pid).part"
+        #expect(waitUntil(timeout: 20) { sizeOnDisk(temporary) > 0 || !running.isRunning })
         #expect(try exiter.send("exit-after 1") == "ok")
         let result = running.finish(timeout: 60)
         #expect(!result.signaled && !result.timedOut, "\(result)")
@@ -49,8 +51,12 @@ private func sizeOnDisk(_ path: String) -> Int64 {
         #expect(partial.requested == 512 << 20)
         #expect(partial.moved < 512 << 20)
         if result.exited(4) { #expect(result.stderr.contains("target gone"), "\(result.stderr)") }
-        let file = try #require(out.contents)
-        #expect(UInt64(file.count) == partial.moved, "the file holds exactly the bytes that moved")
+        // A read cut short leaves no FILE; the bytes that moved are kept in FILE.partial.
+        #expect(out.contents == nil, "no complete-looking file")
+        #expect(result.stderr.contains("the bytes that moved are in \(out.path).partial"), "\(result.stderr)")
+        let file = try #require(FileManager.default.contents(atPath: out.path + ".partial").map { [UInt8]($0) })
+        defer { unlink(out.path + ".partial") }
+        #expect(UInt64(file.count) == partial.moved, "the partial file holds exactly the bytes that moved")
         #expect(wordsAreIndices(file) == nil, "word i == i for every word that landed")
     }
 
@@ -118,7 +124,12 @@ private func sizeOnDisk(_ path: String) -> Int64 {
             #expect(result.exited(0) || result.exited(2), "attempt \(attempt): \(result)")
             let json = try #require(result.json, "attempt \(attempt): \(result)")
             let moved = try #require((json["moved"] as? NSNumber)?.uint64Value)
-            let file = try #require(out.contents)
+            // A complete read is FILE; one cut short leaves no FILE, and its bytes in FILE.partial.
+            let partialPath = out.path + ".partial"
+            defer { unlink(partialPath) }
+            let file = try #require(result.exited(0) ? out.contents
+                                    : FileManager.default.contents(atPath: partialPath).map { [UInt8]($0) })
+            if !result.exited(0) { #expect(out.contents == nil) }
             #expect(file.prefix(131_072).allSatisfy { $0 == 0x11 }, "the first half is always 0x11")
             if result.exited(0) {
                 completes += 1
