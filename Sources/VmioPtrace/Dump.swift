@@ -54,6 +54,11 @@ public struct DumpManifest: Codable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DumpError.noManifest(path)
         }
+        return try decode(data, path: path)
+    }
+
+    /// Decodes and checks the bytes of a manifest; `path` names it in errors.
+    public static func decode(_ data: Data, path: String) throws -> DumpManifest {
         let manifest: DumpManifest
         do { manifest = try JSONDecoder().decode(DumpManifest.self, from: data) } catch {
             throw DumpError.badManifest(path, "\(error)")
@@ -172,6 +177,11 @@ extension Target {
     }
 
     private func prepareDirectory(_ directory: String, replace: Bool) throws {
+        // Never write through a symlink planted at the directory's name.
+        var st = stat()
+        if lstat(directory, &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
+            throw DumpError.io(directory, "is a symbolic link; give the real directory")
+        }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw DumpError.io(directory, "exists and is not a directory") }
