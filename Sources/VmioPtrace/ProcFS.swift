@@ -110,6 +110,15 @@ public enum ProcFS {
         tid == getpid() || (try? status(tid))?["Tgid"].flatMap { Int32($0) } == getpid()
     }
 
+    /// Whether `pid` is a kernel thread (`PF_KTHREAD` in its `stat` flags): it has no user
+    /// memory, and no process may trace it.
+    public static func isKernelThread(_ pid: Int32) -> Bool {
+        guard let stat = try? readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 6, let flags = UInt64(fields[6]) else { return false }
+        return flags & 0x0020_0000 != 0  // PF_KTHREAD
+    }
+
     /// A process that has begun to exit (`PF_EXITING` in the flags of its main thread's
     /// `stat`) counts as gone: its memory is being torn down, and accesses to it fail with
     /// errors (ESRCH, EPERM, EIO) that would otherwise read as faults or refusals.

@@ -42,6 +42,10 @@ public final class Tracer {
         Self.installSignalHandlersOnce()
         Self.releaseLingering()
         initialState = RunState.of(pid: pid)
+        if ProcFS.isKernelThread(pid) {
+            throw .permissionDenied(pid: pid, operation: "attach to",
+                                    reason: "pid \(pid) (\(ProcFS.command(pid))) is a kernel thread: the kernel lets no process trace it, and it has no user memory")
+        }
         switch initialState.kind {
         case .gone: throw .noSuchProcess(pid: pid)
         case .zombie: throw .noSuchProcess(pid: pid)

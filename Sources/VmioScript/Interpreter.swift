@@ -463,8 +463,12 @@ public final class Interpreter {
             let nth = try call.option("--nth").map { try count($0, parser: parser, what: "--nth") } ?? 1
             guard nth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--nth counts from 1") }
             let max = try call.option("--max").map { try count($0, parser: parser, what: "--max") } ?? 1000
+            let pattern: BytePattern
+            do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badAddress(_, let reason) {
+                throw BadInput("bad search pattern '\(spec.label)': \(reason)")  // a pattern, not an "address"
+            }
             let (outcome, report) = try Operations.search(
-                target, pattern: spec.pattern(alignment: align == 0 ? nil : align), label: spec.label,
+                target, pattern: pattern, label: spec.label,
                 regions: selectors(call.options["--region"], parser: parser), max: Int(Swift.max(max, nth)))
             var o = outcome
             if call.option("--nth") != nil {

@@ -65,8 +65,10 @@ public func describe(_ report: TransferReport, verb: String) -> String {
         if verb == "best effort" { line += ", filled with zeros" }
     }
     // Say so when anything came another way than process_vm_readv (the read ladder).
+    // (A read of at most ReadLadder.smallReadLimit bytes takes pread first by design.)
     let mechanisms = report.ranges.map(\.mechanism).uniqued()
-    if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue] {
+    let smallRead = report.requested <= UInt64(ReadLadder.smallReadLimit) && mechanisms == [AccessMechanism.pread.rawValue]
+    if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue], !smallRead {
         line += "; read through \(mechanisms.joined(separator: ", "))"
     }
     return line

@@ -25,11 +25,20 @@ struct ScriptOptions: ParsableArguments {
                 fflush(nil)
             },
             diagnostics: { printError($0) })
-        if let script, script != "-" {
-            guard let text = try? String(contentsOfFile: script, encoding: .utf8) else { throw BadInput("cannot read script \(script)") }
+        if let text = try Self.readScript(script) {
             return interpreter.run(script: text)
         }
         return interpreter.run(lines: { Swift.readLine(strippingNewline: true) })
+    }
+
+    /// The text of the script file `script` (nil for standard input: nil or "-"). Read with
+    /// read(2) to EOF, so an empty character device such as /dev/null is an empty script.
+    static func readScript(_ script: String?) throws -> String? {
+        guard let script, script != "-" else { return nil }
+        guard let handle = FileHandle(forReadingAtPath: script), let data = try? handle.readToEnd() ?? Data(),
+            let text = String(data: data, encoding: .utf8)
+        else { throw BadInput("cannot read script \(script)") }
+        return text
     }
 }
 
