@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny", "states"]
+let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny", "states", "execer"]
 
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
 /// baselines, and bench-spawn, which runs a command and reports its time and peak memory.
@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "vmio-ptrace", targets: ["vmio-ptrace"]),
         .library(name: "VmIO", targets: ["VmIO"]),
         .library(name: "VmioPtrace", targets: ["VmioPtrace"]),
+        // The session language; a product so the fuzz package (Fuzz/) can reach its parser.
+        .library(name: "VmioScript", targets: ["VmioScript"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

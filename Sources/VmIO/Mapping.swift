@@ -95,8 +95,11 @@ public struct Mapping: Hashable, Sendable, CustomStringConvertible {
 
 extension String {
     fileprivate func replacingNewlines() -> String {
+        // Scalars, not Characters: "\r\n" is one Character, and its newline must be escaped too.
         var out = ""
-        for ch in self { out += ch == "\n" ? "\\012" : String(ch) }
+        for scalar in unicodeScalars {
+            if scalar == "\n" { out += "\\012" } else { out.unicodeScalars.append(scalar) }
+        }
         return out
     }
 }

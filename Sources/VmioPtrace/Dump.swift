@@ -66,8 +66,15 @@ public struct DumpManifest: Codable, Sendable {
         guard manifest.format == currentFormat else {
             throw DumpError.badManifest(path, "format '\(manifest.format)' is not \(currentFormat)")
         }
-        for region in manifest.regions {
-            guard region.range != nil else { throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range") }
+        var previousEnd: Address = 0
+        for (i, region) in manifest.regions.enumerated() {
+            guard let range = region.range else { throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range") }
+            // A dump is taken from one view, so its regions ascend and never overlap; restore
+            // relies on that (its byte totals cannot overflow, no byte is written twice).
+            guard i == 0 || range.start >= previousEnd else {
+                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) overlaps or precedes the region before it")
+            }
+            previousEnd = range.end
             guard !region.file.isEmpty else {
                 throw DumpError.badManifest(path, "region \(region.start)-\(region.end) names no data file")
             }

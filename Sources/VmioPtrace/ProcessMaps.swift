@@ -5,6 +5,21 @@ import VmIO
 public enum ProcessMaps {
     /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
     public static func read(pid: Int32, generation: UInt64 = 0) throws(TargetError) -> MemView {
+        // A read of /proc/PID/maps is not atomic: a target that maps and unmaps while it is
+        // read can hand out overlapping or unsorted lines. Read again before calling it bad.
+        var attempt = 0
+        while true {
+            do { return try readOnce(pid: pid, generation: generation) } catch {
+                guard case .model(let e) = error, attempt < 8 else { throw error }
+                switch e {
+                case .mappingsOverlap, .mappingsUnsorted: attempt += 1
+                default: throw error
+                }
+            }
+        }
+    }
+
+    static func readOnce(pid: Int32, generation: UInt64) throws(TargetError) -> MemView {
         let parsed: Result<MemView, VmIoError>
         do {
             parsed = try ProcFS.withContents(of: "/proc/\(pid)/maps") { raw in

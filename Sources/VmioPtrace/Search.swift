@@ -170,6 +170,9 @@ extension Target {
                 return true
             }
             report.holes += streamed.holes
+            // Faults are holes, but a stream cut short (target gone, permission) is not a
+            // finished search: say so instead of reporting a partial scan as complete.
+            if let stop = streamed.stop { throw VmIoError.partialCopy(stop) }
             if report.truncated { break }
         }
         return report

@@ -19,6 +19,9 @@ public struct Parser {
     let line: Int
     let text: [Character]
 
+    /// How deep parentheses (and unary minus signs) may nest in one line.
+    static let maxNesting = 64
+
     public init(line: Int, text: String) {
         self.line = line
         self.text = Array(text)
@@ -59,7 +62,11 @@ public struct Parser {
                     i = next
                     continue
                 }
-                if c == "(" { depth += 1 }
+                if c == "(" {
+                    depth += 1
+                    // The parser recurses a level a parenthesis: bound it (deep lines overflowed the stack).
+                    if depth > Parser.maxNesting { throw fail(i + 1, "parentheses nest deeper than \(Parser.maxNesting)") }
+                }
                 if c == ")" {
                     depth -= 1
                     if depth < 0 { throw fail(i + 1, "unbalanced ')'") }
@@ -270,12 +277,13 @@ struct ExpressionParser {
         }
     }
 
-    mutating func unary() throws(ScriptError) -> Expression {
+    mutating func unary(depth: Int = 0) throws(ScriptError) -> Expression {
         skipSpace()
         if position < end && text[position] == "-" {
             let column = position + 1
+            guard depth < Parser.maxNesting else { throw parser.fail(column, "more than \(Parser.maxNesting) '-' in a row") }
             position += 1
-            return .negate(try unary(), column: column)
+            return .negate(try unary(depth: depth + 1), column: column)
         }
         return try primary()
     }

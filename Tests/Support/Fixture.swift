@@ -17,6 +17,8 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case threads
     case unmapper
     case exiter
+    /// A big buffer (word i == i) in a process that execs /bin/sleep on request.
+    case execer
     case deepStack = "deep-stack"
     /// Blocks in vfork (D), turns undumpable, parents a zombie, on request.
     case states
@@ -307,9 +309,14 @@ public enum Fixtures {
     /// The `vmio-ptrace` tool in the build directory.
     public static var toolPath: URL { buildDirectory.appendingPathComponent("vmio-ptrace") }
 
-    /// The path of a fixture's binary in the build directory.
+    /// The path of a fixture's binary: in `$VMIO_FIXTURE_DIR` if set (scripts/sanitize points
+    /// it at fixtures built without a sanitizer: an ASan/TSan target maps terabytes of shadow
+    /// memory that whole-process dumps and searches would walk), else in the build directory.
     public static func path(of kind: FixtureKind) -> URL {
-        buildDirectory.appendingPathComponent(kind.executableName)
+        if let dir = ProcessInfo.processInfo.environment["VMIO_FIXTURE_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir, isDirectory: true).appendingPathComponent(kind.executableName)
+        }
+        return buildDirectory.appendingPathComponent(kind.executableName)
     }
 
     /// Starts `vmio-fixture-NAME`, reads its lines up to `ready` (10 s timeout) and parses

@@ -126,15 +126,26 @@ import Glibc
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
         let target = try Target(pid: holder.pid)
-        let range = try AddressRange(start: holder.address("buf") + 0x100, count: 16)
+        // Past the small-read limit, so the ladder starts at its first rung.
+        let range = try AddressRange(start: holder.address("buf") + 0x100, count: UInt64(ReadLadder.smallReadLimit) + 16)
         var bytes: [UInt8] = []
         let report = try target.stream(range, skipFaults: false) { _, chunk in
             bytes += chunk
             return true
         }
-        #expect(bytes.elementsEqual("VMIO-MARKER-0001".utf8))
-        #expect(report.ranges == [MovedRange(address: range.start, length: 16, mechanism: "process_vm_readv")])
+        #expect(bytes.prefix(16).elementsEqual("VMIO-MARKER-0001".utf8))
+        #expect(report.ranges == [MovedRange(address: range.start, length: range.count, mechanism: "process_vm_readv")])
         #expect(target.ladder.lastMechanism == .processVMReadv && target.ladder.lastErrno == nil)
+
+        // A typed value (at most smallReadLimit bytes) takes one pread on the kept-open /proc/PID/mem.
+        let small = try AddressRange(start: holder.address("buf") + 0x200, count: 8)
+        var value: [UInt8] = []
+        let smallReport = try target.stream(small, skipFaults: false) { _, chunk in
+            value += chunk
+            return true
+        }
+        #expect(value == [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
+        #expect(smallReport.ranges == [MovedRange(address: small.start, length: 8, mechanism: "pread")])
 
         // A read running into the unmapped pages after `edge`: the hole says which mechanism failed.
         let edge = holder.address("edge")

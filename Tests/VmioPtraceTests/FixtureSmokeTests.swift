@@ -24,7 +24,7 @@ import Glibc
 
     @Test(arguments: FixtureKind.allCases)
     func launchesAndAnswersPing(kind: FixtureKind) throws {
-        let arguments = kind == .exiter ? ["8"] : []  // keep the exiter small here
+        let arguments = kind == .exiter || kind == .execer ? ["8"] : []  // keep these small here
         let fixture = try Fixtures.launch(kind, arguments: arguments)
         #expect(fixture.kind == kind)
         #expect(fixture.number("pid") == UInt64(fixture.pid))

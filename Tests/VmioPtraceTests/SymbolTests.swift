@@ -90,6 +90,9 @@ import Glibc
         let symbols = try table(getpid())
         for name in ["getpid", "memcpy", "printf"] {
             guard let handle = dlopen(nil, RTLD_NOW), let expected = dlsym(handle, name) else { continue }
+            // Under a sanitizer dlsym may answer its interceptor (ASan's printf), not libc's.
+            let answer = UInt64(UInt(bitPattern: expected))
+            guard procMapsLines(getpid()).contains(where: { $0.contains(answer) && $0.path.hasSuffix("libc.so.6") }) else { continue }
             let libc = try symbols.address(of: name, in: "libc.so.6")
             if name == "memcpy" {
                 // An IFUNC: dlsym answers the implementation, the table the resolver; both in libc.
