@@ -95,14 +95,23 @@ extension RunState {
         let clock = ContinuousClock()
         var deadline = clock.now + timeout
         var action: String?
+        var runningSince: ContinuousClock.Instant?
         var now = RunState.of(pid: pid)
         while true {
             switch (expected.kind, now.kind) {
             case (_, .gone), (_, .zombie):
                 return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
             case (.running, .running) where stopSignalPending(pid):
-                break  // a stop signal that arrived while it was held is about to take effect
-            case (.running, .running), (.jobStopped, .jobStopped):
+                runningSince = nil  // a stop signal that arrived while it was held is about to take effect
+            case (.running, .running):
+                // A stop signal can be dequeued and not yet acted on: believe "running" once it
+                // has held for a moment.
+                let since = runningSince ?? clock.now
+                runningSince = since
+                if clock.now - since >= .milliseconds(20) {
+                    return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
+                }
+            case (.jobStopped, .jobStopped):
                 return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
             case (.jobStopped, .running) where action == nil:
                 // A job-stopped target the detach let run: stop it again, as it was.
