@@ -296,7 +296,7 @@ extension Target {
                 let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, n, off_t(offset)) }
                 guard got == n else { throw DumpError.io(path, got < 0 ? String(cString: strerror(errno)) : "shorter than its region") }
                 // Write the parts of this chunk that are not holes of the dump.
-                let piece = AddressRange(uncheckedStartEnd: range.start + offset, range.start + offset + UInt64(n))
+                let piece = AddressRange(clamping: range.start + offset, range.start + offset + UInt64(n))
                 for part in piece.subtracting(holes) {
                     let lo = Int(part.start - piece.start), hi = Int(part.end - piece.start)
                     let r = try write(Array(buffer[lo..<hi]), at: part.start, force: force, verify: verify)
@@ -314,10 +314,6 @@ extension Target {
 }
 
 extension AddressRange {
-    init(uncheckedStartEnd start: Address, _ end: Address) {
-        self = (try? AddressRange(start: start, end: end)) ?? .empty
-    }
-
     /// This range less `holes`, as sorted disjoint pieces.
     func subtracting(_ holes: [AddressRange]) -> [AddressRange] {
         var pieces = [self]
@@ -325,8 +321,8 @@ extension AddressRange {
             pieces = pieces.flatMap { p -> [AddressRange] in
                 guard p.intersects(h) else { return [p] }
                 var out: [AddressRange] = []
-                if p.start < h.start { out.append(AddressRange(uncheckedStartEnd: p.start, h.start)) }
-                if h.end < p.end { out.append(AddressRange(uncheckedStartEnd: h.end, p.end)) }
+                if p.start < h.start { out.append(AddressRange(clamping: p.start, h.start)) }
+                if h.end < p.end { out.append(AddressRange(clamping: h.end, p.end)) }
                 return out
             }
         }
