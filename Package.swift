@@ -2,7 +2,10 @@
 import PackageDescription
 
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
-let fixtures = ["holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny", "states", "execer"]
+let fixtures = [
+    "holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny",
+    "states", "execer",
+]
 
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
 /// baselines, and bench-spawn, which runs a command and reports its time and peak memory.
@@ -65,14 +68,17 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioTestSupport"]),
         // Launches the fixture processes for the tests.
         .target(name: "VmioTestSupport", path: "Tests/Support"),
-    ] + fixtures.map { name in
-        .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
-    } + benchmarkPrograms.map { name in
-        .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
-    } + [
-        // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
-        .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
-        // libunwind's PTRACE_PEEKDATA accessors against the cached process_vm_readv ones (issue 5).
-        .executableTarget(name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench-unwind"),
     ]
+        + fixtures.map { name in
+            .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
+        }
+        + benchmarkPrograms.map { name in
+            .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
+        } + [
+            // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
+            .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
+            // libunwind's PTRACE_PEEKDATA accessors against the cached process_vm_readv ones (issue 5).
+            .executableTarget(
+                name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench-unwind"),
+        ]
 )

@@ -58,7 +58,7 @@ var fixture: (pid: Int32, stdin: Int32)?
     var cargs = argv.map { strdup($0) } + [nil]
     var child: pid_t = 0
     let rc = posix_spawn(&child, path, &actions, nil, &cargs, environ)
-    cargs.forEach { free($0) }
+    for arg in cargs { free(arg) }
     guard rc == 0 else { die("cannot start \(path): \(String(cString: strerror(rc)))") }
     close(inPipe[0])
     close(outPipe[1])
@@ -110,15 +110,17 @@ struct Measure {
     for _ in 0..<iterations {
         let unwinder = try Unwinder(pid: target, access: access)
         var result: (frames: [StackFrame], end: UnwindEnd)?
-        cold.append(try clock.measure {
-            result = try unwinder.unwind(tid: thread, maxDepth: 100_000, names: false)
-        })
+        cold.append(
+            try clock.measure {
+                result = try unwinder.unwind(tid: thread, maxDepth: 100_000, names: false)
+            })
         depth = result!.frames.count
         if stats == nil { stats = unwinder.cache?.stats }
         unwinder.cache?.resetStats()
-        warm.append(try clock.measure {
-            result = try unwinder.unwind(tid: thread, maxDepth: 100_000, names: false)
-        })
+        warm.append(
+            try clock.measure {
+                result = try unwinder.unwind(tid: thread, maxDepth: 100_000, names: false)
+            })
     }
     return Measure(cold: median(cold), warm: median(warm), depth: depth, stats: stats)
 }
@@ -131,15 +133,21 @@ do {
     let peek = try measure(.peekdata)
     let cached = try measure(.cached)
     tracer.detach()
-    print("unwind of thread \(thread) of pid \(target): \(cached.depth) frames (fixture recursion \(pid == nil ? String(frames) : "?")), median of \(iterations)")
+    print(
+        "unwind of thread \(thread) of pid \(target): \(cached.depth) frames (fixture recursion \(pid == nil ? String(frames) : "?")), median of \(iterations)"
+    )
     print("  peekdata (libunwind _UPT_access_mem): cold \(micros(peek.cold)), warm \(micros(peek.warm))")
     print("  cached (process_vm_readv, 16 pages):  cold \(micros(cached.cold)), warm \(micros(cached.warm))")
     if let s = cached.stats {
-        print("  cold unwind: \(s.wordReads) word reads (= PTRACE_PEEKDATA syscalls with peekdata) served by \(s.pageReads) process_vm_readv calls, \(s.hits) cache hits, \(s.peeks) peeks")
+        print(
+            "  cold unwind: \(s.wordReads) word reads (= PTRACE_PEEKDATA syscalls with peekdata) served by \(s.pageReads) process_vm_readv calls, \(s.hits) cache hits, \(s.peeks) peeks"
+        )
     }
     let ratio = { (a: Duration, b: Duration) -> String in
-        String(format: "%.1fx", (Double(a.components.attoseconds) / 1e18 + Double(a.components.seconds))
-            / max(1e-12, Double(b.components.attoseconds) / 1e18 + Double(b.components.seconds)))
+        String(
+            format: "%.1fx",
+            (Double(a.components.attoseconds) / 1e18 + Double(a.components.seconds))
+                / max(1e-12, Double(b.components.attoseconds) / 1e18 + Double(b.components.seconds)))
     }
     print("  speed-up: cold \(ratio(peek.cold, cached.cold)), warm \(ratio(peek.warm, cached.warm))")
     if peek.depth != cached.depth { die("the two unwinds disagree: \(peek.depth) against \(cached.depth) frames") }

@@ -157,8 +157,9 @@ func run(_ argv: [String]) -> ChildResult {
     guard f.count == 7, let code = Int32(f[2]), let secs = Double(f[4]), let rss = Int(f[6]) else {
         die("cannot read bench-spawn's report: \(last)")
     }
-    return ChildResult(seconds: secs, maxRSSKiB: rss, status: code,
-                       output: lines.dropLast().joined(separator: "\n") + "\n")
+    return ChildResult(
+        seconds: secs, maxRSSKiB: rss, status: code,
+        output: lines.dropLast().joined(separator: "\n") + "\n")
 }
 
 /// Runs a command that must succeed.
@@ -250,10 +251,14 @@ struct Row {
 func printTable(_ rows: [Row]) {
     let header = ["measurement", "ours", "baseline", "ratio", "target", "result"]
     // By item number (the names start with it), keeping the order within an item.
-    let ordered = rows.enumerated().sorted { ($0.element.name.prefix(1), $0.offset) < ($1.element.name.prefix(1), $1.offset) }
+    let ordered = rows.enumerated().sorted {
+        ($0.element.name.prefix(1), $0.offset) < ($1.element.name.prefix(1), $1.offset)
+    }
     let cells = ordered.map(\.element).map { r in
-        [r.name, r.ours, r.baseline, r.ratio.map { String(format: "%.2fx", $0) } ?? "n/a", r.target,
-         r.pass.map { $0 ? "PASS" : "FAIL" } ?? "-"]
+        [
+            r.name, r.ours, r.baseline, r.ratio.map { String(format: "%.2fx", $0) } ?? "n/a", r.target,
+            r.pass.map { $0 ? "PASS" : "FAIL" } ?? "-",
+        ]
     }
     var widths = header.map(\.count)
     for row in cells { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
@@ -298,7 +303,9 @@ struct Options {
             case "--no-scanmem": scanmem = false
             case "--only": only = Set(value(a).split(separator: ",").compactMap { Int($0) })
             case "-h", "--help":
-                emit("usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4]")
+                emit(
+                    "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4]"
+                )
                 exit(0)
             default: die("unknown argument \(a) (try --help)")
             }
@@ -345,7 +352,9 @@ struct Bench {
         emit("vmio-bench: \(opts.reps) repetitions a figure (medians), 1 warm-up round not counted")
         var uts = utsname()
         uname(&uts)
-        let release = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let release = withUnsafeBytes(of: uts.release) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
         emit("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, kernel \(release), load \(loadAverage())")
 
         // --- the random fixture ------------------------------------------------
@@ -363,7 +372,9 @@ struct Bench {
         printTable(rows)
         emit("")
         // By item number, keeping the order within an item.
-        for d in details.enumerated().sorted(by: { ($0.element.prefix(1), $0.offset) < ($1.element.prefix(1), $1.offset) }) {
+        for d in details.enumerated().sorted(by: {
+            ($0.element.prefix(1), $0.offset) < ($1.element.prefix(1), $1.offset)
+        }) {
             emit(d.element)
         }
         emit("load at the end: \(loadAverage())")
@@ -377,12 +388,16 @@ struct Bench {
         let needleOffset = random.number("needle", 0), needleHex = random.string("needle", 1)
         let end = base + length
         let expectedHit = base + needleOffset
-        emit("fixture: vmio-fixture-random pid \(pid), \(length >> 20) MiB at \(hex(base)), needle \(needleHex) at +\(hex(needleOffset)) (\(String(format: "%.0f", Double(needleOffset) * 100 / Double(length))) %), started in \(seconds(now() - t0))")
+        emit(
+            "fixture: vmio-fixture-random pid \(pid), \(length >> 20) MiB at \(hex(base)), needle \(needleHex) at +\(hex(needleOffset)) (\(String(format: "%.0f", Double(needleOffset) * 100 / Double(length))) %), started in \(seconds(now() - t0))"
+        )
 
         if opts.only.contains(1) { bulkRead(pid: pid, base: base, length: length) }
         if opts.only.contains(2) { dump(pid: pid, base: base, end: end, cli: cli, gdb: gdbPath) }
         if opts.only.contains(4) {
-            search(pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli, scanmem: scanmemPath)
+            search(
+                pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
+                scanmem: scanmemPath)
         }
         random.stop()
     }
@@ -410,7 +425,8 @@ struct Bench {
             let counted = calls >= sides.count
             calls += 1
             if isC {
-                let r = runChecked([cRead, String(pid), hex(base), String(length), String(chunk)], what: "bench-c-read")
+                let r = runChecked(
+                    [cRead, String(pid), hex(base), String(length), String(chunk)], what: "bench-c-read")
                 if counted { c[chunk, default: []] += reportedSeconds(r) }
             } else {
                 let target: Target
@@ -421,20 +437,29 @@ struct Bench {
                     die("stream: \(error)")
                 }
                 let elapsed = now() - t
-                guard report.isComplete, report.moved == length else { die("stream moved \(report.moved) of \(length)") }
+                guard report.isComplete, report.moved == length else {
+                    die("stream moved \(report.moved) of \(length)")
+                }
                 if counted { ours[chunk, default: []] += [elapsed] }
             }
             round += 1
         }
         let cBest = c.map { ($0.key, median($0.value)) }.min { $0.1 < $1.1 }!
         let oBest = ours.map { ($0.key, median($0.value)) }.min { $0.1 < $1.1 }!
-        rows.append(Row(
-            name: "1 library bulk read \(length >> 20) MiB (Target.stream)",
-            ours: "\(seconds(oBest.1)) \(gbps(length, oBest.1)) @\(oBest.0 >> 20)M",
-            baseline: "\(seconds(cBest.1)) \(gbps(length, cBest.1)) @\(cBest.0 >> 20)M (C)",
-            ratio: cBest.1 / oBest.1, target: ">= 0.90x", pass: cBest.1 / oBest.1 >= 0.9))
-        details.append("1: C process_vm_readv by chunk: " + cChunks.map { "\($0 >> 20) MiB \(seconds(median(c[$0]!))) (\(gbps(length, median(c[$0]!))))" }.joined(separator: ", "))
-        details.append("1: Target.stream by chunk:     " + ourChunks.map { "\($0 >> 20) MiB \(seconds(median(ours[$0]!))) (\(gbps(length, median(ours[$0]!))))" }.joined(separator: ", "))
+        rows.append(
+            Row(
+                name: "1 library bulk read \(length >> 20) MiB (Target.stream)",
+                ours: "\(seconds(oBest.1)) \(gbps(length, oBest.1)) @\(oBest.0 >> 20)M",
+                baseline: "\(seconds(cBest.1)) \(gbps(length, cBest.1)) @\(cBest.0 >> 20)M (C)",
+                ratio: cBest.1 / oBest.1, target: ">= 0.90x", pass: cBest.1 / oBest.1 >= 0.9))
+        details.append(
+            "1: C process_vm_readv by chunk: "
+                + cChunks.map { "\($0 >> 20) MiB \(seconds(median(c[$0]!))) (\(gbps(length, median(c[$0]!))))" }.joined(
+                    separator: ", "))
+        details.append(
+            "1: Target.stream by chunk:     "
+                + ourChunks.map { "\($0 >> 20) MiB \(seconds(median(ours[$0]!))) (\(gbps(length, median(ours[$0]!))))" }
+                .joined(separator: ", "))
     }
 
     // MARK: 2. dump
@@ -460,37 +485,54 @@ struct Bench {
                 if counted { c.append(r.seconds) }
                 removeAndSync(cFile)
             case 1:
-                let r = runChecked([cli, "dump", String(pid), "--region", "\(hex(base))-\(hex(end))", "-o", ourDir],
-                                   what: "vmio-ptrace dump")
+                let r = runChecked(
+                    [cli, "dump", String(pid), "--region", "\(hex(base))-\(hex(end))", "-o", ourDir],
+                    what: "vmio-ptrace dump")
                 if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
                 if counted { ours.append(r.seconds); oursRSS.append(r.maxRSSKiB) }
                 removeAndSync(ourDir)
             default:
-                let r = run([gdb!, "-p", String(pid), "-batch", "-ex", "dump binary memory \(gdbFile) \(hex(base)) \(hex(end))"])
+                let r = run([
+                    gdb!, "-p", String(pid), "-batch", "-ex", "dump binary memory \(gdbFile) \(hex(base)) \(hex(end))",
+                ])
                 let size = (try? FileManager.default.attributesOfItem(atPath: gdbFile)[.size] as? UInt64) ?? nil
-                if size != length { note("gdb dump failed (status \(r.status), file size \(size.map(String.init) ?? "none")):\n\(r.output)") }
+                if size != length {
+                    note(
+                        "gdb dump failed (status \(r.status), file size \(size.map(String.init) ?? "none")):\n\(r.output)"
+                    )
+                }
                 if counted && size == length { g.append(r.seconds); gdbRSS.append(r.maxRSSKiB) }
                 removeAndSync(gdbFile)
             }
         }
-        details.append("2: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))" + (g.isEmpty ? "" : ", gdb \(spread(g))"))
+        details.append(
+            "2: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))"
+                + (g.isEmpty ? "" : ", gdb \(spread(g))"))
         let cm = median(c), om = median(ours)
-        rows.append(Row(name: "2 dump \(length >> 20) MiB to a file (CLI)", ours: "\(seconds(om)) \(gbps(length, om))",
-                        baseline: "\(seconds(cm)) \(gbps(length, cm)) (C readv+write)",
-                        ratio: cm / om, target: ">= 0.85x", pass: cm / om >= 0.85))
+        rows.append(
+            Row(
+                name: "2 dump \(length >> 20) MiB to a file (CLI)", ours: "\(seconds(om)) \(gbps(length, om))",
+                baseline: "\(seconds(cm)) \(gbps(length, cm)) (C readv+write)",
+                ratio: cm / om, target: ">= 0.85x", pass: cm / om >= 0.85))
         if g.isEmpty {
-            rows.append(Row(name: "2 dump vs gdb dump binary memory (headline)", ours: seconds(om), baseline: "n/a (gdb)",
-                            ratio: nil, target: "-", pass: nil))
+            rows.append(
+                Row(
+                    name: "2 dump vs gdb dump binary memory (headline)", ours: seconds(om), baseline: "n/a (gdb)",
+                    ratio: nil, target: "-", pass: nil))
         } else {
             let gm = median(g)
-            rows.append(Row(name: "2 dump vs gdb dump binary memory (headline)", ours: seconds(om),
-                            baseline: "\(seconds(gm)) (gdb)", ratio: gm / om, target: "-", pass: nil))
+            rows.append(
+                Row(
+                    name: "2 dump vs gdb dump binary memory (headline)", ours: seconds(om),
+                    baseline: "\(seconds(gm)) (gdb)", ratio: gm / om, target: "-", pass: nil))
         }
         let peak = oursRSS.max()!
         let gdbPeak = gdbRSS.max()
-        rows.append(Row(name: "5 peak memory, dump \(length >> 20) MiB", ours: mib(peak),
-                        baseline: gdbPeak.map { "\(mib($0)) (gdb)" } ?? "n/a (gdb)",
-                        ratio: gdbPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
+        rows.append(
+            Row(
+                name: "5 peak memory, dump \(length >> 20) MiB", ours: mib(peak),
+                baseline: gdbPeak.map { "\(mib($0)) (gdb)" } ?? "n/a (gdb)",
+                ratio: gdbPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
     }
 
     /// Checks once that the CLI's dump holds the same bytes as the target (read back
@@ -512,7 +554,8 @@ struct Bench {
         while done < length {
             let want = Int(min(UInt64(chunk), length - done))
             let got = pread(fd, mine.baseAddress, want, off_t(done))
-            let t = backend.read(pid: pid, at: base + done, into: UnsafeMutableRawBufferPointer(rebasing: theirs[0..<want]))
+            let t = backend.read(
+                pid: pid, at: base + done, into: UnsafeMutableRawBufferPointer(rebasing: theirs[0..<want]))
             guard got == want, t.moved == want, memcmp(mine.baseAddress!, theirs.baseAddress!, want) == 0 else {
                 die("the dump file \(data) differs from the target's memory near +\(hex(done))")
             }
@@ -523,8 +566,10 @@ struct Bench {
 
     // MARK: 4. search
 
-    mutating func search(pid: pid_t, base: UInt64, end: UInt64, needleHex: String, expected: UInt64, cli: String,
-                         scanmem: String?) {
+    mutating func search(
+        pid: pid_t, base: UInt64, end: UInt64, needleHex: String, expected: UInt64, cli: String,
+        scanmem: String?
+    ) {
         note("3/4 search")
         let cSearch = bin("bench-c-search")
         let length = end - base
@@ -542,7 +587,9 @@ struct Bench {
             for line in r.output.split(separator: "\n") where line.hasPrefix("[") {
                 // "[ 2] 7f98a0000000, 67108864 bytes,  misc, ..."
                 let parts = line.split(separator: "]", maxSplits: 1)
-                guard parts.count == 2, let id = Int(parts[0].dropFirst().trimmingCharacters(in: .whitespaces)) else { continue }
+                guard parts.count == 2, let id = Int(parts[0].dropFirst().trimmingCharacters(in: .whitespaces)) else {
+                    continue
+                }
                 let fields = parts[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 guard fields.count >= 2, let start = UInt64(fields[0], radix: 16),
                     let size = UInt64(fields[1].split(separator: " ").first ?? "")
@@ -551,7 +598,9 @@ struct Bench {
                     scanmemScript = "dregion !\(id);option scan_data_type bytearray;\(spaced);list;exit"
                 }
             }
-            if scanmemScript == nil { note("scanmem: no region holds \(hex(base)); scanmem figures are n/a\n\(r.output)") }
+            if scanmemScript == nil {
+                note("scanmem: no region holds \(hex(base)); scanmem figures are n/a\n\(r.output)")
+            }
         }
 
         var c: [Double] = [], ours: [Double] = [], sm: [Double] = []
@@ -564,40 +613,64 @@ struct Bench {
             calls += 1
             switch k {
             case 0:
-                let r = runChecked([cSearch, String(pid), hex(base), String(length), needleHex, "1"], what: "bench-c-search")
-                guard r.output.contains("hit \(expectedText)\n") else { die("bench-c-search did not find \(expectedText):\n\(r.output)") }
+                let r = runChecked(
+                    [cSearch, String(pid), hex(base), String(length), needleHex, "1"], what: "bench-c-search")
+                guard r.output.contains("hit \(expectedText)\n") else {
+                    die("bench-c-search did not find \(expectedText):\n\(r.output)")
+                }
                 if counted { c.append(r.seconds) }
             case 1:
-                let r = runChecked([cli, "search", String(pid), "--hex", spaced, "--region", "\(hex(base))-\(hex(end))",
-                                    "--max", "1", "--json"], what: "vmio-ptrace search")
-                guard r.output.contains("\"\(expectedText)\"") else { die("vmio-ptrace search did not find \(expectedText):\n\(r.output)") }
+                let r = runChecked(
+                    [
+                        cli, "search", String(pid), "--hex", spaced, "--region", "\(hex(base))-\(hex(end))",
+                        "--max", "1", "--json",
+                    ], what: "vmio-ptrace search")
+                guard r.output.contains("\"\(expectedText)\"") else {
+                    die("vmio-ptrace search did not find \(expectedText):\n\(r.output)")
+                }
                 if counted { ours.append(r.seconds); oursRSS.append(r.maxRSSKiB) }
             default:
                 let r = run([scanmem!, "-p", String(pid), "-c", scanmemScript!])
                 let found = r.status == 0 && r.output.contains(hitInScanmem)
-                if !found { note("scanmem did not report \(expectedText) (status \(r.status)):\n\(r.output.suffix(2000))") }
+                if !found {
+                    note("scanmem did not report \(expectedText) (status \(r.status)):\n\(r.output.suffix(2000))")
+                }
                 if counted && found { sm.append(r.seconds); smRSS.append(r.maxRSSKiB) }
             }
         }
-        details.append("4: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))" + (sm.isEmpty ? "" : ", scanmem \(spread(sm))"))
+        details.append(
+            "4: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))"
+                + (sm.isEmpty ? "" : ", scanmem \(spread(sm))"))
         let cm = median(c), om = median(ours)
         let reach = Double(expected - base + 8) / Double(length)
-        rows.append(Row(name: "4 search 8 bytes, --max 1 (CLI)", ours: "\(seconds(om)) \(gbps(expected - base, om))",
-                        baseline: "\(seconds(cm)) (C readv+memmem)", ratio: cm / om, target: ">= 0.75x", pass: cm / om >= 0.75))
+        rows.append(
+            Row(
+                name: "4 search 8 bytes, --max 1 (CLI)", ours: "\(seconds(om)) \(gbps(expected - base, om))",
+                baseline: "\(seconds(cm)) (C readv+memmem)", ratio: cm / om, target: ">= 0.75x", pass: cm / om >= 0.75))
         if sm.isEmpty {
-            rows.append(Row(name: "4 search vs scanmem bytearray (headline)", ours: seconds(om), baseline: "n/a (scanmem)",
-                            ratio: nil, target: "-", pass: nil))
+            rows.append(
+                Row(
+                    name: "4 search vs scanmem bytearray (headline)", ours: seconds(om), baseline: "n/a (scanmem)",
+                    ratio: nil, target: "-", pass: nil))
         } else {
             let smm = median(sm)
-            rows.append(Row(name: "4 search vs scanmem bytearray (headline)", ours: seconds(om),
-                            baseline: "\(seconds(smm)) (scanmem)", ratio: smm / om, target: "-", pass: nil))
+            rows.append(
+                Row(
+                    name: "4 search vs scanmem bytearray (headline)", ours: seconds(om),
+                    baseline: "\(seconds(smm)) (scanmem)", ratio: smm / om, target: "-", pass: nil))
         }
         let peak = oursRSS.max()!
         let smPeak = smRSS.max()
-        rows.append(Row(name: "5 peak memory, search \(length >> 20) MiB", ours: mib(peak),
-                        baseline: smPeak.map { "\(mib($0)) (scanmem)" } ?? "n/a (scanmem)",
-                        ratio: smPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
-        details.append(String(format: "4: the needle is at %.0f %% of the buffer: search --max 1 and the C baseline stop there; scanmem always scans the whole region", reach * 100))
+        rows.append(
+            Row(
+                name: "5 peak memory, search \(length >> 20) MiB", ours: mib(peak),
+                baseline: smPeak.map { "\(mib($0)) (scanmem)" } ?? "n/a (scanmem)",
+                ratio: smPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
+        details.append(
+            String(
+                format:
+                    "4: the needle is at %.0f %% of the buffer: search --max 1 and the C baseline stop there; scanmem always scans the whole region",
+                reach * 100))
     }
 
     // MARK: 3. scattered reads
@@ -628,7 +701,8 @@ struct Bench {
             let tRead = now() - t
             t = now()
             let mappings: [Mapping]
-            do { mappings = try bytes.withUnsafeBytes { b throws(VmIoError) in try MapsParser.parseMappings(b) } } catch {
+            do { mappings = try bytes.withUnsafeBytes { b throws(VmIoError) in try MapsParser.parseMappings(b) } } catch
+            {
                 die("MapsParser: \(error)")
             }
             let tParse = now() - t
@@ -645,7 +719,8 @@ struct Bench {
         note("4/4 maps parse + scattered reads")
         let cScatter = bin("bench-c-scatter")
         let inner = 5  // samples a C process (after one it drops) / a round in-process
-        let slots = UnsafeMutableRawBufferPointer.allocate(byteCount: ProcessVMBackend.maxIovecs * 4096, alignment: 4096)
+        let slots = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: ProcessVMBackend.maxIovecs * 4096, alignment: 4096)
         slots.initializeMemory(as: UInt8.self, repeating: 0)  // pre-faulted, like the C side's
         defer { slots.deallocate() }
         let backend = ProcessVMBackend()
@@ -668,8 +743,9 @@ struct Bench {
             for m in view.mappings where m.permissions.read {
                 let len = Int(min(4096, m.range.count))
                 let at = (pieces.count % ProcessVMBackend.maxIovecs) * 4096
-                pieces.append(ProcessVMBackend.Piece(
-                    address: m.start, destination: UnsafeMutableRawBufferPointer(rebasing: slots[at..<(at + len)])))
+                pieces.append(
+                    ProcessVMBackend.Piece(
+                        address: m.start, destination: UnsafeMutableRawBufferPointer(rebasing: slots[at..<(at + len)])))
             }
             let results = backend.readScattered(pid: pid, pieces)
             let t = now() - t0
@@ -691,7 +767,9 @@ struct Bench {
                 if k == 1, counted {
                     for line in r.output.split(separator: "\n").dropFirst(3) where line.hasPrefix("split ") {
                         let f = line.split(separator: " ")
-                        if f.count == 5, let rd = Double(f[2]), let ps = Double(f[4]) { cSplitRead.append(rd); cSplitParse.append(ps) }
+                        if f.count == 5, let rd = Double(f[2]), let ps = Double(f[4]) {
+                            cSplitRead.append(rd); cSplitParse.append(ps)
+                        }
                     }
                 }
                 if k == 0 {
@@ -707,15 +785,24 @@ struct Bench {
             }
         }
         let cf = median(cFull), of = median(oFull), cp = median(cParse), op = median(oParse)
-        rows.append(Row(name: "3 maps parse + 4 KiB from each of \(opts.maps)+ mappings", ours: seconds(of),
-                        baseline: "\(seconds(cf)) (C)", ratio: cf / of, target: ">= 0.80x (time <= 1.25x)", pass: of <= cf * 1.25))
-        rows.append(Row(name: "3 maps parse alone", ours: seconds(op), baseline: "\(seconds(cp)) (C hand parser)",
-                        ratio: cp / op, target: ">= 0.83x (time <= 1.2x)", pass: op <= cp * 1.2))
+        rows.append(
+            Row(
+                name: "3 maps parse + 4 KiB from each of \(opts.maps)+ mappings", ours: seconds(of),
+                baseline: "\(seconds(cf)) (C)", ratio: cf / of, target: ">= 0.80x (time <= 1.25x)",
+                pass: of <= cf * 1.25))
+        rows.append(
+            Row(
+                name: "3 maps parse alone", ours: seconds(op), baseline: "\(seconds(cp)) (C hand parser)",
+                ratio: cp / op, target: ">= 0.83x (time <= 1.2x)", pass: op <= cp * 1.2))
         details.append("3: C:    \(cFacts)")
         details.append("3: ours: \(oFacts)")
-        details.append("3: C, maps parse alone: reading the file \(seconds(median(cSplitRead))), parsing \(seconds(median(cSplitParse)))")
+        details.append(
+            "3: C, maps parse alone: reading the file \(seconds(median(cSplitRead))), parsing \(seconds(median(cSplitParse)))"
+        )
         details.append("3: ours, maps parse alone: \(oParseFacts); \(parseBreakdown(pid: pid))")
-        details.append("3: maps parse share: C \(String(format: "%.0f", cp / cf * 100)) %, ours \(String(format: "%.0f", op / of * 100)) % of the full measurement")
+        details.append(
+            "3: maps parse share: C \(String(format: "%.0f", cp / cf * 100)) %, ours \(String(format: "%.0f", op / of * 100)) % of the full measurement"
+        )
     }
 }
 

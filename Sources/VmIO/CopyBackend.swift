@@ -60,12 +60,14 @@ func transfer(
         destination.pointer.copyMemory(from: source.pointer, byteCount: Int(count))
         return (count, nil)
     case (.remote(let pid), .local):
-        let t = backend.read(pid: pid, at: source.address,
-                             into: UnsafeMutableRawBufferPointer(start: destination.pointer, count: Int(count)))
+        let t = backend.read(
+            pid: pid, at: source.address,
+            into: UnsafeMutableRawBufferPointer(start: destination.pointer, count: Int(count)))
         return settle(t, count, .source)
     case (.local, .remote(let pid)):
-        let t = backend.write(pid: pid, at: destination.address,
-                              from: UnsafeRawBufferPointer(start: source.pointer, count: Int(count)))
+        let t = backend.write(
+            pid: pid, at: destination.address,
+            from: UnsafeRawBufferPointer(start: source.pointer, count: Int(count)))
         return settle(t, count, .destination)
     case (.remote(let from), .remote(let to)):
         let bounce = UnsafeMutableRawBufferPointer.allocate(
@@ -74,10 +76,12 @@ func transfer(
         var done: UInt64 = 0
         while done < count {
             let chunk = Int(min(count - done, UInt64(bounce.count)))
-            let r = backend.read(pid: from, at: source.address + done,
-                                 into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<chunk]))
-            let w = backend.write(pid: to, at: destination.address + done,
-                                  from: UnsafeRawBufferPointer(rebasing: bounce[0..<r.moved]))
+            let r = backend.read(
+                pid: from, at: source.address + done,
+                into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<chunk]))
+            let w = backend.write(
+                pid: to, at: destination.address + done,
+                from: UnsafeRawBufferPointer(rebasing: bounce[0..<r.moved]))
             done += UInt64(w.moved)
             if w.moved < r.moved { return (done, (w.stop ?? .interrupted, .destination)) }
             if r.moved < chunk { return (done, (r.stop ?? .interrupted, .source)) }

@@ -34,7 +34,8 @@ public final class LocalBuffer: @unchecked Sendable {
 
     /// A one-mapping view of the buffer (`rw-p`, named `[vmio-local]`).
     public var memView: MemView {
-        MemView(uncheckedMappings: [Mapping(range: range, permissions: .readWrite, path: "[vmio-local]")], generation: 0)
+        MemView(
+            uncheckedMappings: [Mapping(range: range, permissions: .readWrite, path: "[vmio-local]")], generation: 0)
     }
 
     /// The contents as an array.

@@ -34,7 +34,8 @@ public enum MapsParser {
         while lineStart < n {
             let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? n
             if lineEnd > lineStart {
-                var cursor = LineCursor(bytes: bytes, position: lineStart, end: lineEnd, lineStart: lineStart, line: lineNumber)
+                var cursor = LineCursor(
+                    bytes: bytes, position: lineStart, end: lineEnd, lineStart: lineStart, line: lineNumber)
                 mappings.append(try cursor.mapping())
             }
             lineStart = lineEnd + 1
@@ -153,7 +154,8 @@ private struct LineCursor {
             if c == UInt8(ascii: "-") { return false }
             return c == yes ? true : nil
         }
-        guard let r = flag(0, UInt8(ascii: "r")), let w = flag(1, UInt8(ascii: "w")), let x = flag(2, UInt8(ascii: "x")) else {
+        guard let r = flag(0, UInt8(ascii: "r")), let w = flag(1, UInt8(ascii: "w")), let x = flag(2, UInt8(ascii: "x"))
+        else {
             throw fail("permissions must be four characters like r-xp")
         }
         let share = bytes[position + 3]
@@ -171,7 +173,8 @@ private struct LineCursor {
         var upper = r.upperBound
         var deleted = false
         if r.count >= suffix.count
-            && zip(bytes[(upper - suffix.count)..<upper], suffix).allSatisfy({ $0 == $1 }) {
+            && zip(bytes[(upper - suffix.count)..<upper], suffix).allSatisfy({ $0 == $1 })
+        {
             deleted = true
             upper -= suffix.count
         }

@@ -70,7 +70,9 @@ public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
 
     /// The readable parts of `view` that `selectors` pick (all readable mappings except
     /// `[vvar]`, `[vvar_vclock]` and `[vsyscall]` when there are none), in address order.
-    public static func select(_ selectors: [RegionSelector], in view: MemView) -> [(mapping: Mapping, range: AddressRange)] {
+    public static func select(_ selectors: [RegionSelector], in view: MemView) -> [(
+        mapping: Mapping, range: AddressRange
+    )] {
         var out: [(Mapping, AddressRange)] = []
         for m in view.mappings where m.permissions.read && !m.range.isEmpty {
             if selectors.isEmpty {

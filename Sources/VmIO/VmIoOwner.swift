@@ -204,8 +204,9 @@ public struct VmIoOwner: Hashable, Sendable, CustomStringConvertible {
         guard case .write(let view) = memView else { throw .notAWriteView(owner: id) }
         let old = self
         memView = .read(view)
-        assert(inv && range == old.range && id == old.id && isFallible == old.isFallible
-            && isKernel == old.isKernel && memView == .read(view))
+        assert(
+            inv && range == old.range && id == old.id && isFallible == old.isFallible
+                && isKernel == old.isKernel && memView == .read(view))
     }
 
     public var description: String {

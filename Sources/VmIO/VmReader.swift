@@ -55,21 +55,27 @@ public struct VmReader: Sendable {
     /// the destination, both cursors and owners advanced by exactly `k`, and nothing
     /// past `k` was touched.
     @discardableResult
-    public mutating func readFallible(into writer: inout VmWriter, using backend: some CopyBackend) throws(VmIoError) -> UInt64 {
+    public mutating func readFallible(into writer: inout VmWriter, using backend: some CopyBackend) throws(VmIoError)
+        -> UInt64
+    {
         let want = min(remain, writer.avail)
         let (moved, stop) = transfer(from: endpoint, to: writer.endpoint, count: want, backend: backend)
         try owner.advance(moved)
         try writer.advanceOwner(moved)
         if let (kind, side) = stop {
-            throw .partialCopy(PartialCopy(kind: kind, copied: moved, requested: want, side: side,
-                                           space: side == .source ? space : writer.space))
+            throw .partialCopy(
+                PartialCopy(
+                    kind: kind, copied: moved, requested: want, side: side,
+                    space: side == .source ? space : writer.space))
         }
         return moved
     }
 
     /// Reads one value of `T` at the cursor, all or nothing: on a fault the cursor does
     /// not move and ``VmIoError/partialCopy(_:)`` says how far the read got.
-    public mutating func readValue<T: BitwiseCopyable>(_ type: T.Type = T.self, using backend: some CopyBackend) throws(VmIoError) -> T {
+    public mutating func readValue<T: BitwiseCopyable>(_ type: T.Type = T.self, using backend: some CopyBackend)
+        throws(VmIoError) -> T
+    {
         let size = UInt64(MemoryLayout<T>.size)
         guard size <= remain else { throw .lengthExceedsRange(requested: size, available: remain) }
         let endpoint = self.endpoint
@@ -77,8 +83,11 @@ public struct VmReader: Sendable {
             let local = Endpoint(space: .local, address: Address(UInt(bitPattern: tmp.baseAddress!)))
             let (moved, stop) = transfer(from: endpoint, to: local, count: size, backend: backend)
             if let (kind, side) = stop {
-                return .failure(.partialCopy(PartialCopy(kind: kind, copied: moved, requested: size,
-                                                         side: side, space: endpoint.space)))
+                return .failure(
+                    .partialCopy(
+                        PartialCopy(
+                            kind: kind, copied: moved, requested: size,
+                            side: side, space: endpoint.space)))
             }
             return .success(UnsafeRawPointer(tmp.baseAddress!).loadUnaligned(as: T.self))
         }
@@ -89,7 +98,9 @@ public struct VmReader: Sendable {
 
     /// Reads everything that remains, all or nothing (the cursor rolls back on a fault).
     public mutating func collect(using backend: some CopyBackend) throws(VmIoError) -> [UInt8] {
-        guard remain <= UInt64(Int.max) else { throw .lengthExceedsRange(requested: remain, available: UInt64(Int.max)) }
+        guard remain <= UInt64(Int.max) else {
+            throw .lengthExceedsRange(requested: remain, available: UInt64(Int.max))
+        }
         let buffer = LocalBuffer(count: Int(remain))
         var writer = buffer.makeWriter()
         var attempt = self

@@ -47,7 +47,9 @@ public struct VmWriter: ~Copyable {
     /// Writes `bytes` at the cursor; fallible like ``VmReader/readFallible(into:using:)``:
     /// requires `bytes.count <= avail`, advances by what moved, throws on a fault.
     @discardableResult
-    public mutating func write(_ bytes: UnsafeRawBufferPointer, using backend: some CopyBackend) throws(VmIoError) -> UInt64 {
+    public mutating func write(_ bytes: UnsafeRawBufferPointer, using backend: some CopyBackend) throws(VmIoError)
+        -> UInt64
+    {
         let want = UInt64(bytes.count)
         guard want <= avail else { throw .lengthExceedsRange(requested: want, available: avail) }
         guard let base = bytes.baseAddress, want > 0 else { return 0 }
@@ -92,7 +94,9 @@ public struct VmWriter: ~Copyable {
     }
 
     /// Writes `total` copies of `byte` from a bounded pattern buffer.
-    private mutating func fill(_ byte: UInt8, count total: UInt64, using backend: some CopyBackend) throws(VmIoError) -> UInt64 {
+    private mutating func fill(_ byte: UInt8, count total: UInt64, using backend: some CopyBackend) throws(VmIoError)
+        -> UInt64
+    {
         guard total > 0 else { return 0 }
         let pattern = LocalBuffer(count: Int(min(total, 64 << 10)))
         pattern.bytes.initializeMemory(as: UInt8.self, repeating: byte)
@@ -102,8 +106,10 @@ public struct VmWriter: ~Copyable {
             do {
                 done += try write(UnsafeRawBufferPointer(rebasing: pattern.bytes[0..<Int(chunk)]), using: backend)
             } catch .partialCopy(let p) {
-                throw .partialCopy(PartialCopy(kind: p.kind, copied: done + p.copied, requested: total,
-                                               side: p.side, space: p.space))
+                throw .partialCopy(
+                    PartialCopy(
+                        kind: p.kind, copied: done + p.copied, requested: total,
+                        side: p.side, space: p.space))
             }
         }
         return done
@@ -118,4 +124,3 @@ public struct VmWriter: ~Copyable {
         return VmReader(owner: owner, space: space, storage: storage)
     }
 }
-

@@ -8,7 +8,8 @@ public enum Diagnose {
     /// A `/proc` entry that is missing while the process exists (`kill(pid, 0)` finds it)
     /// is hidden by `hidepid`: a permission problem, explained as one.
     public static func accessError(_ errno: Errno, pid: Int32, operation: String) -> TargetError {
-        let wanted: DoctorOperation = operation.contains("attach") ? .stop : operation.contains("write") ? .write : .read
+        let wanted: DoctorOperation =
+            operation.contains("attach") ? .stop : operation.contains("write") ? .write : .read
         switch errno {
         case .noSuchFileOrDirectory, .noSuchProcess:
             if errno == .noSuchFileOrDirectory, kill(pid, 0) == 0 || Glibc.errno == EPERM,
@@ -18,7 +19,8 @@ public enum Diagnose {
             }
             return .noSuchProcess(pid: pid)
         case .permissionDenied, .notPermitted:
-            return .permissionDenied(pid: pid, operation: operation, reason: permissionReason(pid: pid, operation: wanted))
+            return .permissionDenied(
+                pid: pid, operation: operation, reason: permissionReason(pid: pid, operation: wanted))
         default: return .system(call: operation, errno: errno)
         }
     }
@@ -43,6 +45,7 @@ public enum Diagnose {
     public static func permissionReason(pid: Int32, operation: DoctorOperation = .read) -> String {
         let report = Doctor.examine(pid: pid, for: operation)
         if let reason = report.reason { return reason }
-        return "the kernel refused it and none of the doctor's checks explains why (an LSM such as SELinux or AppArmor?); `vmio-ptrace doctor \(pid)` lists what was checked"
+        return
+            "the kernel refused it and none of the doctor's checks explains why (an LSM such as SELinux or AppArmor?); `vmio-ptrace doctor \(pid)` lists what was checked"
     }
 }

@@ -82,8 +82,9 @@ public struct DoctorReport: Sendable {
 
     /// The reason for a permission error: the failing check, what it found, and its fix.
     public var reason: String? {
-        guard let c = blocking ?? checks.first(where: { $0.status == .problem && !$0.blocks.isEmpty })
-            ?? checks.first(where: { $0.status == .problem })
+        guard
+            let c = blocking ?? checks.first(where: { $0.status == .problem && !$0.blocks.isEmpty })
+                ?? checks.first(where: { $0.status == .problem })
         else {
             return nil
         }
@@ -113,13 +114,20 @@ public enum Doctor {
         if let hide, hide.level != "off", hide.level != "0" {
             let exempt = caller.privileged || (hide.gid.map { caller.groups.contains($0) } ?? false)
             if status == nil && exists && !exempt {
-                checks.append(DoctorCheck(
-                    name: "hidepid", status: .problem,
-                    detail: "/proc is mounted with hidepid=\(hide.level)\(hide.gid.map { ",gid=\($0)" } ?? ""): pid \(pid) exists but is hidden from uid \(caller.uid), because this uid may not trace it",
-                    fix: "run as root (sudo)\(hide.gid.map { ", or as a member of group \($0) (the gid= of /proc)" } ?? ""), or as the target's user",
-                    blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "hidepid", status: .problem,
+                        detail:
+                            "/proc is mounted with hidepid=\(hide.level)\(hide.gid.map { ",gid=\($0)" } ?? ""): pid \(pid) exists but is hidden from uid \(caller.uid), because this uid may not trace it",
+                        fix:
+                            "run as root (sudo)\(hide.gid.map { ", or as a member of group \($0) (the gid= of /proc)" } ?? ""), or as the target's user",
+                        blocks: DoctorOperation.all))
             } else {
-                checks.append(.ok("hidepid", "/proc is mounted with hidepid=\(hide.level)\(hide.gid.map { ",gid=\($0)" } ?? ""); pid \(pid) is \(status == nil ? "not there" : "visible to this tool")\(exempt ? " (exempt)" : "")"))
+                checks.append(
+                    .ok(
+                        "hidepid",
+                        "/proc is mounted with hidepid=\(hide.level)\(hide.gid.map { ",gid=\($0)" } ?? ""); pid \(pid) is \(status == nil ? "not there" : "visible to this tool")\(exempt ? " (exempt)" : "")"
+                    ))
             }
         } else {
             checks.append(.ok("hidepid", "/proc is mounted without hidepid: every process is visible"))
@@ -129,25 +137,32 @@ public enum Doctor {
         let command = ProcFS.command(pid)
         if status == nil {
             if exists {
-                checks.append(DoctorCheck(
-                    name: "target", status: .problem,
-                    detail: "pid \(pid) exists but /proc/\(pid)/status cannot be read", fix: "run as root (sudo)",
-                    blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "target", status: .problem,
+                        detail: "pid \(pid) exists but /proc/\(pid)/status cannot be read", fix: "run as root (sudo)",
+                        blocks: DoctorOperation.all))
             } else {
-                checks.append(DoctorCheck(
-                    name: "target", status: .problem, detail: "no process \(pid)",
-                    fix: "check the pid (`ps -e`); the process may have exited", blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "target", status: .problem, detail: "no process \(pid)",
+                        fix: "check the pid (`ps -e`); the process may have exited", blocks: DoctorOperation.all))
             }
         } else if state.kind == .zombie {
             let parent = status?["PPid"].flatMap { Int32($0) } ?? 0
-            checks.append(DoctorCheck(
-                name: "target", status: .problem,
-                detail: "pid \(pid) (\(command)) is a zombie (\(state.state)): it has exited, so it has no memory to read and no threads to stop; its parent pid \(parent) (\(ProcFS.command(parent))) has not reaped it",
-                fix: "nothing of it is left to read; its parent (pid \(parent)) must reap it with wait(), or be ended so that init reaps it",
-                blocks: DoctorOperation.all))
+            checks.append(
+                DoctorCheck(
+                    name: "target", status: .problem,
+                    detail:
+                        "pid \(pid) (\(command)) is a zombie (\(state.state)): it has exited, so it has no memory to read and no threads to stop; its parent pid \(parent) (\(ProcFS.command(parent))) has not reaped it",
+                    fix:
+                        "nothing of it is left to read; its parent (pid \(parent)) must reap it with wait(), or be ended so that init reaps it",
+                    blocks: DoctorOperation.all))
         } else {
             var detail = "pid \(pid) (\(command)) runs as uid \(ids.uids.first.map(String.init) ?? "?")"
-            if Set(ids.uids).count > 1 { detail += " (uids real/effective/saved/fs: \(ids.uids.map(String.init).joined(separator: "/")))" }
+            if Set(ids.uids).count > 1 {
+                detail += " (uids real/effective/saved/fs: \(ids.uids.map(String.init).joined(separator: "/")))"
+            }
             detail += ", state \(state.state)"
             switch state.kind {
             case .jobStopped: detail += ": job-stopped; it stays stopped after vmio-ptrace lets it go"
@@ -159,7 +174,9 @@ public enum Doctor {
 
         // The caller's credentials against the target's (the kernel's __ptrace_may_access).
         let capText = caller.privileged ? "with CAP_SYS_PTRACE effective" : "without CAP_SYS_PTRACE"
-        let idsText = (caller.privileged ? "" : "not privileged: ") + "this tool runs as uid \(caller.uid) (euid \(caller.euid)) \(capText)"
+        let idsText =
+            (caller.privileged ? "" : "not privileged: ")
+            + "this tool runs as uid \(caller.uid) (euid \(caller.euid)) \(capText)"
         if status == nil {
             checks.append(DoctorCheck(name: "caller", status: .ok, detail: idsText + "; the target's ids are unknown"))
         } else if caller.privileged {
@@ -169,13 +186,16 @@ public enum Doctor {
         } else {
             let owner = ids.uids.first.map(String.init) ?? "?"
             let setid = Set(ids.uids).count > 1 || Set(ids.gids).count > 1
-            checks.append(DoctorCheck(
-                name: "caller", status: .problem,
-                detail: idsText + "; the target runs as uid \(owner)" + (setid
-                    ? " with differing real/effective/saved ids (uids \(ids.uids.map(String.init).joined(separator: "/")), gids \(ids.gids.map(String.init).joined(separator: "/")): a set-id program)"
-                    : (ids.gids.allSatisfy({ $0 == caller.gid }) ? "" : " and gid \(ids.gids.first.map(String.init) ?? "?")")),
-                fix: "run as root (sudo), or as uid \(owner)",
-                blocks: DoctorOperation.all))
+            checks.append(
+                DoctorCheck(
+                    name: "caller", status: .problem,
+                    detail: idsText + "; the target runs as uid \(owner)"
+                        + (setid
+                            ? " with differing real/effective/saved ids (uids \(ids.uids.map(String.init).joined(separator: "/")), gids \(ids.gids.map(String.init).joined(separator: "/")): a set-id program)"
+                            : (ids.gids.allSatisfy({ $0 == caller.gid })
+                                ? "" : " and gid \(ids.gids.first.map(String.init) ?? "?")")),
+                    fix: "run as root (sudo), or as uid \(owner)",
+                    blocks: DoctorOperation.all))
         }
 
         // Yama.
@@ -186,27 +206,42 @@ public enum Doctor {
             case 0:
                 checks.append(.ok("ptrace_scope", "kernel.yama.ptrace_scope is 0: \(meaning)"))
             case 1 where caller.privileged || ancestor:
-                checks.append(.ok("ptrace_scope", "kernel.yama.ptrace_scope is 1: \(meaning); allowed here (\(caller.privileged ? "CAP_SYS_PTRACE" : "this tool is an ancestor of the target"))"))
+                checks.append(
+                    .ok(
+                        "ptrace_scope",
+                        "kernel.yama.ptrace_scope is 1: \(meaning); allowed here (\(caller.privileged ? "CAP_SYS_PTRACE" : "this tool is an ancestor of the target"))"
+                    ))
             case 1:
-                checks.append(DoctorCheck(
-                    name: "ptrace_scope", status: .problem,
-                    detail: "kernel.yama.ptrace_scope is 1: \(meaning); this tool is neither",
-                    fix: "run as root (sudo), or start the program under this tool (`vmio-ptrace run -- PROGRAM`), or `sysctl kernel.yama.ptrace_scope=0`",
-                    blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "ptrace_scope", status: .problem,
+                        detail: "kernel.yama.ptrace_scope is 1: \(meaning); this tool is neither",
+                        fix:
+                            "run as root (sudo), or start the program under this tool (`vmio-ptrace run -- PROGRAM`), or `sysctl kernel.yama.ptrace_scope=0`",
+                        blocks: DoctorOperation.all))
             case 2 where caller.privileged:
                 checks.append(.ok("ptrace_scope", "kernel.yama.ptrace_scope is 2: \(meaning); this tool has it"))
             case 2:
-                checks.append(DoctorCheck(
-                    name: "ptrace_scope", status: .problem, detail: "kernel.yama.ptrace_scope is 2: \(meaning)",
-                    fix: "run as root (sudo), or `sysctl kernel.yama.ptrace_scope=1` (or 0)", blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "ptrace_scope", status: .problem, detail: "kernel.yama.ptrace_scope is 2: \(meaning)",
+                        fix: "run as root (sudo), or `sysctl kernel.yama.ptrace_scope=1` (or 0)",
+                        blocks: DoctorOperation.all))
             default:
-                checks.append(DoctorCheck(
-                    name: "ptrace_scope", status: .problem, detail: "kernel.yama.ptrace_scope is \(scope): \(meaning)",
-                    fix: "reboot (the setting cannot be lowered while the system runs), and keep kernel.yama.ptrace_scope below 3 in /etc/sysctl.d",
-                    blocks: DoctorOperation.all))
+                checks.append(
+                    DoctorCheck(
+                        name: "ptrace_scope", status: .problem,
+                        detail: "kernel.yama.ptrace_scope is \(scope): \(meaning)",
+                        fix:
+                            "reboot (the setting cannot be lowered while the system runs), and keep kernel.yama.ptrace_scope below 3 in /etc/sysctl.d",
+                        blocks: DoctorOperation.all))
             }
         } else {
-            checks.append(.ok("ptrace_scope", "no kernel.yama.ptrace_scope (Yama is not in this kernel): no restriction beyond uids and capabilities"))
+            checks.append(
+                .ok(
+                    "ptrace_scope",
+                    "no kernel.yama.ptrace_scope (Yama is not in this kernel): no restriction beyond uids and capabilities"
+                ))
         }
 
         // Dumpable: the kernel gives /proc/PID/* files to root when the task is not dumpable.
@@ -214,18 +249,25 @@ public enum Doctor {
             var st = stat()
             let owner = ids.uids.count > 1 ? ids.uids[1] : (ids.uids.first ?? 0)
             if stat("/proc/\(pid)/mem", &st) != 0 {
-                checks.append(.ok("dumpable", "cannot tell: /proc/\(pid)/mem cannot be examined (\(Doctor.errnoText(errno)))"))
+                checks.append(
+                    .ok("dumpable", "cannot tell: /proc/\(pid)/mem cannot be examined (\(Doctor.errnoText(errno)))"))
             } else if owner == 0 {
-                checks.append(.ok("dumpable", "cannot tell for a target running as root (its /proc files belong to root either way); root may access it regardless"))
+                checks.append(
+                    .ok(
+                        "dumpable",
+                        "cannot tell for a target running as root (its /proc files belong to root either way); root may access it regardless"
+                    ))
             } else if st.st_uid == 0 {
-                let detail = "pid \(pid) is not dumpable (a set-id program, changed credentials, or prctl(PR_SET_DUMPABLE, 0)): its /proc files belong to root, not uid \(owner)"
+                let detail =
+                    "pid \(pid) is not dumpable (a set-id program, changed credentials, or prctl(PR_SET_DUMPABLE, 0)): its /proc files belong to root, not uid \(owner)"
                 if caller.privileged {
                     checks.append(.ok("dumpable", detail + "; CAP_SYS_PTRACE overrides that"))
                 } else {
-                    checks.append(DoctorCheck(
-                        name: "dumpable", status: .problem, detail: detail,
-                        fix: "run as root (sudo): only CAP_SYS_PTRACE may access a process that is not dumpable",
-                        blocks: DoctorOperation.all))
+                    checks.append(
+                        DoctorCheck(
+                            name: "dumpable", status: .problem, detail: detail,
+                            fix: "run as root (sudo): only CAP_SYS_PTRACE may access a process that is not dumpable",
+                            blocks: DoctorOperation.all))
                 }
             } else {
                 checks.append(.ok("dumpable", "pid \(pid) is dumpable"))
@@ -241,11 +283,13 @@ public enum Doctor {
                 checks.append(.ok("tracer", "traced by this tool"))
             } else {
                 let name = ProcFS.command(tracer)
-                checks.append(DoctorCheck(
-                    name: "tracer", status: .problem,
-                    detail: "already traced by pid \(tracer) (\(name)); a process has one tracer at a time (reads without --stop still work)",
-                    fix: "detach pid \(tracer) (\(name)) first, e.g. end it or detach it from pid \(pid)",
-                    blocks: [.stop]))
+                checks.append(
+                    DoctorCheck(
+                        name: "tracer", status: .problem,
+                        detail:
+                            "already traced by pid \(tracer) (\(name)); a process has one tracer at a time (reads without --stop still work)",
+                        fix: "detach pid \(tracer) (\(name)) first, e.g. end it or detach it from pid \(pid)",
+                        blocks: [.stop]))
             }
         }
 
@@ -265,7 +309,9 @@ public enum Doctor {
             if fd < 0 {
                 memErrno = errno
             } else {
-                let m = withUnsafeMutableBytes(of: &byte) { pread(fd, $0.baseAddress, 1, off_t(Int64(bitPattern: probe))) }
+                let m = withUnsafeMutableBytes(of: &byte) {
+                    pread(fd, $0.baseAddress, 1, off_t(Int64(bitPattern: probe)))
+                }
                 memErrno = m == 1 ? nil : (m < 0 ? errno : EIO)
                 close(fd)
             }
@@ -278,24 +324,37 @@ public enum Doctor {
         case 0:
             checks.append(.ok("seccomp", "this tool runs without a seccomp filter"))
         case 1:
-            checks.append(DoctorCheck(
-                name: "seccomp", status: .problem, detail: "this tool runs in strict seccomp mode (1): almost every system call is refused",
-                fix: "run vmio-ptrace outside the strict sandbox", blocks: DoctorOperation.all))
+            checks.append(
+                DoctorCheck(
+                    name: "seccomp", status: .problem,
+                    detail: "this tool runs in strict seccomp mode (1): almost every system call is refused",
+                    fix: "run vmio-ptrace outside the strict sandbox", blocks: DoctorOperation.all))
         default:
             if let err = vmErrno, ReadLadder.isRefusal(err), memErrno == nil {
-                checks.append(DoctorCheck(
-                    name: "seccomp", status: .problem,
-                    detail: "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")) that refuses process_vm_readv (\(Doctor.errnoText(err))); reads fall back to /proc/\(pid)/mem",
-                    fix: "nothing is needed for reads and writes (they go through /proc/\(pid)/mem); to use process_vm_readv run outside the filter (e.g. docker --security-opt seccomp=unconfined)",
-                    blocks: []))
-            } else if let err = vmErrno, ReadLadder.isRefusal(err), let memErr = memErrno, ReadLadder.isRefusal(memErr) {
-                checks.append(DoctorCheck(
-                    name: "seccomp", status: .problem,
-                    detail: "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")); process_vm_readv (\(Doctor.errnoText(err))) and pread on /proc/\(pid)/mem (\(Doctor.errnoText(memErr))) are both refused",
-                    fix: "read with --stop (the stopped target is read with PTRACE_PEEKDATA), or run outside the filter (e.g. docker --security-opt seccomp=unconfined)",
-                    blocks: [.read, .write, .forceWrite]))
+                checks.append(
+                    DoctorCheck(
+                        name: "seccomp", status: .problem,
+                        detail:
+                            "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")) that refuses process_vm_readv (\(Doctor.errnoText(err))); reads fall back to /proc/\(pid)/mem",
+                        fix:
+                            "nothing is needed for reads and writes (they go through /proc/\(pid)/mem); to use process_vm_readv run outside the filter (e.g. docker --security-opt seccomp=unconfined)",
+                        blocks: []))
+            } else if let err = vmErrno, ReadLadder.isRefusal(err), let memErr = memErrno, ReadLadder.isRefusal(memErr)
+            {
+                checks.append(
+                    DoctorCheck(
+                        name: "seccomp", status: .problem,
+                        detail:
+                            "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")); process_vm_readv (\(Doctor.errnoText(err))) and pread on /proc/\(pid)/mem (\(Doctor.errnoText(memErr))) are both refused",
+                        fix:
+                            "read with --stop (the stopped target is read with PTRACE_PEEKDATA), or run outside the filter (e.g. docker --security-opt seccomp=unconfined)",
+                        blocks: [.read, .write, .forceWrite]))
             } else {
-                checks.append(.ok("seccomp", "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")); process_vm_readv \(vmErrno == nil ? "still works" : "is refused") under it"))
+                checks.append(
+                    .ok(
+                        "seccomp",
+                        "this tool runs under a seccomp filter (\(filters) filter\(filters == "1" ? "" : "s")); process_vm_readv \(vmErrno == nil ? "still works" : "is refused") under it"
+                    ))
             }
         }
 
@@ -304,29 +363,40 @@ public enum Doctor {
             let at = probe.hex
             let readBlocked: Set<DoctorOperation> = memErrno == nil ? [] : [.read, .write]
             if let err = vmErrno {
-                let why = err == ENOSYS ? "not available (ENOSYS: a kernel without CONFIG_CROSS_MEMORY_ATTACH, or a seccomp filter)"
+                let why =
+                    err == ENOSYS
+                    ? "not available (ENOSYS: a kernel without CONFIG_CROSS_MEMORY_ATTACH, or a seccomp filter)"
                     : "refused (\(Doctor.errnoText(err)))"
-                checks.append(DoctorCheck(
-                    name: "process_vm_readv", status: .problem,
-                    detail: "process_vm_readv of 1 byte at \(at) \(why)" + (memErrno == nil ? "; the read ladder falls back to pread on /proc/\(pid)/mem" : ""),
-                    fix: memErrno == nil ? "none needed: reads fall back to /proc/\(pid)/mem"
-                        : (ReadLadder.isRefusal(err) ? "run as root (sudo), or outside the sandbox that refuses it" : "check that pid \(pid) still runs"),
-                    blocks: readBlocked))
+                checks.append(
+                    DoctorCheck(
+                        name: "process_vm_readv", status: .problem,
+                        detail: "process_vm_readv of 1 byte at \(at) \(why)"
+                            + (memErrno == nil ? "; the read ladder falls back to pread on /proc/\(pid)/mem" : ""),
+                        fix: memErrno == nil
+                            ? "none needed: reads fall back to /proc/\(pid)/mem"
+                            : (ReadLadder.isRefusal(err)
+                                ? "run as root (sudo), or outside the sandbox that refuses it"
+                                : "check that pid \(pid) still runs"),
+                        blocks: readBlocked))
             } else {
                 checks.append(.ok("process_vm_readv", "process_vm_readv of 1 byte at \(at) works"))
             }
             if let err = memErrno {
-                checks.append(DoctorCheck(
-                    name: "proc_mem", status: .problem,
-                    detail: "reading /proc/\(pid)/mem at \(at) fails (\(Doctor.errnoText(err)))",
-                    fix: vmErrno == nil ? "none needed while process_vm_readv works; --force writes need /proc/\(pid)/mem: run as root (sudo)"
-                        : "run as root (sudo)",
-                    blocks: vmErrno == nil ? [.forceWrite] : [.read, .write, .forceWrite]))
+                checks.append(
+                    DoctorCheck(
+                        name: "proc_mem", status: .problem,
+                        detail: "reading /proc/\(pid)/mem at \(at) fails (\(Doctor.errnoText(err)))",
+                        fix: vmErrno == nil
+                            ? "none needed while process_vm_readv works; --force writes need /proc/\(pid)/mem: run as root (sudo)"
+                            : "run as root (sudo)",
+                        blocks: vmErrno == nil ? [.forceWrite] : [.read, .write, .forceWrite]))
             } else {
                 checks.append(.ok("proc_mem", "pread of /proc/\(pid)/mem at \(at) works"))
             }
         } else if status != nil, state.kind != .zombie {
-            checks.append(.ok("process_vm_readv", "not probed: /proc/\(pid)/maps cannot be read, so no readable address is known"))
+            checks.append(
+                .ok("process_vm_readv", "not probed: /proc/\(pid)/maps cannot be read, so no readable address is known")
+            )
         }
 
         // Writes through /proc/PID/mem: opening it for writing, and proc_mem.force_override.
@@ -337,7 +407,11 @@ public enum Doctor {
         // Namespace and ABI.
         let nspid = status?["NSpid"].map { parseIDs($0).map { Int32(bitPattern: $0) } } ?? []
         if nspid.count > 1 {
-            checks.append(.ok("namespace", "pid \(pid) is pid \(nspid.last!) in its own pid namespace (NSpid \(nspid.map(String.init).joined(separator: " "))); its files are read through /proc/\(pid)/root"))
+            checks.append(
+                .ok(
+                    "namespace",
+                    "pid \(pid) is pid \(nspid.last!) in its own pid namespace (NSpid \(nspid.map(String.init).joined(separator: " "))); its files are read through /proc/\(pid)/root"
+                ))
         } else if status != nil {
             checks.append(.ok("namespace", "pid \(pid) is in this tool's pid namespace"))
         }
@@ -345,11 +419,16 @@ public enum Doctor {
         if status != nil, state.kind != .zombie {
             let a = TargetABI.of(pid: pid)
             abi = a
-            checks.append(.ok("abi", a.source == .elfHeader ? "\(a) (from the ELF header of /proc/\(pid)/exe)"
-                : "/proc/\(pid)/exe cannot be read; assuming this tool's own \(a)"))
+            checks.append(
+                .ok(
+                    "abi",
+                    a.source == .elfHeader
+                        ? "\(a) (from the ELF header of /proc/\(pid)/exe)"
+                        : "/proc/\(pid)/exe cannot be read; assuming this tool's own \(a)"))
         }
-        return DoctorReport(pid: pid, operation: operation, checks: checks, nspid: nspid, abi: abi, state: state,
-                            targetGone: !exists || state.kind == .zombie)
+        return DoctorReport(
+            pid: pid, operation: operation, checks: checks, nspid: nspid, abi: abi, state: state,
+            targetGone: !exists || state.kind == .zombie)
     }
 
     // MARK: pieces (pure where possible, for the tests)
@@ -367,9 +446,11 @@ public enum Doctor {
     public static func ptraceScopeMeaning(_ scope: Int) -> String {
         switch scope {
         case 0: "classic ptrace permissions: a process may attach to any process of the same uid"
-        case 1: "restricted ptrace: without CAP_SYS_PTRACE only an ancestor of the target (or a process it named with PR_SET_PTRACER) may attach"
+        case 1:
+            "restricted ptrace: without CAP_SYS_PTRACE only an ancestor of the target (or a process it named with PR_SET_PTRACER) may attach"
         case 2: "admin-only attach: only a process with CAP_SYS_PTRACE may attach"
-        case 3: "no attach: ptrace is disabled for everyone, root included, and the value cannot be lowered until the next reboot"
+        case 3:
+            "no attach: ptrace is disabled for everyone, root included, and the value cannot be lowered until the next reboot"
         default: "an unknown value"
         }
     }
@@ -440,7 +521,9 @@ public enum Doctor {
         let me = getpid()
         var current = pid
         for _ in 0..<4096 {
-            guard let parent = (try? ProcFS.status(current))?["PPid"].flatMap({ Int32($0) }), parent > 0 else { return false }
+            guard let parent = (try? ProcFS.status(current))?["PPid"].flatMap({ Int32($0) }), parent > 0 else {
+                return false
+            }
             if parent == me { return true }
             current = parent
         }
@@ -451,7 +534,9 @@ public enum Doctor {
     static func probeAddress(_ pid: Int32) -> Address? {
         // Straight from the file: ProcessMaps would explain a failure through the doctor again.
         guard let bytes = try? ProcFS.readAll("/proc/\(pid)/maps"),
-            let view = try? bytes.withUnsafeBytes({ raw throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: 0) })
+            let view = try? bytes.withUnsafeBytes({ raw throws(VmIoError) in
+                try MapsParser.parse(bytes: raw, generation: 0)
+            })
         else { return nil }
         return view.mappings.first { m in
             m.permissions.read && !["[vvar]", "[vvar_vclock]", "[vsyscall]"].contains(m.path)
@@ -466,7 +551,9 @@ public enum Doctor {
         if fd >= 0 { close(fd) }
         var release = utsname()
         uname(&release)
-        let releaseText = withUnsafeBytes(of: release.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let releaseText = withUnsafeBytes(of: release.release) {
+            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+        }
         let cmdline = (try? ProcFS.readText("/proc/cmdline")) ?? ""
         var setting: String
         var source: String
@@ -480,10 +567,12 @@ public enum Doctor {
             let value = forceOverride(kernelConfig: config)
         {
             setting = value
-            source = "proc_mem.force_override is not on the kernel command line; the kernel config (/boot/config-\(releaseText)) makes it \(value)"
+            source =
+                "proc_mem.force_override is not on the kernel command line; the kernel config (/boot/config-\(releaseText)) makes it \(value)"
         } else {
             setting = "always"
-            source = "proc_mem.force_override is not on the kernel command line and the kernel config is not readable here; the built-in default is always (forced writes allowed) unless the kernel was built with CONFIG_PROC_MEM_FORCE_PTRACE or CONFIG_PROC_MEM_NO_FORCE"
+            source =
+                "proc_mem.force_override is not on the kernel command line and the kernel config is not readable here; the built-in default is always (forced writes allowed) unless the kernel was built with CONFIG_PROC_MEM_FORCE_PTRACE or CONFIG_PROC_MEM_NO_FORCE"
         }
         if let err = openErrno {
             return DoctorCheck(
@@ -495,16 +584,23 @@ public enum Doctor {
         case "never":
             return DoctorCheck(
                 name: "proc_mem_write", status: .problem,
-                detail: "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings (--force) are refused",
-                fix: "boot with proc_mem.force_override=always (or =ptrace, and stop the target in a session while writing)",
+                detail:
+                    "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings (--force) are refused",
+                fix:
+                    "boot with proc_mem.force_override=always (or =ptrace, and stop the target in a session while writing)",
                 blocks: [.forceWrite])
         case "ptrace":
             let tracedByUs = ProcFS.isOwnThread(RunState.of(pid: pid).tracerPid)
-            if tracedByUs { return .ok("proc_mem_write", "/proc/\(pid)/mem opens for writing; \(source), and this tool traces pid \(pid)") }
+            if tracedByUs {
+                return .ok(
+                    "proc_mem_write", "/proc/\(pid)/mem opens for writing; \(source), and this tool traces pid \(pid)")
+            }
             return DoctorCheck(
                 name: "proc_mem_write", status: .problem,
-                detail: "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings need this tool to be the target's tracer",
-                fix: "stop the target while writing (a session: `stop`, `write … --force`, `cont`), or boot with proc_mem.force_override=always",
+                detail:
+                    "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings need this tool to be the target's tracer",
+                fix:
+                    "stop the target while writing (a session: `stop`, `write … --force`, `cont`), or boot with proc_mem.force_override=always",
                 blocks: [.forceWrite])
         default:
             return .ok("proc_mem_write", "/proc/\(pid)/mem opens for writing; \(source)")
@@ -526,8 +622,9 @@ struct Caller {
             let got = getgroups(n, &list)
             if got > 0 { groups.formUnion(list[0..<Int(got)]) }
         }
-        return Caller(uid: getuid(), euid: geteuid(), gid: getgid(), groups: groups,
-                      privileged: Diagnose.hasPtraceCapability)
+        return Caller(
+            uid: getuid(), euid: geteuid(), gid: getgid(), groups: groups,
+            privileged: Diagnose.hasPtraceCapability)
     }
 }
 

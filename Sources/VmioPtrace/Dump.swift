@@ -68,11 +68,14 @@ public struct DumpManifest: Codable, Sendable {
         }
         var previousEnd: Address = 0
         for (i, region) in manifest.regions.enumerated() {
-            guard let range = region.range else { throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range") }
+            guard let range = region.range else {
+                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range")
+            }
             // A dump is taken from one view, so its regions ascend and never overlap; restore
             // relies on that (its byte totals cannot overflow, no byte is written twice).
             guard i == 0 || range.start >= previousEnd else {
-                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) overlaps or precedes the region before it")
+                throw DumpError.badManifest(
+                    path, "region \(region.start)-\(region.end) overlaps or precedes the region before it")
             }
             previousEnd = range.end
             guard !region.file.isEmpty else {
@@ -101,7 +104,8 @@ public enum DumpError: Error, CustomStringConvertible {
         case .exists(let p): "\(p) already holds a dump; pass --force to replace it"
         case .io(let p, let why): "\(p): \(why)"
         case .layoutMismatch(let lines):
-            "the target's maps no longer match the dump (pass --skip SEL for each, or --skip-mismatched):\n  " + lines.joined(separator: "\n  ")
+            "the target's maps no longer match the dump (pass --skip SEL for each, or --skip-mismatched):\n  "
+                + lines.joined(separator: "\n  ")
         }
     }
 }
@@ -139,8 +143,9 @@ extension Target {
         progress: ((UInt64) -> Void)? = nil
     ) throws -> DumpManifest {
         try prepareDirectory(directory, replace: replace)
-        var manifest = DumpManifest(format: DumpManifest.currentFormat, pid: pid, stopped: isStopped,
-                                    complete: true, regions: [])
+        var manifest = DumpManifest(
+            format: DumpManifest.currentFormat, pid: pid, stopped: isStopped,
+            complete: true, regions: [])
         var done: UInt64 = 0
         for (index, (mapping, range)) in regions.enumerated() {
             let name = String(format: "%04d-%llx-%llx.bin", index + 1, range.start, range.end)
@@ -157,18 +162,24 @@ extension Target {
             // A region cut short (target gone…) is not renamed into place: the defer removes it.
             if let stop = report.stop { throw VmIoError.partialCopy(stop) }
             // Holes read as zeros: give the file its full length.
-            guard ftruncate(fd, off_t(range.count)) == 0 else { throw DumpError.io(part, String(cString: strerror(errno))) }
+            guard ftruncate(fd, off_t(range.count)) == 0 else {
+                throw DumpError.io(part, String(cString: strerror(errno)))
+            }
             close(fd)
             closed = true
-            guard rename(part, directory + "/" + name) == 0 else { throw DumpError.io(part, String(cString: strerror(errno))) }
-            manifest.regions.append(DumpManifest.Region(
-                file: name, start: range.start.hex, end: range.end.hex, perms: mapping.permissions.description,
-                offset: (mapping.offset + (range.start - mapping.start)).hex, device: mapping.device.description,
-                inode: mapping.inode, path: mapping.path, deleted: mapping.isDeleted, bytesSaved: report.moved,
-                holes: report.holes.map {
-                    .init(address: $0.address.hex, length: $0.length, reason: $0.kind.description,
-                          mechanism: $0.mechanism, errno: $0.errno)
-                }))
+            guard rename(part, directory + "/" + name) == 0 else {
+                throw DumpError.io(part, String(cString: strerror(errno)))
+            }
+            manifest.regions.append(
+                DumpManifest.Region(
+                    file: name, start: range.start.hex, end: range.end.hex, perms: mapping.permissions.description,
+                    offset: (mapping.offset + (range.start - mapping.start)).hex, device: mapping.device.description,
+                    inode: mapping.inode, path: mapping.path, deleted: mapping.isDeleted, bytesSaved: report.moved,
+                    holes: report.holes.map {
+                        .init(
+                            address: $0.address.hex, length: $0.length, reason: $0.kind.description,
+                            mechanism: $0.mechanism, errno: $0.errno)
+                    }))
             if !report.holes.isEmpty { manifest.complete = false }
         }
         let encoder = JSONEncoder()
@@ -179,7 +190,9 @@ extension Target {
         try data.withUnsafeBytes { try writeAll(fd, $0, at: 0, path: part) }
         fsync(fd)
         close(fd)
-        guard rename(part, directory + "/manifest.json") == 0 else { throw DumpError.io(part, String(cString: strerror(errno))) }
+        guard rename(part, directory + "/manifest.json") == 0 else {
+            throw DumpError.io(part, String(cString: strerror(errno)))
+        }
         return manifest
     }
 
@@ -227,15 +240,19 @@ public struct RestoreReport: Sendable {
 
 extension Target {
     /// Decides, region by region, what restoring `manifest` into this target does.
-    public func restorePlan(_ manifest: DumpManifest, skip: [RegionSelector], force: Bool) -> [(DumpManifest.Region, RestoreAction)] {
+    public func restorePlan(_ manifest: DumpManifest, skip: [RegionSelector], force: Bool) -> [(
+        DumpManifest.Region, RestoreAction
+    )] {
         manifest.regions.map { region in
             let range = region.range!
             if skip.contains(where: { sel in
                 if case .range(let r) = sel { return r.intersects(range) }
                 // The region as dumped (its own permissions), for a target that no longer maps it so.
                 let p = Array(region.perms.utf8)
-                let dumped = Permissions(read: p.first == UInt8(ascii: "r"), write: p.dropFirst().first == UInt8(ascii: "w"),
-                                         execute: p.dropFirst(2).first == UInt8(ascii: "x"), shared: p.dropFirst(3).first == UInt8(ascii: "s"))
+                let dumped = Permissions(
+                    read: p.first == UInt8(ascii: "r"), write: p.dropFirst().first == UInt8(ascii: "w"),
+                    execute: p.dropFirst(2).first == UInt8(ascii: "x"),
+                    shared: p.dropFirst(3).first == UInt8(ascii: "s"))
                 return view.mappings(intersecting: range).contains { sel.pick($0) != nil }
                     || sel.pick(Mapping(range: range, permissions: dumped, path: region.path)) != nil
             }) {
@@ -246,7 +263,9 @@ extension Target {
                 return (region, .mismatch("\(region.start)-\(region.end) \(region.path): no longer mapped"))
             }
             if let m = touched.first(where: { $0.path != region.path }) {
-                return (region, .mismatch("\(region.start)-\(region.end): now maps '\(m.path)', dumped '\(region.path)'"))
+                return (
+                    region, .mismatch("\(region.start)-\(region.end): now maps '\(m.path)', dumped '\(region.path)'")
+                )
             }
             if !force && touched.contains(where: { !$0.permissions.write }) { return (region, .readOnly) }
             return (region, .write)
@@ -269,7 +288,9 @@ extension Target {
             let path = directory + "/" + region.file
             var st = stat()
             guard lstat(path, &st) == 0 else { throw DumpError.io(path, String(cString: strerror(errno))) }
-            guard st.st_mode & S_IFMT == S_IFREG else { throw DumpError.io(path, "the data file is not a regular file") }
+            guard st.st_mode & S_IFMT == S_IFREG else {
+                throw DumpError.io(path, "the data file is not a regular file")
+            }
             guard UInt64(st.st_size) >= region.range!.count else { throw DumpError.io(path, "shorter than its region") }
         }
         var report = RestoreReport()
@@ -294,7 +315,9 @@ extension Target {
             while offset < range.count {
                 let n = Int(min(UInt64(chunk), range.count - offset))
                 let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, n, off_t(offset)) }
-                guard got == n else { throw DumpError.io(path, got < 0 ? String(cString: strerror(errno)) : "shorter than its region") }
+                guard got == n else {
+                    throw DumpError.io(path, got < 0 ? String(cString: strerror(errno)) : "shorter than its region")
+                }
                 // Write the parts of this chunk that are not holes of the dump.
                 let piece = AddressRange(clamping: range.start + offset, range.start + offset + UInt64(n))
                 for part in piece.subtracting(holes) {

@@ -23,7 +23,9 @@ public enum ProcFS {
     /// Reads a whole file into one buffer that grows with `realloc` (which moves large
     /// blocks by remapping, not copying), and hands it to `body` without a copy: the maps
     /// of a big process are read and parsed at C speed. Wraps `open(2)` and `read(2)`.
-    public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws(Errno) -> R) throws(Errno) -> R {
+    public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws(Errno) -> R)
+        throws(Errno) -> R
+    {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Errno(rawValue: errno) }
         defer { close(fd) }
@@ -36,11 +38,13 @@ public enum ProcFS {
         var capacity = reused?.capacity ?? 128 << 10
         defer {
             let keep = SpareBuffer(pointer: buffer, capacity: capacity)
-            let kept = capacity <= 16 << 20 && spare.withLock { spare -> Bool in
-                guard spare == nil else { return false }
-                spare = keep
-                return true
-            }
+            let kept =
+                capacity <= 16 << 20
+                && spare.withLock { spare -> Bool in
+                    guard spare == nil else { return false }
+                    spare = keep
+                    return true
+                }
             if !kept { free(buffer) }
         }
         var length = 0

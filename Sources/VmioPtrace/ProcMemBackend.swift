@@ -61,7 +61,8 @@ public final class ProcMemBackend: CopyBackend, @unchecked Sendable {
                 return Transfer(moved: done, stop: kind)
             }
             if n == 0 {
-                return Transfer(moved: done, stop: ProcFS.isAlive(pid) ? .pageFault(address: address + Address(done)) : .targetGone)
+                return Transfer(
+                    moved: done, stop: ProcFS.isAlive(pid) ? .pageFault(address: address + Address(done)) : .targetGone)
             }
             done += n
         }

@@ -21,7 +21,8 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
     public func read(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer) -> Transfer {
         loop(pid: pid, address: address, count: destination.count, operation: "read") { done, chunk in
             var local = iovec(iov_base: destination.baseAddress! + done, iov_len: chunk)
-            var remote = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
+            var remote = iovec(
+                iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
             return vmio_process_vm_readv(pid, &local, 1, &remote, 1)
         }
     }
@@ -30,7 +31,8 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
     public func write(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Transfer {
         loop(pid: pid, address: address, count: source.count, operation: "write") { done, chunk in
             var local = iovec(iov_base: UnsafeMutableRawPointer(mutating: source.baseAddress! + done), iov_len: chunk)
-            var remote = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
+            var remote = iovec(
+                iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
             return vmio_process_vm_writev(pid, &local, 1, &remote, 1)
         }
     }
@@ -45,7 +47,8 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
             if n < 0 {
                 let err = Errno(rawValue: vmio_errno())
                 if err == .interrupted { continue }
-                return Transfer(moved: done, stop: Self.fault(err, pid: pid, at: address + Address(done), operation: operation))
+                return Transfer(
+                    moved: done, stop: Self.fault(err, pid: pid, at: address + Address(done), operation: operation))
             }
             done += n
             if n < chunk {
@@ -98,7 +101,9 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
                 let len = p.destination.count - skip
                 if len > 0 {
                     local.append(iovec(iov_base: p.destination.baseAddress! + skip, iov_len: len))
-                    remote.append(iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(p.address) + UInt(skip)), iov_len: len))
+                    remote.append(
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(p.address) + UInt(skip)), iov_len: len)
+                    )
                     batchBytes += len
                 }
                 i += 1

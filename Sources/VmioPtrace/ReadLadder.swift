@@ -94,8 +94,9 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         {
             let fd = openMem(writable: false)
             if fd.fd >= 0 {
-                let got = Glibc.pread(fd.fd, destination.baseAddress!, destination.count,
-                                      off_t(Int64(bitPattern: address)))
+                let got = Glibc.pread(
+                    fd.fd, destination.baseAddress!, destination.count,
+                    off_t(Int64(bitPattern: address)))
                 if got == destination.count { return done(.pread, got) }
             }
         }
@@ -117,7 +118,8 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         if preadRefused == nil {
             let fd = openMem(writable: false)
             if fd.fd >= 0 {
-                let (moved, err) = Self.positional(fd: fd.fd, address: address, count: readable) { done, chunk, offset in
+                let (moved, err) = Self.positional(fd: fd.fd, address: address, count: readable) {
+                    done, chunk, offset in
                     Glibc.pread(fd.fd, destination.baseAddress! + done, chunk, offset)
                 }
                 if err == nil {
@@ -140,8 +142,9 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
             lastAttempts.append((.pread, preadRefused!))
         }
         if let tid = peekThread() {
-            let (moved, err) = Self.peek(tid: tid, address: address,
-                                         into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<readable]))
+            let (moved, err) = Self.peek(
+                tid: tid, address: address,
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<readable]))
             if err == nil {
                 if readable < destination.count { return failed(.peekdata, moved, EFAULT, at: address) }
                 return done(.peekdata, moved)
@@ -185,8 +188,15 @@ public final class ReadLadder: CopyBackend, @unchecked Sendable {
         // even while /proc still shows it exiting; only from PTRACE_PEEKDATA can it mean
         // "not in a ptrace stop".
         case ESRCH where mechanism != .peekdata: kind = .targetGone
-        case ESRCH: kind = ProcFS.isAlive(pid) ? .other(errno: ESRCH, message: "\(mechanism.rawValue): the thread is not in a ptrace stop") : .targetGone
-        case EPERM, EACCES: kind = ProcFS.isAlive(pid) ? .permission(reason: Diagnose.permissionReason(pid: pid, operation: wanted)) : .targetGone
+        case ESRCH:
+            kind =
+                ProcFS.isAlive(pid)
+                ? .other(errno: ESRCH, message: "\(mechanism.rawValue): the thread is not in a ptrace stop")
+                : .targetGone
+        case EPERM, EACCES:
+            kind =
+                ProcFS.isAlive(pid)
+                ? .permission(reason: Diagnose.permissionReason(pid: pid, operation: wanted)) : .targetGone
         default: kind = .other(errno: err, message: "\(mechanism.rawValue): \(Errno(rawValue: err))")
         }
         return Transfer(moved: moved, stop: kind)

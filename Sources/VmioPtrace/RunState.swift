@@ -77,7 +77,8 @@ public struct RunStateCheck: Sendable, CustomStringConvertible {
 
     public var description: String {
         if restored {
-            return "pid \(pid) is \(after.kind.rawValue) again, as before the attach" + (action.map { " (\($0))" } ?? "")
+            return "pid \(pid) is \(after.kind.rawValue) again, as before the attach"
+                + (action.map { " (\($0))" } ?? "")
         }
         var text = "pid \(pid) was \(before) before the attach but is \(after) now; it could not be restored"
         if before.kind == .running && after.kind == .jobStopped {

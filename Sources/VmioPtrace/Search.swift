@@ -63,9 +63,10 @@ public struct BytePattern: Sendable, Hashable {
     /// lies wholly in `buffer`, in increasing order; stops when `hit` returns false.
     /// `base` is the address of `buffer[0]` (for alignment).
     @discardableResult
-    public func scan(_ buffer: UnsafeRawBufferPointer, base: Address, starts startRange: Range<Int>? = nil,
-                     hit: (Int) -> Bool) -> Bool
-    {
+    public func scan(
+        _ buffer: UnsafeRawBufferPointer, base: Address, starts startRange: Range<Int>? = nil,
+        hit: (Int) -> Bool
+    ) -> Bool {
         let n = buffer.count, m = bytes.count
         let starts = startRange ?? 0..<n
         guard n >= m, let base0 = buffer.baseAddress else { return true }
@@ -132,7 +133,9 @@ extension Target {
         var currentMapping: Mapping?
         var previousMapping: Mapping?
         func record(_ address: Address) -> Bool {
-            let owner = (currentMapping?.range.contains(address) ?? false) ? currentMapping! : (previousMapping ?? currentMapping!)
+            let owner =
+                (currentMapping?.range.contains(address) ?? false)
+                ? currentMapping! : (previousMapping ?? currentMapping!)
             report.hits.append(SearchHit(address: address, mapping: owner))
             if report.hits.count >= max {
                 report.truncated = true
@@ -154,7 +157,9 @@ extension Target {
                     let tailStart = at - UInt64(tail.count)
                     var go = true
                     joined.withUnsafeBytes { raw in
-                        go = pattern.scan(raw, base: tailStart, starts: 0..<tail.count) { record(tailStart + UInt64($0)) }
+                        go = pattern.scan(raw, base: tailStart, starts: 0..<tail.count) {
+                            record(tailStart + UInt64($0))
+                        }
                     }
                     if !go { return false }
                 }

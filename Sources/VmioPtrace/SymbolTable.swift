@@ -74,9 +74,13 @@ public final class SymbolTable {
                 return symbol.value &+ bias
             }
         }
-        var reason = file != nil ? "not in the .symtab or .dynsym of \(candidates.joined(separator: ", "))"
+        var reason =
+            file != nil
+            ? "not in the .symtab or .dynsym of \(candidates.joined(separator: ", "))"
             : "not in the .symtab or .dynsym of any of the \(candidates.count) files mapped by pid \(pid)"
-        if !unreadable.isEmpty { reason += " (\(unreadable.count) could not be read as ELF: \(unreadable.joined(separator: ", ")))" }
+        if !unreadable.isEmpty {
+            reason += " (\(unreadable.count) could not be read as ELF: \(unreadable.joined(separator: ", ")))"
+        }
         throw .unknownSymbol(name, reason: reason)
     }
 
@@ -88,7 +92,8 @@ public final class SymbolTable {
         else { return nil }
         let vaddr = address &- bias
         guard let symbol = image.symbol(containing: vaddr) else { return nil }
-        return SymbolMatch(name: symbol.name, address: symbol.value &+ bias, offset: vaddr - symbol.value, module: m.path)
+        return SymbolMatch(
+            name: symbol.name, address: symbol.value &+ bias, offset: vaddr - symbol.value, module: m.path)
     }
 
     /// The address and size of `name` in the file mapped at `address`, if its tables have it.
@@ -109,7 +114,8 @@ public final class SymbolTable {
         for m in view.mappings where m.path == path {
             let matching = image.loads.filter { $0.offset & Self.pageMask == m.offset }
             // Two segments can share a page-aligned offset; the permissions tell them apart.
-            let load = matching.first { $0.executable == m.permissions.execute && $0.writable == m.permissions.write }
+            let load =
+                matching.first { $0.executable == m.permissions.execute && $0.writable == m.permissions.write }
                 ?? matching.first
             if let load {
                 image.bias = m.start &- (load.vaddr & Self.pageMask)
@@ -254,8 +260,10 @@ final class ElfImage {
             for i in 0..<phnum {
                 var ph = GElf_Phdr()
                 guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_LOAD) else { continue }
-                loads.append(Load(vaddr: ph.p_vaddr, offset: ph.p_offset,
-                                  executable: ph.p_flags & UInt32(PF_X) != 0, writable: ph.p_flags & UInt32(PF_W) != 0))
+                loads.append(
+                    Load(
+                        vaddr: ph.p_vaddr, offset: ph.p_offset,
+                        executable: ph.p_flags & UInt32(PF_X) != 0, writable: ph.p_flags & UInt32(PF_W) != 0))
             }
         }
 
@@ -289,8 +297,10 @@ final class ElfImage {
                     let cname = elf_strptr(elf, Int(sh.sh_link), Int(sym.st_name))
                 else { continue }
                 let rank = bind == UInt8(STB_GLOBAL) ? 2 : bind == UInt8(STB_WEAK) ? 1 : 0
-                symbols.append(Symbol(name: String(cString: cname), value: sym.st_value, size: sym.st_size,
-                                      isFunction: type == UInt8(STT_FUNC) || type == UInt8(STT_GNU_IFUNC), rank: rank))
+                symbols.append(
+                    Symbol(
+                        name: String(cString: cname), value: sym.st_value, size: sym.st_size,
+                        isFunction: type == UInt8(STT_FUNC) || type == UInt8(STT_GNU_IFUNC), rank: rank))
             }
         }
         return (loads, symbols, hasSymtab, buildID)

@@ -149,8 +149,9 @@ public final class Target {
 
     /// A fault for a transfer that found `address` outside every mapping of the view.
     private func gapFault(at address: Address, copied: UInt64, requested: UInt64, side: CopySide) -> PartialCopy {
-        PartialCopy(kind: .pageFault(address: address), copied: copied, requested: requested,
-                    side: side, space: .remote(pid: pid))
+        PartialCopy(
+            kind: .pageFault(address: address), copied: copied, requested: requested,
+            side: side, space: .remote(pid: pid))
     }
 
     /// How many of the `count` bytes at `address` lie in readable mappings of the view, without a gap.
@@ -206,7 +207,9 @@ public final class Target {
             var done: UInt64 = 0
             while done < count {
                 let n = Int(min(count - done, UInt64(block.count)))
-                let more = try block.withUnsafeBytes { try sink(at + done, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                let more = try block.withUnsafeBytes {
+                    try sink(at + done, UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+                }
                 if !more { return false }
                 done += UInt64(n)
             }
@@ -215,15 +218,18 @@ public final class Target {
         for segment in segments(of: range) {
             guard segment.mapped else {
                 if !skipFaults {
-                    report.stop = gapFault(at: segment.range.start, copied: report.moved,
-                                           requested: range.count, side: .source)
+                    report.stop = gapFault(
+                        at: segment.range.start, copied: report.moved,
+                        requested: range.count, side: .source)
                     report.stopMechanism = AccessMechanism.maps.rawValue
                     report.stopErrno = EFAULT
                     return report
                 }
-                report.addHole(Hole(address: segment.range.start, length: segment.range.count,
-                                    kind: .pageFault(address: segment.range.start),
-                                    mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
+                report.addHole(
+                    Hole(
+                        address: segment.range.start, length: segment.range.count,
+                        kind: .pageFault(address: segment.range.start),
+                        mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
                 if try !zeros(segment.range.start, segment.range.count) { return report.finished() }
                 continue
             }
@@ -237,7 +243,9 @@ public final class Target {
                     let n = try reader.readFallible(into: &writer, using: ladder)
                     report.moved += n
                     report.addMoved(at, n, ladder.lastMechanism)
-                    if try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(n)])) { return report.finished() }
+                    if try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(n)])) {
+                        return report.finished()
+                    }
                 } catch VmIoError.partialCopy(let p) {
                     report.moved += p.copied
                     report.addMoved(at, p.copied, ladder.lastMechanism)
@@ -247,16 +255,19 @@ public final class Target {
                         return report.finished()
                     }
                     guard skipFaults, case .pageFault(let fault) = p.kind else {
-                        report.stop = PartialCopy(kind: p.kind, copied: report.moved, requested: range.count,
-                                                  side: .source, space: .remote(pid: pid))
+                        report.stop = PartialCopy(
+                            kind: p.kind, copied: report.moved, requested: range.count,
+                            side: .source, space: .remote(pid: pid))
                         report.stopMechanism = ladder.lastMechanism.rawValue
                         report.stopErrno = ladder.lastErrno
                         return report
                     }
                     // Resume at the next page (or the segment's end).
                     let resume = min(reader.end, (fault | 0xfff) &+ 1)
-                    report.addHole(Hole(address: fault, length: resume - fault, kind: p.kind,
-                                        mechanism: ladder.lastMechanism.rawValue, errno: ladder.lastErrno))
+                    report.addHole(
+                        Hole(
+                            address: fault, length: resume - fault, kind: p.kind,
+                            mechanism: ladder.lastMechanism.rawValue, errno: ladder.lastErrno))
                     try reader.skip(resume - reader.cursor)
                     if try !zeros(fault, resume - fault) { return report.finished() }
                 }
@@ -280,7 +291,9 @@ public final class Target {
         {
             throw TargetError.permissionDenied(
                 pid: pid, operation: "write",
-                reason: "\(locked.hex) is in a \(m.permissions) mapping\(m.path.isEmpty ? "" : " (\(m.path))") the target cannot write; --force writes through /proc/\(pid)/mem")
+                reason:
+                    "\(locked.hex) is in a \(m.permissions) mapping\(m.path.isEmpty ? "" : " (\(m.path))") the target cannot write; --force writes through /proc/\(pid)/mem"
+            )
         }
         let owner = try registry.acquire(.write, range: range, view: view)
         defer { try? registry.release(owner) }
@@ -333,16 +346,20 @@ public final class Target {
             let delta = segment.range.start - from
             guard segment.mapped else {
                 if !skipFaults {
-                    report.stop = source.gapFault(at: segment.range.start, copied: report.moved,
-                                                  requested: count, side: .source)
+                    report.stop = source.gapFault(
+                        at: segment.range.start, copied: report.moved,
+                        requested: count, side: .source)
                     return report
                 }
-                report.addHole(Hole(address: segment.range.start, length: segment.range.count,
-                                    kind: .pageFault(address: segment.range.start),
-                                    mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
+                report.addHole(
+                    Hole(
+                        address: segment.range.start, length: segment.range.count,
+                        kind: .pageFault(address: segment.range.start),
+                        mechanism: AccessMechanism.maps.rawValue, errno: EFAULT))
                 if fillHoles, let kind = writeZeros(at: to + delta, count: segment.range.count) {
-                    report.stop = PartialCopy(kind: kind, copied: report.moved, requested: count,
-                                              side: .destination, space: .remote(pid: pid))
+                    report.stop = PartialCopy(
+                        kind: kind, copied: report.moved, requested: count,
+                        side: .destination, space: .remote(pid: pid))
                     return report
                 }
                 continue
@@ -371,21 +388,27 @@ public final class Target {
                 report.moved += p.copied
                 report.addMoved(at, p.copied, source.ladder.lastMechanism)
                 guard skipFaults, p.side == .source, case .pageFault(let faultAddress) = p.kind else {
-                    report.stop = PartialCopy(kind: p.kind, copied: report.moved, requested: count,
-                                              side: p.side, space: p.space)
-                    report.stopMechanism = p.side == .source ? source.ladder.lastMechanism.rawValue
+                    report.stop = PartialCopy(
+                        kind: p.kind, copied: report.moved, requested: count,
+                        side: p.side, space: p.space)
+                    report.stopMechanism =
+                        p.side == .source
+                        ? source.ladder.lastMechanism.rawValue
                         : ladder.lastWriteMechanism.rawValue
                     report.stopErrno = p.side == .source ? source.ladder.lastErrno : ladder.lastWriteErrno
                     return report
                 }
                 let resume = min(reader.end, (faultAddress | 0xfff) &+ 1)
-                report.addHole(Hole(address: faultAddress, length: resume - faultAddress, kind: p.kind,
-                                    mechanism: source.ladder.lastMechanism.rawValue, errno: source.ladder.lastErrno))
+                report.addHole(
+                    Hole(
+                        address: faultAddress, length: resume - faultAddress, kind: p.kind,
+                        mechanism: source.ladder.lastMechanism.rawValue, errno: source.ladder.lastErrno))
                 try reader.skip(resume - reader.cursor)
                 try writer.skip(resume - faultAddress)
                 if fillHoles, let kind = writeZeros(at: to + (faultAddress - from), count: resume - faultAddress) {
-                    report.stop = PartialCopy(kind: kind, copied: report.moved, requested: count,
-                                              side: .destination, space: .remote(pid: pid))
+                    report.stop = PartialCopy(
+                        kind: kind, copied: report.moved, requested: count,
+                        side: .destination, space: .remote(pid: pid))
                     return report
                 }
             }
@@ -402,7 +425,9 @@ extension Target {
         var done: UInt64 = 0
         while done < count {
             let n = Int(min(count - done, UInt64(block.count)))
-            let t = block.withUnsafeBytes { backend.write(pid: pid, at: address + done, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            let t = block.withUnsafeBytes {
+                backend.write(pid: pid, at: address + done, from: UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+            }
             if let stop = t.stop { return stop }
             done += UInt64(n)
         }
@@ -435,8 +460,9 @@ extension TransferReport {
             case .pageFault = last.kind, case .pageFault = hole.kind,
             last.mechanism == hole.mechanism, last.errno == hole.errno
         {
-            holes[holes.count - 1] = Hole(address: last.address, length: last.length + hole.length, kind: last.kind,
-                                          mechanism: last.mechanism, errno: last.errno)
+            holes[holes.count - 1] = Hole(
+                address: last.address, length: last.length + hole.length, kind: last.kind,
+                mechanism: last.mechanism, errno: last.errno)
         } else {
             holes.append(hole)
         }

@@ -40,11 +40,11 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
         machine: hostMachine, source: .assumed)
 
     #if arch(x86_64)
-    private static let hostMachine: UInt16 = 62
+        private static let hostMachine: UInt16 = 62
     #elseif arch(arm64)
-    private static let hostMachine: UInt16 = 183
+        private static let hostMachine: UInt16 = 183
     #else
-    private static let hostMachine: UInt16 = 0
+        private static let hostMachine: UInt16 = 0
     #endif
 
     /// `x86_64`, `i386`, `x32` (an ELF32 x86-64 program), `aarch64`, `arm`…, or `machine N`.
@@ -87,7 +87,9 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
         case 2: order = .big
         default: return nil
         }
-        let machine = order == .little ? UInt16(bytes[18]) | UInt16(bytes[19]) << 8
+        let machine =
+            order == .little
+            ? UInt16(bytes[18]) | UInt16(bytes[19]) << 8
             : UInt16(bytes[18]) << 8 | UInt16(bytes[19])
         return TargetABI(pointerWidth: width, byteOrder: order, machine: machine, source: .elfHeader)
     }

@@ -43,8 +43,11 @@ public final class Tracer {
         Self.releaseLingering()
         initialState = RunState.of(pid: pid)
         if ProcFS.isKernelThread(pid) {
-            throw .permissionDenied(pid: pid, operation: "attach to",
-                                    reason: "pid \(pid) (\(ProcFS.command(pid))) is a kernel thread: the kernel lets no process trace it, and it has no user memory")
+            throw .permissionDenied(
+                pid: pid, operation: "attach to",
+                reason:
+                    "pid \(pid) (\(ProcFS.command(pid))) is a kernel thread: the kernel lets no process trace it, and it has no user memory"
+            )
         }
         switch initialState.kind {
         case .gone: throw .noSuchProcess(pid: pid)
@@ -81,7 +84,8 @@ public final class Tracer {
         while true {
             let tids: [Int32]
             do { tids = try ProcFS.threads(pid).filter { only?.contains($0) ?? true } } catch {
-                throw known.isEmpty ? Diagnose.accessError(error, pid: pid, operation: "list the threads of")
+                throw known.isEmpty
+                    ? Diagnose.accessError(error, pid: pid, operation: "list the threads of")
                     : .noSuchProcess(pid: pid)
             }
             let fresh = tids.filter { !known.contains($0) }

@@ -165,9 +165,11 @@ public struct StackFrame: Hashable, Sendable {
     /// The frame of a signal handler's trampoline (libunwind's `unw_is_signal_frame`).
     public var isSignalFrame: Bool
 
-    public init(index: Int, pc: Address, sp: Address, function: String? = nil, functionOffset: UInt64? = nil,
-                symbolSource: SymbolSource? = nil, module: String? = nil, moduleOffset: UInt64? = nil,
-                isSignalFrame: Bool = false) {
+    public init(
+        index: Int, pc: Address, sp: Address, function: String? = nil, functionOffset: UInt64? = nil,
+        symbolSource: SymbolSource? = nil, module: String? = nil, moduleOffset: UInt64? = nil,
+        isSignalFrame: Bool = false
+    ) {
         self.index = index
         self.pc = pc
         self.sp = sp
@@ -303,7 +305,8 @@ public final class Unwinder {
             }
             if pc == 0 { return (frames, .endOfStack) }
             if !seen.insert([pc, sp]).inserted { return (frames, .loop(pc: pc, sp: sp)) }
-            var frame = StackFrame(index: frames.count, pc: pc, sp: sp, isSignalFrame: vmio_unw_is_signal_frame(cursor) > 0)
+            var frame = StackFrame(
+                index: frames.count, pc: pc, sp: sp, isSignalFrame: vmio_unw_is_signal_frame(cursor) > 0)
             // A return address may lie just past the end of its call's function: look up pc − 1.
             let lookup = frame.index > 0 && !calleeWasSignal ? pc &- 1 : pc
             if names, let known = nameCache[[pc, lookup]] {

@@ -15,7 +15,9 @@ extension Operations {
         let all = try target.threadInfos()
         guard let tid else { return all }
         guard let one = all.first(where: { $0.tid == tid }) else {
-            throw BadInput("pid \(target.pid) has no thread \(tid) (its threads: \(all.map { String($0.tid) }.joined(separator: " ")))")
+            throw BadInput(
+                "pid \(target.pid) has no thread \(tid) (its threads: \(all.map { String($0.tid) }.joined(separator: " ")))"
+            )
         }
         return [one]
     }
@@ -24,7 +26,9 @@ extension Operations {
     public static func backtrace(
         _ target: Target, thread: Int32?, snapshot: Bool, depth: Int, memory: UnwindMemoryAccess
     ) throws -> Outcome {
-        guard target.pid != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
+        guard target.pid != getpid() else {
+            throw BadInput("vmio-ptrace cannot trace its own threads; give another pid")
+        }
         let threads = try selectThreads(of: target, thread)
         let wasStopped = target.isStopped
         if snapshot { try target.stop() }
@@ -55,7 +59,9 @@ extension Operations {
 
     /// `regs`: each thread stopped on its own while its registers are read.
     public static func regs(_ target: Target, thread: Int32?) throws -> Outcome {
-        guard target.pid != getpid() else { throw BadInput("vmio-ptrace cannot trace its own threads; give another pid") }
+        guard target.pid != getpid() else {
+            throw BadInput("vmio-ptrace cannot trace its own threads; give another pid")
+        }
         let threads = try selectThreads(of: target, thread)
         var results: [(ThreadInfo, Registers)] = []
         for info in threads {
@@ -73,15 +79,22 @@ extension Operations {
         var o = Outcome()
         o.json = [
             ("pid", .int(Int64(target.pid))),
-            ("threads", .array(results.map { info, registers in
-                let symbol = target.symbols.symbolize(registers.rip)
-                return .object([
-                    ("tid", .int(Int64(info.tid))), ("name", .string(info.name)),
-                    ("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })),
-                    ("rip_symbol", symbol.map { .string($0.description) } ?? .null),
-                    ("rip_module", target.view.translate(registers.rip).map { .string($0.mapping.path) } ?? .null),
-                ])
-            })),
+            (
+                "threads",
+                .array(
+                    results.map { info, registers in
+                        let symbol = target.symbols.symbolize(registers.rip)
+                        return .object([
+                            ("tid", .int(Int64(info.tid))), ("name", .string(info.name)),
+                            ("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })),
+                            ("rip_symbol", symbol.map { .string($0.description) } ?? .null),
+                            (
+                                "rip_module",
+                                target.view.translate(registers.rip).map { .string($0.mapping.path) } ?? .null
+                            ),
+                        ])
+                    })
+            ),
         ]
         for (i, (info, registers)) in results.enumerated() {
             if i > 0 { o.text.append("") }
@@ -137,7 +150,9 @@ extension ThreadBacktrace {
         for frame in frames {
             let index = String(frame.index)
             let pc = String(frame.pc, radix: 16)
-            lines.append("  #\(index)\(String(repeating: " ", count: width - index.count))  0x\(String(repeating: "0", count: max(0, 16 - pc.count)))\(pc) in \(frame.functionText) (\(frame.moduleText))\(frame.isSignalFrame ? " <signal frame>" : "")")
+            lines.append(
+                "  #\(index)\(String(repeating: " ", count: width - index.count))  0x\(String(repeating: "0", count: max(0, 16 - pc.count)))\(pc) in \(frame.functionText) (\(frame.moduleText))\(frame.isSignalFrame ? " <signal frame>" : "")"
+            )
         }
         switch end {
         case .endOfStack: break

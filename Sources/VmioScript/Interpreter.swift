@@ -51,7 +51,9 @@ public final class Interpreter {
             }
         }
         if !parseFailures.isEmpty {
-            for e in parseFailures { report(line: e.line, verb: "parse", status: .badInput, message: e.description, result: nil) }
+            for e in parseFailures {
+                report(line: e.line, verb: "parse", status: .badInput, message: e.description, result: nil)
+            }
             if json { summary() }
             return .badInput
         }
@@ -92,13 +94,26 @@ public final class Interpreter {
 
     /// The closing `{"summary": …}` object of `--json`.
     private func summary() {
-        output(JSONValue.object([
-            ("summary", .object([
-                ("commands", .int(Int64(commandsRun))),
-                ("failures", .array(failures.map { .object([("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))), ("error", .string($0.message))]) })),
-                ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
-            ])),
-        ]).rendered)
+        output(
+            JSONValue.object([
+                (
+                    "summary",
+                    .object([
+                        ("commands", .int(Int64(commandsRun))),
+                        (
+                            "failures",
+                            .array(
+                                failures.map {
+                                    .object([
+                                        ("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))),
+                                        ("error", .string($0.message)),
+                                    ])
+                                })
+                        ),
+                        ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
+                    ])
+                )
+            ]).rendered)
     }
 
     /// Runs one statement; false when it failed.
@@ -108,13 +123,15 @@ public final class Interpreter {
         commandsRun += 1
         let parser = Parser(line: line, text: text)
         // Failures name the line and the column where the command starts.
-        let column = (text.firstIndex { !$0.isWhitespace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
+        let column =
+            (text.firstIndex { !$0.isWhitespace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
         do {
             let outcome = try perform(statement, parser: parser)
             let failed = outcome.status != .ok
-            report(line: line, column: column, verb: statement.verbName, status: outcome.status,
-                   message: failed ? (outcome.message ?? "failed") : nil, result: outcome,
-                   note: failed ? nil : outcome.message)
+            report(
+                line: line, column: column, verb: statement.verbName, status: outcome.status,
+                message: failed ? (outcome.message ?? "failed") : nil, result: outcome,
+                note: failed ? nil : outcome.message)
             return !failed
         } catch {
             let (status, message) = classify(error)
@@ -123,7 +140,10 @@ public final class Interpreter {
         }
     }
 
-    private func report(line: Int, column: Int = 1, verb: String, status: ExitStatus, message: String?, result: Outcome?, note: String? = nil) {
+    private func report(
+        line: Int, column: Int = 1, verb: String, status: ExitStatus, message: String?, result: Outcome?,
+        note: String? = nil
+    ) {
         if let message, status != .ok || verb == "parse" {
             failures.append((line, status, message))
             failureLines.append(message.hasPrefix("line ") ? message : "line \(line):\(column): \(message)")
@@ -248,12 +268,15 @@ public final class Interpreter {
             let a = try evaluate(l, parser: parser), b = try evaluate(r, parser: parser)
             switch (a, b) {
             case (.int(let x), .int(let y)):
-                let (v, overflow): (Int128, Bool) = switch op {
-                case "+": x.addingReportingOverflow(y)
-                case "-": x.subtractingReportingOverflow(y)
-                default: x.multipliedReportingOverflow(by: y)
+                let (v, overflow): (Int128, Bool) =
+                    switch op {
+                    case "+": x.addingReportingOverflow(y)
+                    case "-": x.subtractingReportingOverflow(y)
+                    default: x.multipliedReportingOverflow(by: y)
+                    }
+                guard !overflow else {
+                    throw ScriptError(line: parser.line, column: column, "\(x) \(op) \(y) overflows")
                 }
-                guard !overflow else { throw ScriptError(line: parser.line, column: column, "\(x) \(op) \(y) overflows") }
                 return .int(v)
             case (.double, _), (_, .double):
                 guard let x = a.asDouble, let y = b.asDouble else { break }
@@ -265,7 +288,11 @@ public final class Interpreter {
             throw ScriptError(line: parser.line, column: column, "cannot compute \(a.kind) \(op) \(b.kind)")
         case .call(let call):
             let o = try run(call, parser: parser)
-            if o.status != .ok { throw ScriptError(line: parser.line, column: call.column, o.message ?? "\(call.verb.rawValue) failed", status: o.status) }
+            if o.status != .ok {
+                throw ScriptError(
+                    line: parser.line, column: call.column, o.message ?? "\(call.verb.rawValue) failed",
+                    status: o.status)
+            }
             guard let v = o.value else {
                 throw ScriptError(line: parser.line, column: call.column, "\(call.verb.rawValue) gave no value here")
             }
@@ -316,7 +343,9 @@ public final class Interpreter {
     func integer(_ word: Word, parser: Parser, what: String) throws -> Int128 {
         let e: Expression
         if word.quoted {
-            guard let n = parseLength(word.text) else { throw ScriptError(line: parser.line, column: word.column, "\(what) '\(word.text)' is not a number") }
+            guard let n = parseLength(word.text) else {
+                throw ScriptError(line: parser.line, column: word.column, "\(what) '\(word.text)' is not a number")
+            }
             return Int128(n)
         }
         e = try parser.valueExpression(from: word.column - 1, to: word.column - 1 + word.text.count)
@@ -336,7 +365,9 @@ public final class Interpreter {
 
     func count(_ word: Word, parser: Parser, what: String) throws -> UInt64 {
         let i = try integer(word, parser: parser, what: what)
-        guard let n = UInt64(exactly: i) else { throw ScriptError(line: parser.line, column: word.column, "\(what) \(i) is negative or too large") }
+        guard let n = UInt64(exactly: i) else {
+            throw ScriptError(line: parser.line, column: word.column, "\(what) \(i) is negative or too large")
+        }
         return n
     }
 
@@ -370,8 +401,10 @@ public final class Interpreter {
             }
         }
         guard spec.sourceCount == 1 else {
-            throw ScriptError(line: parser.line, column: call.column,
-                              "\(call.verb.rawValue) needs exactly one of --hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64")
+            throw ScriptError(
+                line: parser.line, column: call.column,
+                "\(call.verb.rawValue) needs exactly one of --hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64"
+            )
         }
         return spec
     }
@@ -386,7 +419,9 @@ public final class Interpreter {
 
     /// `ADDR` in this target, or `PID:ADDR` in another process.
     func location(_ word: Word, parser: Parser) throws -> (Target, Address) {
-        if let colon = word.text.firstIndex(of: ":"), let pid = try processID(word.text[..<colon], parser: parser), pid > 0 {
+        if let colon = word.text.firstIndex(of: ":"), let pid = try processID(word.text[..<colon], parser: parser),
+            pid > 0
+        {
             let rest = String(word.text[word.text.index(after: colon)...])
             let other: Target
             if pid == target.pid {
@@ -398,8 +433,13 @@ public final class Interpreter {
                 other = try Target(pid: pid)
                 others[pid] = other
             }
-            let sub = Parser(line: parser.line, text: String(repeating: " ", count: word.column + word.text.distance(from: word.text.startIndex, to: colon)) + rest)
-            let e = try sub.valueExpression(from: word.column + word.text.distance(from: word.text.startIndex, to: colon))
+            let sub = Parser(
+                line: parser.line,
+                text: String(
+                    repeating: " ", count: word.column + word.text.distance(from: word.text.startIndex, to: colon))
+                    + rest)
+            let e = try sub.valueExpression(
+                from: word.column + word.text.distance(from: word.text.startIndex, to: colon))
             let v = try Interpreter.withTarget(other, base: self) { try $0.evaluate(e, parser: sub) }
             guard case .int(let i) = v, let a = UInt64(exactly: i) else {
                 throw ScriptError(line: parser.line, column: word.column, "'\(word.text)' is not an address")
@@ -443,20 +483,27 @@ public final class Interpreter {
             var format = ValueFormat.hex
             if let w = call.option("--format") {
                 guard let f = ValueFormat(rawValue: try text(w, parser: parser)) else {
-                    throw ScriptError(line: parser.line, column: w.column, "unknown format '\(w.text)' (\(ValueFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw ScriptError(
+                        line: parser.line, column: w.column,
+                        "unknown format '\(w.text)' (\(ValueFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 format = f
             }
-            return try Operations.read(where_, at: start, length: length, format: format, skipFaults: call.flags.contains("--skip-faults"))
+            return try Operations.read(
+                where_, at: start, length: length, format: format, skipFaults: call.flags.contains("--skip-faults"))
         case .write:
             let (where_, start) = try location(call.positionals[0], parser: parser)
             let bytes = try payload(call, parser: parser).bytes()
-            return try Operations.write(where_, bytes, at: start, force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
+            return try Operations.write(
+                where_, bytes, at: start, force: call.flags.contains("--force"), verify: call.flags.contains("--verify")
+            )
         case .copy:
             let (from, fromAddress) = try location(call.positionals[0], parser: parser)
             let (to, toAddress) = try location(call.positionals[1], parser: parser)
             let length = try count(call.positionals[2], parser: parser, what: "length")
-            return try Operations.copy(from: from, at: fromAddress, to: to, at: toAddress, count: length, skipFaults: call.flags.contains("--skip-faults"))
+            return try Operations.copy(
+                from: from, at: fromAddress, to: to, at: toAddress, count: length,
+                skipFaults: call.flags.contains("--skip-faults"))
         case .search:
             let spec = try payload(call, parser: parser)
             let align = try call.option("--align").map { try count($0, parser: parser, what: "alignment") }
@@ -464,7 +511,9 @@ public final class Interpreter {
             guard nth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--nth counts from 1") }
             let max = try call.option("--max").map { try count($0, parser: parser, what: "--max") } ?? 1000
             let pattern: BytePattern
-            do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badAddress(_, let reason) {
+            do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badAddress(
+                _, let reason)
+            {
                 throw BadInput("bad search pattern '\(spec.label)': \(reason)")  // a pattern, not an "address"
             }
             let (outcome, report) = try Operations.search(
@@ -473,27 +522,37 @@ public final class Interpreter {
             var o = outcome
             if call.option("--nth") != nil {
                 guard report.hits.count >= Int(nth) else {
-                    throw ScriptError(line: parser.line, column: call.column, "search found \(report.hits.count) hits, not \(nth)")
+                    throw ScriptError(
+                        line: parser.line, column: call.column, "search found \(report.hits.count) hits, not \(nth)")
                 }
                 o.value = .int(Int128(report.hits[Int(nth) - 1].address))
             }
             return o
         case .dump:
-            return try Operations.dump(target, regions: selectors(call.options["--region"], parser: parser),
-                                       to: text(call.positionals[0], parser: parser), replace: call.flags.contains("--force"))
+            return try Operations.dump(
+                target, regions: selectors(call.options["--region"], parser: parser),
+                to: text(call.positionals[0], parser: parser), replace: call.flags.contains("--force"))
         case .restore:
-            return try Operations.restore(target, from: text(call.positionals[0], parser: parser),
-                                          skip: selectors(call.options["--skip"], parser: parser),
-                                          skipMismatched: call.flags.contains("--skip-mismatched"),
-                                          force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
+            return try Operations.restore(
+                target, from: text(call.positionals[0], parser: parser),
+                skip: selectors(call.options["--skip"], parser: parser),
+                skipMismatched: call.flags.contains("--skip-mismatched"),
+                force: call.flags.contains("--force"), verify: call.flags.contains("--verify"))
         case .backtrace:
-            let thread = try call.option("--thread").map { Int32(clamping: try integer($0, parser: parser, what: "thread id")) }
+            let thread = try call.option("--thread").map {
+                Int32(clamping: try integer($0, parser: parser, what: "thread id"))
+            }
             let depth = try call.option("--depth").map { try count($0, parser: parser, what: "depth") } ?? 256
-            guard depth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--depth must be at least 1") }
-            return try Operations.backtrace(target, thread: thread, snapshot: call.flags.contains("--snapshot"),
-                                            depth: Int(min(depth, 1 << 20)), memory: .cached)
+            guard depth >= 1 else {
+                throw ScriptError(line: parser.line, column: call.column, "--depth must be at least 1")
+            }
+            return try Operations.backtrace(
+                target, thread: thread, snapshot: call.flags.contains("--snapshot"),
+                depth: Int(min(depth, 1 << 20)), memory: .cached)
         case .regs:
-            let thread = try call.option("--thread").map { Int32(clamping: try integer($0, parser: parser, what: "thread id")) }
+            let thread = try call.option("--thread").map {
+                Int32(clamping: try integer($0, parser: parser, what: "thread id"))
+            }
             return try Operations.regs(target, thread: thread)
         }
     }

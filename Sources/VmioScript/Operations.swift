@@ -49,7 +49,9 @@ public enum Operations {
         guard target.view.translate(start) != nil else {
             throw BadInput("address \(start.hex) is in no mapping of pid \(target.pid)")
         }
-        guard length <= 1 << 30 else { throw BadInput("read \(length) bytes into memory: use --format raw -o FILE for more than 1 GiB") }
+        guard length <= 1 << 30 else {
+            throw BadInput("read \(length) bytes into memory: use --format raw -o FILE for more than 1 GiB")
+        }
         var bytes: [UInt8] = []
         let report: TransferReport
         if format == .str {
@@ -75,10 +77,11 @@ public enum Operations {
         } else if !report.holes.isEmpty {
             o.message = describe(report, verb: "best effort")
         }
-        o.json = [
-            ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
-            ("length", .uint(length)), ("format", .string(format.rawValue)),
-        ] + report.jsonFields
+        o.json =
+            [
+                ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
+                ("length", .uint(length)), ("format", .string(format.rawValue)),
+            ] + report.jsonFields
         let values = format.decode(bytes, abi: target.abi)
         switch format {
         case .hex, .raw:
@@ -94,15 +97,21 @@ public enum Operations {
             o.value = .string(s)
         default:
             o.json.append(("values", .array(values)))
-            o.text = values.count == 1 ? [ValueFormat.text(values[0])]
-                : values.enumerated().map { "\((start + UInt64($0.offset * format.width(for: target.abi)!)).hex): \(ValueFormat.text($0.element))" }
+            o.text =
+                values.count == 1
+                ? [ValueFormat.text(values[0])]
+                : values.enumerated().map {
+                    "\((start + UInt64($0.offset * format.width(for: target.abi)!)).hex): \(ValueFormat.text($0.element))"
+                }
             if values.count == 1 { o.value = Value(values[0]) }
         }
         return o
     }
 
     /// `write`
-    public static func write(_ target: Target, _ bytes: [UInt8], at start: Address, force: Bool, verify: Bool) throws -> Outcome {
+    public static func write(_ target: Target, _ bytes: [UInt8], at start: Address, force: Bool, verify: Bool) throws
+        -> Outcome
+    {
         let report = try target.write(bytes, at: start, force: force, verify: verify)
         var o = Outcome()
         o.json = [
@@ -111,7 +120,9 @@ public enum Operations {
             ("verified", .bool(report.verified && report.mismatch == nil)),
             ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
         ]
-        o.text = ["wrote \(report.written) bytes at \(start.hex)\(report.verified && report.mismatch == nil ? " (verified)" : "")"]
+        o.text = [
+            "wrote \(report.written) bytes at \(start.hex)\(report.verified && report.mismatch == nil ? " (verified)" : "")"
+        ]
         o.value = .int(Int128(report.written))
         if let mismatch = report.mismatch {
             o.status = .partialCopy
@@ -128,17 +139,20 @@ public enum Operations {
         guard source.view.translate(from) != nil else {
             throw BadInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
         }
-        let report = try destination.copy(from: source, at: from, to: to, count: count, skipFaults: skipFaults,
-                                          fillHoles: bestEffort)
+        let report = try destination.copy(
+            from: source, at: from, to: to, count: count, skipFaults: skipFaults,
+            fillHoles: bestEffort)
         var o = Outcome()
-        o.json = [
-            ("source", .string("\(source.pid):\(from.hex)")),
-            ("destination", .string("\(destination.pid):\(to.hex)")),
-        ] + report.jsonFields
+        o.json =
+            [
+                ("source", .string("\(source.pid):\(from.hex)")),
+                ("destination", .string("\(destination.pid):\(to.hex)")),
+            ] + report.jsonFields
         if report.isComplete {
             o.text = ["copied \(report.moved) bytes from \(source.pid):\(from.hex) to \(destination.pid):\(to.hex)"]
         } else {
-            o.text = report.holes.map { "hole: \($0.length) bytes at \($0.address.hex) (\($0.kind))" }
+            o.text =
+                report.holes.map { "hole: \($0.length) bytes at \($0.address.hex) (\($0.kind))" }
                 + [describe(report, verb: "copied")]
         }
         o.value = .int(Int128(report.moved))
@@ -153,28 +167,39 @@ public enum Operations {
         progress: ((UInt64) -> Void)? = nil
     ) throws -> (Outcome, SearchReport) {
         let selected = RegionSelector.select(regions, in: target.view)
-        guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(target.pid) matches the selection") }
+        guard !selected.isEmpty else {
+            throw BadInput("no readable mapping of pid \(target.pid) matches the selection")
+        }
         let report = try target.search(pattern, in: selected, max: max, progress: progress)
         let unreadable = report.holes.reduce(0) { $0 + $1.length }
         var o = Outcome()
         o.json = [
             ("pid", .int(Int64(target.pid))), ("pattern", .string(label)),
-            ("hits", .array(report.hits.map { hit in
-                .object([
-                    ("address", .string(hit.address.hex)),
-                    ("region", .object([
-                        ("start", .string(hit.mapping.start.hex)), ("end", .string(hit.mapping.end.hex)),
-                        ("perms", .string(hit.mapping.permissions.description)), ("path", .string(hit.mapping.path)),
-                    ])),
-                    ("offset", .string(hit.offsetInMapping.hex)),
-                ])
-            })),
+            (
+                "hits",
+                .array(
+                    report.hits.map { hit in
+                        .object([
+                            ("address", .string(hit.address.hex)),
+                            (
+                                "region",
+                                .object([
+                                    ("start", .string(hit.mapping.start.hex)), ("end", .string(hit.mapping.end.hex)),
+                                    ("perms", .string(hit.mapping.permissions.description)),
+                                    ("path", .string(hit.mapping.path)),
+                                ])
+                            ),
+                            ("offset", .string(hit.offsetInMapping.hex)),
+                        ])
+                    })
+            ),
             ("truncated", .bool(report.truncated)), ("scanned", .uint(report.scanned)),
             ("unreadable", .uint(unreadable)),
         ]
         o.text = report.hits.map { hit in
             let name = hit.mapping.path.isEmpty ? "anon" : hit.mapping.path
-            return "\(hit.address.hex)  \(name)+\(hit.offsetInMapping.hex)  (\(hit.mapping.permissions) \(hit.mapping.start.hex)-\(hit.mapping.end.hex))"
+            return
+                "\(hit.address.hex)  \(name)+\(hit.offsetInMapping.hex)  (\(hit.mapping.permissions) \(hit.mapping.start.hex)-\(hit.mapping.end.hex))"
         }
         var summary = "\(report.hits.count) hit\(report.hits.count == 1 ? "" : "s") in \(report.scanned) bytes"
         if report.truncated { summary += " (stopped at --max \(max))" }
@@ -192,7 +217,9 @@ public enum Operations {
         bestEffort: Bool = false, progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome {
         let selected = RegionSelector.select(regions, in: target.view)
-        guard !selected.isEmpty else { throw BadInput("no readable mapping of pid \(target.pid) matches the selection") }
+        guard !selected.isEmpty else {
+            throw BadInput("no readable mapping of pid \(target.pid) matches the selection")
+        }
         let manifest = try target.dump(selected, to: directory, replace: replace, progress: progress)
         let saved = manifest.regions.reduce(0) { $0 + $1.bytesSaved }
         let holes = manifest.regions.flatMap(\.holes)
@@ -200,18 +227,28 @@ public enum Operations {
         o.json = [
             ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
             ("regions", .uint(UInt64(manifest.regions.count))), ("bytes_saved", .uint(saved)),
-            ("holes", .array(holes.map {
-                .object([("address", .string($0.address)), ("length", .uint($0.length)), ("reason", .string($0.reason)),
-                         ("errno", $0.errno.map { .int(Int64($0)) } ?? .null), ("mechanism", $0.mechanism.map { .string($0) } ?? .null)])
-            })),
+            (
+                "holes",
+                .array(
+                    holes.map {
+                        .object([
+                            ("address", .string($0.address)), ("length", .uint($0.length)),
+                            ("reason", .string($0.reason)),
+                            ("errno", $0.errno.map { .int(Int64($0)) } ?? .null),
+                            ("mechanism", $0.mechanism.map { .string($0) } ?? .null),
+                        ])
+                    })
+            ),
             ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
         ]
-        o.text = ["dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)"]
+        o.text =
+            ["dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)"]
             + holes.map { "hole: \($0.length) bytes at \($0.address) (\($0.reason))" }
         o.value = .int(Int128(saved))
         if !manifest.complete {
             o.status = bestEffort ? .ok : .partialCopy
-            o.message = (bestEffort ? "best effort: " : "dump incomplete: ")
+            o.message =
+                (bestEffort ? "best effort: " : "dump incomplete: ")
                 + "\(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
                 + (bestEffort ? " (zeros in the data files)" : "")
         }
@@ -224,24 +261,31 @@ public enum Operations {
         verify: Bool, progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome {
         let manifest = try DumpManifest.load(from: directory)
-        let report = try target.restore(manifest, from: directory, skip: skip, skipMismatched: skipMismatched,
-                                        force: force, verify: verify, progress: progress)
+        let report = try target.restore(
+            manifest, from: directory, skip: skip, skipMismatched: skipMismatched,
+            force: force, verify: verify, progress: progress)
         var o = Outcome()
         o.json = [
             ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
             ("written", .uint(report.written)),
-            ("regions", .array(report.regions.map { r in
-                .object([
-                    ("start", .string(r.region.start)), ("end", .string(r.region.end)),
-                    ("path", .string(r.region.path)), ("action", .string(r.action.name)),
-                    ("written", .uint(r.written)),
-                ])
-            })),
+            (
+                "regions",
+                .array(
+                    report.regions.map { r in
+                        .object([
+                            ("start", .string(r.region.start)), ("end", .string(r.region.end)),
+                            ("path", .string(r.region.path)), ("action", .string(r.action.name)),
+                            ("written", .uint(r.written)),
+                        ])
+                    })
+            ),
             ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
         ]
         o.text = ["restored \(report.written) bytes into pid \(target.pid)"]
         let readOnly = report.regions.filter { $0.action == .readOnly }
-        if !readOnly.isEmpty { o.text.append("left out \(readOnly.count) regions the target maps read-only (--force restores them)") }
+        if !readOnly.isEmpty {
+            o.text.append("left out \(readOnly.count) regions the target maps read-only (--force restores them)")
+        }
         for r in report.regions where r.action != .write && r.action != .readOnly {
             o.text.append("left out \(r.region.start)-\(r.region.end) \(r.region.path): \(r.action.name)")
         }

@@ -65,7 +65,9 @@ public struct Parser {
                 if c == "(" {
                     depth += 1
                     // The parser recurses a level a parenthesis: bound it (deep lines overflowed the stack).
-                    if depth > Parser.maxNesting { throw fail(i + 1, "parentheses nest deeper than \(Parser.maxNesting)") }
+                    if depth > Parser.maxNesting {
+                        throw fail(i + 1, "parentheses nest deeper than \(Parser.maxNesting)")
+                    }
                 }
                 if c == ")" {
                     depth -= 1
@@ -122,8 +124,12 @@ public struct Parser {
         case "let":
             guard ws.count >= 2 else { throw fail(first.column, "let needs a name: let NAME = EXPR") }
             let name = ws[1]
-            guard name.text.isIdentifier else { throw fail(name.column, "'\(name.text)' is not a name (letters, digits, _)") }
-            guard ws.count >= 3, ws[2].text == "=" else { throw fail(name.column + name.text.count, "expected '=' after let \(name.text)") }
+            guard name.text.isIdentifier else {
+                throw fail(name.column, "'\(name.text)' is not a name (letters, digits, _)")
+            }
+            guard ws.count >= 3, ws[2].text == "=" else {
+                throw fail(name.column + name.text.count, "expected '=' after let \(name.text)")
+            }
             guard ws.count >= 4 else { throw fail(ws[2].column + 1, "expected an expression after '='") }
             return .assign(name: name.text, try valueExpression(from: ws[3].column - 1))
         case "expect":
@@ -136,11 +142,16 @@ public struct Parser {
             return .echo(Array(ws.dropFirst()))
         case "sleep":
             guard ws.count == 2 else { throw fail(first.column, "sleep takes one duration: sleep 100ms, sleep 2s") }
-            guard let d = parseDuration(ws[1].text) else { throw fail(ws[1].column, "'\(ws[1].text)' is not a duration (like 100ms, 2s, 0.5)") }
+            guard let d = parseDuration(ws[1].text) else {
+                throw fail(ws[1].column, "'\(ws[1].text)' is not a duration (like 100ms, 2s, 0.5)")
+            }
             return .sleep(d)
         default:
             guard let verb = Verb(rawValue: keyword) else {
-                throw fail(first.column, "unknown command '\(keyword)' (expected \((Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]).joined(separator: ", ")))")
+                throw fail(
+                    first.column,
+                    "unknown command '\(keyword)' (expected \((Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]).joined(separator: ", ")))"
+                )
             }
             return .verb(try verbCall(verb, ws))
         }
@@ -165,11 +176,17 @@ public struct Parser {
                     i += 1
                 } else {
                     let known = (shape.flags.union(shape.valued).union(shape.repeatable)).sorted()
-                    throw fail(w.column, "\(verb.rawValue) has no option \(w.text)" + (known.isEmpty ? "" : " (it takes \(known.joined(separator: ", ")))"))
+                    throw fail(
+                        w.column,
+                        "\(verb.rawValue) has no option \(w.text)"
+                            + (known.isEmpty ? "" : " (it takes \(known.joined(separator: ", ")))"))
                 }
             } else {
                 guard call.positionals.count < shape.positionals.count else {
-                    throw fail(w.column, "unexpected argument '\(w.text)': \(verb.rawValue) takes \(shape.positionals.isEmpty ? "no arguments" : shape.positionals.joined(separator: " "))")
+                    throw fail(
+                        w.column,
+                        "unexpected argument '\(w.text)': \(verb.rawValue) takes \(shape.positionals.isEmpty ? "no arguments" : shape.positionals.joined(separator: " "))"
+                    )
                 }
                 call.positionals.append(w)
             }
@@ -177,7 +194,9 @@ public struct Parser {
         }
         if call.positionals.count < shape.positionals.count {
             let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
-            throw fail(end, "\(verb.rawValue) needs \(shape.positionals.dropFirst(call.positionals.count).joined(separator: " "))")
+            throw fail(
+                end,
+                "\(verb.rawValue) needs \(shape.positionals.dropFirst(call.positionals.count).joined(separator: " "))")
         }
         return call
     }
@@ -198,7 +217,9 @@ public struct Parser {
                         let chars = Array(op.rawValue)
                         if i + chars.count <= end && Array(text[i..<i + chars.count]) == chars {
                             let left = try valueExpression(from: start, to: i)
-                            guard i + chars.count < end, !String(text[(i + chars.count)..<end]).allSatisfy(\.isWhitespace) else {
+                            guard i + chars.count < end,
+                                !String(text[(i + chars.count)..<end]).allSatisfy(\.isWhitespace)
+                            else {
                                 throw fail(i + chars.count + 1, "expected an expression after \(op.rawValue)")
                             }
                             let right = try valueExpression(from: i + chars.count, to: end)
@@ -281,7 +302,9 @@ struct ExpressionParser {
         skipSpace()
         if position < end && text[position] == "-" {
             let column = position + 1
-            guard depth < Parser.maxNesting else { throw parser.fail(column, "more than \(Parser.maxNesting) '-' in a row") }
+            guard depth < Parser.maxNesting else {
+                throw parser.fail(column, "more than \(Parser.maxNesting) '-' in a row")
+            }
             position += 1
             return .negate(try unary(depth: depth + 1), column: column)
         }
@@ -306,7 +329,9 @@ struct ExpressionParser {
         }
         if c == "x" && position + 1 < end && text[position + 1] == "\"" {
             let (s, next) = try parser.quotedString(at: position + 1, end: end)
-            guard case .success(let bytes) = parseHexBytes(s) else { throw parser.fail(column, "x\"…\" must hold hex bytes") }
+            guard case .success(let bytes) = parseHexBytes(s) else {
+                throw parser.fail(column, "x\"…\" must hold hex bytes")
+            }
             position = next
             return .literal(.bytes(bytes))
         }
@@ -342,7 +367,9 @@ struct ExpressionParser {
             if let n = parseLength(word) { return .literal(.int(Int128(n))) }
             if word.contains("."), let d = Double(word) { return .literal(.double(d)) }
             // Digits followed by +N/-N (like 4096+16) are arithmetic, not an address word.
-            if let split = word.firstIndex(where: { $0 == "+" || $0 == "-" }), let n = parseLength(String(word[..<split])) {
+            if let split = word.firstIndex(where: { $0 == "+" || $0 == "-" }),
+                let n = parseLength(String(word[..<split]))
+            {
                 position -= word.distance(from: split, to: word.endIndex)
                 return .literal(.int(Int128(n)))
             }

@@ -40,7 +40,9 @@ public struct PayloadSpec: Sendable {
             return Array(data)
         }
         if let (format, text) = typed {
-            guard let bytes = format.encode(text) else { throw BadInput("'\(text)' is not a valid \(format.rawValue) value") }
+            guard let bytes = format.encode(text) else {
+                throw BadInput("'\(text)' is not a valid \(format.rawValue) value")
+            }
             return bytes
         }
         throw BadInput("nothing given to write")
@@ -72,7 +74,9 @@ extension ValueFormat {
         func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
         func signed(_ text: String) -> Int64? {
             if text.hasPrefix("-") {
-                guard let magnitude = parseNumber(text.dropFirst()[...]), magnitude <= UInt64(Int64.max) + 1 else { return nil }
+                guard let magnitude = parseNumber(text.dropFirst()[...]), magnitude <= UInt64(Int64.max) + 1 else {
+                    return nil
+                }
                 return Int64(truncatingIfNeeded: 0 &- magnitude)
             }
             return parseNumber(text[...]).flatMap { $0 <= UInt64(Int64.max) ? Int64($0) : nil }

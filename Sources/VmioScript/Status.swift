@@ -67,7 +67,8 @@ public func describe(_ report: TransferReport, verb: String) -> String {
     // Say so when anything came another way than process_vm_readv (the read ladder).
     // (A read of at most ReadLadder.smallReadLimit bytes takes pread first by design.)
     let mechanisms = report.ranges.map(\.mechanism).uniqued()
-    let smallRead = report.requested <= UInt64(ReadLadder.smallReadLimit) && mechanisms == [AccessMechanism.pread.rawValue]
+    let smallRead =
+        report.requested <= UInt64(ReadLadder.smallReadLimit) && mechanisms == [AccessMechanism.pread.rawValue]
     if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue], !smallRead {
         line += "; read through \(mechanisms.joined(separator: ", "))"
     }
@@ -100,30 +101,47 @@ extension TransferReport {
             ("requested", .uint(requested)),
             ("moved", .uint(moved)),
             ("complete", .bool(isComplete)),
-            ("holes", .array(holes.map { hole in
-                .object([
-                    ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
-                    ("reason", .string(hole.kind.description)),
-                    ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
-                    ("mechanism", hole.mechanism.map { .string($0) } ?? .null),
-                ])
-            })),
-            ("stop", stop.map { stop in
-                .object([
-                    ("reason", .string(stop.kind.description)),
-                    ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
-                    ("side", .string(stop.side.rawValue)),
-                    ("errno", stopErrno.map { .int(Int64($0)) } ?? .null),
-                    ("mechanism", stopMechanism.map { .string($0) } ?? .null),
-                ])
-            } ?? .null),
+            (
+                "holes",
+                .array(
+                    holes.map { hole in
+                        .object([
+                            ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
+                            ("reason", .string(hole.kind.description)),
+                            ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
+                            ("mechanism", hole.mechanism.map { .string($0) } ?? .null),
+                        ])
+                    })
+            ),
+            (
+                "stop",
+                stop.map { stop in
+                    .object([
+                        ("reason", .string(stop.kind.description)),
+                        ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
+                        ("side", .string(stop.side.rawValue)),
+                        ("errno", stopErrno.map { .int(Int64($0)) } ?? .null),
+                        ("mechanism", stopMechanism.map { .string($0) } ?? .null),
+                    ])
+                } ?? .null
+            ),
             // Which mechanism moved each range (process_vm_readv, pread, peekdata).
-            ("ranges", .array(ranges.map { r in
-                .object([("address", .string(r.address.hex)), ("length", .uint(r.length)), ("mechanism", .string(r.mechanism))])
-            })),
-            ("mechanism", ranges.first.map { first in
-                .string(ranges.allSatisfy { $0.mechanism == first.mechanism } ? first.mechanism : "mixed")
-            } ?? .null),
+            (
+                "ranges",
+                .array(
+                    ranges.map { r in
+                        .object([
+                            ("address", .string(r.address.hex)), ("length", .uint(r.length)),
+                            ("mechanism", .string(r.mechanism)),
+                        ])
+                    })
+            ),
+            (
+                "mechanism",
+                ranges.first.map { first in
+                    .string(ranges.allSatisfy { $0.mechanism == first.mechanism } ? first.mechanism : "mixed")
+                } ?? .null
+            ),
         ]
     }
 }

@@ -29,7 +29,9 @@ public enum Verb: String, CaseIterable, Sendable {
         case .maps: return ([], [], [], [])
         case .read: return (["ADDR", "LEN"], ["--format"], [], ["--skip-faults"])
         case .write:
-            return (["ADDR"], typed.union(["--hex", "--string", "--utf16", "--file"]), [], ["--nul", "--force", "--verify"])
+            return (
+                ["ADDR"], typed.union(["--hex", "--string", "--utf16", "--file"]), [], ["--nul", "--force", "--verify"]
+            )
         case .copy: return (["SRC", "DST", "LEN"], [], [], ["--skip-faults"])
         case .search:
             return ([], typed.union(["--hex", "--string", "--utf16", "--align", "--max", "--nth"]), ["--region"], [])

@@ -13,7 +13,11 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
         case .uint(let u): self = .int(Int128(u))
         case .double(let d): self = .double(d)
         case .string(let s):
-            if s.hasPrefix("0x"), let v = UInt64(s.dropFirst(2), radix: 16) { self = .int(Int128(v)) } else { self = .string(s) }
+            if s.hasPrefix("0x"), let v = UInt64(s.dropFirst(2), radix: 16) {
+                self = .int(Int128(v))
+            } else {
+                self = .string(s)
+            }
         default: return nil
         }
     }
@@ -39,7 +43,13 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
     public var json: JSONValue {
         switch self {
         case .int(let i):
-            if let s = Int64(exactly: i) { .int(s) } else if let u = UInt64(exactly: i) { .uint(u) } else { .string(String(i)) }
+            if let s = Int64(exactly: i) {
+                .int(s)
+            } else if let u = UInt64(exactly: i) {
+                .uint(u)
+            } else {
+                .string(String(i))
+            }
         case .double(let d): .double(d)
         case .string(let s): .string(s)
         case .bytes(let b): .string(hexString(b))

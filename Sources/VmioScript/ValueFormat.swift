@@ -68,7 +68,9 @@ public func parseHexBytes(_ text: String) -> Result<[UInt8], VmIoError> {
     while index < digits.endIndex {
         let next = digits.index(index, offsetBy: 2)
         // UInt8(_:radix:) takes a sign ("+f" is 15): accept hex digits only.
-        guard digits[index..<next].allSatisfy({ $0.isASCII && $0.isHexDigit }), let byte = UInt8(digits[index..<next], radix: 16) else {
+        guard digits[index..<next].allSatisfy({ $0.isASCII && $0.isHexDigit }),
+            let byte = UInt8(digits[index..<next], radix: 16)
+        else {
             return .failure(.badAddress(text, reason: "'\(digits[index..<next])' is not a hex byte"))
         }
         out.append(byte)

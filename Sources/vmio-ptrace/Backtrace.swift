@@ -37,7 +37,10 @@ struct Backtrace: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @Option(help: "How libunwind reads the target: cached (whole pages through process_vm_readv, kept in a 16-page cache) or peekdata (libunwind's own PTRACE_PEEKDATA a word; slower).")
+    @Option(
+        help:
+            "How libunwind reads the target: cached (whole pages through process_vm_readv, kept in a 16-page cache) or peekdata (libunwind's own PTRACE_PEEKDATA a word; slower)."
+    )
     var memory: UnwindMemoryAccess = .cached
 
     @OptionGroup var options: TargetOptions
@@ -51,8 +54,9 @@ struct Backtrace: ParsableCommand {
             let target = try Target(pid: pid.value)
             attach.apply(to: target)
             defer { target.resume() }
-            return emit(try Operations.backtrace(target, thread: thread, snapshot: snapshot, depth: depth, memory: memory),
-                        json: options.json)
+            return emit(
+                try Operations.backtrace(target, thread: thread, snapshot: snapshot, depth: depth, memory: memory),
+                json: options.json)
         }
     }
 }

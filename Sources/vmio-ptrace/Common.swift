@@ -42,9 +42,10 @@ func runReporting(json: Bool, _ body: () throws -> ExitStatus) throws {
         let (code, message) = classify(error)
         printError("vmio-ptrace: " + message)
         if json {
-            print(JSONValue.object([
-                ("error", .string(message)), ("status", .int(Int64(code.rawValue))),
-            ]).rendered)
+            print(
+                JSONValue.object([
+                    ("error", .string(message)), ("status", .int(Int64(code.rawValue))),
+                ]).rendered)
         }
         status = code
     }
@@ -110,10 +111,13 @@ struct TargetOptions: ParsableArguments {
 
 /// `--attach-timeout`, on every command that can stop a target.
 struct AttachOptions: ParsableArguments {
-    @Option(name: .customLong("attach-timeout"), help: ArgumentHelp(
-        "How long to wait for the threads to stop when attaching, in seconds.",
-        discussion: "A thread that does not stop in time (uninterruptible sleep, D) is named with its state; reads go on without stopping, anything that needs the stop fails (status 1) with every thread let go.",
-        valueName: "seconds"))
+    @Option(
+        name: .customLong("attach-timeout"),
+        help: ArgumentHelp(
+            "How long to wait for the threads to stop when attaching, in seconds.",
+            discussion:
+                "A thread that does not stop in time (uninterruptible sleep, D) is named with its state; reads go on without stopping, anything that needs the stop fails (status 1) with every thread let go.",
+            valueName: "seconds"))
     var attachTimeout: Double = 5
 
     func validate() throws {
@@ -133,7 +137,9 @@ struct AttachOptions: ParsableArguments {
 /// state, and the read goes on without stopping: a read does not need the stop.
 func stopForRead(_ target: Target) throws {
     do { try target.stop() } catch .attachTimeout(let pid, let tid, let state) {
-        printError("vmio-ptrace: warning: thread \(tid) of pid \(pid) did not stop within the attach timeout (state \(state)); reading without stopping")
+        printError(
+            "vmio-ptrace: warning: thread \(tid) of pid \(pid) did not stop within the attach timeout (state \(state)); reading without stopping"
+        )
     }
 }
 
@@ -186,8 +192,10 @@ struct TypedValueOptions: ParsableArguments {
 
     /// The one typed value given, if any (validation counts them).
     var all: [(ValueFormat, String)] {
-        let given: [(ValueFormat, String?)] = [(.u8, u8), (.u16, u16), (.u32, u32), (.u64, u64), (.i8, i8),
-                                              (.i16, i16), (.i32, i32), (.i64, i64), (.f32, f32), (.f64, f64)]
+        let given: [(ValueFormat, String?)] = [
+            (.u8, u8), (.u16, u16), (.u32, u32), (.u64, u64), (.i8, i8),
+            (.i16, i16), (.i32, i32), (.i64, i64), (.f32, f32), (.f64, f64),
+        ]
         return given.compactMap { format, text in text.map { (format, $0) } }
     }
 }

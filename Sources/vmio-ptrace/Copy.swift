@@ -31,7 +31,10 @@ struct Copy: ParsableCommand {
     @Flag(help: "Stop both processes for the copy (resumed afterwards on every path).")
     var stop = false
 
-    @Flag(help: "Copy past unreadable source pages, write zeros in their place, list them, and exit 0 unless the copy stopped early.")
+    @Flag(
+        help:
+            "Copy past unreadable source pages, write zeros in their place, list them, and exit 0 unless the copy stopped early."
+    )
     var bestEffort = false
 
     @OptionGroup var attach: AttachOptions
@@ -54,8 +57,10 @@ struct Copy: ParsableCommand {
                 from.resume()
                 to.resume()
             }
-            return emit(try Operations.copy(from: from, at: fromAddress, to: to, at: toAddress, count: length.value,
-                                            skipFaults: skipFaults, bestEffort: bestEffort), json: options.json)
+            return emit(
+                try Operations.copy(
+                    from: from, at: fromAddress, to: to, at: toAddress, count: length.value,
+                    skipFaults: skipFaults, bestEffort: bestEffort), json: options.json)
         }
     }
 }

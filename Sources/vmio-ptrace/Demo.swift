@@ -114,7 +114,9 @@ private final class Tour {
 
     /// Runs the tool with `arguments`, echoing the command line and its output.
     @discardableResult
-    func vmio(_ arguments: [String], expect status: Int32 = 0, show lines: Int = 12) throws -> (out: String, err: String) {
+    func vmio(_ arguments: [String], expect status: Int32 = 0, show lines: Int = 12) throws -> (
+        out: String, err: String
+    ) {
         print("$ vmio-ptrace " + arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
@@ -159,13 +161,17 @@ private final class Tour {
             let bounds = line.prefix(while: { $0 != " " }).split(separator: "-").compactMap { UInt64($0, radix: 16) }
             return bounds.count == 2 && bounds[0] <= buf && buf < bounds[1]
         }
-        try check(holding.map { $0.contains(" rw-p ") } ?? false, "A's buffer lies in a rw-p mapping: \(holding.map(String.init) ?? "none")")
+        try check(
+            holding.map { $0.contains(" rw-p ") } ?? false,
+            "A's buffer lies in a rw-p mapping: \(holding.map(String.init) ?? "none")")
 
         heading("Read and decode A's buffer")
         let dump = try vmio(["read", pa, a.hex("buf") + "+0x100", "32"])
         try check(dump.out.contains("VMIO-MARKER-0001"), "the hex dump shows the marker string")
         let u64 = try vmio(["read", pa, a.hex("buf") + "+0x200", "8", "--format", "u64"])
-        try check(UInt64(u64.out.trimmingCharacters(in: .whitespacesAndNewlines)) == 0x1122_3344_5566_7788, "u64 decodes to 0x1122334455667788")
+        try check(
+            UInt64(u64.out.trimmingCharacters(in: .whitespacesAndNewlines)) == 0x1122_3344_5566_7788,
+            "u64 decodes to 0x1122334455667788")
         let f64 = try vmio(["read", pa, a.hex("buf") + "+0x208", "8", "--format", "f64"])
         try check(f64.out.hasPrefix("3.5"), "f64 decodes to 3.5")
         let str = try vmio(["read", pa, a.hex("buf") + "+0x300", "64", "--format", "str"])
@@ -184,8 +190,9 @@ private final class Tour {
         heading("A read that runs off the end of a mapping stops exactly there")
         let edge = a.address("edge")
         let partial = try vmio(["read", pa, (edge + 4000).hex, "200"], expect: 2)
-        try check(partial.err.contains("96 of 200 bytes moved") && partial.err.contains((edge + 4096).hex),
-                  "96 bytes moved; the first faulting address is the mapping's end \((edge + 4096).hex)")
+        try check(
+            partial.err.contains("96 of 200 bytes moved") && partial.err.contains((edge + 4096).hex),
+            "96 bytes moved; the first faulting address is the mapping's end \((edge + 4096).hex)")
 
         heading("Patch B's code: refused without --force, done with it")
         try check(try b.ask("answer") == "42", "B's function answers 42")
@@ -198,7 +205,8 @@ private final class Tour {
         let status = (try? String(contentsOfFile: "/proc/\(a.pid)/status", encoding: .utf8)) ?? ""
         let state = status.split(separator: "\n").first { $0.hasPrefix("State:") } ?? ""
         let tracer = status.split(separator: "\n").first { $0.hasPrefix("TracerPid:") } ?? ""
-        try check(!state.contains("t (tracing stop)") && tracer.hasSuffix("\t0"), "A is \(state.dropFirst(7)), not traced")
+        try check(
+            !state.contains("t (tracing stop)") && tracer.hasSuffix("\t0"), "A is \(state.dropFirst(7)), not traced")
         try check(try a.ask("ping") == "pong", "A still answers")
 
         heading("Done")

@@ -25,7 +25,9 @@ struct Doctor: ParsableCommand {
     @Argument(help: "The target's pid, or `self`.")
     var pid: PID
 
-    @Option(name: .customLong("for"), help: "The operation to judge: read, write, stop (attach), or force-write (write --force).")
+    @Option(
+        name: .customLong("for"),
+        help: "The operation to judge: read, write, stop (attach), or force-write (write --force).")
     var operation: DoctorOperation = .stop
 
     @OptionGroup var options: TargetOptions
@@ -35,30 +37,47 @@ struct Doctor: ParsableCommand {
             let report = VmioPtrace.Doctor.examine(pid: pid.value, for: operation)
             let status: ExitStatus = report.ok ? .ok : report.targetGone ? .targetGone : .permission
             if options.json {
-                print(JSONValue.object([
-                    ("pid", .int(Int64(report.pid))), ("operation", .string(operation.rawValue)),
-                    ("ok", .bool(report.ok)), ("fix", report.fix.map { .string($0) } ?? .null),
-                    ("nspid", .array(report.nspid.map { .int(Int64($0)) })),
-                    ("abi", report.abi?.json ?? .null),
-                    ("state", .object([
-                        ("kind", .string(report.state.kind.rawValue)), ("state", .string(report.state.state)),
-                    ])),
-                    ("tracer_pid", .int(Int64(report.state.tracerPid))),
-                    ("status", .int(Int64(status.rawValue))),
-                    ("checks", .array(report.checks.map { check in
-                        .object([
-                            ("name", .string(check.name)), ("status", .string(check.status.rawValue)),
-                            ("detail", .string(check.detail)), ("fix", check.fix.map { .string($0) } ?? .null),
-                            ("blocks", .array(DoctorOperation.allCases.filter(check.blocks.contains).map { .string($0.rawValue) })),
-                        ])
-                    })),
-                ]).rendered)
+                print(
+                    JSONValue.object([
+                        ("pid", .int(Int64(report.pid))), ("operation", .string(operation.rawValue)),
+                        ("ok", .bool(report.ok)), ("fix", report.fix.map { .string($0) } ?? .null),
+                        ("nspid", .array(report.nspid.map { .int(Int64($0)) })),
+                        ("abi", report.abi?.json ?? .null),
+                        (
+                            "state",
+                            .object([
+                                ("kind", .string(report.state.kind.rawValue)), ("state", .string(report.state.state)),
+                            ])
+                        ),
+                        ("tracer_pid", .int(Int64(report.state.tracerPid))),
+                        ("status", .int(Int64(status.rawValue))),
+                        (
+                            "checks",
+                            .array(
+                                report.checks.map { check in
+                                    .object([
+                                        ("name", .string(check.name)), ("status", .string(check.status.rawValue)),
+                                        ("detail", .string(check.detail)),
+                                        ("fix", check.fix.map { .string($0) } ?? .null),
+                                        (
+                                            "blocks",
+                                            .array(
+                                                DoctorOperation.allCases.filter(check.blocks.contains).map {
+                                                    .string($0.rawValue)
+                                                })
+                                        ),
+                                    ])
+                                })
+                        ),
+                    ]).rendered)
             } else {
                 print("pid \(report.pid): can this tool \(operation.phrase)?")
                 let width = report.checks.map(\.name.count).max() ?? 0
                 for check in report.checks {
                     let label = check.status == .ok ? "ok     " : "problem"
-                    print("\(label)  \(check.name)\(String(repeating: " ", count: width - check.name.count))  \(check.detail)")
+                    print(
+                        "\(label)  \(check.name)\(String(repeating: " ", count: width - check.name.count))  \(check.detail)"
+                    )
                 }
                 if let blocking = report.blocking {
                     print("fix: \(blocking.fix ?? "none known") (\(blocking.name))")

@@ -20,7 +20,11 @@ struct Dump: ParsableCommand {
     @Argument(help: "The target's pid, or `self`.")
     var pid: PID
 
-    @Option(name: .customLong("region"), help: "Which mappings to save (repeatable): a name ([heap], libc.so.6), 0xSTART-0xEND, perm:FLAGS (e.g. perm:rw), or anon.")
+    @Option(
+        name: .customLong("region"),
+        help:
+            "Which mappings to save (repeatable): a name ([heap], libc.so.6), 0xSTART-0xEND, perm:FLAGS (e.g. perm:rw), or anon."
+    )
     var regions: [RegionSelector] = []
 
     @Option(name: [.customShort("o"), .customLong("output")], help: "The directory to write (created if missing).")
@@ -51,8 +55,9 @@ struct Dump: ParsableCommand {
             // Erased on the error paths too, before the error line is printed.
             var erased = false
             defer { if !erased { progress.finish() } }
-            let outcome = try Operations.dump(target, regions: regions, to: directory, replace: force,
-                                              bestEffort: bestEffort, progress: progress.update)
+            let outcome = try Operations.dump(
+                target, regions: regions, to: directory, replace: force,
+                bestEffort: bestEffort, progress: progress.update)
             progress.finish()
             erased = true
             return emit(outcome, json: options.json)

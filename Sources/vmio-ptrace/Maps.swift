@@ -6,7 +6,8 @@ import VmioScript
 struct Maps: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the mappings of a process.",
-        discussion: "Text output is one line a mapping, as /proc/PID/maps prints it. --json prints {pid, generation, mappings: [{start, end, size, perms, offset, device, inode, path, deleted}]}."
+        discussion:
+            "Text output is one line a mapping, as /proc/PID/maps prints it. --json prints {pid, generation, mappings: [{start, end, size, perms, offset, device, inode, path, deleted}]}."
     )
 
     @Argument(help: "The target's pid, or `self`.")

@@ -36,7 +36,10 @@ struct Read: ParsableCommand {
     @Flag(help: "Step over pages that fault (each reported as a hole) instead of stopping at the first.")
     var skipFaults = false
 
-    @Flag(help: "Read past holes, fill them with zeros, list them (and the mechanism that failed), and exit 0 unless the read stopped early.")
+    @Flag(
+        help:
+            "Read past holes, fill them with zeros, list them (and the mechanism that failed), and exit 0 unless the read stopped early."
+    )
     var bestEffort = false
 
     @Flag(help: "Replace the -o file if it exists.")
@@ -59,8 +62,9 @@ struct Read: ParsableCommand {
             // Typed values, strings and JSON are decoded in memory; raw bytes and hex dumps stream.
             let streams = format == .raw || (format == .hex && !options.json)
             guard streams else {
-                var outcome = try Operations.read(target, at: start, length: length.value, format: format,
-                                                  skipFaults: skipFaults, bestEffort: bestEffort)
+                var outcome = try Operations.read(
+                    target, at: start, length: length.value, format: format,
+                    skipFaults: skipFaults, bestEffort: bestEffort)
                 if let output {
                     let sink = try OutputSink(path: output, replace: force)
                     for line in outcome.text { try sink.line(line) }
@@ -91,13 +95,18 @@ struct Read: ParsableCommand {
                     try dump.add(at, chunk)
                     return true
                 }
-                if skipFaults && report.stop == nil { try dump.finish(start: start, end: range.end) } else { try dump.flush() }
+                if skipFaults && report.stop == nil {
+                    try dump.finish(start: start, end: range.end)
+                } else {
+                    try dump.flush()
+                }
             }
             if options.json {
-                var fields: [(String, JSONValue)] = [
-                    ("pid", .int(Int64(pid.value))), ("address", .string(start.hex)),
-                    ("length", .uint(length.value)), ("format", .string(format.rawValue)),
-                ] + report.jsonFields
+                var fields: [(String, JSONValue)] =
+                    [
+                        ("pid", .int(Int64(pid.value))), ("address", .string(start.hex)),
+                        ("length", .uint(length.value)), ("format", .string(format.rawValue)),
+                    ] + report.jsonFields
                 fields.append(output.map { ("output", .string($0)) } ?? ("data", .string(hexString(bytes))))
                 print(JSONValue.object(fields).rendered)
             }
@@ -106,7 +115,9 @@ struct Read: ParsableCommand {
             // count as run); a read cut short leaves nothing behind.
             // Nothing is lost either: what did move is kept beside it, as FILE.partial.
             var kept = ""
-            if report.stop == nil { try sink.commit() } else if let partial = sink.keepPartial(replace: force) {
+            if report.stop == nil {
+                try sink.commit()
+            } else if let partial = sink.keepPartial(replace: force) {
                 kept = "; the bytes that moved are in \(partial)"
             }
             if result != .ok {

@@ -53,12 +53,12 @@ struct Restore: ParsableCommand {
             // Erased on the error paths too, before the error line is printed.
             var erased = false
             defer { if !erased { progress.finish() } }
-            let outcome = try Operations.restore(target, from: directory, skip: skip, skipMismatched: skipMismatched,
-                                                 force: force, verify: verify, progress: progress.update)
+            let outcome = try Operations.restore(
+                target, from: directory, skip: skip, skipMismatched: skipMismatched,
+                force: force, verify: verify, progress: progress.update)
             progress.finish()
             erased = true
             return emit(outcome, json: options.json)
         }
     }
 }
-

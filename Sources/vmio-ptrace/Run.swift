@@ -35,7 +35,9 @@ struct Run: ParsableCommand {
         try runReporting(json: options.json) {
             _ = try ScriptOptions.readScript(script)  // refuse an unreadable script before starting anything
             let target = try Target.launchStopped(command, nullStdin: script == nil || script == "-")
-            if !options.json { printError("vmio-ptrace: started \(command[0]) as pid \(target.pid), stopped at its first instruction") }
+            if !options.json {
+                printError("vmio-ptrace: started \(command[0]) as pid \(target.pid), stopped at its first instruction")
+            }
             defer {
                 if detach {
                     target.resume()

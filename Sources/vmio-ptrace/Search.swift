@@ -24,7 +24,11 @@ struct Search: ParsableCommand {
     @Option(help: "Report only hits at multiples of this (default: the value's width for typed values, else 1).")
     var align: UInt64?
 
-    @Option(name: .customLong("region"), help: "Where to search (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. Default: every readable mapping.")
+    @Option(
+        name: .customLong("region"),
+        help:
+            "Where to search (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. Default: every readable mapping."
+    )
     var regions: [RegionSelector] = []
 
     @Option(help: "Stop after this many hits.")
@@ -61,8 +65,9 @@ struct Search: ParsableCommand {
             // Erased on the error paths too, before the error line is printed.
             var erased = false
             defer { if !erased { progress.finish() } }
-            let (outcome, _) = try Operations.search(target, pattern: pattern, label: payload.label, regions: regions,
-                                                     max: max, progress: progress.update)
+            let (outcome, _) = try Operations.search(
+                target, pattern: pattern, label: payload.label, regions: regions,
+                max: max, progress: progress.update)
             progress.finish()
             erased = true
             return emit(outcome, json: options.json)

@@ -16,7 +16,10 @@ struct VmioPtraceCommand: ParsableCommand {
             reason); 4 target gone (or no such process); 64 malformed command line.
             """,
         version: "0.1.0",
-        subcommands: [Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self, Regs.self, Session.self, Run.self, Doctor.self, Demo.self]
+        subcommands: [
+            Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self,
+            Regs.self, Session.self, Run.self, Doctor.self, Demo.self,
+        ]
     )
 
     /// Like the default, but a malformed command line is one line on stderr (with where to
@@ -30,7 +33,10 @@ struct VmioPtraceCommand: ParsableCommand {
             guard code == .validationFailure else { exit(withError: error) }
             let message = oneLine(fullMessage(for: error))
             let words = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }
-            let topic = words.first.flatMap { name in configuration.subcommands.contains { $0._commandName == name } ? " " + name : nil } ?? ""
+            let topic =
+                words.first.flatMap { name in
+                    configuration.subcommands.contains { $0._commandName == name } ? " " + name : nil
+                } ?? ""
             printError("vmio-ptrace: \(message) (see: vmio-ptrace help\(topic))")
             Glibc.exit(code.rawValue)
         }

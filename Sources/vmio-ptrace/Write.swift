@@ -40,7 +40,8 @@ struct Write: ParsableCommand {
     var payload: PayloadSpec { payloadOptions.spec(file: file, nul: nul) }
 
     func validate() throws {
-        try payloadOptions.validateOne(file: file, sources: "--hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64")
+        try payloadOptions.validateOne(
+            file: file, sources: "--hex, --string, --utf16, --file, --u8…--u64, --i8…--i64, --f32, --f64")
         if nul && payloadOptions.string == nil && payloadOptions.utf16 == nil {
             throw ValidationError("--nul goes with --string or --utf16")
         }
@@ -50,8 +51,9 @@ struct Write: ParsableCommand {
         try runReporting(json: options.json) {
             let bytes = try payload.bytes()
             let target = try Target(pid: pid.value)
-            return emit(try Operations.write(target, bytes, at: try target.resolve(address), force: force, verify: verify),
-                        json: options.json)
+            return emit(
+                try Operations.write(target, bytes, at: try target.resolve(address), force: force, verify: verify),
+                json: options.json)
         }
     }
 }

@@ -7,7 +7,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The package's root, from this file's path.
@@ -22,12 +22,16 @@ enum Holder32 {
         // Built under a temporary name and renamed, so a concurrent run never sees half a file.
         let partial = binary.path + ".\(getpid()).part"
         let source = packageRoot.appendingPathComponent("fixtures/holder32/main.c").path
-        guard let result = try? Tool.runProgram("/usr/bin/cc", ["-m32", "-O0", "-g", "-o", partial, source], timeout: 120) else {
+        guard
+            let result = try? Tool.runProgram(
+                "/usr/bin/cc", ["-m32", "-O0", "-g", "-o", partial, source], timeout: 120)
+        else {
             return .failure(BuildFailure(message: "cannot run /usr/bin/cc"))
         }
         guard result.exited(0), rename(partial, binary.path) == 0 else {
             unlink(partial)
-            return .failure(BuildFailure(message: "cc -m32 failed (install gcc-multilib: scripts/setup): \(result.stderr)"))
+            return .failure(
+                BuildFailure(message: "cc -m32 failed (install gcc-multilib: scripts/setup): \(result.stderr)"))
         }
         return .success(binary)
     }()
@@ -69,7 +73,9 @@ func padded(_ value: UInt64, _ digits: Int) -> String {
 
         // Fixed-width values are what they are, whatever the pointer width.
         #expect(try Tool.run("read", holder.pidArg, hx(buf + 0x10), "4", "--format", "u32").lines == ["3735928559"])
-        #expect(try Tool.run("read", holder.pidArg, hx(buf + 0x18), "8", "--format", "u64").lines == ["1234605616436508552"])
+        #expect(
+            try Tool.run("read", holder.pidArg, hx(buf + 0x18), "8", "--format", "u64").lines == ["1234605616436508552"]
+        )
         let marker = try Tool.run("read", holder.pidArg, hx(buf + 0x100), "32", "--format", "str")
         #expect(marker.lines == ["VMIO-HOLDER32"])
 
@@ -93,9 +99,13 @@ func padded(_ value: UInt64, _ digits: Int) -> String {
         let w64 = try Tool.run("write", holder.pidArg, hx(buf + 0x48), "--u64", "0x8877665544332211", "--verify")
         #expect(w64.exited(0), "\(w64)")
         #expect(try holder.get(buf + 0x48, 8) == [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88])
-        #expect(try Tool.run("read", holder.pidArg, hx(buf + 0x48), "8", "--format", "u64").lines == ["\(UInt64(0x8877_6655_4433_2211))"])
-        #expect(try Tool.run("read", holder.pidArg, hx(buf + 0x48), "8", "--format", "ptr").lines
-            == ["\(hx(buf + 0x48)): 0x44332211", "\(hx(buf + 0x4c)): 0x88776655"])
+        #expect(
+            try Tool.run("read", holder.pidArg, hx(buf + 0x48), "8", "--format", "u64").lines == [
+                "\(UInt64(0x8877_6655_4433_2211))"
+            ])
+        #expect(
+            try Tool.run("read", holder.pidArg, hx(buf + 0x48), "8", "--format", "ptr").lines
+                == ["\(hx(buf + 0x48)): 0x44332211", "\(hx(buf + 0x4c)): 0x88776655"])
         // Nothing around them moved.
         #expect(try holder.get(buf + 0x3c, 4) == (0x3c..<0x40).map(holderPattern))
         #expect(try holder.get(buf + 0x50, 4) == (0x50..<0x54).map(holderPattern))
@@ -115,8 +125,10 @@ func padded(_ value: UInt64, _ digits: Int) -> String {
         let counter = try Tool.run("read", holder.pidArg, "sym:counter", "4", "--format", "u32")
         #expect(counter.exited(0), "\(counter)")
         #expect(counter.lines == ["12648430"])
-        #expect(try Tool.run("read", holder.pidArg, "sym:counter", "4", "--format", "u32", "--json").json?["address"] as? String
-            == hx(holder.address("counter")))
+        #expect(
+            try Tool.run("read", holder.pidArg, "sym:counter", "4", "--format", "u32", "--json").json?["address"]
+                as? String
+                == hx(holder.address("counter")))
     }
 
     @Test func a64BitTargetKeeps64BitPointers() throws {
@@ -126,7 +138,9 @@ func padded(_ value: UInt64, _ digits: Int) -> String {
         let maps = try #require(try Tool.run("maps", holder.pidArg, "--json").json)
         #expect((maps["abi"] as? [String: Any])?["pointer_width"] as? Int == 8)
         #expect((maps["abi"] as? [String: Any])?["machine"] as? String == "x86_64")
-        #expect(try Tool.run("read", holder.pidArg, hx(buf + 0x200), "8", "--format", "ptr").lines == ["0x1122334455667788"])
+        #expect(
+            try Tool.run("read", holder.pidArg, hx(buf + 0x200), "8", "--format", "ptr").lines == ["0x1122334455667788"]
+        )
         let words = try Tool.run("read", holder.pidArg, hx(buf + 0x200), "16", "--words")
         #expect(words.lines.first?.contains(": 1122334455667788 400c000000000000  ") == true, "\(words.lines)")
     }

@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A deep-stack fixture whose threads are all asleep: the main thread blocked reading
@@ -31,8 +31,9 @@ private func expectLetGo(_ fixture: FixtureProcess, sourceLocation: SourceLocati
         isFreeRunning(fixture.pid) && threadStates(fixture.pid).values.allSatisfy { $0 != "t" && $0 != "T" }
             && threadTracers(fixture.pid).values.allSatisfy { $0 == "0" }
     }
-    #expect(free, "left stopped or traced: states \(threadStates(fixture.pid)), tracers \(threadTracers(fixture.pid))",
-            sourceLocation: sourceLocation)
+    #expect(
+        free, "left stopped or traced: states \(threadStates(fixture.pid)), tracers \(threadTracers(fixture.pid))",
+        sourceLocation: sourceLocation)
 }
 
 /// One thread of `backtrace --json`.
@@ -96,7 +97,8 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         let offset = try #require((exeFrame["module_offset"] as? String).flatMap(parseHex))
         #expect(procMapsLines(fixture.pid).first { $0.path == module }?.start == pc - offset)
         #expect(exeFrame["symbol_source"] as? String == "libunwind")
-        #expect((exeFrame["function_offset"] as? String).flatMap(parseHex) ?? 0 > 0, "a return address is past the call")
+        #expect(
+            (exeFrame["function_offset"] as? String).flatMap(parseHex) ?? 0 > 0, "a return address is past the call")
 
         let blocker = try #require(all.last)
         #expect(blocker.functions.contains("blocked_here"), "\(blocker.functions)")
@@ -116,8 +118,10 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         #expect(lines.contains { $0.hasPrefix("thread ") && $0.hasSuffix(" (blocker):") })
         let level = try #require(lines.first { $0.contains(" in level_three+0x") })
         // `  #N  0x<16 hex digits> in level_three+0xOFF (vmio-fixture-deep-stack+0xOFF)`
-        #expect(level.range(of: #"^  #\d+ +0x[0-9a-f]{16} in level_three\+0x[0-9a-f]+ \(vmio-fixture-deep-stack\+0x[0-9a-f]+\)$"#,
-                            options: .regularExpression) != nil, "\(level)")
+        #expect(
+            level.range(
+                of: #"^  #\d+ +0x[0-9a-f]{16} in level_three\+0x[0-9a-f]+ \(vmio-fixture-deep-stack\+0x[0-9a-f]+\)$"#,
+                options: .regularExpression) != nil, "\(level)")
         #expect(lines.contains(""), "a blank line between threads")
         expectLetGo(fixture)
     }
@@ -175,7 +179,8 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         let fixture = try launchDeepStack(depth: 200)
         defer { fixture.terminate() }
         let cached = try Tool.run("backtrace", fixture.pidArg, "--thread", fixture.pidArg, "--json")
-        let peek = try Tool.run("backtrace", fixture.pidArg, "--thread", fixture.pidArg, "--memory", "peekdata", "--json")
+        let peek = try Tool.run(
+            "backtrace", fixture.pidArg, "--thread", fixture.pidArg, "--memory", "peekdata", "--json")
         #expect(cached.exited(0) && peek.exited(0), "\(cached) \(peek)")
         let a = try #require(try threads(cached).first), b = try #require(try threads(peek).first)
         #expect(a.functions.filter { $0 == "recurse" }.count == 201)
@@ -304,8 +309,9 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         #expect(lines.count == 1 + Registers.names.count, "\(lines)")
         let names = lines.dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? "" }
         #expect(names == Registers.names)
-        #expect(lines[1].range(of: #"^  rip +0x[0-9a-f]{16}  \S+ \(.*libc\.so\.6\)$"#, options: .regularExpression) != nil,
-                "\(lines[1])")
+        #expect(
+            lines[1].range(of: #"^  rip +0x[0-9a-f]{16}  \S+ \(.*libc\.so\.6\)$"#, options: .regularExpression) != nil,
+            "\(lines[1])")
         expectLetGo(fixture)
     }
 

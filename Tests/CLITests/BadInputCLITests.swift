@@ -119,8 +119,9 @@ import VmioTestSupport
         let result = try Tool.run("read", holder.pidArg, hx(buf), "16", "--format", "u128")
         #expect(result.exited(64))
         #expect(result.stderrLines.count == 1)
-        #expect(result.stderr.contains("hex") && result.stderr.contains("u64") && result.stderr.contains("ptr"),
-                "\(result.stderr)")
+        #expect(
+            result.stderr.contains("hex") && result.stderr.contains("u64") && result.stderr.contains("ptr"),
+            "\(result.stderr)")
     }
 
     @Test func jsonErrorObjectOnRunTimeErrors() throws {

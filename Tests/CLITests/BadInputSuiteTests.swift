@@ -32,7 +32,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.serialized) struct BadInputSuiteTests {
@@ -92,7 +92,9 @@ import Glibc
             root = NSTemporaryDirectory() + "vmio-badinput-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             dump = root + "/gooddump"
-            let made = try Tool.run(["dump", String(holder.pid), "--region", "\(hx(buf))-\(hx(buf + 0x2000))", "-o", dump])
+            let made = try Tool.run([
+                "dump", String(holder.pid), "--region", "\(hx(buf))-\(hx(buf + 0x2000))", "-o", dump,
+            ])
             guard made.exited(0) else { throw HolderError(reply: "dump failed: \(made)") }
         }
 
@@ -146,15 +148,21 @@ import Glibc
             ("session", ["SCRIPT"], .serial),
             ("doctor", [], .parallel),
         ]
-        let malformedPids = ["0", "abc", "2147483648", "4294967296", "99999999999999999999", "1.5", "0x10", "12abc", "selff", ""]
+        let malformedPids = [
+            "0", "abc", "2147483648", "4294967296", "99999999999999999999", "1.5", "0x10", "12abc", "selff", "",
+        ]
         for template in pidTemplates {
             for pid in malformedPids {
-                var c = Case(arguments: [template.command, pid] + template.rest, status: 64, mentions: "<pid>", mode: template.mode)
+                var c = Case(
+                    arguments: [template.command, pid] + template.rest, status: 64, mentions: "<pid>",
+                    mode: template.mode)
                 if template.command == "session" { c.script = "echo hi" }
                 cases.append(c)
             }
             // A negative pid reads as an option: still a malformed command line.
-            var negative = Case(arguments: [template.command, "--", "-1"] + template.rest, status: 64, mentions: "-1", mode: template.mode)
+            var negative = Case(
+                arguments: [template.command, "--", "-1"] + template.rest, status: 64, mentions: "-1",
+                mode: template.mode)
             if template.command == "session" { negative.script = "echo hi" }
             cases.append(negative)
         }
@@ -186,7 +194,8 @@ import Glibc
         for gone in ["999999", "ZOMBIE"] {
             for template in gonePidTemplates {
                 var c = Case(
-                    arguments: [template.command, gone] + template.rest, status: 4, mentions: "no such process: \(gone)",
+                    arguments: [template.command, gone] + template.rest, status: 4,
+                    mentions: "no such process: \(gone)",
                     mode: template.mode)
                 if template.command == "session" { c.script = "echo hi" }
                 cases.append(c)
@@ -210,8 +219,9 @@ import Glibc
             Case(arguments: ["read", "KTHREAD", "sym:main", "8"], status: 1, mentions: "main"),
             Case(arguments: ["backtrace", "KTHREAD"], status: 3, mentions: "permission denied", mode: .serial),
             Case(arguments: ["regs", "KTHREAD"], status: 3, mentions: "permission denied", mode: .serial),
-            Case(arguments: ["session", "KTHREAD", "SCRIPT"], status: 1, mentions: "in no mapping", mode: .serial,
-                 script: "read 0x1000 16"),
+            Case(
+                arguments: ["session", "KTHREAD", "SCRIPT"], status: 1, mentions: "in no mapping", mode: .serial,
+                script: "read 0x1000 16"),
         ]
         for var c in kthreadCases {
             c.needsKernelThread = true
@@ -250,12 +260,16 @@ import Glibc
             add(["read", "PID", address, "0x200"], 1, mentions)
             add(["write", "PID", address, "--hex", "00 11"], address == "0xffffffffffffffff" ? 1 : 1, mentions)
             // copy checks the source is mapped before adding the length.
-            add(["copy", "PID:\(address)", "PID:BUF", "0x200"], 1, address == "0xffffffffffffffff" ? "0xffffffffffffffff is in no mapping" : mentions)
+            add(
+                ["copy", "PID:\(address)", "PID:BUF", "0x200"], 1,
+                address == "0xffffffffffffffff" ? "0xffffffffffffffff is in no mapping" : mentions)
             add(["copy", "PID:BUF", "PID:\(address)", "0x200"], 1, mentions)
         }
 
         // --- lengths.
-        for length in ["-1", "1e9", "0x", "12Q", "1.5", "99999999999999999999999", "0x10000000000000000", "16X", "", "1T", "K"] {
+        for length in [
+            "-1", "1e9", "0x", "12Q", "1.5", "99999999999999999999999", "0x10000000000000000", "16X", "", "1T", "K",
+        ] {
             add(["read", "PID", "BUF", length], 64, "<length>")
             add(["copy", "PID:BUF", "PID:BUF", length], 64, "<length>")
         }
@@ -263,26 +277,38 @@ import Glibc
         add(["read", "PID", "0xffffffffffffff00", "0x200"], 1, "overflow")
         add(["copy", "PID:BUF", "PID:BUF", "0xffffffffffffffff"], 1, "overflow")
         // Lengths that are not a multiple of the typed width.
-        for (format, length) in [("u16", "3"), ("u32", "6"), ("u64", "12"), ("i16", "1"), ("i32", "5"), ("i64", "9"), ("f32", "2"), ("f64", "4"), ("ptr", "7")] {
+        for (format, length) in [
+            ("u16", "3"), ("u32", "6"), ("u64", "12"), ("i16", "1"), ("i32", "5"), ("i64", "9"), ("f32", "2"),
+            ("f64", "4"), ("ptr", "7"),
+        ] {
             add(["read", "PID", "BUF", length, "--format", format], 1, "not a multiple")
         }
 
         // --- malformed hex and values for write; patterns for search.
-        for (hex, mentions) in [("zz", "'zz' is not a hex byte"), ("abc", "odd number of hex digits"), ("+f", "'+f'"), ("0x", "no hex digits"),
-                                ("de ad b", "odd number"), ("g0", "'g0'"), ("??", "'??'"), ("de ?? ef", "'??'"), ("", "no hex digits"),
-                                ("0x0x", "'0x' is not a hex byte"),
-                                ("\u{00e9}\u{00e9}", "not a hex byte")] {
+        for (hex, mentions) in [
+            ("zz", "'zz' is not a hex byte"), ("abc", "odd number of hex digits"), ("+f", "'+f'"),
+            ("0x", "no hex digits"),
+            ("de ad b", "odd number"), ("g0", "'g0'"), ("??", "'??'"), ("de ?? ef", "'??'"), ("", "no hex digits"),
+            ("0x0x", "'0x' is not a hex byte"),
+            ("\u{00e9}\u{00e9}", "not a hex byte"),
+        ] {
             add(["write", "PID", "BUF", "--hex", hex], 1, mentions)
         }
         add(["write", "PID", "BUF", "--hex=-0"], 1, "-0")
-        for (option, value) in [("--u8", "256"), ("--u8", "-1"), ("--u16", "65536"), ("--u32", "0x100000000"), ("--u64", "0x10000000000000000"),
-                                ("--i8", "128"), ("--i16", "-32769"), ("--i32", "2147483648"), ("--i64", "9223372036854775808"),
-                                ("--f32", "x"), ("--f64", "1.0.0"), ("--u32", "zz"), ("--u16", "1e3")] {
+        for (option, value) in [
+            ("--u8", "256"), ("--u8", "-1"), ("--u16", "65536"), ("--u32", "0x100000000"),
+            ("--u64", "0x10000000000000000"),
+            ("--i8", "128"), ("--i16", "-32769"), ("--i32", "2147483648"), ("--i64", "9223372036854775808"),
+            ("--f32", "x"), ("--f64", "1.0.0"), ("--u32", "zz"), ("--u16", "1e3"),
+        ] {
             add(["write", "PID", "BUF", "\(option)=\(value)"], 1, value)
         }
         add(["write", "PID", "BUF", "--u64="], 64, "--u64")
-        for (pattern, mentions) in [("?? ??", "at least one known byte"), ("??", "at least one known byte"), ("zz", "'zz'"), ("a", "odd number"),
-                                    ("", "empty"), ("de ad ?", "odd number"), ("de+ad", "de+ad"), ("0x", "0x")] {
+        for (pattern, mentions) in [
+            ("?? ??", "at least one known byte"), ("??", "at least one known byte"), ("zz", "'zz'"),
+            ("a", "odd number"),
+            ("", "empty"), ("de ad ?", "odd number"), ("de+ad", "de+ad"), ("0x", "0x"),
+        ] {
             add(["search", "PID", "--hex", pattern], 1, mentions)
         }
         add(["search", "PID", "--string", ""], 1, "empty")
@@ -312,14 +338,17 @@ import Glibc
         add(["session", "PID", "/"], 1, "cannot read script /", .serial)
         add(["restore", "PID", "/nope"], 1, "/nope", .serial)
         add(["restore", "PID", "/proc/version"], 1, "/proc/version", .serial)
-        cases.append(Case(arguments: ["restore", "PID", "TMP"], status: 1, mentions: "no dump manifest", mode: .serial))
+        cases.append(
+            Case(arguments: ["restore", "PID", "TMP"], status: 1, mentions: "no dump manifest", mode: .serial))
         for (number, (name, mutate)) in brokenDumps.enumerated() {
-            cases.append(Case(
-                arguments: ["restore", "PID", "TMP/d"], status: 1, mentions: name, mode: .serial, variant: "broken dump \(number)",
-                setup: { tmp in
-                    try FileManager.default.copyItem(atPath: tmp + "/../gooddump", toPath: tmp + "/d")
-                    try mutate(tmp + "/d")
-                }))
+            cases.append(
+                Case(
+                    arguments: ["restore", "PID", "TMP/d"], status: 1, mentions: name, mode: .serial,
+                    variant: "broken dump \(number)",
+                    setup: { tmp in
+                        try FileManager.default.copyItem(atPath: tmp + "/../gooddump", toPath: tmp + "/d")
+                        try mutate(tmp + "/d")
+                    }))
         }
 
         // --- output paths: unwritable, a directory, symlinked, existing.
@@ -333,55 +362,77 @@ import Glibc
         add(["dump", "PID", "-o", "/nonexistent/dir/x"], 1, "/nonexistent/dir/x")
         add(["dump", "PID", "-o", "/proc/version"], 1, "/proc/version")
         add(["dump", "PID", "-o", "/proc/vmio-nope"], 1, "/proc/vmio-nope")
-        cases.append(Case(
-            arguments: ["read", "PID", "BUF", "16", "-o", "TMP/out"], status: 1, mentions: "pass --force",
-            setup: { tmp in try Data("precious".utf8).write(to: URL(fileURLWithPath: tmp + "/out")) },
-            after: { tmp in fileIs(tmp + "/out", "precious") }))
-        cases.append(Case(
-            arguments: ["read", "PID", "BUF", "16", "--format", "raw", "-o", "TMP/link"], status: 1, mentions: "pass --force",
-            setup: { tmp in
-                try Data("target".utf8).write(to: URL(fileURLWithPath: tmp + "/target"))
-                try FileManager.default.createSymbolicLink(atPath: tmp + "/link", withDestinationPath: tmp + "/target")
-            },
-            after: { tmp in fileIs(tmp + "/target", "target") + isSymlink(tmp + "/link") }))
-        cases.append(Case(
-            arguments: ["read", "PID", "BUF", "16", "-o", "TMP/dangling"], status: 1, mentions: "pass --force",
-            setup: { tmp in try FileManager.default.createSymbolicLink(atPath: tmp + "/dangling", withDestinationPath: tmp + "/made") },
-            after: { tmp in absent(tmp + "/made") + isSymlink(tmp + "/dangling") }))
+        cases.append(
+            Case(
+                arguments: ["read", "PID", "BUF", "16", "-o", "TMP/out"], status: 1, mentions: "pass --force",
+                setup: { tmp in try Data("precious".utf8).write(to: URL(fileURLWithPath: tmp + "/out")) },
+                after: { tmp in fileIs(tmp + "/out", "precious") }))
+        cases.append(
+            Case(
+                arguments: ["read", "PID", "BUF", "16", "--format", "raw", "-o", "TMP/link"], status: 1,
+                mentions: "pass --force",
+                setup: { tmp in
+                    try Data("target".utf8).write(to: URL(fileURLWithPath: tmp + "/target"))
+                    try FileManager.default.createSymbolicLink(
+                        atPath: tmp + "/link", withDestinationPath: tmp + "/target")
+                },
+                after: { tmp in fileIs(tmp + "/target", "target") + isSymlink(tmp + "/link") }))
+        cases.append(
+            Case(
+                arguments: ["read", "PID", "BUF", "16", "-o", "TMP/dangling"], status: 1, mentions: "pass --force",
+                setup: { tmp in
+                    try FileManager.default.createSymbolicLink(
+                        atPath: tmp + "/dangling", withDestinationPath: tmp + "/made")
+                },
+                after: { tmp in absent(tmp + "/made") + isSymlink(tmp + "/dangling") }))
         // A read cut short leaves no output file (what moved is kept as FILE.partial, and named).
-        cases.append(Case(
-            arguments: ["read", "PID", "BUF", "0xffffffffffff", "--format", "raw", "-o", "TMP/big"], status: 2, mentions: "TMP/big.partial",
-            after: { tmp in absent(tmp + "/big") + onlyEntries(tmp, ["big.partial"]) }))
-        cases.append(Case(
-            arguments: ["read", "PID", "BUF", "0xffffffffffff", "--format", "raw", "-o", "TMP/big", "--force"], status: 2,
-            mentions: "partial read",
-            setup: { tmp in try Data("old".utf8).write(to: URL(fileURLWithPath: tmp + "/big")) },
-            after: { tmp in fileIs(tmp + "/big", "old") }))
+        cases.append(
+            Case(
+                arguments: ["read", "PID", "BUF", "0xffffffffffff", "--format", "raw", "-o", "TMP/big"], status: 2,
+                mentions: "TMP/big.partial",
+                after: { tmp in absent(tmp + "/big") + onlyEntries(tmp, ["big.partial"]) }))
+        cases.append(
+            Case(
+                arguments: ["read", "PID", "BUF", "0xffffffffffff", "--format", "raw", "-o", "TMP/big", "--force"],
+                status: 2,
+                mentions: "partial read",
+                setup: { tmp in try Data("old".utf8).write(to: URL(fileURLWithPath: tmp + "/big")) },
+                after: { tmp in fileIs(tmp + "/big", "old") }))
         // dump into a symlinked directory: refused, the real directory untouched.
-        cases.append(Case(
-            arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/dlink"], status: 1, mentions: "symbolic link",
-            setup: { tmp in
-                try FileManager.default.createDirectory(atPath: tmp + "/real", withIntermediateDirectories: false)
-                try FileManager.default.createSymbolicLink(atPath: tmp + "/dlink", withDestinationPath: tmp + "/real")
-            },
-            after: { tmp in onlyEntries(tmp + "/real", []) + isSymlink(tmp + "/dlink") }))
-        cases.append(Case(
-            arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/dlink", "--force"], status: 1, mentions: "symbolic link",
-            setup: { tmp in
-                try FileManager.default.createDirectory(atPath: tmp + "/real", withIntermediateDirectories: false)
-                try FileManager.default.createSymbolicLink(atPath: tmp + "/dlink", withDestinationPath: tmp + "/real")
-            },
-            after: { tmp in onlyEntries(tmp + "/real", []) }))
+        cases.append(
+            Case(
+                arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/dlink"], status: 1,
+                mentions: "symbolic link",
+                setup: { tmp in
+                    try FileManager.default.createDirectory(atPath: tmp + "/real", withIntermediateDirectories: false)
+                    try FileManager.default.createSymbolicLink(
+                        atPath: tmp + "/dlink", withDestinationPath: tmp + "/real")
+                },
+                after: { tmp in onlyEntries(tmp + "/real", []) + isSymlink(tmp + "/dlink") }))
+        cases.append(
+            Case(
+                arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/dlink", "--force"], status: 1,
+                mentions: "symbolic link",
+                setup: { tmp in
+                    try FileManager.default.createDirectory(atPath: tmp + "/real", withIntermediateDirectories: false)
+                    try FileManager.default.createSymbolicLink(
+                        atPath: tmp + "/dlink", withDestinationPath: tmp + "/real")
+                },
+                after: { tmp in onlyEntries(tmp + "/real", []) }))
         // dump over an existing dump without --force: refused, the old dump untouched.
-        cases.append(Case(
-            arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/d"], status: 1, mentions: "pass --force",
-            setup: { tmp in try FileManager.default.copyItem(atPath: tmp + "/../gooddump", toPath: tmp + "/d") },
-            after: { tmp in sameTree(tmp + "/d", tmp + "/../gooddump") }))
+        cases.append(
+            Case(
+                arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/d"], status: 1,
+                mentions: "pass --force",
+                setup: { tmp in try FileManager.default.copyItem(atPath: tmp + "/../gooddump", toPath: tmp + "/d") },
+                after: { tmp in sameTree(tmp + "/d", tmp + "/../gooddump") }))
         // dump -o a regular file.
-        cases.append(Case(
-            arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/file"], status: 1, mentions: "not a directory",
-            setup: { tmp in try Data("keep".utf8).write(to: URL(fileURLWithPath: tmp + "/file")) },
-            after: { tmp in fileIs(tmp + "/file", "keep") }))
+        cases.append(
+            Case(
+                arguments: ["dump", "PID", "--region", "BUF-BUFEND", "-o", "TMP/file"], status: 1,
+                mentions: "not a directory",
+                setup: { tmp in try Data("keep".utf8).write(to: URL(fileURLWithPath: tmp + "/file")) },
+                after: { tmp in fileIs(tmp + "/file", "keep") }))
 
         // --- broken session scripts: parse errors (nothing runs) and run-time errors.
         let scripts: [(String, Int32, String)] = [
@@ -425,7 +476,8 @@ import Glibc
         ]
         for (text, status, mentions) in scripts {
             // No script here stops the target, so nothing attaches: these run in parallel.
-            cases.append(Case(arguments: ["session", "PID", "SCRIPT"], status: status, mentions: mentions, script: text))
+            cases.append(
+                Case(arguments: ["session", "PID", "SCRIPT"], status: status, mentions: mentions, script: text))
         }
         // The same through standard input is covered by SessionCLITests; --json answers on stdout.
 
@@ -435,8 +487,10 @@ import Glibc
         add(["run", "--script", "/nope.vmio", "--", "/bin/true"], 1, "cannot read script /nope.vmio", .serial)
         add(["run"], 64, "after --")
         add(["run", "--"], 64, "after --")
-        var brokenRun = Case(arguments: ["run", "--script", "SCRIPT", "--", "/bin/sleep", "5"], status: 1, mentions: "unknown command 'frob'",
-                             mode: .serial, script: "frob")
+        var brokenRun = Case(
+            arguments: ["run", "--script", "SCRIPT", "--", "/bin/sleep", "5"], status: 1,
+            mentions: "unknown command 'frob'",
+            mode: .serial, script: "frob")
         brokenRun.allowedInfoPrefix = "vmio-ptrace: started "
         cases.append(brokenRun)
 
@@ -458,8 +512,9 @@ import Glibc
             (["regs", "999999"], 4, "no such process"),
         ]
         for (arguments, status, mentions) in jsonCases {
-            var c = Case(arguments: arguments + ["--json"], status: status, mentions: mentions,
-                         mode: ["restore", "backtrace", "regs"].contains(arguments[0]) ? .serial : .parallel)
+            var c = Case(
+                arguments: arguments + ["--json"], status: status, mentions: mentions,
+                mode: ["restore", "backtrace", "regs"].contains(arguments[0]) ? .serial : .parallel)
             c.json = true
             cases.append(c)
         }
@@ -472,16 +527,22 @@ import Glibc
         ("manifest", { dir in try Data("[]".utf8).write(to: URL(fileURLWithPath: dir + "/manifest.json")) }),
         ("manifest", { dir in try Data().write(to: URL(fileURLWithPath: dir + "/manifest.json")) }),
         ("manifest", { dir in try FileManager.default.removeItem(atPath: dir + "/manifest.json") }),
-        (".bin", { dir in
-            for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".bin") {
-                try FileManager.default.removeItem(atPath: dir + "/" + name)
+        (
+            ".bin",
+            { dir in
+                for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".bin") {
+                    try FileManager.default.removeItem(atPath: dir + "/" + name)
+                }
             }
-        }),
-        (".bin", { dir in
-            for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".bin") {
-                try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/" + name))
+        ),
+        (
+            ".bin",
+            { dir in
+                for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".bin") {
+                    try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/" + name))
+                }
             }
-        }),
+        ),
     ]
 
     // MARK: - Disk checks
@@ -515,7 +576,8 @@ import Glibc
             return ["\(a) entries changed: \(names)"]
         }
         return names.compactMap { name in
-            FileManager.default.contentsEqual(atPath: a + "/" + name, andPath: b + "/" + name) ? nil : "\(a)/\(name) changed"
+            FileManager.default.contentsEqual(atPath: a + "/" + name, andPath: b + "/" + name)
+                ? nil : "\(a)/\(name) changed"
         }
     }
 
@@ -548,7 +610,10 @@ import Glibc
         } else if result.status != c.status {
             problems.append("exit \(result.status), expected \(c.status)")
         }
-        for trap in ["Fatal error", "Swift runtime failure", "Illegal instruction", "Segmentation fault", "Stack dump", "Assertion failed"]
+        for trap in [
+            "Fatal error", "Swift runtime failure", "Illegal instruction", "Segmentation fault", "Stack dump",
+            "Assertion failed",
+        ]
         where result.stderr.contains(trap) {
             problems.append("trap: \(trap)")
         }
@@ -562,8 +627,12 @@ import Glibc
             if !lines[0].contains(mentions) { problems.append("stderr does not mention '\(mentions)'") }
         }
         if c.json {
-            if let json = result.json, json.count == 2, json["status"] as? Int == Int(c.status), let error = json["error"] as? String {
-                if lines.count == 1 && "vmio-ptrace: " + error != lines[0] { problems.append("JSON error differs from stderr") }
+            if let json = result.json, json.count == 2, json["status"] as? Int == Int(c.status),
+                let error = json["error"] as? String
+            {
+                if lines.count == 1 && "vmio-ptrace: " + error != lines[0] {
+                    problems.append("JSON error differs from stderr")
+                }
                 if result.lines.count != 1 { problems.append("JSON output is not one line") }
             } else {
                 problems.append("stdout is not the JSON error object")
@@ -604,7 +673,8 @@ import Glibc
         var cases = Self.generate()
         let skipped = context.kthread == nil ? cases.filter(\.needsKernelThread).count : 0
         if context.kthread == nil { cases.removeAll(where: \.needsKernelThread) }
-        let distinct = Set(cases.map { $0.arguments.joined(separator: "\u{1}") + "\u{2}" + ($0.script ?? "") + $0.variant })
+        let distinct = Set(
+            cases.map { $0.arguments.joined(separator: "\u{1}") + "\u{2}" + ($0.script ?? "") + $0.variant })
         #expect(cases.count >= 200, "generated \(cases.count) cases")
         #expect(distinct.count == cases.count, "generated cases are distinct")
 
@@ -631,12 +701,16 @@ import Glibc
             let now = try HolderState(context)
             if now != before {
                 let names = batch.map { $0.element.arguments.joined(separator: " ") }
-                Issue.record("the holder changed after \(names): answer \(now.answer), counter \(now.counter), ping \(now.ping), free \(now.free), buf same \(now.buf == before.buf)")
+                Issue.record(
+                    "the holder changed after \(names): answer \(now.answer), counter \(now.counter), ping \(now.ping), free \(now.free), buf same \(now.buf == before.buf)"
+                )
             }
         }
         let elapsed = Date().timeIntervalSince(start)
         _ = parallelEnd
-        print("BadInputSuite: \(cases.count) cases (\(parallel.count) parallel, \(serial.count) serial, \(skipped) skipped: no kernel thread visible), \(failures) failing, \(String(format: "%.1f", elapsed)) s (parallel part \(String(format: "%.1f", parallelEnd.timeIntervalSince(start))) s)")
+        print(
+            "BadInputSuite: \(cases.count) cases (\(parallel.count) parallel, \(serial.count) serial, \(skipped) skipped: no kernel thread visible), \(failures) failing, \(String(format: "%.1f", elapsed)) s (parallel part \(String(format: "%.1f", parallelEnd.timeIntervalSince(start))) s)"
+        )
     }
 
     /// How many parallel cases run at once.

@@ -50,7 +50,8 @@ import VmioTestSupport
         let buf = a.address("buf")
         let result = try Tool.run("copy", "\(a.pid):\(hx(buf + 0x200))", "\(a.pid):\(hx(buf + 0x8000))", "8", "--stop")
         #expect(result.exited(0), "\(result)")
-        #expect(try Tool.run("read", a.pidArg, hx(buf + 0x8000), "8", "--format", "u64").lines == ["1234605616436508552"])
+        #expect(
+            try Tool.run("read", a.pidArg, hx(buf + 0x8000), "8", "--format", "u64").lines == ["1234605616436508552"])
         #expect(isFreeRunning(a.pid))
         #expect(try a.send("ping") == "pong")
     }
@@ -69,7 +70,8 @@ import VmioTestSupport
         #expect(try b.get(bBuf, 96) == [UInt8](repeating: 0xab, count: 96))
         #expect(try b.get(bBuf + 96, 104) == (96..<200).map(holderPattern))
 
-        let json = try #require(try Tool.run("copy", "\(a.pid):\(hx(edge + 4000))", "\(b.pid):\(hx(bBuf))", "200", "--json").json)
+        let json = try #require(
+            try Tool.run("copy", "\(a.pid):\(hx(edge + 4000))", "\(b.pid):\(hx(bBuf))", "200", "--json").json)
         #expect(json["moved"] as? Int == 96 && json["complete"] as? Bool == false)
         let stop = try #require(json["stop"] as? [String: Any])
         #expect(stop["fault_address"] as? String == hx(edge + 4096))
@@ -103,13 +105,16 @@ import VmioTestSupport
         let base = many.address("base"), bBuf = b.address("buf")
         // Pages 0…4 of many-maps with the 4 holes between them: 9 pages of range.
         let length = UInt64(4 * 8192 + 4096)
-        let result = try Tool.run("copy", "\(many.pid):\(hx(base))", "\(b.pid):\(hx(bBuf))", String(length), "--skip-faults")
+        let result = try Tool.run(
+            "copy", "\(many.pid):\(hx(base))", "\(b.pid):\(hx(bBuf))", String(length), "--skip-faults")
         #expect(result.exited(2), "\(result)")
         let holeLines = result.lines.filter { $0.hasPrefix("hole:") }
-        #expect(holeLines == (0..<4).map { k in
-            let at = base + 4096 + UInt64(k) * 8192
-            return "hole: 4096 bytes at \(hx(at)) (page fault at \(hx(at)))"
-        })
+        #expect(
+            holeLines
+                == (0..<4).map { k in
+                    let at = base + 4096 + UInt64(k) * 8192
+                    return "hole: 4096 bytes at \(hx(at)) (page fault at \(hx(at)))"
+                })
         #expect(result.stderr.contains("\(5 * 4096) of \(length) bytes moved"), "\(result.stderr)")
         #expect(result.stderr.contains("4 holes skipped (16384 bytes)"))
         for k in 0..<5 {
@@ -122,8 +127,11 @@ import VmioTestSupport
             let offset = 4096 + k * 8192
             #expect(try b.get(bBuf + UInt64(offset), 4096) == (offset..<(offset + 4096)).map(holderPattern))
         }
-        let json = try #require(try Tool.run("copy", "\(many.pid):\(hx(base))", "\(b.pid):\(hx(bBuf))", String(length),
-                                            "--skip-faults", "--json").json)
+        let json = try #require(
+            try Tool.run(
+                "copy", "\(many.pid):\(hx(base))", "\(b.pid):\(hx(bBuf))", String(length),
+                "--skip-faults", "--json"
+            ).json)
         #expect(json["moved"] as? Int == 5 * 4096)
         #expect(json["stop"] is NSNull)
         let holes = try #require(json["holes"] as? [[String: Any]])
@@ -134,7 +142,8 @@ import VmioTestSupport
     @Test func skipFaultsFromTheEdge() throws {
         let a = try Fixtures.launch(.holder), b = try Fixtures.launch(.holder)
         let edge = a.address("edge"), bBuf = b.address("buf")
-        let result = try Tool.run("copy", "\(a.pid):\(hx(edge + 4000))", "\(b.pid):\(hx(bBuf))", "200", "--skip-faults", "--json")
+        let result = try Tool.run(
+            "copy", "\(a.pid):\(hx(edge + 4000))", "\(b.pid):\(hx(bBuf))", "200", "--skip-faults", "--json")
         #expect(result.exited(2), "\(result)")
         let json = try #require(result.json)
         #expect(json["moved"] as? Int == 96)

@@ -8,7 +8,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `setpriv` arguments that drop to `nobody` (uid and gid 65534, no groups, no capabilities).
@@ -54,10 +54,13 @@ func haveStrace() -> Bool {
         let abi = try #require(json["abi"] as? [String: Any])
         #expect(abi["pointer_width"] as? Int == 8 && abi["byte_order"] as? String == "little")
         let checks = doctorChecks(json)
-        #expect(checks["caller"]?["detail"] as? String == "this tool runs as uid 0 (euid 0) with CAP_SYS_PTRACE effective: it may access any process")
+        #expect(
+            checks["caller"]?["detail"] as? String
+                == "this tool runs as uid 0 (euid 0) with CAP_SYS_PTRACE effective: it may access any process")
         #expect((checks["ptrace_scope"]?["detail"] as? String)?.contains("ptrace_scope") == true)
         #expect((checks["proc_mem_write"]?["detail"] as? String)?.contains("proc_mem.force_override") == true)
-        #expect(checks.values.allSatisfy { $0["status"] as? String == "ok" && ($0["blocks"] as? [Any])?.isEmpty == true })
+        #expect(
+            checks.values.allSatisfy { $0["status"] as? String == "ok" && ($0["blocks"] as? [Any])?.isEmpty == true })
     }
 
     @Test func anUnprivilegedUserIsToldToRunAsRootOrAsTheOwner() throws {
@@ -70,7 +73,9 @@ func haveStrace() -> Bool {
         #expect(json["fix"] as? String == "run as root (sudo), or as uid 0")
         let caller = try #require(doctorChecks(json)["caller"])
         #expect(caller["status"] as? String == "problem")
-        #expect((caller["detail"] as? String)?.contains("uid 65534 (euid 65534) without CAP_SYS_PTRACE") == true, "\(caller)")
+        #expect(
+            (caller["detail"] as? String)?.contains("uid 65534 (euid 65534) without CAP_SYS_PTRACE") == true,
+            "\(caller)")
         #expect(caller["blocks"] as? [String] == ["read", "write", "stop", "force-write"])
 
         // Every permission error runs the same checks: the failing one, then its fix.
@@ -91,7 +96,8 @@ func haveStrace() -> Bool {
         #expect(procStatus(states.pid)["Uid"]?.hasPrefix("65534") == true)
         let fine = try runAsNobody(["doctor", states.pidArg, "--json"])
         #expect(fine.exited(0), "\(fine)")
-        #expect(doctorChecks(try #require(fine.json))["dumpable"]?["detail"] as? String == "pid \(states.pid) is dumpable")
+        #expect(
+            doctorChecks(try #require(fine.json))["dumpable"]?["detail"] as? String == "pid \(states.pid) is dumpable")
         #expect(try runAsNobody(["read", states.pidArg, "[stack]", "8"]).exited(0))
 
         // … until it makes itself not dumpable: then only CAP_SYS_PTRACE may.
@@ -102,7 +108,9 @@ func haveStrace() -> Bool {
         let dumpable = try #require(doctorChecks(json)["dumpable"])
         #expect(dumpable["status"] as? String == "problem")
         #expect((dumpable["detail"] as? String)?.contains("is not dumpable") == true, "\(dumpable)")
-        #expect(json["fix"] as? String == "run as root (sudo): only CAP_SYS_PTRACE may access a process that is not dumpable")
+        #expect(
+            json["fix"] as? String
+                == "run as root (sudo): only CAP_SYS_PTRACE may access a process that is not dumpable")
         let read = try runAsNobody(["read", states.pidArg, "[stack]", "8"])
         #expect(read.exited(3))
         #expect(read.stderr.contains("dumpable: pid \(states.pid) is not dumpable"), "\(read.stderr)")
@@ -131,7 +139,9 @@ func haveStrace() -> Bool {
         let json = try #require(doctor.json)
         let tracer = try #require(doctorChecks(json)["tracer"])
         #expect(tracer["status"] as? String == "problem")
-        #expect((tracer["detail"] as? String)?.hasPrefix("already traced by pid \(strace.pid) (strace)") == true, "\(tracer)")
+        #expect(
+            (tracer["detail"] as? String)?.hasPrefix("already traced by pid \(strace.pid) (strace)") == true,
+            "\(tracer)")
         #expect(tracer["blocks"] as? [String] == ["stop"])
         #expect(json["tracer_pid"] as? Int == Int(strace.pid))
         #expect((json["fix"] as? String)?.contains("detach pid \(strace.pid) (strace)") == true)
@@ -158,7 +168,9 @@ func haveStrace() -> Bool {
         #expect(json["ok"] as? Bool == true)
         #expect((json["state"] as? [String: Any])?["kind"] as? String == "job-stopped")
         let target = try #require(doctorChecks(json)["target"]?["detail"] as? String)
-        #expect(target.contains("state T (stopped): job-stopped; it stays stopped after vmio-ptrace lets it go"), "\(target)")
+        #expect(
+            target.contains("state T (stopped): job-stopped; it stays stopped after vmio-ptrace lets it go"),
+            "\(target)")
         #expect(procStatus(holder.pid)["State"]?.hasPrefix("T") == true)
     }
 
@@ -174,7 +186,9 @@ func haveStrace() -> Bool {
         let target = try #require(doctorChecks(json)["target"])
         #expect(target["status"] as? String == "problem")
         let detail = try #require(target["detail"] as? String)
-        #expect(detail.contains("is a zombie") && detail.contains("parent pid \(states.pid) (vmio-fixture-st)"), "\(detail)")
+        #expect(
+            detail.contains("is a zombie") && detail.contains("parent pid \(states.pid) (vmio-fixture-st)"), "\(detail)"
+        )
         #expect((json["fix"] as? String)?.contains("must reap it") == true)
         // The other commands say it is gone.
         #expect(try Tool.run("read", String(zombie), "0x1000", "8", "--stop").exited(4))
@@ -183,7 +197,9 @@ func haveStrace() -> Bool {
     @Test func aMissingProcess() throws {
         let result = try Tool.run("doctor", "999999999")
         #expect(result.exited(4), "\(result)")
-        #expect(result.lines.contains { $0.hasPrefix("problem  target ") && $0.hasSuffix(" no process 999999999") }, "\(result.lines)")
+        #expect(
+            result.lines.contains { $0.hasPrefix("problem  target ") && $0.hasSuffix(" no process 999999999") },
+            "\(result.lines)")
         #expect(result.lines.last == "fix: check the pid (`ps -e`); the process may have exited (target)")
     }
 
@@ -193,16 +209,20 @@ func haveStrace() -> Bool {
         // A /proc of its own with hidepid=invisible, in a mount namespace of its own.
         let script = "mount -t proc -o hidepid=invisible proc /proc && exec \"$@\""
         let result = try Tool.runProgram(
-            "/usr/bin/unshare", ["--mount", "/bin/sh", "-c", script, "sh"] + asNobody + [Tool.path, "doctor", holder.pidArg, "--json"])
+            "/usr/bin/unshare",
+            ["--mount", "/bin/sh", "-c", script, "sh"] + asNobody + [Tool.path, "doctor", holder.pidArg, "--json"])
         #expect(result.exited(3), "\(result)")
         let json = try #require(result.json)
         let hidepid = try #require(doctorChecks(json)["hidepid"])
         #expect(hidepid["status"] as? String == "problem", "\(json)")
-        #expect((hidepid["detail"] as? String)?.contains("hidepid=invisible: pid \(holder.pid) exists but is hidden from uid 65534") == true, "\(hidepid)")
+        #expect(
+            (hidepid["detail"] as? String)?.contains(
+                "hidepid=invisible: pid \(holder.pid) exists but is hidden from uid 65534") == true, "\(hidepid)")
         #expect(json["fix"] as? String == "run as root (sudo), or as the target's user")
         // A read there is a permission error (with the reason), not "no such process".
         let read = try Tool.runProgram(
-            "/usr/bin/unshare", ["--mount", "/bin/sh", "-c", script, "sh"] + asNobody + [Tool.path, "read", holder.pidArg, "[stack]", "8"])
+            "/usr/bin/unshare",
+            ["--mount", "/bin/sh", "-c", script, "sh"] + asNobody + [Tool.path, "read", holder.pidArg, "[stack]", "8"])
         #expect(read.exited(3), "\(read)")
         #expect(read.stderr.contains("hidepid: /proc is mounted with hidepid=invisible"), "\(read.stderr)")
     }

@@ -12,7 +12,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Shared helpers
@@ -53,7 +53,9 @@ func readProcMem(_ pid: Int32, _ address: UInt64, _ count: Int) -> [UInt8]? {
     var out = [UInt8](repeating: 0, count: count)
     var done = 0
     while done < count {
-        let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(Int64(bitPattern: address + UInt64(done)))) }
+        let n = out.withUnsafeMutableBytes {
+            pread(fd, $0.baseAddress! + done, count - done, off_t(Int64(bitPattern: address + UInt64(done))))
+        }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
         done += n
@@ -88,7 +90,8 @@ struct DumpManifestFile {
     var stopped: Bool { raw["stopped"] as? Bool ?? false }
 
     init(_ directory: String) throws {
-        let data = try #require(FileManager.default.contents(atPath: directory + "/manifest.json"), "no manifest in \(directory)")
+        let data = try #require(
+            FileManager.default.contents(atPath: directory + "/manifest.json"), "no manifest in \(directory)")
         raw = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let list = try #require(raw["regions"] as? [[String: Any]])
         regions = try list.map { r in
@@ -269,7 +272,9 @@ struct PseudoTerminalError: Error { let what: String }
         let counterRegion = try #require(manifest.region(containing: counter))
         #expect(counterRegion.perms == "rw-p" && counterRegion.path.hasSuffix("/vmio-fixture-holder"))
         let counterData = try #require(manifest.data(counterRegion, in: dir.sub("d")))
-        let c = counterData.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Int(counter - counterRegion.start), as: UInt64.self) }
+        let c = counterData.withUnsafeBytes {
+            $0.loadUnaligned(fromByteOffset: Int(counter - counterRegion.start), as: UInt64.self)
+        }
         #expect(c == 0xC0FFEE)
         #expect(!manifest.regions.contains { $0.contains(holder.address("guard")) })
     }
@@ -302,7 +307,9 @@ struct PseudoTerminalError: Error { let what: String }
         #expect(try DumpManifestFile(dir.sub("full")).regions.map(\.start) == binLines.map(\.start))
     }
 
-    private func manifestDataMatches(_ manifest: DumpManifestFile, _ region: DumpManifestFile.Region, _ name: String) -> Bool {
+    private func manifestDataMatches(_ manifest: DumpManifestFile, _ region: DumpManifestFile.Region, _ name: String)
+        -> Bool
+    {
         manifest.data(region, in: dir.sub(name)) == readProcMem(holder.pid, region.start, Int(region.count))
     }
 
@@ -391,13 +398,16 @@ struct PseudoTerminalError: Error { let what: String }
         let result = try Tool.run("dump", fixture.pidArg, "-o", dir.sub("t"))
         #expect(result.exited(2), "\(result)")
         #expect(result.stderrLines == ["vmio-ptrace: dump incomplete: 1 holes, 12288 bytes could not be read"])
-        #expect(result.lines.contains("hole: 12288 bytes at \(hx(map + 4096)) (page fault at \(hx(map + 4096)))"), "\(result)")
+        #expect(
+            result.lines.contains("hole: 12288 bytes at \(hx(map + 4096)) (page fault at \(hx(map + 4096)))"),
+            "\(result)")
         let manifest = try DumpManifestFile(dir.sub("t"))
         #expect(!manifest.complete)
         let region = try #require(manifest.region(containing: map))
         #expect(region.start == map && region.end == map + 16384)
         #expect(region.holes == [.init(address: map + 4096, length: 12288)])
-        #expect((region.raw["holes"] as? [[String: Any]])?.first?["reason"] as? String == "page fault at \(hx(map + 4096))")
+        #expect(
+            (region.raw["holes"] as? [[String: Any]])?.first?["reason"] as? String == "page fault at \(hx(map + 4096))")
         #expect(region.bytesSaved == 4096)
         #expect(region.perms == "r--p")
         #expect(region.deleted)
@@ -412,7 +422,8 @@ struct PseudoTerminalError: Error { let what: String }
         }
 
         // --json: the same facts.
-        let json = try Tool.run("dump", fixture.pidArg, "--region", "\(hx(map))-\(hx(map + 16384))", "-o", dir.sub("j"), "--json")
+        let json = try Tool.run(
+            "dump", fixture.pidArg, "--region", "\(hx(map))-\(hx(map + 16384))", "-o", dir.sub("j"), "--json")
         #expect(json.exited(2), "\(json)")
         let object = try #require(json.json, "\(json)")
         #expect(object["complete"] as? Bool == false)
@@ -442,7 +453,9 @@ struct PseudoTerminalError: Error { let what: String }
         #expect(forced.exited(0), "\(forced)")
         let replaced = try DumpManifestFile(dir.sub("d"))
         #expect(replaced.regions.map(\.path) == ["[stack]"])
-        #expect(dir.entries("d") == (replaced.regions.map(\.file) + ["manifest.json"]).sorted(), "the old data files are gone")
+        #expect(
+            dir.entries("d") == (replaced.regions.map(\.file) + ["manifest.json"]).sorted(),
+            "the old data files are gone")
 
         // A file where the directory should be.
         let file = dir.sub("plain")
@@ -534,7 +547,8 @@ struct PseudoTerminalError: Error { let what: String }
         let (master, slave) = try openPseudoTerminal()
         defer { close(master) }
         let drain = DrainThread(fd: master)
-        let run = try spawnMeasuringPeakMemory(Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("big")], stderrFD: slave)
+        let run = try spawnMeasuringPeakMemory(
+            Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("big")], stderrFD: slave)
         close(slave)
         let progress = String(decoding: drain.result(timeout: 10), as: UTF8.self)
         #expect(run.status == 0)
@@ -558,8 +572,9 @@ struct PseudoTerminalError: Error { let what: String }
 
         // The progress line: bytes done, total, rate, ETA, redrawn in place, erased at the end.
         #expect(progress.contains("\r\u{1b}[Kdump: "), "\(progress.debugDescription.prefix(300))")
-        #expect(progress.contains(" of 1.0 GiB") && progress.contains("/s") && progress.contains("ETA"),
-                "\(progress.debugDescription.prefix(300))")
+        #expect(
+            progress.contains(" of 1.0 GiB") && progress.contains("/s") && progress.contains("ETA"),
+            "\(progress.debugDescription.prefix(300))")
         #expect(progress.hasSuffix("\r\u{1b}[K"), "erased at the end: \(progress.debugDescription.suffix(100))")
         #expect(!progress.contains("\n"), "one line, redrawn")
 
@@ -600,7 +615,8 @@ struct PseudoTerminalError: Error { let what: String }
         let (master2, slave2) = try openPseudoTerminal()
         defer { close(master2) }
         let drain2 = DrainThread(fd: master2)
-        let gone = try spawnMeasuringPeakMemory(Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("gone")], stderrFD: slave2)
+        let gone = try spawnMeasuringPeakMemory(
+            Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("gone")], stderrFD: slave2)
         close(slave2)
         let goneText = String(decoding: drain2.result(timeout: 10), as: UTF8.self)
         #expect(exiter.waitForExit(timeout: 5))
@@ -608,7 +624,9 @@ struct PseudoTerminalError: Error { let what: String }
         #expect(gone.status == 4, "\(gone.status): \(goneText.debugDescription)")
         let errorLine = try #require(goneText.range(of: "vmio-ptrace: "), "\(goneText.debugDescription)")
         let before = goneText[..<errorLine.lowerBound]
-        #expect(before.isEmpty || before.hasSuffix("\r\u{1b}[K"), "progress erased first: \(before.suffix(120).debugDescription)")
+        #expect(
+            before.isEmpty || before.hasSuffix("\r\u{1b}[K"),
+            "progress erased first: \(before.suffix(120).debugDescription)")
         let goneNames = dir.entries("gone")
         #expect(!goneNames.contains("manifest.json") && !goneNames.contains { $0.hasSuffix(".part") }, "\(goneNames)")
         for name in goneNames {

@@ -11,7 +11,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Helpers
@@ -19,7 +19,8 @@ import Glibc
 /// Word i of `data` is `first + i`; nil if every whole word is right, else the first bad index.
 private func firstBadWord(_ data: [UInt8], first: UInt64 = 0) -> Int? {
     data.withUnsafeBytes { raw -> Int? in
-        for i in 0..<(raw.count / 8) where raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) != first + UInt64(i) {
+        for i in 0..<(raw.count / 8)
+        where raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) != first + UInt64(i) {
             return i
         }
         return nil
@@ -52,8 +53,10 @@ private func isGone(_ pid: Int32) -> Bool {
 /// A target that is still alive is not left stopped by the tool, nor traced.
 private func expectNotLeftStopped(_ pid: Int32, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
     let ok = waitUntil(timeout: 5) { isGone(pid) || isFreeRunning(pid) }
-    #expect(ok, "\(context): pid \(pid) left \(procStatus(pid)["State"] ?? "?"), TracerPid \(procStatus(pid)["TracerPid"] ?? "?"), threads \(threadStates(pid))",
-            sourceLocation: sourceLocation)
+    #expect(
+        ok,
+        "\(context): pid \(pid) left \(procStatus(pid)["State"] ?? "?"), TracerPid \(procStatus(pid)["TracerPid"] ?? "?"), threads \(threadStates(pid))",
+        sourceLocation: sourceLocation)
 }
 
 /// "N of M bytes moved" and the fault address ("first faulting address 0x…" or "page fault at 0x…").
@@ -68,7 +71,9 @@ private struct Reported {
             requested = line.requested
             faultAddress = line.faultAddress
         } else {
-            guard let range = text.range(of: #"(\d+) of (\d+) bytes moved"#, options: .regularExpression) else { return nil }
+            guard let range = text.range(of: #"(\d+) of (\d+) bytes moved"#, options: .regularExpression) else {
+                return nil
+            }
             let parts = text[range].split(separator: " ")
             moved = UInt64(parts[0])!
             requested = UInt64(parts[2])!
@@ -126,7 +131,9 @@ private struct Tally: CustomStringConvertible {
 }
 
 /// The exit status of a run that did not crash, hang or die of a signal.
-private func plainStatus(_ result: RunResult, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) -> Int32? {
+private func plainStatus(_ result: RunResult, _ context: String, sourceLocation: SourceLocation = #_sourceLocation)
+    -> Int32?
+{
     #expect(!result.signaled && !result.timedOut, "\(context): \(result)", sourceLocation: sourceLocation)
     return result.signaled || result.timedOut ? nil : result.status
 }
@@ -173,7 +180,8 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             // The event came before the operation began: the target was already gone (4) or
             // its memory already replaced (1, the address is in no mapping). Try again.
             if (status == 4 && result.stderr.contains("no such process"))
-                || (status == 1 && (result.stderr.contains("is in no mapping") || result.stderr.contains("no readable mapping")))
+                || (status == 1
+                    && (result.stderr.contains("is in no mapping") || result.stderr.contains("no readable mapping")))
             {
                 tally.before += 1
                 reset()
@@ -187,15 +195,18 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                 // The exiter does exit (or is killed) in any case.
                 #expect(target.waitForExit(timeout: 10), "\(context): the target is gone")
             } else {
-                #expect(waitUntil(timeout: 5) { (readProcFile("/proc/\(target.pid)/comm") ?? "").hasPrefix("sleep") },
-                        "\(context): the execer did exec")
+                #expect(
+                    waitUntil(timeout: 5) { (readProcFile("/proc/\(target.pid)/comm") ?? "").hasPrefix("sleep") },
+                    "\(context): the execer did exec")
                 expectNotLeftStopped(target.pid, context)
             }
             reset()
             if cut { break }
         }
         print("fault injection: \(name) under \(event): \(tally)")
-        #expect(!requireCut || tally.cutShort > 0, "\(name) under \(event): the event never landed during the operation (\(tally))")
+        #expect(
+            !requireCut || tally.cutShort > 0,
+            "\(name) under \(event): the event never landed during the operation (\(tally))")
         return tally
     }
 
@@ -205,9 +216,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
     func readToFileIsCompleteOrAbsent(event: FaultEvent) throws {
         let dir = TempDirectory("read-o")
         let out = dir.file("out.bin")
-        _ = try inject(event, "read -o", arguments: { t in
-            ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw", "-o", out, "--json"]
-        }, reset: { unlink(out); unlink(out + ".partial") }) { target, result, status in
+        _ = try inject(
+            event, "read -o",
+            arguments: { t in
+                ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw", "-o", out, "--json"]
+            },
+            reset: {
+                unlink(out); unlink(out + ".partial")
+            }
+        ) { target, result, status in
             #expect(partFiles(in: dir.path).isEmpty, "no .part left: \(dir.entries)")
             if status == 0 {
                 let file = try #require(FileManager.default.contents(atPath: out))
@@ -234,9 +251,12 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
 
     @Test(arguments: [FaultEvent.exit, .exec, .kill])
     func rawReadToStdoutHoldsExactlyWhatMoved(event: FaultEvent) throws {
-        _ = try inject(event, "read raw", arguments: { t in
-            ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw"]
-        }) { target, result, status in
+        _ = try inject(
+            event, "read raw",
+            arguments: { t in
+                ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw"]
+            }
+        ) { target, result, status in
             if status == 0 {
                 #expect(UInt64(result.stdout.count) == Self.size)
             } else {
@@ -265,9 +285,12 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
         // call, during which the kernel holds the target's memory: a target that exits or is
         // killed during the call still gets every byte (exit 0). Only an event between the
         // maps and the call cuts it short, so a cut is recorded when it happens, not required.
-        _ = try inject(event, "write --file", fractions: [0.9, 0.8, 0.95, 0.85, 0.7, 0.98], arguments: { t in
-            ["write", t.pidArg, hx(t.address("buf")), "--file", payload.path, "--json"]
-        }, requireCut: false) { target, result, status in
+        _ = try inject(
+            event, "write --file", fractions: [0.9, 0.8, 0.95, 0.85, 0.7, 0.98],
+            arguments: { t in
+                ["write", t.pidArg, hx(t.address("buf")), "--file", payload.path, "--json"]
+            }, requireCut: false
+        ) { target, result, status in
             if status == 0 {
                 let json = try #require(result.json, "\(result)")
                 #expect((json["written"] as? NSNumber)?.uint64Value == Self.size)
@@ -289,9 +312,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
         defer { destination.terminate() }
         let to = destination.address("buf")
         let length = Self.size - 8
-        _ = try inject(event, "copy (source)", arguments: { t in
-            ["copy", "\(t.pid):\(hx(t.address("buf")))", "\(destination.pid):\(hx(to + 8))", String(length), "--json"]
-        }) { target, result, status in
+        _ = try inject(
+            event, "copy (source)",
+            arguments: { t in
+                [
+                    "copy", "\(t.pid):\(hx(t.address("buf")))", "\(destination.pid):\(hx(to + 8))", String(length),
+                    "--json",
+                ]
+            }
+        ) { target, result, status in
             let json = try #require(result.json, "\(result)")
             let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
             if status == 0 {
@@ -308,7 +337,8 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             // after it is untouched.
             let check = min(moved, 1 << 20) & ~7
             if check > 0 {
-                let r = try Tool.run("read", destination.pidArg, hx(to + 8 + moved - check), String(check), "--format", "raw")
+                let r = try Tool.run(
+                    "read", destination.pidArg, hx(to + 8 + moved - check), String(check), "--format", "raw")
                 #expect(firstBadWord(r.stdout, first: (moved - check) / 8) == nil, "the last MiB that landed")
             }
             expectNotLeftStopped(destination.pid, "copy destination")
@@ -320,9 +350,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
     func copyToAVanishingDestination(event: FaultEvent) throws {
         let source = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
         defer { source.terminate() }
-        _ = try inject(event, "copy (destination)", arguments: { t in
-            ["copy", "\(source.pid):\(hx(source.address("buf")))", "\(t.pid):\(hx(t.address("buf")))", String(Self.size), "--json"]
-        }) { _, result, status in
+        _ = try inject(
+            event, "copy (destination)",
+            arguments: { t in
+                [
+                    "copy", "\(source.pid):\(hx(source.address("buf")))", "\(t.pid):\(hx(t.address("buf")))",
+                    String(Self.size), "--json",
+                ]
+            }
+        ) { _, result, status in
             let json = try #require(result.json, "\(result)")
             let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
             if status == 0 {
@@ -343,11 +379,17 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
     func dumpIsCompleteOrAbsent(event: FaultEvent) throws {
         let parent = TempDirectory("dump")
         var n = 0
-        _ = try inject(event, "dump", arguments: { t in
-            n += 1
-            let start = t.address("buf")
-            return ["dump", t.pidArg, "--region", "\(hx(start))-\(hx(start + Self.size))", "-o", parent.file("d\(n)"), "--json"]
-        }) { _, result, status in
+        _ = try inject(
+            event, "dump",
+            arguments: { t in
+                n += 1
+                let start = t.address("buf")
+                return [
+                    "dump", t.pidArg, "--region", "\(hx(start))-\(hx(start + Self.size))", "-o", parent.file("d\(n)"),
+                    "--json",
+                ]
+            }
+        ) { _, result, status in
             let dir = parent.file("d\(n)")
             #expect(partFiles(in: dir).isEmpty, "no .part left: \(partFiles(in: dir))")
             let manifestPath = dir + "/manifest.json"
@@ -356,8 +398,11 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                 #expect(status == 0 || status == 2, "\(result)")
                 let manifest = try JSONDecoder().decode(DumpManifest.self, from: data)
                 for region in manifest.regions {
-                    let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/" + region.file)[.size] as? NSNumber)??.uint64Value
-                    let length = UInt64(region.end.dropFirst(2), radix: 16)! - UInt64(region.start.dropFirst(2), radix: 16)!
+                    let size =
+                        (try? FileManager.default.attributesOfItem(atPath: dir + "/" + region.file)[.size] as? NSNumber)??
+                        .uint64Value
+                    let length =
+                        UInt64(region.end.dropFirst(2), radix: 16)! - UInt64(region.start.dropFirst(2), radix: 16)!
                     #expect(size == length, "\(region.file) is whole")
                     let holes = region.holes.reduce(0) { $0 + $1.length }
                     #expect(region.bytesSaved + holes == length, "saved + holes == the region")
@@ -374,11 +419,17 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
 
     @Test(arguments: [FaultEvent.exit, .exec, .kill])
     func searchReportsWhatItScanned(event: FaultEvent) throws {
-        _ = try inject(event, "search", arguments: { t in
-            let start = t.address("buf")
-            // A value the buffer never holds (word i == i < 2^27): every byte is scanned.
-            return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", "\(hx(start))-\(hx(start + Self.size))", "--json"]
-        }, cutShortWhen: { ($0.json?["unreadable"] as? NSNumber)?.uint64Value ?? 0 > 0 }) { _, result, status in
+        _ = try inject(
+            event, "search",
+            arguments: { t in
+                let start = t.address("buf")
+                // A value the buffer never holds (word i == i < 2^27): every byte is scanned.
+                return [
+                    "search", t.pidArg, "--u64", "0xfedcba9876543210", "--region",
+                    "\(hx(start))-\(hx(start + Self.size))", "--json",
+                ]
+            }, cutShortWhen: { ($0.json?["unreadable"] as? NSNumber)?.uint64Value ?? 0 > 0 }
+        ) { _, result, status in
             if status == 0 {
                 // Memory that vanished (exec) is skipped as unreadable: still every byte accounted for.
                 let json = try #require(result.json, "\(result)")
@@ -398,15 +449,19 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
     @Test(arguments: [FaultEvent.exit, .exec, .kill])
     func sessionCutShort(event: FaultEvent) throws {
         let script = TempPath("fault.vmio")
-        _ = try inject(event, "session", arguments: { t in
-            let start = t.address("buf")
-            let text = [
-                "search --u64 0xfedcba9876543210 --region \(hx(start))-\(hx(start + Self.size))",
-                "echo finished",
-            ].joined(separator: "\n") + "\n"
-            try? text.write(toFile: script.path, atomically: true, encoding: .utf8)
-            return ["session", t.pidArg, script.path]
-        }, cutShortWhen: { $0.stderr.contains("unreadable bytes skipped") }) { _, result, status in
+        _ = try inject(
+            event, "session",
+            arguments: { t in
+                let start = t.address("buf")
+                let text =
+                    [
+                        "search --u64 0xfedcba9876543210 --region \(hx(start))-\(hx(start + Self.size))",
+                        "echo finished",
+                    ].joined(separator: "\n") + "\n"
+                try? text.write(toFile: script.path, atomically: true, encoding: .utf8)
+                return ["session", t.pidArg, script.path]
+            }, cutShortWhen: { $0.stderr.contains("unreadable bytes skipped") }
+        ) { _, result, status in
             if status == 0 {
                 #expect(result.lines.last == "finished", "\(result)")
             } else {
@@ -423,21 +478,33 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
     func killedWhileStopped(operation: String) throws {
         let dir = TempDirectory("stop-\(operation)")
         let script = TempPath("stop.vmio")
-        _ = try inject(.kill, "\(operation) --stop", arguments: { t in
-            let start = t.address("buf"), region = "\(hx(start))-\(hx(start + Self.size))"
-            switch operation {
-            case "read": return ["read", t.pidArg, hx(start), String(Self.size), "--format", "raw", "-o", dir.file("r.bin"), "--force", "--stop"]
-            case "dump": return ["dump", t.pidArg, "--region", region, "-o", dir.file("d"), "--force", "--stop"]
-            case "search": return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
-            default:
-                try? "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\ncont\necho finished\n"
-                    .write(toFile: script.path, atomically: true, encoding: .utf8)
-                return ["session", t.pidArg, script.path]
+        _ = try inject(
+            .kill, "\(operation) --stop",
+            arguments: { t in
+                let start = t.address("buf"), region = "\(hx(start))-\(hx(start + Self.size))"
+                switch operation {
+                case "read":
+                    return [
+                        "read", t.pidArg, hx(start), String(Self.size), "--format", "raw", "-o", dir.file("r.bin"),
+                        "--force", "--stop",
+                    ]
+                case "dump": return ["dump", t.pidArg, "--region", region, "-o", dir.file("d"), "--force", "--stop"]
+                case "search": return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
+                default:
+                    try? "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\ncont\necho finished\n"
+                        .write(toFile: script.path, atomically: true, encoding: .utf8)
+                    return ["session", t.pidArg, script.path]
+                }
+            },
+            reset: {
+                unlink(dir.file("r.bin")); unlink(dir.file("r.bin.partial"))
             }
-        }, reset: { unlink(dir.file("r.bin")); unlink(dir.file("r.bin.partial")) }) { target, result, status in
+        ) { target, result, status in
             if status != 0 { #expect(status == 4 || status == 2, "\(result)") }
             #expect(partFiles(in: dir.path).isEmpty && partFiles(in: dir.file("d")).isEmpty, "no .part left")
-            if operation == "read" && status != 0 { #expect(!FileManager.default.fileExists(atPath: dir.file("r.bin"))) }
+            if operation == "read" && status != 0 {
+                #expect(!FileManager.default.fileExists(atPath: dir.file("r.bin")))
+            }
         }
     }
 
@@ -453,13 +520,22 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
         let region = "\(hx(start))-\(hx(start + size))"
         let arguments: [String]
         switch operation {
-        case "read": arguments = ["read", target.pidArg, hx(start), String(size), "--format", "raw", "-o", dir.file("r.bin"), "--stop"]
+        case "read":
+            arguments = [
+                "read", target.pidArg, hx(start), String(size), "--format", "raw", "-o", dir.file("r.bin"), "--stop",
+            ]
         case "write": arguments = ["write", target.pidArg, hx(start + size - 4096), "--file", payload.path]
-        case "copy": arguments = ["copy", "\(target.pid):\(hx(start))", "\(target.pid):\(hx(start + size / 2))", String(size / 2), "--stop"]
+        case "copy":
+            arguments = [
+                "copy", "\(target.pid):\(hx(start))", "\(target.pid):\(hx(start + size / 2))", String(size / 2),
+                "--stop",
+            ]
         case "dump": arguments = ["dump", target.pidArg, "--region", region, "-o", dir.file("d"), "--stop"]
-        case "search": arguments = ["search", target.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
+        case "search":
+            arguments = ["search", target.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
         default:
-            try "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\n".write(toFile: script.path, atomically: true, encoding: .utf8)
+            try "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\n".write(
+                toFile: script.path, atomically: true, encoding: .utf8)
             arguments = ["session", target.pidArg, script.path]  // ends stopped: the tool must resume it
         }
         let result = try Tool.run(arguments, timeout: 60)
@@ -486,11 +562,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
 
     /// A partial transfer is page-exact, never short of the first half, and its fault
     /// address is `start + moved`.
-    private func expectPageExact(_ moved: UInt64, fault: String?, start: UInt64, _ context: String,
-                                 sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectPageExact(
+        _ moved: UInt64, fault: String?, start: UInt64, _ context: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(moved % 4096 == 0, "\(context): page-exact: \(moved)", sourceLocation: sourceLocation)
         #expect(moved >= 131_072, "\(context): the first half never faults: \(moved)", sourceLocation: sourceLocation)
-        #expect(fault == hx(start + moved), "\(context): fault address \(fault ?? "nil") == start + moved", sourceLocation: sourceLocation)
+        #expect(
+            fault == hx(start + moved), "\(context): fault address \(fault ?? "nil") == start + moved",
+            sourceLocation: sourceLocation)
     }
 
     @Test(arguments: [false, true])
@@ -500,8 +580,9 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             var tally = Tally()
             for attempt in 0..<Self.attempts {
                 let out = dir.file("r\(attempt).bin")
-                let result = try Tool.run(["read", unmapper.pidArg, hx(region), String(size), "--format", "raw", "-o", out, "--json"]
-                                          + (stop ? ["--stop"] : []))
+                let result = try Tool.run(
+                    ["read", unmapper.pidArg, hx(region), String(size), "--format", "raw", "-o", out, "--json"]
+                        + (stop ? ["--stop"] : []))
                 let context = "read\(stop ? " --stop" : "") attempt \(attempt)"
                 #expect(result.exited(0) || result.exited(2), "\(context): \(result)")
                 let json = try #require(result.json, "\(context): \(result)")
@@ -541,8 +622,10 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                     expectPageExact(line.moved, fault: line.faultAddress.map(hx), start: region, context)
                 } else {
                     // Refused before anything moved: the second half was unmapped when the maps were read.
-                    #expect(result.stderr.contains("no mapping") || result.stderr.contains("not covered") || result.stderr.contains("mapping"),
-                            "\(context): \(result.stderr)")
+                    #expect(
+                        result.stderr.contains("no mapping") || result.stderr.contains("not covered")
+                            || result.stderr.contains("mapping"),
+                        "\(context): \(result.stderr)")
                 }
             }
         }
@@ -555,7 +638,8 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             defer { other.terminate() }
             let buf = other.address("buf")
             for attempt in 0..<Self.attempts {
-                let (from, to) = side == "source"
+                let (from, to) =
+                    side == "source"
                     ? ("\(unmapper.pid):\(hx(region))", "\(other.pid):\(hx(buf))")
                     : ("\(other.pid):\(hx(buf))", "\(unmapper.pid):\(hx(region))")
                 let result = try Tool.run("copy", from, to, String(size), "--json")
@@ -591,24 +675,31 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             let parent = TempDirectory("unmapper-dump")
             for attempt in 0..<Self.attempts {
                 let dir = parent.file("d\(attempt)")
-                let result = try Tool.run(["dump", unmapper.pidArg, "--region", "\(hx(region))-\(hx(region + size))", "-o", dir, "--json"]
-                                          + (stop ? ["--stop"] : []))
+                let result = try Tool.run(
+                    ["dump", unmapper.pidArg, "--region", "\(hx(region))-\(hx(region + size))", "-o", dir, "--json"]
+                        + (stop ? ["--stop"] : []))
                 let context = "dump\(stop ? " --stop" : "") attempt \(attempt)"
                 // 1: the selection matched nothing readable (maps read while unmapped: the
                 // region is then a single 128 KiB mapping, still selected) — not expected.
                 #expect(result.exited(0) || result.exited(2), "\(context): \(result)")
                 #expect(partFiles(in: dir).isEmpty, "\(context)")
-                let data = try #require(FileManager.default.contents(atPath: dir + "/manifest.json"), "\(context): holes are listed, the dump is whole")
+                let data = try #require(
+                    FileManager.default.contents(atPath: dir + "/manifest.json"),
+                    "\(context): holes are listed, the dump is whole")
                 let manifest = try JSONDecoder().decode(DumpManifest.self, from: data)
                 var saved: UInt64 = 0, holes: UInt64 = 0
                 for r in manifest.regions {
                     saved += r.bytesSaved
                     holes += r.holes.reduce(0) { $0 + $1.length }
                     for h in r.holes {
-                        #expect(h.length % 4096 == 0 && UInt64(h.address.dropFirst(2), radix: 16)! % 4096 == 0, "\(context): page-exact holes")
+                        #expect(
+                            h.length % 4096 == 0 && UInt64(h.address.dropFirst(2), radix: 16)! % 4096 == 0,
+                            "\(context): page-exact holes")
                     }
                     let file = try #require(FileManager.default.contents(atPath: dir + "/" + r.file))
-                    #expect(UInt64(file.count) == UInt64(r.end.dropFirst(2), radix: 16)! - UInt64(r.start.dropFirst(2), radix: 16)!)
+                    #expect(
+                        UInt64(file.count) == UInt64(r.end.dropFirst(2), radix: 16)! - UInt64(
+                            r.start.dropFirst(2), radix: 16)!)
                 }
                 #expect(saved >= 131_072, "\(context): the first half is always saved")
                 #expect(manifest.complete == (holes == 0))
@@ -631,11 +722,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             ].joined(separator: "\n").write(toFile: script.path, atomically: true, encoding: .utf8)
             for attempt in 0..<Self.attempts {
                 let context = "attempt \(attempt)"
-                let search = try Tool.run("search", unmapper.pidArg, "--hex", "22 22 22 22", "--region",
-                                          "\(hx(region))-\(hx(region + size))", "--max", "1", "--json")
+                let search = try Tool.run(
+                    "search", unmapper.pidArg, "--hex", "22 22 22 22", "--region",
+                    "\(hx(region))-\(hx(region + size))", "--max", "1", "--json")
                 #expect(search.exited(0) || search.exited(1), "search \(context): \(search)")
                 if let json = search.json, let hits = json["hits"] as? [[String: Any]], let hit = hits.first {
-                    #expect((hit["address"] as? String).flatMap { UInt64($0.dropFirst(2), radix: 16) }.map { $0 >= region + 131_072 } == true)
+                    #expect(
+                        (hit["address"] as? String).flatMap { UInt64($0.dropFirst(2), radix: 16) }.map {
+                            $0 >= region + 131_072
+                        } == true)
                 }
                 let session = try Tool.run("session", unmapper.pidArg, script.path)
                 #expect(session.exited(0) || session.exited(2), "session \(context): \(session)")

@@ -9,7 +9,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the tool under the seccomp filter of vmio-fixture-seccomp-deny.
@@ -33,7 +33,8 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let json = try #require(try Tool.run("read", box.pid, hx(box.buf), "4096", "--json").json)
         #expect(json["mechanism"] as? String == "process_vm_readv")
         let ranges = movedRanges(json)
-        #expect(ranges.count == 1 && ranges[0].0 == hx(box.buf) && ranges[0].1 == 4096 && ranges[0].2 == "process_vm_readv")
+        #expect(
+            ranges.count == 1 && ranges[0].0 == hx(box.buf) && ranges[0].1 == 4096 && ranges[0].2 == "process_vm_readv")
     }
 
     @Test(arguments: ["EPERM", "ENOSYS"])
@@ -52,7 +53,9 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let raw = try runDenied(["--errno", name], ["read", box.pid, hx(box.buf), "64K", "--format", "raw"])
         #expect(raw.exited(0), "\(raw.stderr)")
         var want: [UInt8] = []
-        for offset in stride(from: 0, to: 65536, by: 16384) { want += try box.holder.get(box.buf + UInt64(offset), 16384) }
+        for offset in stride(from: 0, to: 65536, by: 16384) {
+            want += try box.holder.get(box.buf + UInt64(offset), 16384)
+        }
         #expect(raw.stdout == want)
     }
 
@@ -68,7 +71,9 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         #expect(stop["fault_address"] as? String == hx(edge + 4096))
         #expect(stop["mechanism"] as? String == "maps")
         #expect(movedRanges(json).map(\.2) == ["pread"])
-        #expect(strict.stderr.contains("partial read: 96 of 200 bytes moved; first faulting address \(hx(edge + 4096))"), "\(strict.stderr)")
+        #expect(
+            strict.stderr.contains("partial read: 96 of 200 bytes moved; first faulting address \(hx(edge + 4096))"),
+            "\(strict.stderr)")
 
         // The guard page is mapped (---p). /proc/PID/mem could force its way through it;
         // the ladder reads only what the target could, so pread stops there with EFAULT.
@@ -83,7 +88,8 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         #expect(holes.first?["errno"] as? Int == Int(EFAULT))
         #expect(movedRanges(try #require(skip.json)).map(\.2) == ["pread", "pread"])
         // Without the filter the same hole is process_vm_readv's, with EFAULT.
-        let plain = try #require(try Tool.run("read", box.pid, hx(guardPage - 16), "4128", "--json", "--skip-faults").json)
+        let plain = try #require(
+            try Tool.run("read", box.pid, hx(guardPage - 16), "4128", "--json", "--skip-faults").json)
         let plainHole = try #require((plain["holes"] as? [[String: Any]])?.first)
         #expect(plainHole["mechanism"] as? String == "process_vm_readv" && plainHole["errno"] as? Int == Int(EFAULT))
         #expect(movedRanges(plain).map(\.1) == [16, 16])
@@ -126,7 +132,8 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         #expect(result.exited(0), "\(result)")
         #expect(try box.holder.get(at, 8) == [1, 2, 3, 4, 5, 6, 7, 8])
         // A copy: read through pread, written through pwrite.
-        let copy = try runDenied([], ["copy", "\(box.pid):\(hx(box.buf + 0x100))", "\(box.pid):\(hx(at + 0x100))", "16", "--json"])
+        let copy = try runDenied(
+            [], ["copy", "\(box.pid):\(hx(box.buf + 0x100))", "\(box.pid):\(hx(at + 0x100))", "16", "--json"])
         #expect(copy.exited(0), "\(copy)")
         #expect(copy.json?["mechanism"] as? String == "pread")
         #expect(try box.holder.get(at + 0x100, 16) == Array("VMIO-MARKER-0001".utf8))
@@ -155,7 +162,10 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let hole = try #require((json["holes"] as? [[String: Any]])?.first)
         #expect(hole["address"] as? String == hx(edge + 4096) && hole["length"] as? Int == 4096)
         #expect(hole["mechanism"] as? String == "maps" && hole["errno"] as? Int == Int(EFAULT))
-        #expect(best.stderr.contains("best effort: 4096 of 8192 bytes moved; 1 hole skipped (4096 bytes), filled with zeros"), "\(best.stderr)")
+        #expect(
+            best.stderr.contains(
+                "best effort: 4096 of 8192 bytes moved; 1 hole skipped (4096 bytes), filled with zeros"),
+            "\(best.stderr)")
 
         // Raw and hex dumps are filled too.
         let raw = try Tool.run("read", box.pid, hx(edge + 4000), "200", "--format", "raw", "--best-effort")
@@ -163,7 +173,8 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         #expect(raw.stdout == [UInt8](repeating: 0xab, count: 96) + [UInt8](repeating: 0, count: 104))
         let hex = try Tool.run("read", box.pid, hx(edge + 4080), "32", "--best-effort")
         #expect(hex.exited(0))
-        #expect(hex.lines.count == 2 && hex.lines[1].contains(": 0000 0000 0000 0000 0000 0000 0000 0000"), "\(hex.lines)")
+        #expect(
+            hex.lines.count == 2 && hex.lines[1].contains(": 0000 0000 0000 0000 0000 0000 0000 0000"), "\(hex.lines)")
         // A read that cannot start is not made good by --best-effort.
         let nowhere = try Tool.run("read", box.pid, hx(edge + 8192), "16", "--best-effort")
         #expect(nowhere.exited(1), "\(nowhere)")
@@ -172,11 +183,13 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
     @Test func bestEffortCopyWritesZerosAndDumpExitsZero() throws {
         let edge = box.holder.address("edge")
         let dst = box.buf + 0x6000
-        let copy = try Tool.run("copy", "\(box.pid):\(hx(edge + 4000))", "\(box.pid):\(hx(dst))", "200", "--best-effort", "--json")
+        let copy = try Tool.run(
+            "copy", "\(box.pid):\(hx(edge + 4000))", "\(box.pid):\(hx(dst))", "200", "--best-effort", "--json")
         #expect(copy.exited(0), "\(copy)")
         #expect(try box.holder.get(dst, 200) == [UInt8](repeating: 0xab, count: 96) + [UInt8](repeating: 0, count: 104))
         #expect(copy.json?["moved"] as? Int == 96)
-        let skip = try Tool.run("copy", "\(box.pid):\(hx(edge + 4000))", "\(box.pid):\(hx(dst))", "200", "--skip-faults")
+        let skip = try Tool.run(
+            "copy", "\(box.pid):\(hx(edge + 4000))", "\(box.pid):\(hx(dst))", "200", "--skip-faults")
         #expect(skip.exited(2))
 
         let dir = TempPath("best-effort-dump")
@@ -184,7 +197,8 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let region = "[vvar]"  // kernel pages process_vm_readv cannot read: one hole
         let strict = try Tool.run("dump", box.pid, "--region", region, "-o", dir.path)
         #expect(strict.exited(2), "\(strict)")
-        let best = try Tool.run("dump", box.pid, "--region", region, "-o", dir.path, "--force", "--best-effort", "--json")
+        let best = try Tool.run(
+            "dump", box.pid, "--region", region, "-o", dir.path, "--force", "--best-effort", "--json")
         #expect(best.exited(0), "\(best)")
         #expect(best.json?["complete"] as? Bool == false)
         #expect((best.json?["holes"] as? [Any])?.count == 1)

@@ -29,7 +29,8 @@ import VmioTestSupport
         let kernel = procMapsLines(holder.pid)
         #expect(parsed.count == kernel.count)
         for (mine, theirs) in zip(parsed, kernel) {
-            #expect(mine.start == theirs.start && mine.end == theirs.end && mine.perms == theirs.perms
+            #expect(
+                mine.start == theirs.start && mine.end == theirs.end && mine.perms == theirs.perms
                     && mine.path == theirs.path, "\(mine) vs \(theirs)")
         }
         func line(containing address: UInt64) -> (start: UInt64, end: UInt64, perms: String, path: String)? {
@@ -71,20 +72,22 @@ import VmioTestSupport
             #expect(m["inode"] is Int)
             #expect(m["deleted"] is Bool)
         }
-        let bufMapping = try #require(mappings.first { m in
-            guard let s = number(m["start"]), let e = number(m["end"]) else { return false }
-            return s <= buf && buf + 65536 <= e
-        })
+        let bufMapping = try #require(
+            mappings.first { m in
+                guard let s = number(m["start"]), let e = number(m["end"]) else { return false }
+                return s <= buf && buf + 65536 <= e
+            })
         #expect(bufMapping["perms"] as? String == "rw-p")
         #expect(bufMapping["path"] as? String == "")
         let guardMapping = try #require(mappings.first { number($0["start"]) == guardPage })
         #expect(guardMapping["perms"] as? String == "---p")
         #expect(number(guardMapping["end"]) == guardPage + 4096)
         let code = holder.address("code")
-        let codeMapping = try #require(mappings.first { m in
-            guard let s = number(m["start"]), let e = number(m["end"]) else { return false }
-            return s <= code && code < e
-        })
+        let codeMapping = try #require(
+            mappings.first { m in
+                guard let s = number(m["start"]), let e = number(m["end"]) else { return false }
+                return s <= code && code < e
+            })
         #expect(codeMapping["perms"] as? String == "r-xp")
         #expect((codeMapping["path"] as? String)?.hasSuffix("/vmio-fixture-holder") == true)
         #expect(codeMapping["deleted"] as? Bool == false)
@@ -98,8 +101,9 @@ import VmioTestSupport
         let text = try Tool.run("maps", many.pidArg)
         #expect(text.exited(0), "\(text.status) \(text.stderr)")
         #expect(text.lines.count >= 10_000)
-        let starts = Set(text.lines.compactMap(parse).filter { $0.end - $0.start == 4096 && $0.perms == "rw-p" }
-            .map(\.start))
+        let starts = Set(
+            text.lines.compactMap(parse).filter { $0.end - $0.start == 4096 && $0.perms == "rw-p" }
+                .map(\.start))
         let missing = (0..<count).filter { !starts.contains(base + $0 * 8192) }
         #expect(missing.isEmpty, "pages without their own maps line: \(missing.prefix(10))")
 

@@ -8,7 +8,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The children of `pid` (`/proc/PID/task/PID/children`).
@@ -28,7 +28,9 @@ func childrenOf(_ pid: Int32) -> [Int32] {
             .holder, arguments: [],
             wrapper: ["/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", script, hidden])
         var host: Int32 = 0
-        _ = waitUntil { host = childrenOf(fixture.pid).first ?? 0; return host != 0 }
+        _ = waitUntil {
+            host = childrenOf(fixture.pid).first ?? 0; return host != 0
+        }
         #expect(host != 0, "no child of unshare (pid \(fixture.pid))")
         return (fixture, host, hidden + "/holder")
     }
@@ -58,7 +60,10 @@ func childrenOf(_ pid: Int32) -> [Int32] {
         let json = try #require(doctor.json)
         #expect(json["nspid"] as? [Int] == [Int(host), 1])
         let namespace = try #require(doctorChecks(json)["namespace"]?["detail"] as? String)
-        #expect(namespace == "pid \(host) is pid 1 in its own pid namespace (NSpid \(host) 1); its files are read through /proc/\(host)/root", "\(namespace)")
+        #expect(
+            namespace
+                == "pid \(host) is pid 1 in its own pid namespace (NSpid \(host) 1); its files are read through /proc/\(host)/root",
+            "\(namespace)")
         #expect((doctorChecks(json)["abi"]?["detail"] as? String)?.hasPrefix("ELF64 little-endian x86_64") == true)
     }
 

@@ -5,7 +5,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One holder shared by the read tests of a suite instance (read-only use).
@@ -86,7 +86,8 @@ final class HolderBox {
         #expect(file == want)
         // --output is the long form, and --json names the file instead of dumping data.
         let out2 = TempPath("buf2.bin")
-        let json = try Tool.run("read", box.pid, hx(box.buf + 0x200), "0x10", "--format", "raw", "--output", out2.path, "--json")
+        let json = try Tool.run(
+            "read", box.pid, hx(box.buf + 0x200), "0x10", "--format", "raw", "--output", out2.path, "--json")
         #expect(json.exited(0), "\(json)")
         let object = try #require(json.json)
         #expect(object["output"] as? String == out2.path)
@@ -144,9 +145,13 @@ final class HolderBox {
         #expect(i64.lines == [String(Int64(bitPattern: value))])
         let u16 = try Tool.run("read", box.pid, hx(box.buf + 0x316), "4", "--format", "u16")
         let b = try expected(0x316, 2)
-        #expect(u16.lines == ["\(hx(box.buf + 0x316)): \(UInt16(b[0]) | UInt16(b[1]) << 8)", "\(hx(box.buf + 0x318)): 48879"])
+        #expect(
+            u16.lines == [
+                "\(hx(box.buf + 0x316)): \(UInt16(b[0]) | UInt16(b[1]) << 8)", "\(hx(box.buf + 0x318)): 48879",
+            ])
         let ptr = try Tool.run("read", box.pid, hx(box.buf + 0x200), "16", "--format", "ptr")
-        #expect(ptr.lines == ["\(hx(box.buf + 0x200)): 0x1122334455667788", "\(hx(box.buf + 0x208)): 0x400c000000000000"])
+        #expect(
+            ptr.lines == ["\(hx(box.buf + 0x200)): 0x1122334455667788", "\(hx(box.buf + 0x208)): 0x400c000000000000"])
     }
 
     @Test func typedValuesGoToAFileWithO() throws {
@@ -169,7 +174,8 @@ final class HolderBox {
         #expect(t["stop"] is NSNull)
         #expect(t["values"] as? [Int] == [-5])
 
-        let many = try #require(try Tool.run("read", box.pid, hx(box.buf + 0x200), "16", "--format", "u64", "--json").json)
+        let many = try #require(
+            try Tool.run("read", box.pid, hx(box.buf + 0x200), "16", "--format", "u64", "--json").json)
         #expect((many["values"] as? [NSNumber])?.map(\.uint64Value) == [0x1122_3344_5566_7788, 0x400c_0000_0000_0000])
         let f = try #require(try Tool.run("read", box.pid, hx(box.buf + 0x208), "8", "--format", "f64", "--json").json)
         #expect(f["values"] as? [Double] == [3.5])
@@ -260,7 +266,10 @@ final class HolderBox {
         // The 96 bytes that did move are shown: 6 lines of 0xab.
         #expect(result.lines.count == 6, "\(result.lines)")
         for (i, line) in result.lines.enumerated() {
-            #expect(line.hasPrefix(String(edge + 4000 + UInt64(i * 16), radix: 16) + ": abab abab abab abab abab abab abab abab"), "\(line)")
+            #expect(
+                line.hasPrefix(
+                    String(edge + 4000 + UInt64(i * 16), radix: 16) + ": abab abab abab abab abab abab abab abab"),
+                "\(line)")
         }
         #expect(result.stderrLines.count == 1, "\(result.stderr)")
         #expect(result.stderr.contains("96 of 200"))
@@ -286,7 +295,9 @@ final class HolderBox {
         #expect(PartialLine(result.stderr)?.faultAddress == box.edge + 4096)
         // FILE is complete or absent; the 3096 bytes that moved are in FILE.partial.
         #expect(out.contents == nil)
-        #expect(FileManager.default.contents(atPath: out.path + ".partial").map { [UInt8]($0) } == [UInt8](repeating: 0xab, count: 3096))
+        #expect(
+            FileManager.default.contents(atPath: out.path + ".partial").map { [UInt8]($0) }
+                == [UInt8](repeating: 0xab, count: 3096))
         // Again without --force: the old FILE.partial stays, the new prefix is not kept.
         let again = try Tool.run("read", box.pid, hx(box.edge + 2000), "8192", "--format", "raw", "-o", out.path)
         #expect(again.exited(2))
@@ -313,13 +324,16 @@ final class HolderBox {
         // Text: stderr names the hole.
         let text = try Tool.run("read", box.pid, hx(edge + 4000), "200", "--skip-faults")
         #expect(text.exited(2))
-        #expect(text.stderrLines.count == 1 && text.stderr.contains("96 of 200") && text.stderr.contains("104 bytes"),
-                "\(text.stderr)")
-        #expect(text.lines.count == 7 && text.lines.last == "*** 104 bytes at \(hx(edge + 4096)) could not be read",
-                "a trailing hole is marked too: \(text.lines)")
+        #expect(
+            text.stderrLines.count == 1 && text.stderr.contains("96 of 200") && text.stderr.contains("104 bytes"),
+            "\(text.stderr)")
+        #expect(
+            text.lines.count == 7 && text.lines.last == "*** 104 bytes at \(hx(edge + 4096)) could not be read",
+            "a trailing hole is marked too: \(text.lines)")
         // Raw to a file: the hole reads as zeros and the file has the full length.
         let out = TempPath("skip.bin")
-        let raw = try Tool.run("read", box.pid, hx(edge + 4000), "200", "--skip-faults", "--format", "raw", "-o", out.path)
+        let raw = try Tool.run(
+            "read", box.pid, hx(edge + 4000), "200", "--skip-faults", "--format", "raw", "-o", out.path)
         #expect(raw.exited(2))
         #expect(out.contents == [UInt8](repeating: 0xab, count: 96) + [UInt8](repeating: 0, count: 104))
         let rawOut = try Tool.run("read", box.pid, hx(edge + 4000), "200", "--skip-faults", "--format", "raw")
@@ -372,7 +386,10 @@ final class HolderBox {
         #expect(text.lines.contains { $0.hasPrefix(String(base + 8192, radix: 16) + ": 0100 0000 0000 0000 0101") })
         #expect(!text.lines.contains { $0.hasPrefix(String(base + 4096, radix: 16) + ":") })
         let marks = text.lines.filter { $0.hasPrefix("***") }
-        #expect(marks == ["*** 4096 bytes at \(hx(base + 4096)) could not be read",
-                          "*** 4096 bytes at \(hx(base + 4096 + 8192)) could not be read"], "\(marks)")
+        #expect(
+            marks == [
+                "*** 4096 bytes at \(hx(base + 4096)) could not be read",
+                "*** 4096 bytes at \(hx(base + 4096 + 8192)) could not be read",
+            ], "\(marks)")
     }
 }

@@ -8,7 +8,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `restore --json` output: one entry a region.
@@ -27,9 +27,10 @@ struct RestoreJSON {
     init(_ result: RunResult) throws {
         raw = try #require(result.json, "\(result)")
         regions = try #require(raw["regions"] as? [[String: Any]], "\(result)").map { r in
-            Region(start: try #require(u64(r["start"])), end: try #require(u64(r["end"])),
-                   path: try #require(r["path"] as? String), action: try #require(r["action"] as? String),
-                   written: try #require(u64(r["written"])))
+            Region(
+                start: try #require(u64(r["start"])), end: try #require(u64(r["end"])),
+                path: try #require(r["path"] as? String), action: try #require(r["action"] as? String),
+                written: try #require(u64(r["written"])))
         }
     }
 
@@ -52,8 +53,9 @@ struct RestoreJSON {
 
     /// Writes `count` bytes of `byte` at `address` through the tool.
     private func fill(_ address: UInt64, _ count: Int, _ byte: UInt8, force: Bool = false) throws {
-        let result = try Tool.run(["write", pid, hx(address), "--hex", hexOf(repeatElement(byte, count: count))]
-                                  + (force ? ["--force"] : []))
+        let result = try Tool.run(
+            ["write", pid, hx(address), "--hex", hexOf(repeatElement(byte, count: count))]
+                + (force ? ["--force"] : []))
         try #require(result.exited(0), "\(result)")
         try #require(try holder.get(address, count) == Array(repeating: byte, count: count))
     }
@@ -87,10 +89,11 @@ struct RestoreJSON {
         let writable = manifest.regions.filter { $0.perms.dropFirst().hasPrefix("w") }
         let readOnly = manifest.regions.count - writable.count
         #expect(readOnly > 0)
-        #expect(result.lines == [
-            "restored \(writable.reduce(0) { $0 + $1.count }) bytes into pid \(holder.pid)",
-            "left out \(readOnly) regions the target maps read-only (--force restores them)",
-        ])
+        #expect(
+            result.lines == [
+                "restored \(writable.reduce(0) { $0 + $1.count }) bytes into pid \(holder.pid)",
+                "left out \(readOnly) regions the target maps read-only (--force restores them)",
+            ])
         #expect(try holder.get(buf, 65536) == original)
         #expect(try holder.get(edge, 4096) == Array(repeating: 0xab, count: 4096))
         #expect(try holder.send("counter") == "12648430")
@@ -122,7 +125,8 @@ struct RestoreJSON {
 
     @Test func readOnlyRegionsNeedForce() throws {
         let ro = holder.address("ro")
-        let dumped = try Tool.run("dump", pid, "--region", range(ro, 4096), "--region", range(buf, 0x2000), "-o", dir.sub("d"))
+        let dumped = try Tool.run(
+            "dump", pid, "--region", range(ro, 4096), "--region", range(buf, 0x2000), "-o", dir.sub("d"))
         try #require(dumped.exited(0), "\(dumped)")
         let original = try holder.get(buf, 0x2000)
         try fill(ro, 16, 0x00, force: true)
@@ -130,8 +134,11 @@ struct RestoreJSON {
 
         let plain = try Tool.run("restore", pid, dir.sub("d"), "--verify")
         #expect(plain.exited(0), "\(plain)")
-        #expect(plain.lines == ["restored 8192 bytes into pid \(holder.pid)",
-                                "left out 1 regions the target maps read-only (--force restores them)"])
+        #expect(
+            plain.lines == [
+                "restored 8192 bytes into pid \(holder.pid)",
+                "left out 1 regions the target maps read-only (--force restores them)",
+            ])
         #expect(try holder.get(ro, 16) == Array(repeating: 0, count: 16), "left as it was")
         #expect(try holder.get(buf, 0x2000) == original)
 
@@ -164,7 +171,8 @@ struct RestoreJSON {
     /// written either) until buf is skipped by selector or as mismatched.
     @Test func layoutMismatchWritesNothingUnlessSkipped() throws {
         let edge = holder.address("edge")
-        let dumped = try Tool.run("dump", pid, "--region", range(buf, 65536), "--region", range(edge, 4096), "-o", dir.sub("d"))
+        let dumped = try Tool.run(
+            "dump", pid, "--region", range(buf, 65536), "--region", range(edge, 4096), "-o", dir.sub("d"))
         try #require(dumped.exited(0), "\(dumped)")
         try #require(try DumpManifestFile(dir.sub("d")).regions.count == 2)
         try fill(edge, 32, 0x00)
@@ -192,7 +200,8 @@ struct RestoreJSON {
         try fill(edge, 32, 0x00)
         let skipped = try Tool.run("restore", pid, dir.sub("d"), "--skip", range(buf, 65536))
         #expect(skipped.exited(0), "\(skipped)")
-        #expect(skipped.lines == ["restored 4096 bytes into pid \(holder.pid)", "left out \(range(buf, 65536)) : skipped"])
+        #expect(
+            skipped.lines == ["restored 4096 bytes into pid \(holder.pid)", "left out \(range(buf, 65536)) : skipped"])
         #expect(try holder.get(edge, 4096) == Array(repeating: 0xab, count: 4096))
         #expect(try holder.send("ping") == "pong")
     }
@@ -297,8 +306,9 @@ struct RestoreJSON {
     /// Bad dumps are refused with one line and exit 1, before anything is written: the
     /// first region (valid) is not restored either.
     @Test func badManifestsAreRefusedBeforeWriting() throws {
-        let dumped = try Tool.run("dump", pid, "--region", range(buf, 0x1000), "--region", range(buf + 0x2000, 0x1000),
-                                  "-o", dir.sub("good"))
+        let dumped = try Tool.run(
+            "dump", pid, "--region", range(buf, 0x1000), "--region", range(buf + 0x2000, 0x1000),
+            "-o", dir.sub("good"))
         try #require(dumped.exited(0), "\(dumped)")
         let good = try DumpManifestFile(dir.sub("good"))
         try #require(good.regions.count == 2)
@@ -323,16 +333,23 @@ struct RestoreJSON {
             ("data file", setSecond("file", "")),
             ("not a range", setSecond("end", hx(buf))),
             ("format", { directory in try self.editManifest(directory) { $0["format"] = "vmio-dump/2" } }),
-            ("bad dump manifest", { directory in
-                try Data("{\"format\": \"vmio-dump/1\", \"regions\": [".utf8).write(to: URL(fileURLWithPath: directory + "/manifest.json"))
-            }),
+            (
+                "bad dump manifest",
+                { directory in
+                    try Data("{\"format\": \"vmio-dump/1\", \"regions\": [".utf8).write(
+                        to: URL(fileURLWithPath: directory + "/manifest.json"))
+                }
+            ),
             ("no dump manifest", { directory in unlink(directory + "/manifest.json") }),
             ("shorter than its region", { directory in truncate(directory + "/" + secondFile, 100) }),
             ("No such file", { directory in unlink(directory + "/" + secondFile) }),
-            ("not a regular file", { directory in
-                unlink(directory + "/" + secondFile)
-                symlink("/dev/zero", directory + "/" + secondFile)
-            }),
+            (
+                "not a regular file",
+                { directory in
+                    unlink(directory + "/" + secondFile)
+                    symlink("/dev/zero", directory + "/" + secondFile)
+                }
+            ),
         ]
         for (index, (message, damage)) in cases.enumerated() {
             let copy = dir.sub("bad\(index)")
@@ -341,8 +358,12 @@ struct RestoreJSON {
             let result = try Tool.run("restore", pid, copy)
             #expect(result.exited(1), "case \(index) (\(message)): \(result)")
             #expect(result.stderrLines.count == 1, "case \(index): \(result.stderr)")
-            #expect(result.stderr.hasPrefix("vmio-ptrace: ") && result.stderr.contains(message), "case \(index): \(result.stderr)")
-            #expect(try holder.get(buf, 32) == Array(repeating: 0xee, count: 32), "case \(index) (\(message)): nothing written")
+            #expect(
+                result.stderr.hasPrefix("vmio-ptrace: ") && result.stderr.contains(message),
+                "case \(index): \(result.stderr)")
+            #expect(
+                try holder.get(buf, 32) == Array(repeating: 0xee, count: 32),
+                "case \(index) (\(message)): nothing written")
         }
         // The good copy still restores.
         let result = try Tool.run("restore", pid, dir.sub("good"), "--verify")

@@ -9,7 +9,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The state letter of `pid` (`R`, `S`, `T`, `t`, `D`…), or "" when it is gone.
@@ -105,9 +105,10 @@ private final class StateScript {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
         let buf = holder.address("buf")
-        for command in [["read", holder.pidArg, hx(buf), "16", "--stop"], ["regs", holder.pidArg],
-                        ["search", holder.pidArg, "--string", "VMIO-MARKER-0001", "--stop"]]
-        {
+        for command in [
+            ["read", holder.pidArg, hx(buf), "16", "--stop"], ["regs", holder.pidArg],
+            ["search", holder.pidArg, "--string", "VMIO-MARKER-0001", "--stop"],
+        ] {
             let result = try Tool.run(command)
             #expect(result.exited(0), "\(command): \(result)")
             #expect(isFreeRunning(holder.pid), "\(command): \(procStatus(holder.pid))")
@@ -130,7 +131,10 @@ private final class StateScript {
         kill(holder.pid, SIGSTOP)
         let result = running.finish(timeout: 20)
         #expect(result.exited(0), "\(result)")
-        #expect(result.stderr.contains("vmio-ptrace: warning: pid \(holder.pid) was running (S (sleeping)) before the attach but is job-stopped (T (stopped)) now; it could not be restored"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains(
+                "vmio-ptrace: warning: pid \(holder.pid) was running (S (sleeping)) before the attach but is job-stopped (T (stopped)) now; it could not be restored"
+            ), "\(result.stderr)")
         #expect(stateLetter(holder.pid) == "T")
     }
 
@@ -158,21 +162,33 @@ private final class StateScript {
         let read = try Tool.run("read", states.pidArg, "[stack]", "16", "--stop", "--attach-timeout", "0.5", "--json")
         #expect(read.exited(0), "\(read)")
         #expect(read.json?["moved"] as? Int == 16)
-        #expect(read.stderr == "vmio-ptrace: warning: thread \(states.pid) of pid \(states.pid) did not stop within the attach timeout (state D (disk sleep)); reading without stopping\n", "\(read.stderr)")
-        let search = try Tool.run("search", states.pidArg, "--string", "no such bytes here", "--region", "[stack]", "--stop", "--attach-timeout", "0.5")
+        #expect(
+            read.stderr
+                == "vmio-ptrace: warning: thread \(states.pid) of pid \(states.pid) did not stop within the attach timeout (state D (disk sleep)); reading without stopping\n",
+            "\(read.stderr)")
+        let search = try Tool.run(
+            "search", states.pidArg, "--string", "no such bytes here", "--region", "[stack]", "--stop",
+            "--attach-timeout", "0.5")
         #expect(search.exited(0), "\(search)")
-        #expect(search.stderr.contains("did not stop within the attach timeout (state D (disk sleep)); reading without stopping"), "\(search.stderr)")
+        #expect(
+            search.stderr.contains(
+                "did not stop within the attach timeout (state D (disk sleep)); reading without stopping"),
+            "\(search.stderr)")
 
         // What needs the stop fails cleanly (status 1), naming the thread and its state.
-        for command in [["regs", states.pidArg, "--attach-timeout", "0.5"],
-                        ["backtrace", states.pidArg, "--attach-timeout", "0.5"],
-                        ["backtrace", states.pidArg, "--snapshot", "--attach-timeout", "0.5"],
-                        ["restore", states.pidArg, dir.path, "--stop", "--attach-timeout", "0.5"],
-                        ["copy", "\(states.pid):[stack]", "\(states.pid):[stack]", "8", "--stop", "--attach-timeout", "0.5"]]
-        {
+        for command in [
+            ["regs", states.pidArg, "--attach-timeout", "0.5"],
+            ["backtrace", states.pidArg, "--attach-timeout", "0.5"],
+            ["backtrace", states.pidArg, "--snapshot", "--attach-timeout", "0.5"],
+            ["restore", states.pidArg, dir.path, "--stop", "--attach-timeout", "0.5"],
+            ["copy", "\(states.pid):[stack]", "\(states.pid):[stack]", "8", "--stop", "--attach-timeout", "0.5"],
+        ] {
             let result = try Tool.run(command)
             #expect(result.exited(1), "\(command): \(result)")
-            #expect(result.stderr.contains("thread \(states.pid) of pid \(states.pid) did not stop in time (state D (disk sleep)); every thread was let go as it was"), "\(command): \(result.stderr)")
+            #expect(
+                result.stderr.contains(
+                    "thread \(states.pid) of pid \(states.pid) did not stop in time (state D (disk sleep)); every thread was let go as it was"
+                ), "\(command): \(result.stderr)")
         }
         let stopScript = try StateScript("stop\n")
         let session = try Tool.run("session", states.pidArg, "--attach-timeout", "0.3", stopScript.path.path)
@@ -195,11 +211,13 @@ private final class StateScript {
         defer { states.terminate() }
         _ = try blockInVfork(states, ms: 700)
         let script = try StateScript("stop\nsleep 1500ms\ncont\nsleep 4s\n")
-        let running = try Running(Tool.path, ["session", states.pidArg, "--keep-going", "--attach-timeout", "0.2", script.path.path])
+        let running = try Running(
+            Tool.path, ["session", states.pidArg, "--keep-going", "--attach-timeout", "0.2", script.path.path])
         // The late stop: the parent traps into a ptrace stop of the tool …
-        #expect(waitUntil(timeout: 5) {
-            procStatus(states.pid)["TracerPid"] == String(running.pid) && stateLetter(states.pid) == "t"
-        }, "\(procStatus(states.pid))")
+        #expect(
+            waitUntil(timeout: 5) {
+                procStatus(states.pid)["TracerPid"] == String(running.pid) && stateLetter(states.pid) == "t"
+            }, "\(procStatus(states.pid))")
         // … and is let go at `cont`, while the tool sleeps on.
         #expect(waitUntil(timeout: 5) { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
         #expect(running.isRunning)

@@ -8,7 +8,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One hit of `search --json`.
@@ -70,7 +70,8 @@ struct SearchJSON {
         #expect(result.exited(0), "\(result)")
         // The hit in buf, as text: address, region name + offset, permissions and bounds.
         let bufLine = try #require(procMapsLines(holder.pid).first { $0.contains(buf + 0x100) })
-        let want = "\(hx(buf + 0x100))  anon+\(hx(buf + 0x100 - bufLine.start))  (rw-p \(hx(bufLine.start))-\(hx(bufLine.end)))"
+        let want =
+            "\(hx(buf + 0x100))  anon+\(hx(buf + 0x100 - bufLine.start))  (rw-p \(hx(bufLine.start))-\(hx(bufLine.end)))"
         #expect(result.lines.contains(want), "\(result.lines)")
         // Standard error holds the summary line only (no progress text on a pipe).
         #expect(result.stderrLines.count == 1, "\(result.stderr)")
@@ -80,8 +81,11 @@ struct SearchJSON {
 
         let json = try searchJSON("--string", "VMIO-MARKER-0001")
         let hit = try #require(json.hits.first { $0.address == buf + 0x100 }, "\(json.hits)")
-        #expect(hit == SearchHitJSON(address: buf + 0x100, regionStart: bufLine.start, regionEnd: bufLine.end,
-                                     perms: "rw-p", path: "", offset: buf + 0x100 - bufLine.start))
+        #expect(
+            hit
+                == SearchHitJSON(
+                    address: buf + 0x100, regionStart: bufLine.start, regionEnd: bufLine.end,
+                    perms: "rw-p", path: "", offset: buf + 0x100 - bufLine.start))
         #expect(json.hits.filter { bufRange.contains($0.address) }.count == 1)
         #expect(!json.truncated)
         #expect(json.unreadable == 0)
@@ -117,9 +121,13 @@ struct SearchJSON {
             #expect(bytes[0] == 0x56 && bytes[1] == 0x4d && bytes[3] == 0x4f)
         }
         // The same without the wildcard: only the marker.
-        #expect(try searchJSON("--hex", "564d494f", "--region", "\(hx(buf))-\(hx(buf + 65536))").addresses == [buf + 0x100])
+        #expect(
+            try searchJSON("--hex", "564d494f", "--region", "\(hx(buf))-\(hx(buf + 65536))").addresses == [buf + 0x100])
         // A leading wildcard: the byte before the planted one is part of the match.
-        #expect(try searchJSON("--hex", "?? 56 4d 78", "--region", "\(hx(buf))-\(hx(buf + 65536))").addresses == [planted - 1])
+        #expect(
+            try searchJSON("--hex", "?? 56 4d 78", "--region", "\(hx(buf))-\(hx(buf + 65536))").addresses == [
+                planted - 1
+            ])
     }
 
     @Test func utf16LittleEndian() throws {
@@ -136,12 +144,13 @@ struct SearchJSON {
         #expect(try searchJSON("--string", text).hits.isEmpty)
     }
 
-    @Test(arguments: [
-        ("--u64", "0x1122334455667788", 0x200),
-        ("--f64", "3.5", 0x208),
-        ("--i32", "-5", 0x310),
-        ("--u16", "0xBEEF", 0x318),
-    ] as [(String, String, UInt64)])
+    @Test(
+        arguments: [
+            ("--u64", "0x1122334455667788", 0x200),
+            ("--f64", "3.5", 0x208),
+            ("--i32", "-5", 0x310),
+            ("--u16", "0xBEEF", 0x318),
+        ] as [(String, String, UInt64)])
     func typedValuesAtTheirAlignment(option: String, value: String, offset: UInt64) throws {
         // `--opt=value`: a negative value after a separate option is taken for an option.
         let json = try searchJSON("\(option)=\(value)", "--region", "\(hx(buf))-\(hx(buf + 65536))")
@@ -204,8 +213,9 @@ struct SearchJSON {
         let at = base + (4 << 20) - 7
         #expect(try Tool.run("write", exiter.pidArg, hx(at), "--hex", pattern).exited(0))
         // Clipped to buf: its chunks start at buf + k * 4 MiB.
-        let clipped = try Tool.run("search", exiter.pidArg, "--hex", pattern, "--region",
-                                   "\(hx(base))-\(hx(base + (256 << 20)))", "--json")
+        let clipped = try Tool.run(
+            "search", exiter.pidArg, "--hex", pattern, "--region",
+            "\(hx(base))-\(hx(base + (256 << 20)))", "--json")
         #expect(clipped.exited(0), "\(clipped)")
         let json = try SearchJSON(clipped)
         #expect(json.addresses == [at])
@@ -220,7 +230,8 @@ struct SearchJSON {
         #expect(whole.exited(0), "\(whole)")
         #expect(try SearchJSON(whole).addresses == [at, second].sorted())
         // A wildcard version straddles too.
-        let wild = try Tool.run("search", exiter.pidArg, "--hex", "53 54 52 41 44 44 ?? 45 2d 30 31 32 33 34 35 3f", "--json")
+        let wild = try Tool.run(
+            "search", exiter.pidArg, "--hex", "53 54 52 41 44 44 ?? 45 2d 30 31 32 33 34 35 3f", "--json")
         #expect(try SearchJSON(wild).addresses == [at, second].sorted())
     }
 
@@ -229,7 +240,8 @@ struct SearchJSON {
         defer { fixture.terminate() }
         let map = fixture.address("map")
         let range = "\(hx(map))-\(hx(map + 16384))"
-        let result = try Tool.run("search", fixture.pidArg, "--hex", "5c 5c 5c 5c", "--region", range, "--max", "5000", "--json")
+        let result = try Tool.run(
+            "search", fixture.pidArg, "--hex", "5c 5c 5c 5c", "--region", range, "--max", "5000", "--json")
         #expect(result.exited(0), "\(result)")
         let json = try SearchJSON(result)
         #expect(json.unreadable == 12288)
@@ -256,7 +268,9 @@ struct SearchJSON {
             let result = hex.isEmpty ? try search("--hex", hex) : try search("--hex=" + hex)
             #expect(result.exited(1), "'\(hex)': \(result)")
             #expect(result.stderrLines.count == 1, "'\(hex)': \(result.stderr)")
-            #expect(result.stderr.hasPrefix("vmio-ptrace: ") && result.stderr.contains("pattern"), "'\(hex)': \(result.stderr)")
+            #expect(
+                result.stderr.hasPrefix("vmio-ptrace: ") && result.stderr.contains("pattern"),
+                "'\(hex)': \(result.stderr)")
             #expect(result.stdout.isEmpty)
         }
         // A value that does not fit its type.
@@ -268,11 +282,15 @@ struct SearchJSON {
         #expect(nowhere.exited(1), "\(nowhere)")
         #expect(nowhere.stderrLines.count == 1 && nowhere.stderr.contains("no readable mapping"), "\(nowhere.stderr)")
         // Command-line errors: two patterns, none, --max 0, --align 0.
-        for arguments in [["--hex", "41", "--string", "A"], ["--u32", "1", "--u64", "1"], [], ["--hex", "41", "--max", "0"],
-                          ["--u32", "1", "--align", "0"]] {
+        for arguments in [
+            ["--hex", "41", "--string", "A"], ["--u32", "1", "--u64", "1"], [], ["--hex", "41", "--max", "0"],
+            ["--u32", "1", "--align", "0"],
+        ] {
             let result = try Tool.run(["search", pid] + arguments)
             #expect(result.exited(64), "\(arguments): \(result)")
-            #expect(result.stderrLines.count == 1 && result.stderr.hasPrefix("vmio-ptrace: "), "\(arguments): \(result.stderr)")
+            #expect(
+                result.stderrLines.count == 1 && result.stderr.hasPrefix("vmio-ptrace: "),
+                "\(arguments): \(result.stderr)")
             #expect(result.stdout.isEmpty)
         }
         // The holder is untouched and answering.

@@ -9,7 +9,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Helpers
@@ -173,12 +173,13 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         let result = try Tool.run("session", a.pidArg, script.path)
         #expect(result.exited(0), "\(result)")
         #expect(result.stderr.isEmpty, "\(result.stderr)")
-        #expect(result.lines == [
-            String(hx(aBuf + 0x100).dropFirst(2)) + ": 564d 494f 2d4d 4152 4b45 522d 3030 3031  VMIO-MARKER-0001",
-            "wrote 16 bytes at \(hx(aBuf + 0x100)) (verified)",
-            "copied 16 bytes from \(a.pid):\(hx(aBuf + 0x100)) to \(destination)",
-            "marker at \(hx(aBuf + 0x100))",
-        ])
+        #expect(
+            result.lines == [
+                String(hx(aBuf + 0x100).dropFirst(2)) + ": 564d 494f 2d4d 4152 4b45 522d 3030 3031  VMIO-MARKER-0001",
+                "wrote 16 bytes at \(hx(aBuf + 0x100)) (verified)",
+                "copied 16 bytes from \(a.pid):\(hx(aBuf + 0x100)) to \(destination)",
+                "marker at \(hx(aBuf + 0x100))",
+            ])
         // Both holders see the new marker from the inside; the bytes around are untouched.
         #expect(try a.get(aBuf + 0x100, 16) == Array("VMIO-MARKER-0042".utf8))
         #expect(try b.get(bBuf + 0x8000, 16) == Array("VMIO-MARKER-0042".utf8))
@@ -201,7 +202,10 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         ])
         let result = try Tool.run("session", h.pidArg, script.path)
         #expect(result.exited(1), "\(result)")
-        #expect(result.stderrLines == ["vmio-ptrace: line 3:3: expectation failed: 0x1122334455667789 == 0x1122334455667788"])
+        #expect(
+            result.stderrLines == [
+                "vmio-ptrace: line 3:3: expectation failed: 0x1122334455667789 == 0x1122334455667788"
+            ])
         #expect(result.stdout.isEmpty)
         #expect(try h.get(buf + 0x5000, 11) == initialBuf(0x5000, 11))
         #expect(isFreeRunning(h.pid))
@@ -246,7 +250,10 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         let result = try Tool.run("session", h.pidArg, script.path)
         #expect(result.exited(2), "\(result)")
         #expect(result.lines == ["before"])
-        #expect(result.stderrLines == ["vmio-ptrace: line 2:1: partial read: 0 of 16 bytes moved; first faulting address \(hx(guardPage))"])
+        #expect(
+            result.stderrLines == [
+                "vmio-ptrace: line 2:1: partial read: 0 of 16 bytes moved; first faulting address \(hx(guardPage))"
+            ])
         #expect(try h.get(buf + 0x5000, 11) == initialBuf(0x5000, 11))
 
         // With --json the failing line carries the partial result and the error.
@@ -285,8 +292,9 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
             "line 3:1: partial read: 0 of 16 bytes moved; first faulting address \(hx(guardPage))",
             "line 5:1: partial read: 6 of 16 bytes moved; first faulting address \(hx(edge + 4096))",
         ]
-        #expect(result.stderrLines == failures.map { "vmio-ptrace: " + $0 }
-            + ["vmio-ptrace: 3 of 6 commands failed:"] + failures.map { "  " + $0 })
+        #expect(
+            result.stderrLines == failures.map { "vmio-ptrace: " + $0 }
+                + ["vmio-ptrace: 3 of 6 commands failed:"] + failures.map { "  " + $0 })
         #expect(isFreeRunning(h.pid))
     }
 
@@ -329,13 +337,17 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
             "write \(hx(buf + 0x7000)) --u32 7 --verify",
         ])
         let running = try Running(Tool.path, ["session", h.pidArg, held.path])
-        #expect(waitUntil(timeout: 5) { procStatus(h.pid)["State"]?.hasPrefix("t") == true },
-                "the holder was never seen stopped: \(procStatus(h.pid))")
+        #expect(
+            waitUntil(timeout: 5) { procStatus(h.pid)["State"]?.hasPrefix("t") == true },
+            "the holder was never seen stopped: \(procStatus(h.pid))")
         #expect(procStatus(h.pid)["TracerPid"] != "0")
         let result = running.finish()
         #expect(result.exited(0), "\(result)")
-        #expect(result.lines == ["stopped 1 threads of pid \(h.pid)", "pid \(h.pid) runs on",
-                                 "stopped 1 threads of pid \(h.pid)", "wrote 4 bytes at \(hx(buf + 0x7000)) (verified)"])
+        #expect(
+            result.lines == [
+                "stopped 1 threads of pid \(h.pid)", "pid \(h.pid) runs on",
+                "stopped 1 threads of pid \(h.pid)", "wrote 4 bytes at \(hx(buf + 0x7000)) (verified)",
+            ])
         #expect(isFreeRunning(h.pid), "\(procStatus(h.pid))")
         #expect(threadTracers(h.pid).values.allSatisfy { $0 == "0" })
         #expect(try h.get(buf + 0x7000, 4) == [7, 0, 0, 0])
@@ -488,7 +500,8 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
     /// dies with the process that started it, here the tool, through PR_SET_PDEATHSIG.)
     @Test func runWithDetachLeavesTheProgramRunning() throws {
         let script = try ScriptFile(["maps", "cont", "stop", "expect (read [stack] 8) == (read [stack] 8)"])
-        let run = try Conversation(Tool.path, ["run", "--detach", "--json", "--script", script.path, "--", "/bin/sleep", "30"])
+        let run = try Conversation(
+            Tool.path, ["run", "--detach", "--json", "--script", script.path, "--", "/bin/sleep", "30"])
         // The program keeps the tool's standard output open after the tool exits, so
         // take its pid from the first answer rather than waiting for end of file.
         let maps = try #require(run.nextObject(), "no answer from run")
@@ -500,8 +513,9 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         // Foundation notices the tool's exit only once every copy of its pipes is closed,
         // and the program holds some: watch the tool become a zombie in /proc instead.
         let tool = run.process.processIdentifier
-        #expect(waitUntil(timeout: 20) { procStatus(tool)["State"].map { $0.hasPrefix("Z") } ?? true },
-                "the tool did not finish: \(procStatus(tool))")
+        #expect(
+            waitUntil(timeout: 20) { procStatus(tool)["State"].map { $0.hasPrefix("Z") } ?? true },
+            "the tool did not finish: \(procStatus(tool))")
         #expect(procStatus(pid)["Name"] == "sleep")
         #expect(isFreeRunning(pid), "\(procStatus(pid))")
         #expect(threadTracers(pid).values.allSatisfy { $0 == "0" })
@@ -514,12 +528,14 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
     @Test func examplesRunAgainstAHolder() throws {
         let examples = try FileManager.default.contentsOfDirectory(atPath: examplesDirectory.path)
             .filter { $0.hasSuffix(".vmio") }.sorted()
-        #expect(examples == ["check-values.vmio", "find-and-patch.vmio", "launch-and-inspect.vmio", "stop-copy-cont.vmio"])
+        #expect(
+            examples == ["check-values.vmio", "find-and-patch.vmio", "launch-and-inspect.vmio", "stop-copy-cont.vmio"])
 
         // check-values reads only; each script gets a fresh holder, as the README says.
         do {
             let h = try Fixtures.launch(.holder)
-            let result = try Tool.run("session", h.pidArg, examplesDirectory.appendingPathComponent("check-values.vmio").path)
+            let result = try Tool.run(
+                "session", h.pidArg, examplesDirectory.appendingPathComponent("check-values.vmio").path)
             #expect(result.exited(0), "\(result)")
             #expect(result.lines == ["buf at \(hx(h.address("buf"))), counter = 0xc0ffee"])
             #expect(result.stderr.isEmpty)
@@ -529,37 +545,44 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         do {
             let h = try Fixtures.launch(.holder)
             let buf = h.address("buf")
-            let result = try Tool.run("session", h.pidArg, examplesDirectory.appendingPathComponent("find-and-patch.vmio").path)
+            let result = try Tool.run(
+                "session", h.pidArg, examplesDirectory.appendingPathComponent("find-and-patch.vmio").path)
             #expect(result.exited(0), "\(result)")
-            #expect(result.lines == [
-                "marker found at \(hx(buf + 0x100))",
-                "wrote 16 bytes at \(hx(buf + 0x100)) (verified)",
-                "wrote 8 bytes at \(hx(buf + 0x200)) (verified)",
-                "patched \(hx(buf + 0x100))",
-            ])
+            #expect(
+                result.lines == [
+                    "marker found at \(hx(buf + 0x100))",
+                    "wrote 16 bytes at \(hx(buf + 0x100)) (verified)",
+                    "wrote 8 bytes at \(hx(buf + 0x200)) (verified)",
+                    "patched \(hx(buf + 0x100))",
+                ])
             #expect(try h.get(buf + 0x100, 16) == Array("VMIO-MARKER-0042".utf8))
             #expect(try h.get(buf + 0x200, 8) == [0x89, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
         }
         do {
             let h = try Fixtures.launch(.holder)
             let buf = h.address("buf")
-            let result = try Tool.run("session", h.pidArg, examplesDirectory.appendingPathComponent("stop-copy-cont.vmio").path)
+            let result = try Tool.run(
+                "session", h.pidArg, examplesDirectory.appendingPathComponent("stop-copy-cont.vmio").path)
             #expect(result.exited(0), "\(result)")
-            #expect(result.lines == [
-                "stopped 1 threads of pid \(h.pid)",
-                "copied 16 bytes from \(h.pid):\(hx(buf + 0x100)) to \(h.pid):\(hx(buf + 0x8000))",
-                "copied 32 bytes from \(h.pid):\(hx(buf + 0x200)) to \(h.pid):\(hx(buf + 0x8010))",
-                "pid \(h.pid) runs on",
-                "copied to \(hx(buf + 0x8000))",
-            ])
+            #expect(
+                result.lines == [
+                    "stopped 1 threads of pid \(h.pid)",
+                    "copied 16 bytes from \(h.pid):\(hx(buf + 0x100)) to \(h.pid):\(hx(buf + 0x8000))",
+                    "copied 32 bytes from \(h.pid):\(hx(buf + 0x200)) to \(h.pid):\(hx(buf + 0x8010))",
+                    "pid \(h.pid) runs on",
+                    "copied to \(hx(buf + 0x8000))",
+                ])
             #expect(try h.get(buf + 0x8000, 0x30) == (try h.get(buf + 0x100, 16)) + (try h.get(buf + 0x200, 0x20)))
             #expect(isFreeRunning(h.pid))
         }
         do {
             let holder = Fixtures.path(of: .holder).path
-            let run = try Conversation(Tool.path, [
-                "run", "--script", examplesDirectory.appendingPathComponent("launch-and-inspect.vmio").path, "--", holder,
-            ])
+            let run = try Conversation(
+                Tool.path,
+                [
+                    "run", "--script", examplesDirectory.appendingPathComponent("launch-and-inspect.vmio").path, "--",
+                    holder,
+                ])
             let status = run.waitExit()
             let stderr = run.stderr, stdout = run.remainingLines()
             #expect(status == 0, "stderr: \(stderr); stdout: \(stdout)")

@@ -7,7 +7,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.serialized) struct StopAndSignalCLITests {
@@ -21,7 +21,8 @@ import Glibc
             #expect(result.stdout.elementsEqual("VMIO-MARKER-0001".utf8))
             let status = procStatus(holder.pid)
             #expect(status["TracerPid"] == "0")
-            #expect(status["State"].map { !$0.hasPrefix("t") && !$0.hasPrefix("T") } == true, "\(status["State"] ?? "")")
+            #expect(
+                status["State"].map { !$0.hasPrefix("t") && !$0.hasPrefix("T") } == true, "\(status["State"] ?? "")")
             #expect(try holder.send("ping") == "pong")
         }
         // A write and a copy with --stop leave it running too.
@@ -141,7 +142,8 @@ import Glibc
 
     @Test func aTargetHeldByAnotherTracer() throws {
         let strace = "/usr/bin/strace"
-        try #require(FileManager.default.isExecutableFile(atPath: strace), "strace is needed (apt-get install -y strace)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: strace), "strace is needed (apt-get install -y strace)")
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
         let buf = holder.address("buf")
@@ -150,8 +152,9 @@ import Glibc
             kill(tracer.pid, SIGTERM)
             _ = tracer.finish(timeout: 10)
         }
-        try #require(waitUntil(timeout: 10) { procStatus(holder.pid)["TracerPid"] == String(tracer.pid) },
-                     "strace attached: \(procStatus(holder.pid)["TracerPid"] ?? "?")")
+        try #require(
+            waitUntil(timeout: 10) { procStatus(holder.pid)["TracerPid"] == String(tracer.pid) },
+            "strace attached: \(procStatus(holder.pid)["TracerPid"] ?? "?")")
 
         let refused = try Tool.run("read", holder.pidArg, hx(buf), "16", "--stop")
         #expect(refused.exited(3), "\(refused)")
@@ -189,16 +192,18 @@ import Glibc
         let version = try Tool.runProgram(drop[0], Array(drop.dropFirst()) + ["--version"])
         try #require(version.exited(0), "the tool must be executable by uid 65534: \(version)")
 
-        for arguments in [["read", holder.pidArg, hx(buf), "16"], ["read", holder.pidArg, hx(buf), "16", "--stop"],
-                          ["maps", holder.pidArg], ["write", holder.pidArg, hx(buf), "--hex", "00"],
-                          ["copy", "\(holder.pid):\(hx(buf))", "\(holder.pid):\(hx(buf + 16))", "16"]]
-        {
+        for arguments in [
+            ["read", holder.pidArg, hx(buf), "16"], ["read", holder.pidArg, hx(buf), "16", "--stop"],
+            ["maps", holder.pidArg], ["write", holder.pidArg, hx(buf), "--hex", "00"],
+            ["copy", "\(holder.pid):\(hx(buf))", "\(holder.pid):\(hx(buf + 16))", "16"],
+        ] {
             let result = try Tool.runProgram(drop[0], Array(drop.dropFirst()) + arguments)
             #expect(result.exited(3), "\(arguments): \(result)")
             #expect(result.stderrLines.count == 1, "\(result.stderr)")
             // Why: not privileged (no CAP_SYS_PTRACE, another uid), with both uids named.
-            #expect(result.stderr.contains("not privileged") || result.stderr.contains("without CAP_SYS_PTRACE"),
-                    "\(result.stderr)")
+            #expect(
+                result.stderr.contains("not privileged") || result.stderr.contains("without CAP_SYS_PTRACE"),
+                "\(result.stderr)")
             #expect(result.stderr.contains("uid 65534") && result.stderr.contains("uid 0"), "\(result.stderr)")
         }
         #expect(try holder.get(buf, 32) == (0..<32).map(holderPattern), "nothing changed")

@@ -7,7 +7,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What one run of a program did.
@@ -21,8 +21,12 @@ struct RunResult: CustomStringConvertible {
 
     var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     /// Standard output split in lines (without the trailing empty one).
-    var lines: [String] { stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).droppingTrailingEmpty() }
-    var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).droppingTrailingEmpty() }
+    var lines: [String] {
+        stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).droppingTrailingEmpty()
+    }
+    var stderrLines: [String] {
+        stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).droppingTrailingEmpty()
+    }
 
     /// Exited (not killed) with `code`.
     func exited(_ code: Int32) -> Bool { !signaled && !timedOut && status == code }
@@ -221,7 +225,8 @@ enum Tool {
     }
 
     /// Runs any program to completion.
-    static func runProgram(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> RunResult {
+    static func runProgram(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> RunResult
+    {
         try Running(executable, arguments).finish(timeout: timeout)
     }
 }

@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file's size (0 if it does not exist).
@@ -37,10 +37,13 @@ private func sizeOnDisk(_ path: String) -> Int64 {
         #expect(exiter.number("buf") == 512 << 20)
         let out = TempPath("exiter.bin")
         // Start the tool first, then tell the exiter to die while the read is under way.
-        let running = try Running(Tool.path, ["read", exiter.pidArg, hx(buf), "512M", "--format", "raw", "-o", out.path])
+        let running = try Running(
+            Tool.path, ["read", exiter.pidArg, hx(buf), "512M", "--format", "raw", "-o", out.path])
         // Once bytes land in the file (under its temporary name until the read is
         // complete) the read is under way: now let the source die.
-        let temporary = (out.path as NSString).deletingLastPathComponent + "/." + (out.path as NSString).lastPathComponent + ".\(running.pid).part"
+        let temporary =
+            (out.path as NSString).deletingLastPathComponent + "/." + (out.path as NSString).lastPathComponent
+            + ".\(running.pid).part"
         #expect(waitUntil(timeout: 20) { sizeOnDisk(temporary) > 0 || !running.isRunning })
         #expect(try exiter.send("exit-after 1") == "ok")
         let result = running.finish(timeout: 60)
@@ -68,12 +71,18 @@ private func sizeOnDisk(_ path: String) -> Int64 {
         let from = source.address("buf"), to = destination.address("buf")
         let length: UInt64 = (512 << 20) - 8
         // Shifted by one word: destination word i+1 becomes i, so what landed is visible.
-        let running = try Running(Tool.path, ["copy", "\(source.pid):\(hx(from))", "\(destination.pid):\(hx(to + 8))",
-                                              String(length), "--json"])
+        let running = try Running(
+            Tool.path,
+            [
+                "copy", "\(source.pid):\(hx(from))", "\(destination.pid):\(hx(to + 8))",
+                String(length), "--json",
+            ])
         // Destination word 1 turns from 1 to 0 when the first bytes land: now let the source die.
         let started = waitUntil(timeout: 20) {
             var word: UInt64 = 1
-            let t = withUnsafeMutableBytes(of: &word) { ProcessVMBackend().read(pid: destination.pid, at: to + 8, into: $0) }
+            let t = withUnsafeMutableBytes(of: &word) {
+                ProcessVMBackend().read(pid: destination.pid, at: to + 8, into: $0)
+            }
             return (t.moved == 8 && word == 0) || !running.isRunning
         }
         #expect(started)
@@ -120,15 +129,18 @@ private func sizeOnDisk(_ path: String) -> Int64 {
         var partials = 0, completes = 0
         for attempt in 0..<20 {
             let out = TempPath("unmapper-\(attempt).bin")
-            let result = try Tool.run("read", unmapper.pidArg, hx(region), String(size), "--format", "raw", "-o", out.path, "--json")
+            let result = try Tool.run(
+                "read", unmapper.pidArg, hx(region), String(size), "--format", "raw", "-o", out.path, "--json")
             #expect(result.exited(0) || result.exited(2), "attempt \(attempt): \(result)")
             let json = try #require(result.json, "attempt \(attempt): \(result)")
             let moved = try #require((json["moved"] as? NSNumber)?.uint64Value)
             // A complete read is FILE; one cut short leaves no FILE, and its bytes in FILE.partial.
             let partialPath = out.path + ".partial"
             defer { unlink(partialPath) }
-            let file = try #require(result.exited(0) ? out.contents
-                                    : FileManager.default.contents(atPath: partialPath).map { [UInt8]($0) })
+            let file = try #require(
+                result.exited(0)
+                    ? out.contents
+                    : FileManager.default.contents(atPath: partialPath).map { [UInt8]($0) })
             if !result.exited(0) { #expect(out.contents == nil) }
             #expect(file.prefix(131_072).allSatisfy { $0 == 0x11 }, "the first half is always 0x11")
             if result.exited(0) {

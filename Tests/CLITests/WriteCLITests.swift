@@ -6,7 +6,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct WriteCLITests {
@@ -82,16 +82,18 @@ import Glibc
         // Read back through the tool as the same type.
         let format = String(option.dropFirst(2))
         let back = try Tool.run("read", pid, hx(buf + 0x600), String(bytes.count), "--format", format)
-        let want = format.hasPrefix("u") && value.hasPrefix("0x") ? String(UInt64(value.dropFirst(2), radix: 16)!) : value
+        let want =
+            format.hasPrefix("u") && value.hasPrefix("0x") ? String(UInt64(value.dropFirst(2), radix: 16)!) : value
         #expect(back.lines == [want], "\(back)")
     }
 
     @Test func negativeValueAsSeparateArgument() throws {
         // `--i32 -5` (two arguments) is how people type it.
-        for (option, value, bytes) in [("--i32", "-5", [0xfb, 0xff, 0xff, 0xff] as [UInt8]), ("--i8", "-128", [0x80]),
-                                       ("--i64", "-1", [UInt8](repeating: 0xff, count: 8)),
-                                       ("--f64", "-2.5", [0, 0, 0, 0, 0, 0, 0x04, 0xc0])]
-        {
+        for (option, value, bytes) in [
+            ("--i32", "-5", [0xfb, 0xff, 0xff, 0xff] as [UInt8]), ("--i8", "-128", [0x80]),
+            ("--i64", "-1", [UInt8](repeating: 0xff, count: 8)),
+            ("--f64", "-2.5", [0, 0, 0, 0, 0, 0, 0x04, 0xc0]),
+        ] {
             let result = try Tool.run("write", pid, hx(buf + 0x600), option, value)
             #expect(result.exited(0), "\(option) \(value): \(result)")
             #expect(try holder.get(buf + 0x600, bytes.count) == bytes, "\(option) \(value)")

@@ -5,9 +5,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The fixture programs; the raw value is the NAME in `vmio-fixture-NAME`.
@@ -150,7 +150,7 @@ public final class FixtureProcess: @unchecked Sendable {
     private let stdinHandle: FileHandle
     private let stdout: LineReader
     private let stderr: LineReader
-    private let ioLock = NSLock()     // one send at a time
+    private let ioLock = NSLock()  // one send at a time
     private let stateLock = NSLock()  // guards the two flags below
     private var stdinClosed = false
     private var terminated = false
@@ -443,7 +443,7 @@ public struct ProcMapsLine: Sendable, Equatable {
     public var end: UInt64
     public var perms: String  // e.g. "r-xp"
     public var offset: UInt64
-    public var path: String   // "" for anonymous, "[heap]", a file path, ...
+    public var path: String  // "" for anonymous, "[heap]", a file path, ...
 
     public func contains(_ address: UInt64) -> Bool { start <= address && address < end }
 }

@@ -1,3 +1,5 @@
+import PropertyBased
+
 @testable import VmIO
 
 /// A fake remote: processes simulated as byte arrays over page-aligned address ranges,
@@ -113,7 +115,9 @@ struct RemoteCase: Sendable, CustomStringConvertible {
         let contents = randomBytes(Int(size), seed: seed)
         var faulting: Set<UInt64> = []
         if !clean {
-            for i in 0..<pages where faultMask & (1 << i) != 0 { faulting.insert(base / FakeRemote.pageSize + UInt64(i)) }
+            for i in 0..<pages where faultMask & (1 << i) != 0 {
+                faulting.insert(base / FakeRemote.pageSize + UInt64(i))
+            }
         }
         let edges = (0...pages).map { base + UInt64($0) * FakeRemote.pageSize }
         let start = pick(startPick, base, base + size, edges: edges)
@@ -122,8 +126,6 @@ struct RemoteCase: Sendable, CustomStringConvertible {
             base: base, contents: contents, faulting: faulting, range: try! AddressRange(start: start, end: end))
     }
 }
-
-import PropertyBased
 
 extension Gens {
     /// A remote region of 1–6 pages at `base`, faulting on random pages (or none, a third of
@@ -139,6 +141,8 @@ extension Gens {
     }
 
     /// A local buffer's size and the bytes the writer skips first, and a seed for its contents.
-    static let localSide = zip(Gen.int(in: 0...30_000), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)))
-        .map { size, skipPick, seed in (size: size, skip: Int(pick(skipPick, 0, UInt64(size), edges: [0, 1])), seed: seed) }
+    static let localSide = zip(
+        Gen.int(in: 0...30_000), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max))
+    )
+    .map { size, skipPick, seed in (size: size, skip: Int(pick(skipPick, 0, UInt64(size), edges: [0, 1])), seed: seed) }
 }

@@ -15,11 +15,13 @@ private let srcBase: Address = 0x7f3a_0000_0000
 private let dstBase: Address = 0x5600_0000_0000
 
 private func expectInStep(_ r: VmReader, _ sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(r.owner.range.start == r.cursor && r.owner.range.end == r.end && r.owner.inv, sourceLocation: sourceLocation)
+    #expect(
+        r.owner.range.start == r.cursor && r.owner.range.end == r.end && r.owner.inv, sourceLocation: sourceLocation)
 }
 
 private func expectInStep(_ w: borrowing VmWriter, _ sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(w.owner.range.start == w.cursor && w.owner.range.end == w.end && w.owner.inv, sourceLocation: sourceLocation)
+    #expect(
+        w.owner.range.start == w.cursor && w.owner.range.end == w.end && w.owner.inv, sourceLocation: sourceLocation)
 }
 
 /// What a copy of `want` bytes must do, given the first faulting offsets on each side.
@@ -27,8 +29,10 @@ private struct Expectation {
     let k: UInt64
     let fault: (address: Address, side: CopySide, space: AddressSpace)?
 
-    init(want: UInt64, source: (start: Address, fault: Address?, space: AddressSpace),
-         destination: (start: Address, fault: Address?, space: AddressSpace)) {
+    init(
+        want: UInt64, source: (start: Address, fault: Address?, space: AddressSpace),
+        destination: (start: Address, fault: Address?, space: AddressSpace)
+    ) {
         let s = source.fault.map { $0 - source.start } ?? want
         let d = destination.fault.map { $0 - destination.start } ?? want
         k = min(s, d)
@@ -80,15 +84,18 @@ struct FallibleCopyTests {
             }
             let k = e.k
             #expect(reader.cursor == r0 + k && writer.cursor == w0 + k, "both cursors advanced by exactly k")
-            #expect(reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k, "both owners advanced by exactly k")
+            #expect(
+                reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k,
+                "both owners advanced by exactly k")
             #expect(reader.end == rEnd && writer.end == wEnd, "ends unchanged")
             #expect(reader.owner.id == rid && writer.owner.id == wid, "ids kept")
             expectInStep(reader)
             expectInStep(writer)
             let out = dst.array
             let (s, kI) = (local.skip, Int(k))
-            #expect(out[s..<s + kI] == fake.bytes(pid: srcPid, try AddressRange(start: r0, count: k))[...],
-                    "destination [0, k) holds the source's bytes")
+            #expect(
+                out[s..<s + kI] == fake.bytes(pid: srcPid, try AddressRange(start: r0, count: k))[...],
+                "destination [0, k) holds the source's bytes")
             #expect(out[..<s] == sentinel[..<s], "nothing before the destination cursor touched")
             #expect(out[(s + kI)...] == sentinel[(s + kI)...], "destination bytes past k untouched")
             #expect(fake.processes[srcPid]!.bytes == rc.contents, "the source is not written")
@@ -124,7 +131,9 @@ struct FallibleCopyTests {
             }
             let k = e.k
             #expect(reader.cursor == r0 + k && writer.cursor == w0 + k, "both cursors advanced by exactly k")
-            #expect(reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k, "both owners advanced by exactly k")
+            #expect(
+                reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k,
+                "both owners advanced by exactly k")
             #expect(reader.owner.id == rid && writer.owner.id == wid)
             expectInStep(reader)
             expectInStep(writer)
@@ -139,7 +148,8 @@ struct FallibleCopyTests {
 
     @Test("remote → remote, two pids or one")
     func remoteToRemote() async {
-        await propertyCheck(count: 400, input: Gens.remote(base: srcBase), Gens.remote(base: dstBase), Gen.bool) { a, b, samePid in
+        await propertyCheck(count: 400, input: Gens.remote(base: srcBase), Gens.remote(base: dstBase), Gen.bool) {
+            a, b, samePid in
             let fake: FakeRemote
             let dstRange: AddressRange
             let to: Int32
@@ -182,40 +192,60 @@ struct FallibleCopyTests {
             }
             let k = e.k
             #expect(reader.cursor == r0 + k && writer.cursor == w0 + k, "both cursors advanced by exactly k")
-            #expect(reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k, "both owners advanced by exactly k")
+            #expect(
+                reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k,
+                "both owners advanced by exactly k")
             expectInStep(reader)
             expectInStep(writer)
             var expected = before[to]!.bytes
             let off = Int(w0 - before[to]!.base)
             for i in 0..<Int(k) { expected[off + i] = sourceBytes[i] }
-            #expect(fake.processes[to]!.bytes == expected, "destination [0,k) holds the source's bytes, nothing past k touched")
+            #expect(
+                fake.processes[to]!.bytes == expected,
+                "destination [0,k) holds the source's bytes, nothing past k touched")
             if !samePid { #expect(fake.processes[srcPid]!.bytes == a.contents, "the source is not written") }
         }
     }
 
-    @Test("remote → remote across several bounce-buffer chunks", arguments: [
-        (nil, nil), (600 as Int?, nil as Int?), (nil, 333), (700, 300), (300, 700), (256, 256), (0, nil), (nil, 0),
-    ])
+    @Test(
+        "remote → remote across several bounce-buffer chunks",
+        arguments: [
+            (nil, nil), (600 as Int?, nil as Int?), (nil, 333), (700, 300), (300, 700), (256, 256), (0, nil), (nil, 0),
+        ])
     func bounceChunks(srcFaultPage: Int?, dstFaultPage: Int?) throws {
         let pages = 720  // 2.8 MiB: three bounce chunks
         let contents = randomBytes(pages * Int(FakeRemote.pageSize), seed: 42)
         func process(_ base: Address, _ faultPage: Int?) -> FakeRemote.Process {
-            .init(base: base, bytes: contents, faulting: Set(faultPage.map { [base / FakeRemote.pageSize + UInt64($0)] } ?? []))
+            .init(
+                base: base, bytes: contents,
+                faulting: Set(faultPage.map { [base / FakeRemote.pageSize + UInt64($0)] } ?? []))
         }
         let fake = FakeRemote([srcPid: process(srcBase, srcFaultPage), dstPid: process(dstBase, dstFaultPage)])
         fake.processes[dstPid]!.bytes = Array(repeating: 0xcc, count: contents.count)
         let region = UInt64(contents.count)
         let view = { (base: Address) in
-            try MemView(mappings: [Mapping(range: try AddressRange(start: base, count: region), permissions: .readWrite)])
+            try MemView(mappings: [
+                Mapping(range: try AddressRange(start: base, count: region), permissions: .readWrite)
+            ])
         }
         // Start 100 bytes in on the source, 7 on the destination: chunks never line up with pages.
-        var reader = try VmReader(remote: srcPid, owner: try .remote(try AddressRange(start: srcBase + 100, end: srcBase + region), view: .read(view(srcBase))))
-        var writer = try VmWriter(remote: dstPid, owner: try .remote(try AddressRange(start: dstBase + 7, end: dstBase + region), view: .write(view(dstBase))))
+        var reader = try VmReader(
+            remote: srcPid,
+            owner: try .remote(
+                try AddressRange(start: srcBase + 100, end: srcBase + region), view: .read(view(srcBase))))
+        var writer = try VmWriter(
+            remote: dstPid,
+            owner: try .remote(try AddressRange(start: dstBase + 7, end: dstBase + region), view: .write(view(dstBase)))
+        )
         let want = min(reader.remain, writer.avail)
         let e = Expectation(
             want: want,
-            source: (srcBase + 100, fake.firstFault(pid: srcPid, from: srcBase + 100, count: want), .remote(pid: srcPid)),
-            destination: (dstBase + 7, fake.firstFault(pid: dstPid, from: dstBase + 7, count: want), .remote(pid: dstPid)))
+            source: (
+                srcBase + 100, fake.firstFault(pid: srcPid, from: srcBase + 100, count: want), .remote(pid: srcPid)
+            ),
+            destination: (
+                dstBase + 7, fake.firstFault(pid: dstPid, from: dstBase + 7, count: want), .remote(pid: dstPid)
+            ))
         do throws(VmIoError) {
             #expect(try reader.readFallible(into: &writer, using: fake) == want)
             #expect(e.fault == nil)
@@ -227,7 +257,8 @@ struct FallibleCopyTests {
         let out = fake.processes[dstPid]!.bytes
         #expect(out[7..<7 + Int(e.k)] == contents[100..<100 + Int(e.k)])
         #expect(out[..<7].allSatisfy { $0 == 0xcc } && out[(7 + Int(e.k))...].allSatisfy { $0 == 0xcc })
-        #expect(fake.calls.allSatisfy { $0.count <= bounceBufferSize }, "memory stays flat: no call above the bounce size")
+        #expect(
+            fake.calls.allSatisfy { $0.count <= bounceBufferSize }, "memory stays flat: no call above the bounce size")
     }
 
     @Test("a vanished target: targetGone, nothing moved, no fault address")
@@ -349,7 +380,9 @@ struct FallibleCopyTests {
                 guard case .partialCopy(let p) = error else { Issue.record("unexpected \(error)"); return }
                 #expect(p.copied == k && p.requested == total && p.faultAddress == fault && p.side == .destination)
             }
-            #expect(writer.cursor == rc.range.start + k && writer.owner.range.start == rc.range.start + k, "advanced by what moved")
+            #expect(
+                writer.cursor == rc.range.start + k && writer.owner.range.start == rc.range.start + k,
+                "advanced by what moved")
             var expected = rc.contents
             let off = Int(rc.range.start - rc.base)
             for i in 0..<Int(k) { expected[off + i] = value }

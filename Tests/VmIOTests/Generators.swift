@@ -264,7 +264,8 @@ enum Gens {
             case 0: return try! AddressRange(start: a, count: 0)
             case 1: return try! AddressRange(start: UInt64.max - len, end: UInt64.max)
             case 2: return try! AddressRange(start: 0, count: len)
-            default: return try! AddressRange(start: a, end: a.addingReportingOverflow(len).overflow ? UInt64.max : a + len)
+            default:
+                return try! AddressRange(start: a, end: a.addingReportingOverflow(len).overflow ? UInt64.max : a + len)
             }
         }
 }

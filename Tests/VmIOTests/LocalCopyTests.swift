@@ -85,9 +85,12 @@ struct LocalCopyTests {
                         #expect(isSkip && n > remain && error == .lengthExceedsRange(requested: n, available: remain))
                     }
                     let (newCursor, newEnd, newRemain) =
-                        side == 0 ? (reader.cursor, reader.end, reader.remain) : (writer.cursor, writer.end, writer.avail)
+                        side == 0
+                        ? (reader.cursor, reader.end, reader.remain) : (writer.cursor, writer.end, writer.avail)
                     if isSkip {
-                        #expect(newCursor == (n <= remain ? cursor + n : cursor) && newEnd == end, "skip moves the cursor only")
+                        #expect(
+                            newCursor == (n <= remain ? cursor + n : cursor) && newEnd == end,
+                            "skip moves the cursor only")
                     } else {
                         #expect(newCursor == cursor && newRemain == min(remain, n), "limit shrinks the end only")
                     }
@@ -102,8 +105,9 @@ struct LocalCopyTests {
 
     @Test("readBack returns the writer's whole original range, same owner id, a read view")
     func readBack() async {
-        let input = zip(Gen.int(in: 0...3000), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)),
-                        Gen.uint8(), Gen.int(in: 0...Int(Int32.max)))
+        let input = zip(
+            Gen.int(in: 0...3000), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)),
+            Gen.uint8(), Gen.int(in: 0...Int(Int32.max)))
         await propertyCheck(count: 300, input: input) { size, skipPick, limitPick, byte, zeroPick in
             let original = randomBytes(size, seed: skipPick)
             let buffer = LocalBuffer(original)
@@ -120,7 +124,8 @@ struct LocalCopyTests {
 
             var reader = try writer.readBack()
             #expect(reader.owner.id == origin.id, "same owner id")
-            #expect(reader.owner.range == origin.range && reader.owner.range == buffer.range, "the whole original range")
+            #expect(
+                reader.owner.range == origin.range && reader.owner.range == buffer.range, "the whole original range")
             #expect(reader.owner.hasReadView && !reader.owner.hasWriteView, "a read view")
             #expect(try reader.owner.readView() == origin.memView?.memView, "of the same MemView")
             #expect(reader.owner.readViewInitialized && reader.owner.inv)

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import PropertyBased
 import Testing
 
 @testable import VmIO
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 // The maps parser: this process's own /proc/self/maps, a synthetic 10,000-line text,
 // every form the kernel prints, and malformed text (an error naming the line, never a crash).
@@ -71,7 +72,9 @@ struct MapsParserTests {
         var parsed: (text: String, view: MemView)?
         while parsed == nil && attempt < 5 {
             attempt += 1
-            guard let bytes = readProcFile("/proc/self/maps") else { Issue.record("cannot read /proc/self/maps"); return }
+            guard let bytes = readProcFile("/proc/self/maps") else {
+                Issue.record("cannot read /proc/self/maps"); return
+            }
             let text = String(decoding: bytes, as: UTF8.self)
             do throws(VmIoError) {
                 parsed = (text, try MapsParser.parse(text, generation: 3))
@@ -91,11 +94,13 @@ struct MapsParserTests {
         #expect(view.mappingsAreDisjoint, "sorted and disjoint")
         #expect(zip(view.mappings, view.mappings.dropFirst()).allSatisfy { $0.end <= $1.start })
         #expect(view.mappings.contains { $0.path == "[stack]" }, "[stack] is there")
-        #expect(view.mappings.contains { $0.path == "[heap]" || $0.path.hasPrefix("[anon") || $0.path.isEmpty },
-                "some heap-like anonymous memory is there")
+        #expect(
+            view.mappings.contains { $0.path == "[heap]" || $0.path.hasPrefix("[anon") || $0.path.isEmpty },
+            "some heap-like anonymous memory is there")
         #expect(view.mappings.contains { $0.isSpecial })
         if let exe = selfExePath() {
-            #expect(view.mappings.contains { $0.path == exe && $0.permissions.execute }, "the test binary's text is mapped")
+            #expect(
+                view.mappings.contains { $0.path == exe && $0.permissions.execute }, "the test binary's text is mapped")
         }
         // A local variable and a heap object land in readable, writable mappings.
         let stackAddress = withUnsafeMutablePointer(to: &local) { Address(UInt(bitPattern: $0)) }
@@ -117,8 +122,10 @@ struct MapsParserTests {
     @Test("a synthetic text of 10,000 mappings parses and round-trips through description")
     func tenThousand() throws {
         var rng = SplitMix(2024)
-        let paths = ["", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/opt/My App/lib foo.so", "[heap]", "[anon:dalvik-main space]",
-                     "/dev/shm/ring", "/tmp/new\nline", "[vvar]", "[vdso]", "/memfd:wayland-cursor"]
+        let paths = [
+            "", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/opt/My App/lib foo.so", "[heap]", "[anon:dalvik-main space]",
+            "/dev/shm/ring", "/tmp/new\nline", "[vvar]", "[vdso]", "/memfd:wayland-cursor",
+        ]
         var mappings: [Mapping] = []
         var address: Address = 0x0001_0000  // low addresses: the kernel pads them to eight digits
         for i in 0..<10_000 {
@@ -127,13 +134,18 @@ struct MapsParserTests {
             let path = paths[Int.random(in: 0..<paths.count, using: &rng)]
             let file = path.hasPrefix("/")
             let bits = Int.random(in: 0...15, using: &rng)
-            mappings.append(Mapping(
-                range: try AddressRange(start: address, count: pages * page),
-                permissions: Permissions(read: bits & 1 != 0, write: bits & 2 != 0, execute: bits & 4 != 0, shared: bits & 8 != 0),
-                offset: file ? UInt64(i) * page : 0,
-                device: file ? DeviceNumber(major: UInt32.random(in: 0...0x1ff, using: &rng), minor: UInt32.random(in: 0...0xff, using: &rng)) : .init(major: 0, minor: 0),
-                inode: file ? UInt64.random(in: 1...UInt64(UInt32.max), using: &rng) : 0,
-                path: path, isDeleted: file && Bool.random(using: &rng)))
+            mappings.append(
+                Mapping(
+                    range: try AddressRange(start: address, count: pages * page),
+                    permissions: Permissions(
+                        read: bits & 1 != 0, write: bits & 2 != 0, execute: bits & 4 != 0, shared: bits & 8 != 0),
+                    offset: file ? UInt64(i) * page : 0,
+                    device: file
+                        ? DeviceNumber(
+                            major: UInt32.random(in: 0...0x1ff, using: &rng),
+                            minor: UInt32.random(in: 0...0xff, using: &rng)) : .init(major: 0, minor: 0),
+                    inode: file ? UInt64.random(in: 1...UInt64(UInt32.max), using: &rng) : 0,
+                    path: path, isDeleted: file && Bool.random(using: &rng)))
             address += pages * page
         }
         // Half the lines in the kernel's padded layout, half as `description` prints them.
@@ -163,7 +175,8 @@ struct MapsParserTests {
             },
             Case(line: "7ffd5c9f2000-7ffd5ca13000 rw-p 00000000 00:00 0 ") { $0.path.isEmpty && !$0.isDeleted },
             Case(line: "7ffd5c9f2000-7ffd5ca13000 rw-p 00000000 00:00 0") { $0.path.isEmpty && $0.inode == 0 },
-            Case(line: "7f0000000000-7f0000021000 rw-s 00000000 00:01 2048                       /memfd:pool (deleted)") {
+            Case(line: "7f0000000000-7f0000021000 rw-s 00000000 00:01 2048                       /memfd:pool (deleted)")
+            {
                 $0.path == "/memfd:pool" && $0.isDeleted && $0.permissions.shared
             },
             Case(line: "7f0000000000-7f0000021000 rw-p 00000000 00:00 0                          [anon:libc_malloc]") {
@@ -175,21 +188,27 @@ struct MapsParserTests {
             },
             Case(line: "08048000-08056000 r-xp 00000000 03:0c 64593      /usr/sbin/gpm") {
                 $0.start == 0x0804_8000 && $0.end == 0x0805_6000 && $0.device == DeviceNumber(major: 3, minor: 0xc)
-                    && $0.inode == 64593 && $0.description == "08048000-08056000 r-xp 00000000 03:0c 64593 /usr/sbin/gpm"
+                    && $0.inode == 64593
+                    && $0.description == "08048000-08056000 r-xp 00000000 03:0c 64593 /usr/sbin/gpm"
             },
             Case(line: "55d0c0a00000-55d0c0a02000 r--p 00002000 103:02 9175047                   /usr/bin/cat") {
-                $0.device == DeviceNumber(major: 0x103, minor: 2) && $0.offset == 0x2000 && $0.description.contains(" 103:02 ")
+                $0.device == DeviceNumber(major: 0x103, minor: 2) && $0.offset == 0x2000
+                    && $0.description.contains(" 103:02 ")
             },
             Case(line: "7f0000000000-7f0000001000 r--p 00000000 fd:01 7 /tmp/line\\012break") {
                 $0.path == "/tmp/line\nbreak" && $0.description.hasSuffix("/tmp/line\\012break")
             },
             Case(line: "7f0000000000-7f0000001000 r--p 00000000 fd:01 7 /tmp/end\\012") { $0.path == "/tmp/end\n" },
-            Case(line: "7f0000000000-7f0000001000 r--p 00000000 fd:01 7 /tmp/back\\slash") { $0.path == "/tmp/back\\slash" },
+            Case(line: "7f0000000000-7f0000001000 r--p 00000000 fd:01 7 /tmp/back\\slash") {
+                $0.path == "/tmp/back\\slash"
+            },
             Case(line: "7F0000000000-7F0000001000 R--P 00000000 FD:01 7 x") { _ in false },  // perms are lowercase only
             Case(line: "7F0000000000-7F0000001000 r--p 0000000A FD:01 7 x") {
                 $0.start == 0x7f00_0000_0000 && $0.offset == 10 && $0.device.major == 0xfd
             },
-            Case(line: "7fff12345000-7fff12366000 rw-p 00000000 00:00 0                          [stack]") { $0.path == "[stack]" },
+            Case(line: "7fff12345000-7fff12366000 rw-p 00000000 00:00 0                          [stack]") {
+                $0.path == "[stack]"
+            },
         ]
         for (i, c) in cases.enumerated() {
             do throws(VmIoError) {
@@ -207,25 +226,25 @@ struct MapsParserTests {
     func malformed() {
         let cases: [(String, Int)] = [
             ("", 1),
-            ("00400000-00452000 r-xp 00000000 08:02", 38),          // missing inode
-            ("00400000-00452000 r-xp 00000000 08:02 ", 39),         // missing inode, trailing space
-            ("00400000-00452000 r-xp 00000000", 32),                // missing device and inode
-            ("00400000-00452000", 18),                              // missing everything after the range
-            ("00400000 00452000 r-xp 00000000 08:02 1 /x", 9),      // no '-'
-            ("0040000g-00452000 r-xp 00000000 08:02 1 /x", 8),      // bad hex
+            ("00400000-00452000 r-xp 00000000 08:02", 38),  // missing inode
+            ("00400000-00452000 r-xp 00000000 08:02 ", 39),  // missing inode, trailing space
+            ("00400000-00452000 r-xp 00000000", 32),  // missing device and inode
+            ("00400000-00452000", 18),  // missing everything after the range
+            ("00400000 00452000 r-xp 00000000 08:02 1 /x", 9),  // no '-'
+            ("0040000g-00452000 r-xp 00000000 08:02 1 /x", 8),  // bad hex
             ("00400000-0045200z r-xp 00000000 08:02 1 /x", 17),
-            ("-00452000 r-xp 00000000 08:02 1 /x", 1),              // empty start
-            ("00400000-00452000 rwzp 00000000 08:02 1 /x", 19),     // bad perms
-            ("00400000-00452000 rwxq 00000000 08:02 1 /x", 22),     // fourth perms char
+            ("-00452000 r-xp 00000000 08:02 1 /x", 1),  // empty start
+            ("00400000-00452000 rwzp 00000000 08:02 1 /x", 19),  // bad perms
+            ("00400000-00452000 rwxq 00000000 08:02 1 /x", 22),  // fourth perms char
             ("00400000-00452000 rw 00000000 08:02 1 /x", 19),
             ("00400000-00452000 r-xp 0000000x 08:02 1 /x", 31),
-            ("00400000-00452000 r-xp 00000000 08-02 1 /x", 35),     // no ':' in the device
-            ("00400000-00452000 r-xp 00000000 08:02 x /x", 39),     // inode not decimal
+            ("00400000-00452000 r-xp 00000000 08-02 1 /x", 35),  // no ':' in the device
+            ("00400000-00452000 r-xp 00000000 08:02 x /x", 39),  // inode not decimal
             ("00400000-00452000 r-xp 00000000 08:02 12a /x", 41),
-            ("00452000-00400000 r-xp 00000000 08:02 1 /x", 18),     // start > end
+            ("00452000-00400000 r-xp 00000000 08:02 1 /x", 18),  // start > end
             ("00000000000400000-00452000 r-xp 00000000 08:02 1 /x", 17),  // 17-digit address
             ("00400000-000000000000452000 r-xp 00000000 08:02 1 /x", 26),
-            ("00400000-00452000 r-xp 00000000 123456789:02 1 /x", 41),   // 9-digit device major
+            ("00400000-00452000 r-xp 00000000 123456789:02 1 /x", 41),  // 9-digit device major
             ("00400000-00452000 r-xp 00000000 08:02 99999999999999999999 /x", 58),  // inode overflows
             ("00400000-00452000\tr-xp 00000000 08:02 1 /x", 18),
         ]
@@ -234,13 +253,17 @@ struct MapsParserTests {
                 let m = try MapsParser.parseLine(line, lineNumber: 7)
                 Issue.record("\(line) parsed as \(m)")
             } catch {
-                guard case .mapsSyntax(let l, let c, let reason) = error else { Issue.record("\(line): \(error)"); continue }
+                guard case .mapsSyntax(let l, let c, let reason) = error else {
+                    Issue.record("\(line): \(error)"); continue
+                }
                 #expect(l == 7, "\(line)")
                 #expect(c == column, "\(line): column \(c) (\(reason))")
                 #expect(!reason.isEmpty)
             }
         }
-        #expect(throws: VmIoError.self) { _ = try MapsParser.parseLine("00400000-00452000 r-xp 00000000 08:02 1 /x\n/y") }
+        #expect(throws: VmIoError.self) {
+            _ = try MapsParser.parseLine("00400000-00452000 r-xp 00000000 08:02 1 /x\n/y")
+        }
     }
 
     @Test("errors in a multi-line text name the right line; overlap and order are refused")
@@ -255,7 +278,10 @@ struct MapsParserTests {
         for badIndex in 0..<3 {
             var lines = good
             lines[badIndex] = "zz"
-            #expect(throws: VmIoError.mapsSyntax(line: badIndex + 1, column: 1, reason: "expected a hexadecimal start address")) {
+            #expect(
+                throws: VmIoError.mapsSyntax(
+                    line: badIndex + 1, column: 1, reason: "expected a hexadecimal start address")
+            ) {
                 _ = try MapsParser.parse(lines.joined(separator: "\n"))
             }
         }
@@ -270,11 +296,17 @@ struct MapsParserTests {
         }
         // Overlapping and unsorted lines.
         let overlapping = [good[0], "00400800-00402000 rw-p 00001000 08:02 1 /bin/x", good[2]]
-        #expect(throws: VmIoError.mappingsOverlap(index: 1)) { _ = try MapsParser.parse(overlapping.joined(separator: "\n")) }
+        #expect(throws: VmIoError.mappingsOverlap(index: 1)) {
+            _ = try MapsParser.parse(overlapping.joined(separator: "\n"))
+        }
         let unsorted = [good[0], good[2], good[1]]
-        #expect(throws: VmIoError.mappingsUnsorted(index: 2)) { _ = try MapsParser.parse(unsorted.joined(separator: "\n")) }
+        #expect(throws: VmIoError.mappingsUnsorted(index: 2)) {
+            _ = try MapsParser.parse(unsorted.joined(separator: "\n"))
+        }
         let duplicate = [good[0], good[0]]
-        #expect(throws: VmIoError.mappingsOverlap(index: 1)) { _ = try MapsParser.parse(duplicate.joined(separator: "\n")) }
+        #expect(throws: VmIoError.mappingsOverlap(index: 1)) {
+            _ = try MapsParser.parse(duplicate.joined(separator: "\n"))
+        }
         // The same checks when a view is built from mappings directly.
         let ms = try good.map { try MapsParser.parseLine($0) }
         #expect(throws: VmIoError.mappingsUnsorted(index: 1)) { _ = try MemView(mappings: [ms[1], ms[0]]) }
@@ -284,7 +316,8 @@ struct MapsParserTests {
 
     @Test("random damage to a valid line: a mapping or a syntax error on that line, never a crash")
     func fuzz() async {
-        let base = "7f2c4a1e0000-7f2c4a1e2000 r-xp 0001a000 103:02 1311                       /usr/lib/lib x.so (deleted)"
+        let base =
+            "7f2c4a1e0000-7f2c4a1e2000 r-xp 0001a000 103:02 1311                       /usr/lib/lib x.so (deleted)"
         let bytes = Array(base.utf8)
         let edit = zip(Gen.int(in: 0...3), Gen.int(in: 0...(bytes.count - 1)), Gen.uint8(in: 0...127))
         await propertyCheck(count: 500, input: edit.array(of: 1...4), Gen.int(in: 1...50_000)) { edits, lineNumber in

@@ -34,15 +34,20 @@ struct OverlapTests {
             }
             // [start - k, start): touches the start.
             if a.start >= k {
-                #expect(owner.overlaps(withRange: try AddressRange(start: a.start - k, end: a.start)), "touching at the start")
+                #expect(
+                    owner.overlaps(withRange: try AddressRange(start: a.start - k, end: a.start)),
+                    "touching at the start")
             }
             #expect(owner.overlaps(withRange: try AddressRange(start: a.start, count: 0)), "empty range at the start")
             #expect(owner.overlaps(withRange: try AddressRange(start: a.end, count: 0)), "empty range at the end")
             if a.end < .max {
-                #expect(!owner.overlaps(withRange: try AddressRange(start: a.end + 1, count: k)), "one byte past the end")
+                #expect(
+                    !owner.overlaps(withRange: try AddressRange(start: a.end + 1, count: k)), "one byte past the end")
             }
             if a.start >= 1 + k {
-                #expect(!owner.overlaps(withRange: try AddressRange(start: a.start - 1 - k, end: a.start - 1)), "one byte before")
+                #expect(
+                    !owner.overlaps(withRange: try AddressRange(start: a.start - 1 - k, end: a.start - 1)),
+                    "one byte before")
             }
             // An empty owner overlaps itself and a range it touches.
             let empty = bare(try AddressRange(start: a.start, count: 0))
@@ -57,8 +62,12 @@ struct OverlapTests {
             (0x2000, 0x3000), (0x0, 0x1000), (0x1000, 0x1000), (0x2000, 0x2000), (0x1800, 0x1801), (0, .max),
         ]
         let no: [(Address, Address)] = [(0x2001, 0x3000), (0x0, 0xfff), (0x2001, 0x2001), (0xfff, 0xfff)]
-        for (s, e) in yes { #expect(owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)") }
-        for (s, e) in no { #expect(!owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)") }
+        for (s, e) in yes {
+            #expect(owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)")
+        }
+        for (s, e) in no {
+            #expect(!owner.overlaps(withRange: try AddressRange(start: s, end: e)), "\(s.hex)-\(e.hex)")
+        }
         // The registry's half-open test differs exactly on touching ranges.
         #expect(!owner.range.intersects(try AddressRange(start: 0x2000, end: 0x3000)))
     }
@@ -90,7 +99,10 @@ struct OverlapTests {
         let lo = try AddressRange(start: big.start, count: 0x10)
         let hi = try AddressRange(start: big.end - 0x10, count: 0x10)
         #expect(!bare(lo).overlaps(withRange: hi), "the ranges are far apart")
-        for (va, vb) in [(VmIoMemView.read(view), VmIoMemView.read(view)), (.write(view), .write(view)), (.read(view), .write(view)), (.write(view), .read(view))] {
+        for (va, vb) in [
+            (VmIoMemView.read(view), VmIoMemView.read(view)), (.write(view), .write(view)), (.read(view), .write(view)),
+            (.write(view), .read(view)),
+        ] {
             let a = try VmIoOwner(range: lo, isFallible: true, isKernel: false, memView: va)
             let b = try VmIoOwner(range: hi, isFallible: true, isKernel: false, memView: vb)
             #expect(!a.disjoint(b) && !b.disjoint(a))
@@ -109,7 +121,8 @@ struct OverlapTests {
         let d = try VmIoOwner(range: hi, isFallible: true, isKernel: false, memView: .write(two))
         #expect(c.disjoint(d) && !c.overlaps(d))
         // Touching ranges are never disjoint (inclusive test).
-        let e = try VmIoOwner(range: try AddressRange(start: lo.end, count: 0x10), isFallible: true, isKernel: false, memView: nil)
+        let e = try VmIoOwner(
+            range: try AddressRange(start: lo.end, count: 0x10), isFallible: true, isKernel: false, memView: nil)
         #expect(!bare(lo).disjoint(e))
     }
 
@@ -118,7 +131,8 @@ struct OverlapTests {
         await propertyCheck(count: 500, input: Gens.ownerPair) { p in
             #expect(p.a.paramsEqual(p.b) == (p.a.range == p.b.range && p.a.isFallible == p.b.isFallible))
             // Same range and fallibility, different id, kernel flag and view: still equal.
-            let twin = try VmIoOwner(range: p.a.range, isFallible: p.a.isFallible, isKernel: !p.a.isKernel, memView: nil)
+            let twin = try VmIoOwner(
+                range: p.a.range, isFallible: p.a.isFallible, isKernel: !p.a.isKernel, memView: nil)
             #expect(p.a.paramsEqual(twin) && twin.paramsEqual(p.a))
             var flipped = p.a
             try flipped.changeFallible(to: !p.a.isFallible)

@@ -53,10 +53,14 @@ struct OwnerContractTests {
 
             // Beyond the seed: both halves' views translate their ranges exactly as the original.
             for va in sampleAddresses(r.range, c.layout.mappings, seed: c.extra) {
-                #expect(r.memView?.memView.translate(va) == old.memView?.memView.translate(va), "front translates \(va.hex)")
+                #expect(
+                    r.memView?.memView.translate(va) == old.memView?.memView.translate(va), "front translates \(va.hex)"
+                )
             }
             for va in sampleAddresses(me.range, c.layout.mappings, seed: c.extra) {
-                #expect(me.memView?.memView.translate(va) == old.memView?.memView.translate(va), "back translates \(va.hex)")
+                #expect(
+                    me.memView?.memView.translate(va) == old.memView?.memView.translate(va), "back translates \(va.hex)"
+                )
             }
             #expect(throws: Never.self) { try r.checkInvariant() }
             #expect(throws: Never.self) { try me.checkInvariant() }
@@ -66,10 +70,12 @@ struct OwnerContractTests {
 
     @Test("split at 0, at count, and of an empty range", arguments: [0, 1, 2])
     func splitEdges(which: Int) throws {
-        let layout = Layout.make(baseKind: 1, specs: [
-            MappingSpec(gapPages: 0, pages: 2, perms: 1, pathKind: 0),
-            MappingSpec(gapPages: 0, pages: 1, perms: 3, pathKind: 1),
-        ])
+        let layout = Layout.make(
+            baseKind: 1,
+            specs: [
+                MappingSpec(gapPages: 0, pages: 2, perms: 1, pathKind: 0),
+                MappingSpec(gapPages: 0, pages: 1, perms: 3, pathKind: 1),
+            ])
         let whole = layout.runs[0]
         let range = which == 2 ? try AddressRange(start: whole.start + page, count: 0) : whole
         for view in [VmIoMemView.read(layout.view), .write(layout.view)] {
@@ -116,7 +122,8 @@ struct OwnerContractTests {
                 for va in sampleAddresses(me.range, c.layout.mappings, seed: c.extra) {
                     #expect(before.translate(va) == after.translate(va), "addr_transl(\(va.hex)) unchanged")
                     #expect(after.translate(va) != nil, "\(va.hex) still translates")
-                    #expect(after.translate(va) == c.layout.view.translate(va), "\(va.hex) lands where the full view says")
+                    #expect(
+                        after.translate(va) == c.layout.view.translate(va), "\(va.hex) lands where the full view says")
                 }
             }
             // The returned view is the part advanced past: same kind, covers it, translates it as before.
@@ -124,7 +131,9 @@ struct OwnerContractTests {
             #expect(passed.isRead == old.hasReadView, "returned view has the old kind")
             #expect(passed.memView.covers(passedRange), "returned view covers the part advanced past")
             for va in sampleAddresses(passedRange, c.layout.mappings, seed: c.extra) {
-                #expect(passed.memView.translate(va) == old.memView?.memView.translate(va), "returned view translates \(va.hex)")
+                #expect(
+                    passed.memView.translate(va) == old.memView?.memView.translate(va),
+                    "returned view translates \(va.hex)")
             }
             #expect(throws: Never.self) { try me.checkInvariant() }
             #expect(VmIoOwner.advancePostcondition(old: old, new: me, n: n))
@@ -133,10 +142,12 @@ struct OwnerContractTests {
 
     @Test("advance by 0 and by count", arguments: [false, true])
     func advanceEdges(toEnd: Bool) throws {
-        let layout = Layout.make(baseKind: 3, specs: [
-            MappingSpec(gapPages: 0, pages: 1, perms: 7, pathKind: 3),
-            MappingSpec(gapPages: 0, pages: 3, perms: 1, pathKind: 2),
-        ])
+        let layout = Layout.make(
+            baseKind: 3,
+            specs: [
+                MappingSpec(gapPages: 0, pages: 1, perms: 7, pathKind: 3),
+                MappingSpec(gapPages: 0, pages: 3, perms: 1, pathKind: 2),
+            ])
         var me = try VmIoOwner(range: layout.runs[0], isFallible: false, isKernel: true, memView: .read(layout.view))
         let old = me
         let n = toEnd ? old.range.count : 0
@@ -189,7 +200,8 @@ struct OwnerContractTests {
             #expect(me.inv, "final(self).inv()")
             #expect(me.isFallible == f, "final.is_fallible == fallible")
             // Beyond the seed: nothing else changes.
-            #expect(me.range == old.range && me.id == old.id && me.isKernel == old.isKernel && me.memView == old.memView)
+            #expect(
+                me.range == old.range && me.id == old.id && me.isKernel == old.isKernel && me.memView == old.memView)
             try me.changeFallible(to: !f)
             #expect(me == old, "changing back restores the owner")
         }
@@ -209,7 +221,9 @@ struct OwnerContractTests {
                 let count = before.range.count
                 let n = pick(arg / 7, 0, count + 2, edges: [count, count + 1])
                 let f = arg % 2 == 0
-                let cutError: VmIoError? = before.memView == nil ? .noView(owner: before.id)
+                let cutError: VmIoError? =
+                    before.memView == nil
+                    ? .noView(owner: before.id)
                     : n > count ? .lengthExceedsRange(requested: n, available: count) : nil
                 let expected: VmIoError? =
                     switch op {
@@ -225,7 +239,9 @@ struct OwnerContractTests {
                     case 3: try pieces[i].writeToRead()
                     default: try pieces[i].changeFallible(to: f)
                     }
-                    #expect(expected == nil, "op \(op) n=\(n) on \(before) should have thrown \(String(describing: expected))")
+                    #expect(
+                        expected == nil,
+                        "op \(op) n=\(n) on \(before) should have thrown \(String(describing: expected))")
                 } catch {
                     #expect(error == expected, "op \(op) n=\(n) on \(before)")
                     #expect(pieces[i] == before, "a refused operation leaves the owner as it was")
@@ -235,9 +251,13 @@ struct OwnerContractTests {
                     #expect(original.contains(p.range), "\(p) stays inside \(original)")
                 }
                 #expect(Set(pieces.map(\.id)).count == pieces.count, "ids stay unique")
-                for a in pieces.indices { for b in pieces.indices where a < b {
-                    #expect(!pieces[a].range.intersects(pieces[b].range), "\(pieces[a]) and \(pieces[b]) do not intersect")
-                } }
+                for a in pieces.indices {
+                    for b in pieces.indices where a < b {
+                        #expect(
+                            !pieces[a].range.intersects(pieces[b].range),
+                            "\(pieces[a]) and \(pieces[b]) do not intersect")
+                    }
+                }
             }
         }
     }

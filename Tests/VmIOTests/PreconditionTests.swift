@@ -44,7 +44,9 @@ struct PreconditionTests {
     func fallibilityUnchanged() async {
         await propertyCheck(count: 200, input: Gens.owner()) { c in
             var me = c.owner
-            #expect(throws: VmIoError.fallibilityUnchanged(me.isFallible)) { try me.changeFallible(to: c.owner.isFallible) }
+            #expect(throws: VmIoError.fallibilityUnchanged(me.isFallible)) {
+                try me.changeFallible(to: c.owner.isFallible)
+            }
             #expect(me == c.owner)
         }
     }
@@ -89,7 +91,9 @@ struct PreconditionTests {
                 #expect(layout.view.covers(range))
             }
             // Without a view, any range is fine.
-            #expect(throws: Never.self) { _ = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: nil) }
+            #expect(throws: Never.self) {
+                _ = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: nil)
+            }
         }
     }
 
@@ -149,15 +153,21 @@ struct PreconditionTests {
         #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) {
             try bytes.withUnsafeBytes { _ = try writer.write($0, using: LocalOnlyBackend()) }
         }
-        #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) { try writer.fillZeros(11, using: LocalOnlyBackend()) }
+        #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) {
+            try writer.fillZeros(11, using: LocalOnlyBackend())
+        }
         #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) { try writer.skip(11) }
         #expect(writer.cursor == before && writer.avail == 10)
         // local → local only through read(into:): a remote side is refused.
         var local = LocalBuffer(count: 4).makeWriter()
-        let remoteView = try MemView(mappings: [Mapping(range: try AddressRange(start: 0x1000, count: 0x1000), permissions: .readWrite)])
+        let remoteView = try MemView(mappings: [
+            Mapping(range: try AddressRange(start: 0x1000, count: 0x1000), permissions: .readWrite)
+        ])
         var remote = try VmReader(
             remote: 7, owner: try .remote(try AddressRange(start: 0x1000, count: 8), view: .read(remoteView)))
-        #expect(throws: VmIoError.addressSpaceMismatch(expected: "local", got: .remote(pid: 7))) { try remote.read(into: &local) }
+        #expect(throws: VmIoError.addressSpaceMismatch(expected: "local", got: .remote(pid: 7))) {
+            try remote.read(into: &local)
+        }
         #expect(remote.remain == 8 && local.avail == 4)
     }
 }

@@ -13,7 +13,9 @@ private let regionPages: UInt64 = 16
 private func regionView() -> MemView {
     try! MemView(mappings: [
         Mapping(range: try! AddressRange(start: base, count: 8 * page), permissions: .readWrite, path: "[heap]"),
-        Mapping(range: try! AddressRange(start: base + 8 * page, count: 8 * page), permissions: Permissions(read: true, write: false, execute: true, shared: false), path: "/usr/lib/libx.so"),
+        Mapping(
+            range: try! AddressRange(start: base + 8 * page, count: 8 * page),
+            permissions: Permissions(read: true, write: false, execute: true, shared: false), path: "/usr/lib/libx.so"),
     ])
 }
 
@@ -44,7 +46,8 @@ struct RegistryTests {
                 let s = pick(a, 0, size, edges: edges + model.flatMap { [$0.range.start - base, $0.range.end - base] })
                 let e = pick(b, s, size, edges: edges + model.flatMap { [$0.range.start - base, $0.range.end - base] })
                 let r = range(s, e)
-                let clash = model
+                let clash =
+                    model
                     .filter { referenceIntersects($0.range, r) && (access == .write || $0.access == .write) }
                     .min { $0.id < $1.id }
                 do throws(VmIoError) {
@@ -55,16 +58,19 @@ struct RegistryTests {
                     #expect(!model.contains { $0.id == owner.id }, "fresh id")
                     model.append((owner.id, r, access))
                 } catch {
-                    #expect(error == clash.map { .ownerConflict(requested: r, holder: $0.id, holderRange: $0.range) },
-                            "refused with ownerConflict naming the (oldest) holder")
+                    #expect(
+                        error == clash.map { .ownerConflict(requested: r, holder: $0.id, holderRange: $0.range) },
+                        "refused with ownerConflict naming the (oldest) holder")
                 }
                 let live = registry.live
                 #expect(live.map(\.id) == model.map(\.id).sorted())
                 #expect(live.map(\.range) == model.sorted { $0.id < $1.id }.map(\.range))
                 // The registry's books never hold a write lease intersecting any other lease.
-                for x in live { for y in live where x.id < y.id && (x.access == .write || y.access == .write) {
-                    #expect(!referenceIntersects(x.range, y.range))
-                } }
+                for x in live {
+                    for y in live where x.id < y.id && (x.access == .write || y.access == .write) {
+                        #expect(!referenceIntersects(x.range, y.range))
+                    }
+                }
             }
         }
     }
@@ -90,14 +96,23 @@ struct RegistryTests {
         // A read touching a write is fine too.
         let touchingRead = try registry.acquire(.read, range: range(4 * page, 5 * page), view: view)
         // Intersecting by a single byte is not.
-        #expect(throws: VmIoError.ownerConflict(requested: range(3 * page - 1, 3 * page), holder: w.id, holderRange: w.range)) {
+        #expect(
+            throws: VmIoError.ownerConflict(
+                requested: range(3 * page - 1, 3 * page), holder: w.id, holderRange: w.range)
+        ) {
             _ = try registry.acquire(.write, range: range(3 * page - 1, 3 * page), view: view)
         }
-        #expect(throws: VmIoError.ownerConflict(requested: range(2 * page, 2 * page + 1), holder: w.id, holderRange: w.range)) {
+        #expect(
+            throws: VmIoError.ownerConflict(
+                requested: range(2 * page, 2 * page + 1), holder: w.id, holderRange: w.range)
+        ) {
             _ = try registry.acquire(.read, range: range(2 * page, 2 * page + 1), view: view)
         }
         // A write over a live read is refused as well.
-        #expect(throws: VmIoError.ownerConflict(requested: range(4 * page + 8, 6 * page), holder: touchingRead.id, holderRange: touchingRead.range)) {
+        #expect(
+            throws: VmIoError.ownerConflict(
+                requested: range(4 * page + 8, 6 * page), holder: touchingRead.id, holderRange: touchingRead.range)
+        ) {
             _ = try registry.acquire(.write, range: range(4 * page + 8, 6 * page), view: view)
         }
         // The oldest holder is named when several clash.
@@ -131,7 +146,9 @@ struct RegistryTests {
         #expect(registry.live.isEmpty)
     }
 
-    @Test("split through the registry keeps both halves live and separately releasable", arguments: [0, 1, 4096, 5000, 3 * 4096])
+    @Test(
+        "split through the registry keeps both halves live and separately releasable",
+        arguments: [0, 1, 4096, 5000, 3 * 4096])
     func splitThroughRegistry(n: UInt64) throws {
         let registry = OwnerRegistry()
         let view = regionView()
@@ -142,7 +159,8 @@ struct RegistryTests {
         #expect(front.range == range(0, n) && back.range == range(n, 3 * page))
         let live = registry.live
         #expect(live.count == 2)
-        #expect(live.first { $0.id == id }?.range == back.range && live.first { $0.id == front.id }?.range == front.range)
+        #expect(
+            live.first { $0.id == id }?.range == back.range && live.first { $0.id == front.id }?.range == front.range)
         #expect(live.allSatisfy { $0.access == .write })
         // The halves touch but do not intersect: both may live (the inclusive test would refuse this).
         #expect(!front.range.intersects(back.range))

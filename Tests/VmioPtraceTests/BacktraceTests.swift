@@ -11,7 +11,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct BacktraceTests {
@@ -72,7 +72,9 @@ import Glibc
 
     @Test func unwindEndsDescribeThemselves() {
         #expect(UnwindEnd.endOfStack.kind == "end" && UnwindEnd.endOfStack.description == "end of stack")
-        #expect(UnwindEnd.depthLimit(5).kind == "depth-limit" && UnwindEnd.depthLimit(5).description == "depth limit 5 reached")
+        #expect(
+            UnwindEnd.depthLimit(5).kind == "depth-limit"
+                && UnwindEnd.depthLimit(5).description == "depth limit 5 reached")
         #expect(UnwindEnd.loop(pc: 0x10, sp: 0x20).description == "loop: pc 0x10 with sp 0x20 repeats")
         #expect(UnwindEnd.error("bad frame").kind == "error")
     }

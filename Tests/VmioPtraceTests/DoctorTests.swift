@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct DoctorTests {
@@ -42,7 +42,10 @@ import Glibc
     @Test func procMemForceOverride() {
         #expect(Doctor.forceOverride(cmdline: "quiet proc_mem.force_override=never root=/dev/sda\n") == "never")
         #expect(Doctor.forceOverride(cmdline: "quiet ro\n") == nil)
-        #expect(Doctor.forceOverride(kernelConfig: "# CONFIG_PROC_MEM_ALWAYS_FORCE is not set\nCONFIG_PROC_MEM_FORCE_PTRACE=y\n") == "ptrace")
+        #expect(
+            Doctor.forceOverride(
+                kernelConfig: "# CONFIG_PROC_MEM_ALWAYS_FORCE is not set\nCONFIG_PROC_MEM_FORCE_PTRACE=y\n") == "ptrace"
+        )
         #expect(Doctor.forceOverride(kernelConfig: "CONFIG_PROC_MEM_NO_FORCE=y") == "never")
         #expect(Doctor.forceOverride(kernelConfig: "CONFIG_X=y") == nil)
         #expect(Doctor.kernelVersion("6.18.44-fc-v657") ?? (0, 0) == (6, 18))
@@ -102,9 +105,10 @@ import Glibc
         }
         let report = Doctor.examine(pid: holder.pid)
         let names = report.checks.map(\.name)
-        for name in ["hidepid", "target", "caller", "ptrace_scope", "dumpable", "tracer", "seccomp",
-                     "process_vm_readv", "proc_mem", "proc_mem_write", "namespace", "abi"]
-        {
+        for name in [
+            "hidepid", "target", "caller", "ptrace_scope", "dumpable", "tracer", "seccomp",
+            "process_vm_readv", "proc_mem", "proc_mem_write", "namespace", "abi",
+        ] {
             #expect(names.contains(name), "\(names)")
         }
         #expect(report.nspid == [holder.pid])
@@ -127,7 +131,8 @@ import Glibc
         defer { holder.terminate() }
         let target = try Target(pid: holder.pid)
         // Past the small-read limit, so the ladder starts at its first rung.
-        let range = try AddressRange(start: holder.address("buf") + 0x100, count: UInt64(ReadLadder.smallReadLimit) + 16)
+        let range = try AddressRange(
+            start: holder.address("buf") + 0x100, count: UInt64(ReadLadder.smallReadLimit) + 16)
         var bytes: [UInt8] = []
         let report = try target.stream(range, skipFaults: false) { _, chunk in
             bytes += chunk

@@ -6,7 +6,7 @@ import Testing
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct FixtureSmokeTests {
@@ -52,7 +52,10 @@ import Glibc
         let code = holder.address("code"), counter = holder.address("counter")
         #expect(holder.number("buf") == 65536)
         #expect(holder.number("edge") == 4096 && holder.number("guard") == 4096 && holder.number("ro") == 4096)
-        #expect(holder.factLines.map { $0.split(separator: " ")[0] } == ["pid", "buf", "edge", "guard", "ro", "code", "counter"])
+        #expect(
+            holder.factLines.map { $0.split(separator: " ")[0] } == [
+                "pid", "buf", "edge", "guard", "ro", "code", "counter",
+            ])
 
         // Contents, read back by the holder itself.
         func get(_ address: UInt64, _ length: Int) throws -> String {
@@ -61,7 +64,8 @@ import Glibc
         #expect(try get(buf + 0x100, 16) == hex(Array("VMIO-MARKER-0001".utf8)))
         #expect(try get(buf, 4) == "078a0d90")  // (i*131 + 7) & 0xff
         #expect(try get(buf + 0x200, 8) == "8877665544332211")
-        #expect(try get(buf + 0x208, 8) == hex(withUnsafeBytes(of: (3.5 as Double).bitPattern.littleEndian, Array.init)))
+        #expect(
+            try get(buf + 0x208, 8) == hex(withUnsafeBytes(of: (3.5 as Double).bitPattern.littleEndian, Array.init)))
         #expect(try get(buf + 0x300, 12) == hex(Array("hello, vmio\0".utf8)))
         #expect(try get(buf + 0x310, 4) == "fbffffff")
         #expect(try get(buf + 0x318, 2) == "efbe")

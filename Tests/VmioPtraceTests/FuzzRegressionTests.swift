@@ -13,7 +13,8 @@ private func manifest(_ regions: [(String, String)]) -> Data {
         "holes":[],"inode":0,"offset":"0x0","path":"","perms":"rw-p","start":"\(r.0)"}
         """
     }
-    return Data("""
+    return Data(
+        """
         {"complete":true,"format":"vmio-dump\\/1","pid":1,"stopped":false,"regions":[\(items.joined(separator: ","))]}
         """.utf8)
 }
@@ -31,6 +32,7 @@ private func manifest(_ regions: [(String, String)]) -> Data {
 }
 
 @Test func manifestWithAscendingRegionsStillLoads() throws {
-    let m = try DumpManifest.decode(manifest([("0x1000", "0x2000"), ("0x2000", "0x3000"), ("0x8000", "0x9000")]), path: "m.json")
+    let m = try DumpManifest.decode(
+        manifest([("0x1000", "0x2000"), ("0x2000", "0x3000"), ("0x8000", "0x9000")]), path: "m.json")
     #expect(m.regions.count == 3)
 }

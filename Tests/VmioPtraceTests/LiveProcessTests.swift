@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private func pattern(_ i: Int) -> UInt8 { UInt8((i * 131 + 7) & 0xff) }
@@ -132,7 +132,9 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         #expect(gdata.allSatisfy { $0 == 0xee })
         // Ending just before the guard: all of it; crossing into it: exactly up to it.
         #expect(read(backend, holder.pid, guardPage - 64, 64).0 == Transfer(moved: 64, stop: nil))
-        #expect(read(backend, holder.pid, guardPage - 10, 20).0 == Transfer(moved: 10, stop: .pageFault(address: guardPage)))
+        #expect(
+            read(backend, holder.pid, guardPage - 10, 20).0 == Transfer(moved: 10, stop: .pageFault(address: guardPage))
+        )
 
         let buf = holder.address("buf")
         let (whole, wdata) = read(backend, holder.pid, buf, 65536)
@@ -163,7 +165,9 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         #expect(kill(pid, 0) == -1)
         let (t, _) = read(ProcessVMBackend(), pid, buf, 16)
         #expect(t == Transfer(moved: 0, stop: .targetGone))
-        let w = [UInt8](repeating: 0, count: 16).withUnsafeBytes { ProcessVMBackend().write(pid: pid, at: buf, from: $0) }
+        let w = [UInt8](repeating: 0, count: 16).withUnsafeBytes {
+            ProcessVMBackend().write(pid: pid, at: buf, from: $0)
+        }
         #expect(w == Transfer(moved: 0, stop: .targetGone))
     }
 
@@ -219,7 +223,9 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
                 #expect(results[k] == Transfer(moved: 0, stop: .pageFault(address: addresses[k])))
             default:
                 #expect(results[k] == Transfer(moved: 16, stop: nil), "piece \(k)")
-                let word = out[(k * 16)..<(k * 16 + 8)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+                let word = out[(k * 16)..<(k * 16 + 8)].enumerated().reduce(UInt64(0)) {
+                    $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+                }
                 #expect(word == UInt64(k), "piece \(k)")
                 #expect(out[(k * 16 + 8)..<(k * 16 + 16)].allSatisfy { $0 == UInt8(k & 0xff) })
             }
@@ -298,7 +304,9 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         #expect(chunks.map(\.0) == [edge])
 
         // Starting inside the page: the partial page and then the hole, exactly.
-        let mid = try target.stream(try AddressRange(start: edge + 1000, count: 3 * 4096), skipFaults: true) { _, _ in true }
+        let mid = try target.stream(try AddressRange(start: edge + 1000, count: 3 * 4096), skipFaults: true) { _, _ in
+            true
+        }
         #expect(mid.moved == 3096)
         #expect(mid.holes.map(\.address) == [edge + 4096])
         #expect(mid.holes.map(\.length) == [3 * 4096 - 3096])

@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every offset `scan` reports, in order.
@@ -18,7 +18,9 @@ private func scanAll(
 ) -> [Int] {
     var hits: [Int] = []
     buffer.withUnsafeBytes { raw in
-        _ = pattern.scan(raw, base: base, starts: starts) { hits.append($0); return true }
+        _ = pattern.scan(raw, base: base, starts: starts) {
+            hits.append($0); return true
+        }
     }
     return hits
 }
@@ -67,15 +69,15 @@ private struct SplitMix: RandomNumberGenerator {
     }
 
     @Test(arguments: [
-        "",           // empty
-        "?? ??",      // no known byte
+        "",  // empty
+        "?? ??",  // no known byte
         "??",
-        "zz",         // not hex
-        "5",          // odd number of digits
+        "zz",  // not hex
+        "5",  // odd number of digits
         "56 4",
-        "?4",         // half a wildcard
-        "+f",         // UInt8("+f", radix: 16) would take it as 0x0f
-        "-0",         // ... and this as 0
+        "?4",  // half a wildcard
+        "+f",  // UInt8("+f", radix: 16) would take it as 0x0f
+        "-0",  // ... and this as 0
         "0x",
     ])
     func refusesMalformedHex(text: String) {
@@ -131,7 +133,10 @@ private struct SplitMix: RandomNumberGenerator {
         #expect(scanAll(p, [0xde, 0xad, 0xbe, 0xef]) == [0])
         // Shorter than the pattern: nothing, and the scan still reports it ran to the end.
         [0xde, 0xad].withUnsafeBytes { raw in
-            #expect(p.scan(raw, base: 0) { _ in Issue.record("no hit expected"); return true })
+            #expect(
+                p.scan(raw, base: 0) { _ in
+                    Issue.record("no hit expected"); return true
+                })
         }
     }
 
@@ -157,7 +162,7 @@ private struct SplitMix: RandomNumberGenerator {
         #expect(scanAll(p, buffer, starts: 1..<7) == [3, 6])  // 6 starts inside, ends at 9
         #expect(scanAll(p, buffer, starts: 0..<1) == [0])
         #expect(scanAll(p, buffer, starts: 9..<10) == [9])  // runs to the very end
-        #expect(scanAll(p, buffer, starts: 10..<12) == [])   // would run past the end
+        #expect(scanAll(p, buffer, starts: 10..<12) == [])  // would run past the end
         #expect(scanAll(p, buffer, starts: 4..<6) == [])
         #expect(scanAll(p, buffer, starts: 0..<0) == [])
         // With a leading wildcard the anchor sits after the start.
@@ -171,7 +176,9 @@ private struct SplitMix: RandomNumberGenerator {
         let buffer = [UInt8](repeating: 7, count: 100)
         var seen: [Int] = []
         let ranToEnd = buffer.withUnsafeBytes { raw in
-            p.scan(raw, base: 0) { seen.append($0); return seen.count < 3 }
+            p.scan(raw, base: 0) {
+                seen.append($0); return seen.count < 3
+            }
         }
         #expect(!ranToEnd)
         #expect(seen == [0, 1, 2])
@@ -199,7 +206,10 @@ private struct SplitMix: RandomNumberGenerator {
             }
             let got = scanAll(p, buffer, base: base, starts: window)
             let want = naive(p, buffer, base: base, starts: window)
-            #expect(got == want, "round \(round): pattern \(bytes) mask \(mask) align \(alignment) base \(base) window \(String(describing: window)) buffer \(buffer)")
+            #expect(
+                got == want,
+                "round \(round): pattern \(bytes) mask \(mask) align \(alignment) base \(base) window \(String(describing: window)) buffer \(buffer)"
+            )
             if got != want { break }
         }
     }
@@ -256,7 +266,8 @@ private func holderBytes(_ holder: FixtureProcess, _ address: UInt64, _ count: I
         #expect(!all.hits.isEmpty)
 
         let aligned = try BytePattern(bytes: [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11], alignment: 8)
-        #expect(try target.search(aligned, in: regions, max: 10, chunkSize: chunkSize).hits.map(\.address) == [buf + 0x200])
+        #expect(
+            try target.search(aligned, in: regions, max: 10, chunkSize: chunkSize).hits.map(\.address) == [buf + 0x200])
     }
 
     @Test func maxStopsTheSearchAndSaysSo() throws {

@@ -9,7 +9,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct SymbolTests {
@@ -39,7 +39,9 @@ import Glibc
         #expect(at.module.hasSuffix("/vmio-fixture-holder"))
         #expect(at.description == "vmio_fixture_answer")
         let inside = try #require(symbols.symbolize(code + 5))
-        #expect(inside.name == "vmio_fixture_answer" && inside.offset == 5 && inside.description == "vmio_fixture_answer+0x5")
+        #expect(
+            inside.name == "vmio_fixture_answer" && inside.offset == 5
+                && inside.description == "vmio_fixture_answer+0x5")
         let counter = try #require(symbols.symbolize(holder.address("counter") + 3))
         #expect(counter.name == "counter" && counter.offset == 3)
         #expect(symbols.symbolize(holder.address("buf")) == nil, "anonymous memory has no symbol")
@@ -92,7 +94,8 @@ import Glibc
             guard let handle = dlopen(nil, RTLD_NOW), let expected = dlsym(handle, name) else { continue }
             // Under a sanitizer dlsym may answer its interceptor (ASan's printf), not libc's.
             let answer = UInt64(UInt(bitPattern: expected))
-            guard procMapsLines(getpid()).contains(where: { $0.contains(answer) && $0.path.hasSuffix("libc.so.6") }) else { continue }
+            guard procMapsLines(getpid()).contains(where: { $0.contains(answer) && $0.path.hasSuffix("libc.so.6") })
+            else { continue }
             let libc = try symbols.address(of: name, in: "libc.so.6")
             if name == "memcpy" {
                 // An IFUNC: dlsym answers the implementation, the table the resolver; both in libc.

@@ -14,7 +14,7 @@ import VmioPtrace
 import VmioTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts `path` with stdin/stdout/stderr on /dev/null, an empty signal mask and default
@@ -24,7 +24,9 @@ private func spawnClean(_ path: String, _ arguments: [String]) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+    for fd: Int32 in [0, 1, 2] {
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -127,7 +129,9 @@ private func allFree(_ pid: Int32) -> Bool {
         #expect(held.values.allSatisfy { $0 == "t" }, "\(held)")
         // TracerPid names the tracing *thread* (ptrace ties a tracee to a thread), which is
         // this one: the test runs on a worker thread, so not getpid().
-        #expect(tracers(fixture.pid).values.allSatisfy { $0 == String(currentTID()) }, "\(tracers(fixture.pid)) vs \(currentTID())")
+        #expect(
+            tracers(fixture.pid).values.allSatisfy { $0 == String(currentTID()) },
+            "\(tracers(fixture.pid)) vs \(currentTID())")
         #expect(procStatus(fixture.pid)["State"]?.hasPrefix("t") == true)
 
         tracer.detach()
@@ -164,8 +168,12 @@ private func allFree(_ pid: Int32) -> Bool {
             #expect(live.values.allSatisfy { $0 == "t" }, "attempt \(attempt): \(now)")
             #expect(Set(live.keys).isSubset(of: Set(tracer.threads)), "attempt \(attempt)")
             tracer.detach()
-            #expect(eventually { states(fixture.pid).values.allSatisfy { $0 != "t" } && tracers(fixture.pid).values.allSatisfy { $0 == "0" } },
-                    "attempt \(attempt): \(states(fixture.pid))")
+            #expect(
+                eventually {
+                    states(fixture.pid).values.allSatisfy { $0 != "t" }
+                        && tracers(fixture.pid).values.allSatisfy { $0 == "0" }
+                },
+                "attempt \(attempt): \(states(fixture.pid))")
         }
         #expect(try fixture.send("ping") == "pong")
     }
@@ -196,7 +204,8 @@ private func allFree(_ pid: Int32) -> Bool {
 
     @Test func anAlreadyTracedProcessIsRefusedNamingTheTracer() throws {
         let strace = "/usr/bin/strace"
-        try #require(FileManager.default.isExecutableFile(atPath: strace), "strace is needed (apt-get install -y strace)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: strace), "strace is needed (apt-get install -y strace)")
         let fixture = try Fixtures.launch(.holder)
         defer { fixture.terminate() }
         let stracePid = try spawnClean(strace, ["-p", String(fixture.pid), "-o", "/dev/null"])

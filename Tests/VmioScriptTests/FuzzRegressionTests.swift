@@ -1,6 +1,7 @@
 // Inputs found by the fuzz targets (Fuzz/, scripts/fuzz), kept as regression tests.
 
 import Testing
+
 @testable import VmioScript
 
 @Test func deeplyNestedParenthesesAreAnErrorNotAStackOverflow() {
@@ -14,12 +15,16 @@ import Testing
         #expect(error.message.contains("nest deeper"))
     }
     // Nesting up to the limit still parses.
-    let ok = "expect " + String(repeating: "(", count: Parser.maxNesting) + "1" + String(repeating: ")", count: Parser.maxNesting) + " == 1"
+    let ok =
+        "expect " + String(repeating: "(", count: Parser.maxNesting) + "1"
+        + String(repeating: ")", count: Parser.maxNesting) + " == 1"
     #expect((try? Parser.parse(ok, line: 1)) != nil)
 }
 
 @Test func longRunsOfMinusSignsAreAnError() {
     // The same recursion through unary minus: bounded too.
-    #expect(throws: ScriptError.self) { try Parser.parse("expect " + String(repeating: "-", count: 5000) + "1", line: 1) }
+    #expect(throws: ScriptError.self) {
+        try Parser.parse("expect " + String(repeating: "-", count: 5000) + "1", line: 1)
+    }
     #expect((try? Parser.parse("expect --1 == 1", line: 1)) != nil)
 }

@@ -8,6 +8,7 @@ import Glibc
 import Testing
 import VmIO
 import VmioPtrace
+
 @testable import VmioScript
 
 /// The session's exit status (Testing has an `ExitStatus` of its own).
@@ -43,7 +44,9 @@ nonisolated(unsafe) private let sharedSelf: Target? = try? Target(pid: getpid())
 
 /// An interpreter on the test process: a fresh target for sessions that use verbs
 /// (`fresh`), else the shared one.
-private func makeInterpreter(json: Bool = false, keepGoing: Bool = false, fresh: Bool = false) throws -> (Interpreter, Captured) {
+private func makeInterpreter(json: Bool = false, keepGoing: Bool = false, fresh: Bool = false) throws -> (
+    Interpreter, Captured
+) {
     let captured = Captured()
     let target = fresh ? try Target(pid: getpid()) : try #require(sharedSelf)
     let interpreter = Interpreter(
@@ -53,7 +56,9 @@ private func makeInterpreter(json: Bool = false, keepGoing: Bool = false, fresh:
 }
 
 /// Runs `lines` as a script file against the test process itself.
-private func session(_ lines: [String], json: Bool = false, keepGoing: Bool = false, fresh: Bool = false) throws -> SessionRun {
+private func session(_ lines: [String], json: Bool = false, keepGoing: Bool = false, fresh: Bool = false) throws
+    -> SessionRun
+{
     let (interpreter, captured) = try makeInterpreter(json: json, keepGoing: keepGoing, fresh: fresh)
     let status = interpreter.run(script: lines.joined(separator: "\n") + "\n")
     return SessionRun(status: status, out: captured.out, err: captured.err, interpreter: interpreter)
@@ -66,7 +71,9 @@ private func hx(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 private final class OwnPages {
     let base: UnsafeMutableRawPointer
     var address: UInt64 { UInt64(UInt(bitPattern: base)) }
-    var bytes: UnsafeMutableBufferPointer<UInt8> { UnsafeMutableBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: 4096) }
+    var bytes: UnsafeMutableBufferPointer<UInt8> {
+        UnsafeMutableBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: 4096)
+    }
 
     init() throws {
         let p = mmap(nil, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -169,7 +176,10 @@ private final class OwnPages {
 
     @Test func arithmeticErrorsNameTheirColumn() throws {
         let cases: [(String, String)] = [
-            ("let b = 0xffffffffffffffff * 0xffffffffffffffff", "line 1:28: 18446744073709551615 * 18446744073709551615 overflows"),
+            (
+                "let b = 0xffffffffffffffff * 0xffffffffffffffff",
+                "line 1:28: 18446744073709551615 * 18446744073709551615 overflows"
+            ),
             (#"let b = "a" * 2"#, "line 1:13: cannot compute string * integer"),
             (#"let b = "a" - "b""#, "line 1:13: cannot compute string - string"),
             (#"let b = x"00" + "a""#, "line 1:15: cannot compute bytes + string"),
@@ -220,10 +230,11 @@ private final class OwnPages {
         #expect(run.status == .badInput)
         #expect(run.out.isEmpty)
         #expect(run.interpreter.commandsRun == 0)
-        #expect(run.err == [
-            "vmio-ptrace: line 2:9: unbalanced '('",
-            "vmio-ptrace: line 4:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)",
-        ])
+        #expect(
+            run.err == [
+                "vmio-ptrace: line 2:9: unbalanced '('",
+                "vmio-ptrace: line 4:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)",
+            ])
         // With --json: one object a bad line, then the summary.
         let json = try session(["echo first", "let x = (1"], json: true)
         #expect(json.status == .badInput)
@@ -244,19 +255,21 @@ private final class OwnPages {
     }
 
     @Test func keepGoingRunsEveryLineAndListsEveryFailure() throws {
-        let run = try session(["echo one", "expect 1 == 2", "echo $nope", "echo four", "expect 3 < 2"], keepGoing: true)
+        let run = try session(
+            ["echo one", "expect 1 == 2", "echo $nope", "echo four", "expect 3 < 2"], keepGoing: true)
         #expect(run.status == .badInput)
         #expect(run.out == ["one", "four"])
         #expect(run.interpreter.commandsRun == 5)
-        #expect(run.err == [
-            "vmio-ptrace: line 2:1: expectation failed: 1 == 2",
-            "vmio-ptrace: line 3:6: unknown variable $nope",
-            "vmio-ptrace: line 5:1: expectation failed: 3 < 2",
-            "vmio-ptrace: 3 of 5 commands failed:",
-            "  line 2:1: expectation failed: 1 == 2",
-            "  line 3:6: unknown variable $nope",
-            "  line 5:1: expectation failed: 3 < 2",
-        ])
+        #expect(
+            run.err == [
+                "vmio-ptrace: line 2:1: expectation failed: 1 == 2",
+                "vmio-ptrace: line 3:6: unknown variable $nope",
+                "vmio-ptrace: line 5:1: expectation failed: 3 < 2",
+                "vmio-ptrace: 3 of 5 commands failed:",
+                "  line 2:1: expectation failed: 1 == 2",
+                "  line 3:6: unknown variable $nope",
+                "  line 5:1: expectation failed: 3 < 2",
+            ])
     }
 
     @Test func keepGoingStatusIsTheFirstFailures() throws {
@@ -268,16 +281,23 @@ private final class OwnPages {
     }
 
     @Test func jsonLines() throws {
-        let run = try session(["# comment", "let a = 0x10", "echo a is $a", "expect $a == 16", "expect $a == 17"],
-                              json: true, keepGoing: true)
+        let run = try session(
+            ["# comment", "let a = 0x10", "echo a is $a", "expect $a == 16", "expect $a == 17"],
+            json: true, keepGoing: true)
         #expect(run.status == .badInput)
         #expect(run.out.count == 5)
         let objects = run.objects
         #expect(objects.count == 5, "every line is one JSON object: \(run.out)")
         #expect(run.out[0] == #"{"line":2,"verb":"let","ok":true,"status":0,"result":{"name":"a","value":16}}"#)
         #expect(run.out[1] == #"{"line":3,"verb":"echo","ok":true,"status":0,"result":{"text":"a is 16"}}"#)
-        #expect(run.out[2] == #"{"line":4,"verb":"expect","ok":true,"status":0,"result":{"left":16,"op":"==","right":16,"holds":true}}"#)
-        #expect(run.out[3] == #"{"line":5,"verb":"expect","ok":false,"status":1,"result":{"left":16,"op":"==","right":17,"holds":false},"error":"expectation failed: 16 == 17"}"#)
+        #expect(
+            run.out[2]
+                == #"{"line":4,"verb":"expect","ok":true,"status":0,"result":{"left":16,"op":"==","right":16,"holds":true}}"#
+        )
+        #expect(
+            run.out[3]
+                == #"{"line":5,"verb":"expect","ok":false,"status":1,"result":{"left":16,"op":"==","right":17,"holds":false},"error":"expectation failed: 16 == 17"}"#
+        )
         let summary = try #require(objects[4]["summary"] as? [String: Any])
         #expect(summary["commands"] as? Int == 4)
         #expect(summary["status"] as? Int == 1)
@@ -340,23 +360,24 @@ private final class OwnPages {
         pages.put(Double(3.5).bitPattern, at: 0x218)
         pages.put("hello, vmio\0", at: 0x300)
         let b = hx(pages.address)
-        let run = try session([
-            "let b = \(b)",
-            "expect (read $b+0x200 8 --format u64) == 0x1122334455667788",
-            "expect (read $b+0x210 4 --format i32) == -5",
-            "expect (read $b+0x218 8 --format f64) == 3.5",
-            "expect (read $b+0x300 64 --format str) == \"hello, vmio\"",
-            "expect (read $b+0x200 2) == x\"8877\"",
-            "let p = read $b+0x200 8 --format ptr",
-            "expect $p == 0x1122334455667788",
-            "write $b+0x400 --u64 0xdeadbeef --verify",
-            "write $b+0x408 --string \"patched\" --nul",
-            "write $b+0x410 --hex \"01 02 03\"",
-            "let v = read $b+0x400 4 --format u32",
-            "write $b+0x420 --u32 $v+1",
-            "expect (read $b+0x420 4 --format u32) == 0xdeadbef0",
-            "write $b+0x428 --i16 -2",
-        ], fresh: true)
+        let run = try session(
+            [
+                "let b = \(b)",
+                "expect (read $b+0x200 8 --format u64) == 0x1122334455667788",
+                "expect (read $b+0x210 4 --format i32) == -5",
+                "expect (read $b+0x218 8 --format f64) == 3.5",
+                "expect (read $b+0x300 64 --format str) == \"hello, vmio\"",
+                "expect (read $b+0x200 2) == x\"8877\"",
+                "let p = read $b+0x200 8 --format ptr",
+                "expect $p == 0x1122334455667788",
+                "write $b+0x400 --u64 0xdeadbeef --verify",
+                "write $b+0x408 --string \"patched\" --nul",
+                "write $b+0x410 --hex \"01 02 03\"",
+                "let v = read $b+0x400 4 --format u32",
+                "write $b+0x420 --u32 $v+1",
+                "expect (read $b+0x420 4 --format u32) == 0xdeadbef0",
+                "write $b+0x428 --i16 -2",
+            ], fresh: true)
         #expect(run.status == .ok, "\(run.err)")
         #expect(Array(pages.bytes[0x400..<0x408]) == [0xef, 0xbe, 0xad, 0xde, 0, 0, 0, 0])
         #expect(Array(pages.bytes[0x408..<0x410]) == Array("patched\0".utf8))
@@ -374,20 +395,24 @@ private final class OwnPages {
         pages.put(marker, at: 0x700)
         let region = "\(hx(pages.address))-\(hx(pages.address + 4096))"
         let pid = getpid()
-        let run = try session([
-            "let first = search --string \"\(marker)\" --region \(region)",
-            "let second = search --string \"\(marker)\" --region \(region) --nth 2",
-            "expect $first == \(hx(pages.address + 0x100))",
-            "expect $second - $first == 0x600",
-            "expect (search --string \"\(marker)\" --region \(region) --nth 2) == $second",
-            "copy $first \(pid):$first+0x800 \(marker.utf8.count)",
-            "expect (read \(pid):$first+0x800 \(marker.utf8.count) --format str) == \"\(marker)\"",
-            "write \(pid):$first+0x900 --u8 0x7f",
-        ], fresh: true)
+        let run = try session(
+            [
+                "let first = search --string \"\(marker)\" --region \(region)",
+                "let second = search --string \"\(marker)\" --region \(region) --nth 2",
+                "expect $first == \(hx(pages.address + 0x100))",
+                "expect $second - $first == 0x600",
+                "expect (search --string \"\(marker)\" --region \(region) --nth 2) == $second",
+                "copy $first \(pid):$first+0x800 \(marker.utf8.count)",
+                "expect (read \(pid):$first+0x800 \(marker.utf8.count) --format str) == \"\(marker)\"",
+                "write \(pid):$first+0x900 --u8 0x7f",
+            ], fresh: true)
         #expect(run.status == .ok, "\(run.err)")
         #expect(Array(pages.bytes[0x900..<(0x900 + marker.utf8.count)]) == Array(marker.utf8))
         #expect(pages.bytes[0xa00] == 0x7f)
-        #expect(run.out.contains("copied \(marker.utf8.count) bytes from \(pid):\(hx(pages.address + 0x100)) to \(pid):\(hx(pages.address + 0x900))"))
+        #expect(
+            run.out.contains(
+                "copied \(marker.utf8.count) bytes from \(pid):\(hx(pages.address + 0x100)) to \(pid):\(hx(pages.address + 0x900))"
+            ))
 
         let none = try session(["let h = search --string \"\(marker)-nope\" --region \(region) --nth 1"], fresh: true)
         #expect(none.status == .badInput)
@@ -400,12 +425,18 @@ private final class OwnPages {
         let run = try session(["echo before", "read \(hx(pages.address + 4090)) 16", "echo after"], fresh: true)
         #expect(run.status == .partialCopy)
         #expect(run.out.first == "before" && !run.out.contains("after"))
-        #expect(run.err == ["vmio-ptrace: line 2:1: partial read: 6 of 16 bytes moved; first faulting address \(hx(guardPage))"])
+        #expect(
+            run.err == [
+                "vmio-ptrace: line 2:1: partial read: 6 of 16 bytes moved; first faulting address \(hx(guardPage))"
+            ])
 
         // Inside an expression the failure keeps its status and names the call's column.
         let nested = try session(["expect (read \(hx(guardPage)) 8 --format u64) == 0"], fresh: true)
         #expect(nested.status == .partialCopy)
-        #expect(nested.err == ["vmio-ptrace: line 1:9: partial read: 0 of 8 bytes moved; first faulting address \(hx(guardPage))"])
+        #expect(
+            nested.err == [
+                "vmio-ptrace: line 1:9: partial read: 0 of 8 bytes moved; first faulting address \(hx(guardPage))"
+            ])
 
         // An address in no mapping is bad input.
         let nowhere = try session(["read 0x10 8"], fresh: true)

@@ -3,6 +3,7 @@
 
 import Testing
 import VmIO
+
 @testable import VmioScript
 
 // MARK: - Helpers
@@ -113,18 +114,25 @@ private func expression(_ text: String) throws -> String {
         #expect(show(try verbCall("read 0x1000 16")) == "{read 0x1000 16}")
         let call = try verbCall("  read $m+0x100 8 --format u64 --skip-faults")
         #expect(call.verb == .read && call.column == 3)
-        #expect(call.positionals == [Word(text: "$m+0x100", column: 8, quoted: false), Word(text: "8", column: 17, quoted: false)])
+        #expect(
+            call.positionals == [
+                Word(text: "$m+0x100", column: 8, quoted: false), Word(text: "8", column: 17, quoted: false),
+            ])
         #expect(call.option("--format") == Word(text: "u64", column: 28, quoted: false))
         #expect(call.flags == ["--skip-faults"])
         // Options may come before positionals, and PID:ADDR is one positional.
-        #expect(show(try verbCall("read --format str 1234:[heap]+0x10 0x20")) == "{read 1234:[heap]+0x10 0x20 --format=str}")
+        #expect(
+            show(try verbCall("read --format str 1234:[heap]+0x10 0x20")) == "{read 1234:[heap]+0x10 0x20 --format=str}"
+        )
     }
 
     @Test func write() throws {
-        #expect(show(try verbCall(#"write $m --hex "de ad be ef" --force --verify"#))
-            == "{write $m --hex=de ad be ef --force --verify}")
+        #expect(
+            show(try verbCall(#"write $m --hex "de ad be ef" --force --verify"#))
+                == "{write $m --hex=de ad be ef --force --verify}")
         #expect(show(try verbCall(#"write $m --string "hi\n" --nul"#)) == "{write $m --string=hi\n --nul}")
-        #expect(show(try verbCall("write [heap] --u64 0x1122334455667788")) == "{write [heap] --u64=0x1122334455667788}")
+        #expect(
+            show(try verbCall("write [heap] --u64 0x1122334455667788")) == "{write [heap] --u64=0x1122334455667788}")
         #expect(show(try verbCall("write sym:counter --i32 -5")) == "{write sym:counter --i32=-5}")
         #expect(show(try verbCall("write $a --f64 3.5")) == "{write $a --f64=3.5}")
         #expect(show(try verbCall(#"write $a --utf16 "wide""#)) == "{write $a --utf16=wide}")
@@ -140,30 +148,38 @@ private func expression(_ text: String) throws -> String {
 
     @Test func copy() throws {
         #expect(show(try verbCall("copy $m 4321:0x7f0000001000 16")) == "{copy $m 4321:0x7f0000001000 16}")
-        #expect(show(try verbCall("copy 1:[heap] 2:[heap]+0x40 0x1000 --skip-faults"))
-            == "{copy 1:[heap] 2:[heap]+0x40 0x1000 --skip-faults}")
+        #expect(
+            show(try verbCall("copy 1:[heap] 2:[heap]+0x40 0x1000 --skip-faults"))
+                == "{copy 1:[heap] 2:[heap]+0x40 0x1000 --skip-faults}")
     }
 
     @Test func search() throws {
         #expect(show(try verbCall(#"search --string "VMIO-MARKER-0001""#)) == "{search --string=VMIO-MARKER-0001}")
-        #expect(show(try verbCall(#"search --hex "de ad ?? ef" --region [heap] --region anon --max 3 --align 8"#))
-            == "{search --align=8 --hex=de ad ?? ef --max=3 --region=[heap] --region=anon}")
-        #expect(show(try verbCall("search --u32 0xc0ffee --nth 2 --region perm:rw")) == "{search --nth=2 --region=perm:rw --u32=0xc0ffee}")
+        #expect(
+            show(try verbCall(#"search --hex "de ad ?? ef" --region [heap] --region anon --max 3 --align 8"#))
+                == "{search --align=8 --hex=de ad ?? ef --max=3 --region=[heap] --region=anon}")
+        #expect(
+            show(try verbCall("search --u32 0xc0ffee --nth 2 --region perm:rw"))
+                == "{search --nth=2 --region=perm:rw --u32=0xc0ffee}")
         // --region repeats, in order.
         let call = try verbCall("search --string x --region a --region b --region c")
         #expect(call.options["--region"]?.map(\.text) == ["a", "b", "c"])
     }
 
     @Test func dumpAndRestore() throws {
-        #expect(show(try verbCall("dump /tmp/d --region [heap] --region [stack] --force"))
-            == "{dump /tmp/d --region=[heap] --region=[stack] --force}")
-        #expect(show(try verbCall(#"restore "/tmp/my dump" --skip [stack] --skip-mismatched --force --verify"#))
-            == "{restore /tmp/my dump --skip=[stack] --force --skip-mismatched --verify}")
+        #expect(
+            show(try verbCall("dump /tmp/d --region [heap] --region [stack] --force"))
+                == "{dump /tmp/d --region=[heap] --region=[stack] --force}")
+        #expect(
+            show(try verbCall(#"restore "/tmp/my dump" --skip [stack] --skip-mismatched --force --verify"#))
+                == "{restore /tmp/my dump --skip=[stack] --force --skip-mismatched --verify}")
     }
 
     @Test func backtraceAndRegs() throws {
         #expect(show(try verbCall("backtrace")) == "{backtrace}")
-        #expect(show(try verbCall("backtrace --thread 1235 --depth 10 --snapshot")) == "{backtrace --depth=10 --thread=1235 --snapshot}")
+        #expect(
+            show(try verbCall("backtrace --thread 1235 --depth 10 --snapshot"))
+                == "{backtrace --depth=10 --thread=1235 --snapshot}")
         #expect(show(try verbCall("regs")) == "{regs}")
         #expect(show(try verbCall("regs --thread 1235")) == "{regs --thread=1235}")
     }
@@ -355,8 +371,14 @@ private func expression(_ text: String) throws -> String {
 @Suite struct ParserErrorTests {
     /// Each bad line with its exact message.
     static let cases: [(String, String)] = [
-        ("frob 1", "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"),
-        ("  Read 1 2", "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"),
+        (
+            "frob 1",
+            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"
+        ),
+        (
+            "  Read 1 2",
+            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"
+        ),
         ("read 0x10 8 --bogus", "line 1:13: read has no option --bogus (it takes --format, --skip-faults)"),
         ("maps --json", "line 1:6: maps has no option --json"),
         ("regs --depth 3", "line 1:6: regs has no option --depth (it takes --thread)"),

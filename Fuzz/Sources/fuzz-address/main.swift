@@ -48,7 +48,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         do {
             let r = try e.resolve(in: view, symbols: symbols)
-            check(base != nil && reference(base!) == r, "\(text.debugDescription) resolved to \(r), expected \(String(describing: base.flatMap(reference)))")
+            check(
+                base != nil && reference(base!) == r,
+                "\(text.debugDescription) resolved to \(r), expected \(String(describing: base.flatMap(reference)))")
         } catch {
             check(base == nil || reference(base!) == nil, "\(text.debugDescription) failed to resolve: \(error)")
         }
@@ -77,12 +79,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let digits = sub.filter { $0 != "_" }
         let isHex = digits.hasPrefix("0x") || digits.hasPrefix("0X")
         let body = isHex ? String(digits.dropFirst(2)) : digits
-        check(!body.isEmpty && body.utf8.allSatisfy { isHex ? isHexDigit($0) : ($0 >= 48 && $0 <= 57) }, "parseNumber accepted \(text.debugDescription)")
+        check(
+            !body.isEmpty && body.utf8.allSatisfy { isHex ? isHexDigit($0) : ($0 >= 48 && $0 <= 57) },
+            "parseNumber accepted \(text.debugDescription)")
         check(UInt64(body, radix: isHex ? 16 : 10) == n, "parseNumber(\(text.debugDescription)) = \(n)")
     }
     if let n = parseLength(text) {
         _ = n  // no trap on overflow is the property; the value is checked against parseNumber below
-        if let plain = parseNumber(Substring(text.trimmingCharacters())) { check(plain == n, "parseLength(\(text.debugDescription)) = \(n), parseNumber says \(plain)") }
+        if let plain = parseNumber(Substring(text.trimmingCharacters())) {
+            check(plain == n, "parseLength(\(text.debugDescription)) = \(n), parseNumber says \(plain)")
+        }
     }
     return 0
 }

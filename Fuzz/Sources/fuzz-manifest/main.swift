@@ -23,7 +23,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var previousEnd: UInt64 = 0
     for (i, region) in manifest.regions.enumerated() {
         guard let range = region.range else { fatalError("invariant violated: region \(i) is not a range") }
-        check(!region.file.isEmpty && !region.file.contains("/") && !region.file.hasPrefix("."), "data file \(region.file.debugDescription) leaves the directory")
+        check(
+            !region.file.isEmpty && !region.file.contains("/") && !region.file.hasPrefix("."),
+            "data file \(region.file.debugDescription) leaves the directory")
         check(i == 0 || range.start >= previousEnd, "region \(i) overlaps or precedes the one before")
         previousEnd = range.end
         let (t, o) = total.addingReportingOverflow(range.count)

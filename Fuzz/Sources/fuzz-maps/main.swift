@@ -14,7 +14,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             check(m.range.isWellFormed, "mapping \(m) is not well formed")
             let again: Mapping
             do { again = try MapsParser.parseLine(m.description) } catch {
-                fatalError("description of a parsed mapping does not re-parse: \(m.description.debugDescription): \(error)")
+                fatalError(
+                    "description of a parsed mapping does not re-parse: \(m.description.debugDescription): \(error)")
             }
             check(again == m, "round trip changed \(m.description.debugDescription): \(again) != \(m)")
         }
@@ -23,7 +24,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             check(view.mappings == mappings, "parse(bytes:) and parseMappings disagree")
             check(view.mappingsAreDisjoint, "view is not sorted and disjoint")
             for m in view.mappings where !m.range.isEmpty {
-                check(view.index(containing: m.start).map { view.mappings[$0] } == m, "lookup of \(m.start) misses its mapping")
+                check(
+                    view.index(containing: m.start).map { view.mappings[$0] } == m,
+                    "lookup of \(m.start) misses its mapping")
             }
         } catch {
             switch error {

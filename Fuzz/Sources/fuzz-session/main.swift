@@ -14,7 +14,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         } catch {
             check(error.line == i + 1, "error names line \(error.line), not \(i + 1): \(error)")
             let width = Array(line).count
-            check(error.column >= 1 && error.column <= width + 1, "column \(error.column) outside 1...\(width + 1) in \(line.debugDescription): \(error)")
+            check(
+                error.column >= 1 && error.column <= width + 1,
+                "column \(error.column) outside 1...\(width + 1) in \(line.debugDescription): \(error)")
         }
         _ = parseDuration(line)
     }
