@@ -1,6 +1,7 @@
 /// An address as a user writes it: `0x7f00…`, `4096`, `[heap]+0x10`, `[stack]`,
 /// `libc.so.6+0x1234` (the first mapping of that file), `sym:NAME`, `sym:FILE:NAME`,
-/// each optionally followed by `+N` / `-N` offsets (hex or decimal).
+/// each optionally followed by `+N` / `-N` offsets: hex or decimal, with an optional `K`,
+/// `M` or `G` suffix (``parseLength(_:)``), spaces allowed around the sign (`[heap] + 1K`).
 public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
     public enum Base: Hashable, Sendable {
         case absolute(Address)
@@ -27,12 +28,14 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         var rest = Substring(trimmed)
         var offsets: [(Bool, UInt64)] = []
         // Peel `+N`/`-N` suffixes from the right, so names holding '+' or '-' survive
-        // (`libstdc++.so.6+0x10`, `ld-linux-x86-64.so.2+0x10`).
+        // (`libstdc++.so.6+0x10`, `ld-linux-x86-64.so.2+0x10`). An offset is a length
+        // (`100M`), and spaces may stand around the sign (`[heap] + 0x10`).
         while let sign = rest.lastIndex(where: { $0 == "+" || $0 == "-" }), sign != rest.startIndex,
-            let amount = parseNumber(rest[rest.index(after: sign)...])
+            let amount = parseLength(String(rest[rest.index(after: sign)...]))
         {
             offsets.insert((rest[sign] == "-", amount), at: 0)
             rest = rest[..<sign]
+            while rest.last?.isWhitespace == true { rest = rest.dropLast() }
         }
         let baseText = String(rest)
         if baseText.hasPrefix("sym:") {
