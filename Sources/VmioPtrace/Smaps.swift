@@ -1,0 +1,103 @@
+import SystemPackage
+import VmIO
+
+/// What a mapping costs in memory, from `/proc/PID/smaps`: its size, what of it is resident
+/// (`Rss`), its proportional share (`Pss`: each resident page divided by the number of
+/// processes that map it), the resident pages only this process has written
+/// (`Private_Dirty`), and what is swapped out. Every figure is in bytes.
+public struct MappingUsage: Hashable, Sendable {
+    public let mapping: Mapping
+    public var size: UInt64 = 0
+    public var rss: UInt64 = 0
+    public var pss: UInt64 = 0
+    public var privateDirty: UInt64 = 0
+    public var swap: UInt64 = 0
+
+    public init(
+        mapping: Mapping, size: UInt64 = 0, rss: UInt64 = 0, pss: UInt64 = 0, privateDirty: UInt64 = 0,
+        swap: UInt64 = 0
+    ) {
+        self.mapping = mapping
+        self.size = size
+        self.rss = rss
+        self.pss = pss
+        self.privateDirty = privateDirty
+        self.swap = swap
+    }
+
+    /// The sums over `usages` (the mapping is the first's, and meaningless).
+    public static func total(_ usages: [MappingUsage]) -> (
+        size: UInt64, rss: UInt64, pss: UInt64, privateDirty: UInt64, swap: UInt64
+    ) {
+        usages.reduce((0, 0, 0, 0, 0)) { t, u in
+            (t.0 + u.size, t.1 + u.rss, t.2 + u.pss, t.3 + u.privateDirty, t.4 + u.swap)
+        }
+    }
+}
+
+/// Reads and parses `/proc/PID/smaps`.
+public enum ProcessSmaps {
+    /// Reads `/proc/PID/smaps` (the kernel walks the page tables for it: slower than the maps).
+    /// Like a maps read it is not atomic, so lines that overlap or go backwards are read again.
+    public static func read(pid: Int32) throws(TargetError) -> [MappingUsage] {
+        var attempt = 0
+        while true {
+            let text: String
+            do {
+                text = try ProcFS.withContents(of: "/proc/\(pid)/smaps") { String(decoding: $0, as: UTF8.self) }
+            } catch {
+                throw Diagnose.accessError(error, pid: pid, operation: "read the smaps of")
+            }
+            switch Result(catching: { () throws(VmIoError) in try parse(text) }) {
+            case .success(let usages):
+                if usages.isEmpty, !ProcFS.isAlive(pid) { throw .noSuchProcess(pid: pid) }
+                return usages
+            case .failure(let error):
+                switch error {
+                case .mappingsOverlap, .mappingsUnsorted: guard attempt < 8 else { throw .model(error) }
+                default: throw .model(error)
+                }
+                attempt += 1
+            }
+        }
+    }
+
+    /// Parses smaps text: a maps line (see ``MapsParser``) for each mapping, then its
+    /// `Name:   N kB` fields. Fields this type does not keep (and lines without `kB`, such as
+    /// `VmFlags:` and `THPeligible:`) are skipped; a field before the first mapping, a
+    /// malformed number or mappings out of order are ``VmIoError/mapsSyntax(line:column:reason:)``
+    /// and ``VmIoError/mappingsOverlap(index:)`` / ``VmIoError/mappingsUnsorted(index:)``.
+    public static func parse(_ text: String) throws(VmIoError) -> [MappingUsage] {
+        var usages: [MappingUsage] = []
+        var lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            guard !line.isEmpty else { continue }
+            let firstWordEnd = line.firstIndex(of: " ") ?? line.endIndex
+            guard line[line.index(before: firstWordEnd)] == ":" else {
+                usages.append(MappingUsage(mapping: try MapsParser.parseLine(String(line), lineNumber: lineNumber)))
+                continue
+            }
+            guard !usages.isEmpty else {
+                throw .mapsSyntax(line: lineNumber, column: 1, reason: "a field before the first mapping")
+            }
+            let words = line[firstWordEnd...].split(separator: " ")
+            guard words.count == 2, words[1] == "kB" else { continue }
+            guard let kib = UInt64(words[0]), kib <= UInt64.max >> 10 else {
+                let column = line.distance(from: line.startIndex, to: words[0].startIndex) + 1
+                throw .mapsSyntax(line: lineNumber, column: column, reason: "'\(words[0])' is not a number of kB")
+            }
+            let bytes = kib << 10
+            switch line[..<firstWordEnd] {
+            case "Size:": usages[usages.count - 1].size = bytes
+            case "Rss:": usages[usages.count - 1].rss = bytes
+            case "Pss:": usages[usages.count - 1].pss = bytes
+            case "Private_Dirty:": usages[usages.count - 1].privateDirty = bytes
+            case "Swap:": usages[usages.count - 1].swap = bytes
+            default: break
+            }
+        }
+        _ = try MemView(mappings: usages.map(\.mapping))  // sorted and disjoint, as the maps
+        return usages
+    }
+}
