@@ -65,7 +65,7 @@ struct PID: ExpressibleByArgument, CustomStringConvertible {
         }
     }
     var description: String { String(value) }
-    static var defaultCompletionKind: CompletionKind { .default }
+    static var defaultCompletionKind: CompletionKind { .custom { _, _, prefix in pidCompletions(prefix: prefix) } }
 }
 
 /// `PID:ADDR` for copies (ADDR may itself hold colons, as in `sym:FILE:NAME`).

@@ -7,7 +7,8 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A self-contained tour on two fixture processes.",
         discussion: """
-            Starts two copies of the holder fixture (built with the tool, found next to it), \
+            Starts two copies of the holder fixture (built with the tool and found next to it, or \
+            installed in PREFIX/libexec/vmio-ptrace), \
             shows their maps, reads and decodes a buffer, writes and verifies, copies between \
             the two processes, shows a partial read stopping exactly at a mapping's end, \
             patches code with --force, stops and resumes a target, and leaves nothing running. \
@@ -16,12 +17,19 @@ struct Demo: ParsableCommand {
             """
     )
 
-    @Option(help: "The holder fixture binary (default: vmio-fixture-holder next to this tool).")
+    @Option(help: "The holder fixture binary (default: vmio-fixture-holder next to this tool, or installed).")
     var fixture: String?
 
     func run() throws {
         let tool = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let fixturePath = fixture ?? tool.deletingLastPathComponent().appendingPathComponent("vmio-fixture-holder").path
+        // Built: next to the tool. Installed (scripts/install, the Debian package): PREFIX/libexec/vmio-ptrace.
+        let bin = tool.deletingLastPathComponent()
+        let candidates = [
+            bin.appendingPathComponent("vmio-fixture-holder").path,
+            bin.deletingLastPathComponent().appendingPathComponent("libexec/vmio-ptrace/vmio-fixture-holder").path,
+        ]
+        let fixturePath =
+            fixture ?? candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
         guard FileManager.default.isExecutableFile(atPath: fixturePath) else {
             printError("vmio-ptrace: demo: no fixture at \(fixturePath); build the package first (swift build)")
             throw ExitCode(ExitStatus.badInput.rawValue)

@@ -15,7 +15,7 @@ struct VmioPtraceCommand: ParsableCommand {
             (the count and the faulting address are printed); 3 permission refused (with the \
             reason); 4 target gone (or no such process); 64 malformed command line.
             """,
-        version: "0.1.0",
+        version: vmioPtraceVersion,
         subcommands: [
             Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self,
             Regs.self, Session.self, Run.self, Doctor.self, Demo.self,
