@@ -62,7 +62,9 @@ struct ShellError: Error { let message: String }
 
 /// A new empty directory under the system's temporary directory.
 func temporaryDirectory(_ prefix: String) throws -> URL {
-    var template = Array((NSTemporaryDirectory() + "/\(prefix).XXXXXX").utf8CString)
+    let base =
+        NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory()
+    var template = Array((base + "/\(prefix).XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else { throw ShellError(message: "mkdtemp: errno \(errno)") }
     return URL(fileURLWithPath: String(cString: made), isDirectory: true)
 }
@@ -133,7 +135,8 @@ enum ShellCompletion {
 
     /// fish, interactive on a terminal, finding the script where it looks for vendor
     /// completions (`dataDirectory`/fish/vendor_completions.d, through XDG_DATA_DIRS), or
-    /// sourcing `script`.
+    /// sourcing `script`. The system's configuration is read (it is what puts the vendor
+    /// directories on fish_complete_path); the user's is an empty XDG_CONFIG_HOME.
     static func checkFish(dataDirectory: URL?, script: URL?, binDirectory: URL) throws {
         let home = try temporaryDirectory("vmio-fish")
         defer { try? FileManager.default.removeItem(at: home) }
@@ -142,7 +145,7 @@ enum ShellCompletion {
         var environment = ["HOME=" + home.path, "XDG_CONFIG_HOME=" + home.path]
         if let dataDirectory { environment.append("XDG_DATA_DIRS=\(dataDirectory.path):/usr/local/share:/usr/share") }
         try checkInteractive(
-            ["fish", "--no-config", "-i", "-C", setup], environment: environment, binDirectory: binDirectory,
+            ["fish", "-i", "-C", setup], environment: environment, binDirectory: binDirectory,
             directory: home)
     }
 
