@@ -49,14 +49,25 @@ struct Endpoint {
     }
 }
 
-/// Moves up to `count` bytes from `source` to `destination`; returns how many moved
-/// and, when fewer than `count`, what stopped it on which side.
+/// Why a transfer moved fewer bytes than asked.
+enum TransferStop {
+    /// The backend stopped at a fault on one side.
+    case fault(FaultKind, CopySide)
+    /// The backend broke its contract.
+    case broken(BackendViolation)
+}
+
+/// Moves up to `count` bytes from `source` to `destination`; returns how many moved and,
+/// when fewer than `count`, why. A backend's answer is checked against its contract
+/// before it is believed: a count out of `0...asked` trusts nothing of that call, a short
+/// count without a cause trusts the count.
 func transfer(
     from source: Endpoint, to destination: Endpoint, count: UInt64, backend: some CopyBackend
-) -> (moved: UInt64, stop: (FaultKind, CopySide)?) {
+) -> (moved: UInt64, stop: TransferStop?) {
     guard count > 0 else { return (0, nil) }
     switch (source.space, destination.space) {
     case (.local, .local):
+        // UnsafeMutableRawPointer.copyMemory is memmove: overlapping buffers are safe here.
         destination.pointer.copyMemory(from: source.pointer, byteCount: Int(count))
         return (count, nil)
     case (.remote(let pid), .local):
@@ -75,23 +86,31 @@ func transfer(
         defer { bounce.deallocate() }
         var done: UInt64 = 0
         while done < count {
-            let chunk = Int(min(count - done, UInt64(bounce.count)))
-            let r = backend.read(
-                pid: from, at: source.address + done,
-                into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<chunk]))
-            let w = backend.write(
-                pid: to, at: destination.address + done,
-                from: UnsafeRawBufferPointer(rebasing: bounce[0..<r.moved]))
-            done += UInt64(w.moved)
-            if w.moved < r.moved { return (done, (w.stop ?? .interrupted, .destination)) }
-            if r.moved < chunk { return (done, (r.stop ?? .interrupted, .source)) }
+            let chunk = min(count - done, UInt64(bounce.count))
+            let read = settle(
+                backend.read(
+                    pid: from, at: source.address + done,
+                    into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<Int(chunk)])),
+                chunk, .source)
+            let written = settle(
+                backend.write(
+                    pid: to, at: destination.address + done,
+                    from: UnsafeRawBufferPointer(rebasing: bounce[0..<Int(read.moved)])),
+                read.moved, .destination)
+            done += written.moved
+            if let stop = written.stop ?? read.stop { return (done, stop) }
         }
         return (done, nil)
     }
 }
 
-private func settle(_ t: Transfer, _ count: UInt64, _ side: CopySide) -> (UInt64, (FaultKind, CopySide)?) {
-    let moved = UInt64(max(0, min(t.moved, Int(count))))
+/// Checks one backend answer to a request of `count` bytes against the contract.
+private func settle(_ t: Transfer, _ count: UInt64, _ side: CopySide) -> (moved: UInt64, stop: TransferStop?) {
+    guard t.moved >= 0, UInt64(t.moved) <= count else {
+        return (0, .broken(.movedOutOfBounds(moved: t.moved, requested: count)))
+    }
+    let moved = UInt64(t.moved)
     if moved == count { return (moved, nil) }
-    return (moved, (t.stop ?? .interrupted, side))
+    guard let kind = t.stop else { return (moved, .broken(.stoppedWithoutCause(moved: moved, requested: count))) }
+    return (moved, .fault(kind, side))
 }

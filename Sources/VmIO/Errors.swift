@@ -37,6 +37,29 @@ public enum FaultKind: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The two kinds of owner: over a target's memory (fallible, not kernel: the seed's
+/// user side) or over the tool's own buffers (infallible, kernel).
+public enum OwnerKind: String, Hashable, Sendable, CustomStringConvertible {
+    case local, remote
+    public var description: String { rawValue }
+}
+
+/// How a ``CopyBackend`` broke its contract (`moved` in `0...count`, `stop` nil exactly
+/// when all moved).
+public enum BackendViolation: Hashable, Sendable, CustomStringConvertible {
+    /// It reported more bytes (or fewer than zero) than it was asked to move.
+    case movedOutOfBounds(moved: Int, requested: UInt64)
+    /// It moved fewer bytes than asked and gave no reason.
+    case stoppedWithoutCause(moved: UInt64, requested: UInt64)
+
+    public var description: String {
+        switch self {
+        case .movedOutOfBounds(let m, let r): "reported \(m) bytes moved of \(r) asked"
+        case .stoppedWithoutCause(let m, let r): "stopped after \(m) of \(r) bytes without a cause"
+        }
+    }
+}
+
 /// Which side of a copy faulted.
 public enum CopySide: String, Hashable, Sendable {
     case source, destination
@@ -75,7 +98,8 @@ public struct PartialCopy: Error, Hashable, Sendable, CustomStringConvertible {
 public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidRange(start: Address, end: Address)
     case addressOverflow(base: Address, length: UInt64)
-    case invariantViolated(owner: UInt64, reason: String)
+    /// An operation met an owner whose ``VmIoOwner/inv`` does not hold.
+    case invariantViolated(owner: UInt64, InvariantFailure)
     case noView(owner: UInt64)
     case notAReadView(owner: UInt64)
     case notAWriteView(owner: UInt64)
@@ -90,7 +114,20 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case ownerConflict(requested: AddressRange, holder: UInt64, holderRange: AddressRange)
     case unknownOwner(UInt64)
     /// An operation that needs a particular address space got another.
-    case addressSpaceMismatch(expected: String, got: AddressSpace)
+    case addressSpaceMismatch(expected: OwnerKind, got: AddressSpace)
+    /// A reader or writer was made over the wrong kind of owner: remote memory needs a
+    /// fallible, non-kernel owner; a local buffer an infallible, kernel one.
+    case wrongOwnerKind(owner: UInt64, expected: OwnerKind)
+    /// A local buffer's reader or writer over an owner outside the buffer.
+    case outsideBuffer(owner: UInt64, buffer: AddressRange)
+    /// A part handed back to an owner did not fit it.
+    case cannotRejoin(owner: UInt64, RejoinFailure)
+    /// A copy within one address space whose two owners are not ``VmIoOwner/disjoint(_:)``
+    /// (local memory) or whose ranges intersect (a target's memory): chunked copying would
+    /// read bytes it had already overwritten.
+    case overlappingCopy(source: AddressRange, destination: AddressRange)
+    /// A ``CopyBackend`` broke its contract; nothing past what it could account for is trusted.
+    case backendContract(BackendViolation)
     case partialCopy(PartialCopy)
     /// An address expression that does not parse or does not resolve.
     case badAddress(String, reason: String)
@@ -103,7 +140,7 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .invalidRange(let s, let e): "invalid range: start \(s.hex) is above end \(e.hex)"
         case .addressOverflow(let b, let l): "address overflow: \(b.hex) + \(l.hex) does not fit in 64 bits"
-        case .invariantViolated(let id, let reason): "owner #\(id) breaks its invariant: \(reason)"
+        case .invariantViolated(let id, let failure): "owner #\(id) breaks its invariant: \(failure)"
         case .noView(let id): "owner #\(id) carries no memory view"
         case .notAReadView(let id): "owner #\(id) carries no read view"
         case .notAWriteView(let id): "owner #\(id) carries no write view"
@@ -116,6 +153,12 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
         case .ownerConflict(let r, let id, let hr): "range \(r) intersects \(hr), held by owner #\(id)"
         case .unknownOwner(let id): "no live owner #\(id)"
         case .addressSpaceMismatch(let expected, let got): "expected \(expected) memory, got \(got)"
+        case .wrongOwnerKind(let id, let expected):
+            "owner #\(id) is not a \(expected) owner (\(expected == .remote ? "fallible, not kernel" : "infallible, kernel"))"
+        case .outsideBuffer(let id, let buffer): "owner #\(id) lies outside the local buffer \(buffer)"
+        case .cannotRejoin(let id, let failure): "cannot join a part back to owner #\(id): \(failure)"
+        case .overlappingCopy(let s, let d): "copy source \(s) and destination \(d) overlap"
+        case .backendContract(let v): "copy backend broke its contract: \(v)"
         case .partialCopy(let p): p.description
         case .badAddress(let text, let reason): "bad address '\(text)': \(reason)"
         case .unknownRegion(let name): "no mapping named '\(name)'"

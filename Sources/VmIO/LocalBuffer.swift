@@ -2,18 +2,20 @@
 ///
 /// Its owners cover the buffer's real addresses, so owners of two buffers never
 /// intersect, and readers and writers over it keep it alive.
-public final class LocalBuffer: @unchecked Sendable {
+///
+/// Not `Sendable`: its bytes are shared mutable memory, written through any writer over
+/// it, with nothing to order those writes against another thread.
+public final class LocalBuffer {
     public let bytes: UnsafeMutableRawBufferPointer
     public let count: Int
 
-    /// A zero-filled buffer of `count` bytes.
+    /// A zero-filled buffer of `count` bytes (an empty one for a negative count).
     public init(count: Int) {
-        precondition(count >= 0, "a buffer cannot have a negative size")
-        self.count = count
+        self.count = max(count, 0)
         // Allocate at least one byte so even an empty buffer has a real address.
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
         storage.initializeMemory(as: UInt8.self, repeating: 0)
-        self.bytes = UnsafeMutableRawBufferPointer(rebasing: storage[0..<count])
+        self.bytes = UnsafeMutableRawBufferPointer(rebasing: storage[0..<self.count])
     }
 
     /// A buffer holding a copy of `contents`.
@@ -22,7 +24,7 @@ public final class LocalBuffer: @unchecked Sendable {
         bytes.copyBytes(from: contents)
     }
 
-    deinit { UnsafeMutableRawPointer(mutating: baseAddress).deallocate() }
+    deinit { baseAddress.deallocate() }
 
     var baseAddress: UnsafeMutableRawPointer { bytes.baseAddress! }
 
@@ -41,15 +43,22 @@ public final class LocalBuffer: @unchecked Sendable {
     /// The contents as an array.
     public var array: [UInt8] { Array(bytes) }
 
+    /// A fresh local owner (infallible, kernel) over the whole buffer.
+    public func makeOwner(_ access: OwnerRegistry.Access) -> VmIoOwner {
+        // Restricted as every owner's view is (an empty buffer's view has no mapping).
+        let view = memView.restricted(to: range)
+        return VmIoOwner(
+            unchecked: freshOwnerID(), range: range, isFallible: false, isKernel: true,
+            memView: access == .read ? .read(view) : .write(view))
+    }
+
     /// A reader over the whole buffer (a fresh, infallible, kernel-side owner).
     public func makeReader() -> VmReader {
-        let owner = try! VmIoOwner(range: range, isFallible: false, isKernel: true, memView: .read(memView))
-        return VmReader(owner: owner, space: .local, storage: self)
+        VmReader(owner: makeOwner(.read), space: .local, storage: self)
     }
 
     /// A writer over the whole buffer (a fresh, infallible, kernel-side owner).
     public func makeWriter() -> VmWriter {
-        let owner = try! VmIoOwner(range: range, isFallible: false, isKernel: true, memView: .write(memView))
-        return VmWriter(owner: owner, space: .local, storage: self)
+        VmWriter(owner: makeOwner(.write), space: .local, storage: self)
     }
 }

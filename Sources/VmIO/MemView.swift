@@ -108,6 +108,30 @@ public struct MemView: Hashable, Sendable {
         MemView(uncheckedMappings: Array(mappings(intersecting: range)), generation: generation)
     }
 
+    /// The mappings of both views, for two cuts of one snapshot (as ``restricted(to:)``
+    /// makes them); nil when the generations differ or the two do not agree (a mapping
+    /// of one overlaps a different mapping of the other).
+    func union(_ other: MemView) -> MemView? {
+        guard generation == other.generation else { return nil }
+        var merged: [Mapping] = []
+        merged.reserveCapacity(mappings.count + other.mappings.count)
+        var (i, j) = (0, 0)
+        while i < mappings.count || j < other.mappings.count {
+            let next: Mapping
+            if j == other.mappings.count || (i < mappings.count && mappings[i].start <= other.mappings[j].start) {
+                next = mappings[i]
+                i += 1
+            } else {
+                next = other.mappings[j]
+                j += 1
+            }
+            if merged.last == next { continue }
+            if let last = merged.last, next.start < last.end { return nil }
+            merged.append(next)
+        }
+        return MemView(uncheckedMappings: merged, generation: generation)
+    }
+
     /// Whether the two views hold a mapping in common (the seed's `mappings.disjoint` negated).
     public func sharesMapping(with other: MemView) -> Bool {
         let (small, large) = mappings.count <= other.mappings.count ? (self, other) : (other, self)

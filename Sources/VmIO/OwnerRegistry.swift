@@ -1,12 +1,27 @@
 import Synchronization
 
-/// Hands out owners over one address space and keeps them from conflicting:
-/// no two live write owners over intersecting ranges, and no read owner
+/// Hands out owners over one address space and takes them back, and keeps them from
+/// conflicting: no two live write owners over intersecting ranges, and no read owner
 /// intersecting a live write owner. Readers may share.
 ///
-/// Conflicts use the exact half-open intersection (`a.start < b.end && b.start < a.end`),
-/// not the seed's inclusive ``VmIoOwner/overlaps(withRange:)``: with the inclusive test
-/// the two halves of a split (which touch) could never both be live.
+/// Owners are linear (``VmIoOwner``): ``acquire(_:range:view:isFallible:isKernel:)``
+/// records a lease and hands the owner out; ``release(_:)`` consumes it and ends the
+/// lease. ``lend(_:to:)-(VmReader,_)`` does both around a piece of work, on every path.
+///
+/// ## Why the conflict test is not the seed's `disjoint`
+///
+/// Two leases conflict when one of them is a write and their ranges share a byte (the
+/// exact half-open intersection `a.start < b.end && b.start < a.end`). The seed's
+/// ``VmIoOwner/disjoint(_:)`` is coarser in two ways, and each would refuse work that
+/// is safe and that the tool does:
+/// - its range test is inclusive (``VmIoOwner/overlaps(withRange:)``): the two halves of
+///   a ``split(_:at:)`` touch, so with it they could never both be live, and neither could
+///   a copy to the bytes right after its source (`copy PID:A PID:A+N N`);
+/// - its view test compares whole mappings (a line of `/proc/PID/maps`, not a page as in
+///   the seed), so any two owners in one mapping — two halves of a heap — would conflict.
+///
+/// Within what the registry grants, `disjoint` still decides where it is exact: a copy
+/// between two local owners (``VmReader/readFallible(into:using:)``) requires it.
 public final class OwnerRegistry: Sendable {
     public enum Access: String, Hashable, Sendable { case read, write }
 
@@ -22,32 +37,49 @@ public final class OwnerRegistry: Sendable {
     public init() {}
 
     /// A new owner (fresh id) over `range` with a view of `view`, or
-    /// ``VmIoError/ownerConflict(requested:holder:holderRange:)`` naming the live owner in the way.
+    /// ``VmIoError/ownerConflict(requested:holder:holderRange:)`` naming the oldest live
+    /// owner in the way. Remote owners (fallible, not kernel) by default.
     public func acquire(
         _ access: Access, range: AddressRange, view: MemView, isFallible: Bool = true, isKernel: Bool = false
     ) throws(VmIoError) -> VmIoOwner {
         let memView: VmIoMemView = access == .read ? .read(view) : .write(view)
         let owner = try VmIoOwner(range: range, isFallible: isFallible, isKernel: isKernel, memView: memView)
+        let id = owner.id
         try leases.withLock { (leases: inout [UInt64: Lease]) throws(VmIoError) in
             if let clash = leases.values.filter({ Self.conflicts(access, range, $0) }).min(by: { $0.id < $1.id }) {
                 throw .ownerConflict(requested: range, holder: clash.id, holderRange: clash.range)
             }
-            leases[owner.id] = Lease(id: owner.id, range: range, access: access)
+            leases[id] = Lease(id: id, range: range, access: access)
         }
         return owner
     }
 
+    /// Whether a new owner of `access` over `range` would conflict with `lease`: one of
+    /// them writes and the ranges share a byte (see the type's documentation for why).
     static func conflicts(_ access: Access, _ range: AddressRange, _ lease: Lease) -> Bool {
         guard range.intersects(lease.range) else { return false }
         return access == .write || lease.access == .write
     }
 
-    /// Ends an owner's lease; ``VmIoError/unknownOwner(_:)`` if it is not live.
-    public func release(_ owner: VmIoOwner) throws(VmIoError) {
+    /// A reader over `range` of process `pid`: a new read owner, already checked.
+    public func reader(remote pid: Int32, range: AddressRange, view: MemView) throws(VmIoError) -> VmReader {
+        VmReader(owner: try acquire(.read, range: range, view: view), space: .remote(pid: pid), storage: nil)
+    }
+
+    /// A writer over `range` of process `pid`: a new write owner, already checked.
+    public func writer(remote pid: Int32, range: AddressRange, view: MemView) throws(VmIoError) -> VmWriter {
+        VmWriter(owner: try acquire(.write, range: range, view: view), space: .remote(pid: pid), storage: nil)
+    }
+
+    /// Takes an owner back and ends its lease; ``VmIoError/unknownOwner(_:)`` if it is not
+    /// live here. The owner is consumed either way. Part of an owner (after `advance`
+    /// without its passed views) ends the whole lease: the rest was dropped, which is safe.
+    public func release(_ owner: consuming VmIoOwner) throws(VmIoError) {
         try release(id: owner.id)
     }
 
-    public func release(id: UInt64) throws(VmIoError) {
+    /// Ends a lease by id: for the registry's own use, where the owner is gone with a throw.
+    func release(id: UInt64) throws(VmIoError) {
         try leases.withLock { (leases: inout [UInt64: Lease]) throws(VmIoError) in
             guard leases.removeValue(forKey: id) != nil else { throw .unknownOwner(id) }
         }
@@ -59,12 +91,34 @@ public final class OwnerRegistry: Sendable {
         let id = owner.id
         guard let lease = leases.withLock({ $0[id] }) else { throw .unknownOwner(id) }
         let front = try owner.split(n)
-        let back = owner.range
+        let (frontID, frontRange, backRange) = (front.id, front.range, owner.range)
         leases.withLock { leases in
-            leases[id] = Lease(id: id, range: back, access: lease.access)
-            leases[front.id] = Lease(id: front.id, range: front.range, access: lease.access)
+            leases[id] = Lease(id: id, range: backRange, access: lease.access)
+            leases[frontID] = Lease(id: frontID, range: frontRange, access: lease.access)
         }
         return front
+    }
+
+    /// Lends `reader` to `body` and takes its owner back (``release(_:)``) when `body`
+    /// returns or throws. A reader whose owner is not live here has no lease to end.
+    public func lend<Result, Failure: Error>(
+        _ reader: consuming VmReader, to body: (inout VmReader) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var reader = reader
+        let outcome = Swift.Result { () throws(Failure) -> Result in try body(&reader) }
+        try? release(reader.finish())
+        return try outcome.get()
+    }
+
+    /// Lends `writer` to `body` and takes its owner back (``release(_:)``) when `body`
+    /// returns or throws. A writer whose owner is not live here has no lease to end.
+    public func lend<Result, Failure: Error>(
+        _ writer: consuming VmWriter, to body: (inout VmWriter) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var writer = writer
+        let outcome = Swift.Result { () throws(Failure) -> Result in try body(&writer) }
+        try? release(writer.finish())
+        return try outcome.get()
     }
 
     /// The live leases, by id.

@@ -1,50 +1,84 @@
-/// A cursor over an owner with a read view, in one address space. Copyable: two
-/// readers of the same bytes do no harm.
+/// A cursor over an owner with a read view, in one address space.
+///
+/// A reader holds its owner, and the owner is linear (`~Copyable`), so the reader is
+/// `~Copyable` too: a copied reader would be a second holder of one permission, and each
+/// copy would hand the owner back. To read the same bytes twice, read them into a
+/// buffer, or take two read owners from an ``OwnerRegistry`` (readers may share).
 ///
 /// The owner and the cursor move together: ``skip(_:)`` and every copy advance the
-/// owner by exactly the bytes consumed, success or fault.
-public struct VmReader: Sendable {
+/// owner by exactly the bytes consumed, success or fault. ``finish()`` gives the owner
+/// back whole.
+public struct VmReader: ~Copyable {
     public let space: AddressSpace
-    public private(set) var owner: VmIoOwner
+    var held: HeldOwner
     /// Keeps local memory alive while the reader exists.
     let storage: LocalBuffer?
 
-    init(owner: VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
-        self.owner = owner
+    init(owner: consuming VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
+        self.held = HeldOwner(owner)
         self.space = space
         self.storage = storage
     }
 
-    /// A reader over target memory; the owner must carry a read view.
-    public init(remote pid: Int32, owner: VmIoOwner) throws(VmIoError) {
-        guard owner.canRead else { throw .notAReadView(owner: owner.id) }
+    /// A reader over target memory. The owner must keep ``VmIoOwner/inv``, carry a read
+    /// view, and be a remote owner (fallible, not kernel): ``VmIoError/invariantViolated(owner:_:)``,
+    /// ``VmIoError/notAReadView(owner:)`` or ``VmIoError/wrongOwnerKind(owner:expected:)``
+    /// otherwise. On a throw the owner is dropped; ``OwnerRegistry/reader(remote:range:view:)``
+    /// makes readers that cannot be refused.
+    public init(remote pid: Int32, owner: consuming VmIoOwner) throws(VmIoError) {
         try owner.checkInvariant()
+        guard owner.canRead else { throw .notAReadView(owner: owner.id) }
+        guard owner.isFallible, !owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .remote) }
         self.init(owner: owner, space: .remote(pid: pid), storage: nil)
     }
 
-    public var cursor: Address { owner.range.start }
-    public var end: Address { owner.range.end }
+    /// A reader over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
+    /// read view, be a local owner (infallible, kernel) and lie inside the buffer.
+    public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
+        try owner.checkInvariant()
+        guard owner.canRead else { throw .notAReadView(owner: owner.id) }
+        guard !owner.isFallible, owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .local) }
+        guard buffer.range.contains(owner.range) else { throw .outsideBuffer(owner: owner.id, buffer: buffer.range) }
+        self.init(owner: owner, space: .local, storage: buffer)
+    }
+
+    /// The part of the owner still ahead of the cursor (its id is the owner's id).
+    public var owner: VmIoOwner {
+        _read { yield held.ahead }
+    }
+
+    public var cursor: Address { held.ahead.range.start }
+    public var end: Address { held.ahead.range.end }
     /// Bytes left to read.
-    public var remain: UInt64 { owner.range.count }
+    public var remain: UInt64 { held.ahead.range.count }
 
     /// Moves the cursor (and the owner) forward by `n <= remain` bytes.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
-        try owner.advance(n)
+        try held.advance(n)
     }
 
-    /// Shrinks the end so that at most `max` bytes remain (the owner shrinks too).
+    /// Shrinks the end so that at most `max` bytes remain (the owner's part past it is
+    /// kept aside and handed back by ``finish()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
-        if max < remain { try owner.truncate(to: max) }
+        if max < remain { try held.limit(max) }
+    }
+
+    /// Ends the reader and gives its owner back whole: the range it was made over, with
+    /// its id and view, whatever the cursor did.
+    public consuming func finish() -> VmIoOwner {
+        held.whole()
     }
 
     var endpoint: Endpoint { Endpoint(space: space, address: cursor) }
 
     /// Local → local: moves exactly `min(remain, writer.avail)` bytes; never fails.
-    /// Throws ``VmIoError/addressSpaceMismatch(expected:got:)`` when either side is remote.
+    /// Throws ``VmIoError/addressSpaceMismatch(expected:got:)`` when either side is remote,
+    /// and ``VmIoError/overlappingCopy(source:destination:)`` when the two owners are not
+    /// ``VmIoOwner/disjoint(_:)`` (the seed's precondition of a copy).
     @discardableResult
     public mutating func read(into writer: inout VmWriter) throws(VmIoError) -> UInt64 {
-        guard space == .local else { throw .addressSpaceMismatch(expected: "local", got: space) }
-        guard writer.space == .local else { throw .addressSpaceMismatch(expected: "local", got: writer.space) }
+        guard space == .local else { throw .addressSpaceMismatch(expected: .local, got: space) }
+        guard writer.space == .local else { throw .addressSpaceMismatch(expected: .local, got: writer.space) }
         return try readFallible(into: &writer, using: LocalOnlyBackend())
     }
 
@@ -53,22 +87,37 @@ public struct VmReader: Sendable {
     /// Returns the count on success. On a fault throws ``VmIoError/partialCopy(_:)``
     /// whose `copied` is the `k < min(remain, avail)` bytes that did move: those are at
     /// the destination, both cursors and owners advanced by exactly `k`, and nothing
-    /// past `k` was touched.
+    /// past `k` was touched. A backend that breaks its contract is
+    /// ``VmIoError/backendContract(_:)``, the cursors advanced by what it accounted for.
+    ///
+    /// Within one address space the two owners must not overlap, or a chunked copy
+    /// would read bytes it had already overwritten (``VmIoError/overlappingCopy(source:destination:)``):
+    /// local owners must be ``VmIoOwner/disjoint(_:)``; in a target's memory, whose views
+    /// are whole mappings, the ranges must share no byte (README.md, "The library").
     @discardableResult
     public mutating func readFallible(into writer: inout VmWriter, using backend: some CopyBackend) throws(VmIoError)
         -> UInt64
     {
+        if space == writer.space {
+            let apart =
+                space == .local
+                ? owner.disjoint(writer.owner) || remain == 0 || writer.avail == 0
+                : !owner.range.intersects(writer.owner.range)
+            guard apart else { throw .overlappingCopy(source: owner.range, destination: writer.owner.range) }
+        }
         let want = min(remain, writer.avail)
         let (moved, stop) = transfer(from: endpoint, to: writer.endpoint, count: want, backend: backend)
-        try owner.advance(moved)
-        try writer.advanceOwner(moved)
-        if let (kind, side) = stop {
+        try held.advance(moved)
+        try writer.held.advance(moved)
+        switch stop {
+        case nil: return moved
+        case .fault(let kind, let side)?:
             throw .partialCopy(
                 PartialCopy(
                     kind: kind, copied: moved, requested: want, side: side,
                     space: side == .source ? space : writer.space))
+        case .broken(let violation)?: throw .backendContract(violation)
         }
-        return moved
     }
 
     /// Reads one value of `T` at the cursor, all or nothing: on a fault the cursor does
@@ -82,30 +131,42 @@ public struct VmReader: Sendable {
         let result: Result<T, VmIoError> = withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { tmp in
             let local = Endpoint(space: .local, address: Address(UInt(bitPattern: tmp.baseAddress!)))
             let (moved, stop) = transfer(from: endpoint, to: local, count: size, backend: backend)
-            if let (kind, side) = stop {
-                return .failure(
-                    .partialCopy(
-                        PartialCopy(
-                            kind: kind, copied: moved, requested: size,
-                            side: side, space: endpoint.space)))
-            }
+            if let stop { return .failure(endpoint.error(stop, copied: moved, requested: size)) }
             return .success(UnsafeRawPointer(tmp.baseAddress!).loadUnaligned(as: T.self))
         }
         let value = try result.get()
-        try owner.advance(size)
+        try held.advance(size)
         return value
     }
 
-    /// Reads everything that remains, all or nothing (the cursor rolls back on a fault).
+    /// Reads everything that remains, all or nothing: on a fault the cursor does not move.
     public mutating func collect(using backend: some CopyBackend) throws(VmIoError) -> [UInt8] {
         guard remain <= UInt64(Int.max) else {
             throw .lengthExceedsRange(requested: remain, available: UInt64(Int.max))
         }
-        let buffer = LocalBuffer(count: Int(remain))
-        var writer = buffer.makeWriter()
-        var attempt = self
-        _ = try attempt.readFallible(into: &writer, using: backend)
-        self = attempt
-        return buffer.array
+        let count = remain
+        let endpoint = self.endpoint
+        var failure: VmIoError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: Int(count)) { buffer, initialized in
+            let local = Endpoint(space: .local, address: Address(UInt(bitPattern: buffer.baseAddress)))
+            let (moved, stop) = transfer(from: endpoint, to: local, count: count, backend: backend)
+            if let stop { failure = endpoint.error(stop, copied: moved, requested: count) }
+            // Only the bytes that moved are initialized; a failed read is discarded anyway.
+            initialized = Int(moved)
+        }
+        if let failure { throw failure }
+        try held.advance(count)
+        return bytes
+    }
+}
+
+extension Endpoint {
+    /// The error for a read from this endpoint into local memory that stopped early.
+    func error(_ stop: TransferStop, copied: UInt64, requested: UInt64) -> VmIoError {
+        switch stop {
+        case .fault(let kind, let side):
+            .partialCopy(PartialCopy(kind: kind, copied: copied, requested: requested, side: side, space: space))
+        case .broken(let violation): .backendContract(violation)
+        }
     }
 }

@@ -1,47 +1,62 @@
-/// A cursor over an owner with a write view, in one address space. Unique
-/// (`~Copyable`): two writers of the same bytes would race.
+/// A cursor over an owner with a write view, in one address space. It holds its owner,
+/// which is linear, so it is `~Copyable`: two writers of the same bytes would race.
 ///
 /// Every write advances the owner with the cursor by exactly the bytes that moved.
+/// ``finish()`` gives the owner back whole; ``readBack()`` gives it back as a reader.
 public struct VmWriter: ~Copyable {
     public let space: AddressSpace
-    public private(set) var owner: VmIoOwner
-    /// The owner as it was when the writer was made: what ``readBack()`` hands over.
-    let origin: VmIoOwner
+    var held: HeldOwner
     let storage: LocalBuffer?
 
-    init(owner: VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
-        self.owner = owner
-        self.origin = owner
+    init(owner: consuming VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
+        self.held = HeldOwner(owner)
         self.space = space
         self.storage = storage
     }
 
-    /// A writer over target memory; the owner must carry a write view.
-    public init(remote pid: Int32, owner: VmIoOwner) throws(VmIoError) {
-        guard owner.canWrite else { throw .notAWriteView(owner: owner.id) }
+    /// A writer over target memory. The owner must keep ``VmIoOwner/inv``, carry a write
+    /// view, and be a remote owner (fallible, not kernel): ``VmIoError/invariantViolated(owner:_:)``,
+    /// ``VmIoError/notAWriteView(owner:)`` or ``VmIoError/wrongOwnerKind(owner:expected:)``
+    /// otherwise. On a throw the owner is dropped; ``OwnerRegistry/writer(remote:range:view:)``
+    /// makes writers that cannot be refused.
+    public init(remote pid: Int32, owner: consuming VmIoOwner) throws(VmIoError) {
         try owner.checkInvariant()
+        guard owner.canWrite else { throw .notAWriteView(owner: owner.id) }
+        guard owner.isFallible, !owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .remote) }
         self.init(owner: owner, space: .remote(pid: pid), storage: nil)
     }
 
-    public var cursor: Address { owner.range.start }
-    public var end: Address { owner.range.end }
+    /// A writer over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
+    /// write view, be a local owner (infallible, kernel) and lie inside the buffer.
+    public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
+        try owner.checkInvariant()
+        guard owner.canWrite else { throw .notAWriteView(owner: owner.id) }
+        guard !owner.isFallible, owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .local) }
+        guard buffer.range.contains(owner.range) else { throw .outsideBuffer(owner: owner.id, buffer: buffer.range) }
+        self.init(owner: owner, space: .local, storage: buffer)
+    }
+
+    /// The part of the owner still ahead of the cursor (its id is the owner's id).
+    public var owner: VmIoOwner {
+        _read { yield held.ahead }
+    }
+
+    public var cursor: Address { held.ahead.range.start }
+    public var end: Address { held.ahead.range.end }
     /// Bytes of room left.
-    public var avail: UInt64 { owner.range.count }
+    public var avail: UInt64 { held.ahead.range.count }
 
     var endpoint: Endpoint { Endpoint(space: space, address: cursor) }
 
-    mutating func advanceOwner(_ n: UInt64) throws(VmIoError) {
-        try owner.advance(n)
-    }
-
     /// Moves the cursor (and the owner) forward by `n <= avail` bytes without writing.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
-        try owner.advance(n)
+        try held.advance(n)
     }
 
-    /// Shrinks the end so that at most `max` bytes of room remain (the owner shrinks too).
+    /// Shrinks the end so that at most `max` bytes of room remain (the owner's part past
+    /// it is kept aside and handed back by ``finish()`` and ``readBack()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
-        if max < avail { try owner.truncate(to: max) }
+        if max < avail { try held.limit(max) }
     }
 
     /// Writes `bytes` at the cursor; fallible like ``VmReader/readFallible(into:using:)``:
@@ -55,10 +70,8 @@ public struct VmWriter: ~Copyable {
         guard let base = bytes.baseAddress, want > 0 else { return 0 }
         let source = Endpoint(space: .local, address: Address(UInt(bitPattern: base)))
         let (moved, stop) = transfer(from: source, to: endpoint, count: want, backend: backend)
-        try owner.advance(moved)
-        if let (kind, side) = stop {
-            throw .partialCopy(PartialCopy(kind: kind, copied: moved, requested: want, side: side, space: space))
-        }
+        try held.advance(moved)
+        if let stop { throw endpoint.writeError(stop, copied: moved, requested: want) }
         return moved
     }
 
@@ -70,14 +83,12 @@ public struct VmWriter: ~Copyable {
         guard size <= avail else { throw .lengthExceedsRange(requested: size, available: avail) }
         let endpoint = self.endpoint
         var value = value
-        let stop: (UInt64, (FaultKind, CopySide)?) = withUnsafeBytes(of: &value) { raw in
+        let (moved, stop) = withUnsafeBytes(of: &value) { raw in
             let source = Endpoint(space: .local, address: Address(UInt(bitPattern: raw.baseAddress!)))
             return transfer(from: source, to: endpoint, count: size, backend: backend)
         }
-        if let (kind, side) = stop.1 {
-            throw .partialCopy(PartialCopy(kind: kind, copied: stop.0, requested: size, side: side, space: space))
-        }
-        try owner.advance(size)
+        if let stop { throw endpoint.writeError(stop, copied: moved, requested: size) }
+        try held.advance(size)
     }
 
     /// Fills all the room left with `byte`; fallible, advances by what moved.
@@ -98,13 +109,14 @@ public struct VmWriter: ~Copyable {
         -> UInt64
     {
         guard total > 0 else { return 0 }
-        let pattern = LocalBuffer(count: Int(min(total, 64 << 10)))
-        pattern.bytes.initializeMemory(as: UInt8.self, repeating: byte)
+        let pattern = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(min(total, 64 << 10)), alignment: 16)
+        defer { pattern.deallocate() }
+        pattern.initializeMemory(as: UInt8.self, repeating: byte)
         var done: UInt64 = 0
         while done < total {
-            let chunk = min(total - done, UInt64(pattern.count))
+            let chunk = Int(min(total - done, UInt64(pattern.count)))
             do {
-                done += try write(UnsafeRawBufferPointer(rebasing: pattern.bytes[0..<Int(chunk)]), using: backend)
+                done += try write(UnsafeRawBufferPointer(rebasing: pattern[0..<chunk]), using: backend)
             } catch .partialCopy(let p) {
                 throw .partialCopy(
                     PartialCopy(
@@ -115,12 +127,30 @@ public struct VmWriter: ~Copyable {
         return done
     }
 
-    /// Ends the write phase: the writer is consumed and the whole range it was made
-    /// over comes back as a reader, through the owner's ``VmIoOwner/writeToRead()``
-    /// (same id, same range, same flags), so the bytes can be read back and verified.
-    public consuming func readBack() throws(VmIoError) -> VmReader {
-        var owner = origin
-        try owner.writeToRead()
+    /// Ends the writer and gives its owner back whole: the range it was made over, with
+    /// its id and write view, whatever the cursor did.
+    public consuming func finish() -> VmIoOwner {
+        held.whole()
+    }
+
+    /// Ends the write phase: the writer is consumed and the whole range it was made over
+    /// comes back as a reader — the parts that ``VmIoOwner/advance(_:)`` handed back are
+    /// joined to the rest, and the owner's ``VmIoOwner/writeToRead()`` turns the view
+    /// (same id, same range, same flags) — so the bytes can be read back and verified.
+    public consuming func readBack() -> VmReader {
+        var owner = held.whole()
+        owner.writeToReadCut()
         return VmReader(owner: owner, space: space, storage: storage)
+    }
+}
+
+extension Endpoint {
+    /// The error for a write from local memory to this endpoint that stopped early.
+    func writeError(_ stop: TransferStop, copied: UInt64, requested: UInt64) -> VmIoError {
+        switch stop {
+        case .fault(let kind, let side):
+            .partialCopy(PartialCopy(kind: kind, copied: copied, requested: requested, side: side, space: space))
+        case .broken(let violation): .backendContract(violation)
+        }
     }
 }

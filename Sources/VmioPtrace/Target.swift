@@ -233,45 +233,49 @@ public final class Target {
                 if try !zeros(segment.range.start, segment.range.count) { return report.finished() }
                 continue
             }
-            let owner = try registry.acquire(.read, range: segment.range, view: view)
-            defer { try? registry.release(owner) }
-            var reader = try VmReader(remote: pid, owner: owner)
-            while reader.remain > 0 {
-                var writer = buffer.makeWriter()
-                let at = reader.cursor
-                do {
-                    let n = try reader.readFallible(into: &writer, using: ladder)
-                    report.moved += n
-                    report.addMoved(at, n, ladder.lastMechanism)
-                    if try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(n)])) {
-                        return report.finished()
+            // The reader's owner goes back to the registry when the closure ends, on every path.
+            let stopped: TransferReport? = try registry.lend(
+                try registry.reader(remote: pid, range: segment.range, view: view)
+            ) { reader in
+                while reader.remain > 0 {
+                    var writer = buffer.makeWriter()
+                    let at = reader.cursor
+                    do {
+                        let n = try reader.readFallible(into: &writer, using: ladder)
+                        report.moved += n
+                        report.addMoved(at, n, ladder.lastMechanism)
+                        if try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(n)])) {
+                            return report.finished()
+                        }
+                    } catch VmIoError.partialCopy(let p) {
+                        report.moved += p.copied
+                        report.addMoved(at, p.copied, ladder.lastMechanism)
+                        if p.copied > 0,
+                            try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(p.copied)]))
+                        {
+                            return report.finished()
+                        }
+                        guard skipFaults, case .pageFault(let fault) = p.kind else {
+                            report.stop = PartialCopy(
+                                kind: p.kind, copied: report.moved, requested: range.count,
+                                side: .source, space: .remote(pid: pid))
+                            report.stopMechanism = ladder.lastMechanism.rawValue
+                            report.stopErrno = ladder.lastErrno
+                            return report
+                        }
+                        // Resume at the next page (or the segment's end).
+                        let resume = min(reader.end, (fault | 0xfff) &+ 1)
+                        report.addHole(
+                            Hole(
+                                address: fault, length: resume - fault, kind: p.kind,
+                                mechanism: ladder.lastMechanism.rawValue, errno: ladder.lastErrno))
+                        try reader.skip(resume - reader.cursor)
+                        if try !zeros(fault, resume - fault) { return report.finished() }
                     }
-                } catch VmIoError.partialCopy(let p) {
-                    report.moved += p.copied
-                    report.addMoved(at, p.copied, ladder.lastMechanism)
-                    if p.copied > 0,
-                        try !sink(at, UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(p.copied)]))
-                    {
-                        return report.finished()
-                    }
-                    guard skipFaults, case .pageFault(let fault) = p.kind else {
-                        report.stop = PartialCopy(
-                            kind: p.kind, copied: report.moved, requested: range.count,
-                            side: .source, space: .remote(pid: pid))
-                        report.stopMechanism = ladder.lastMechanism.rawValue
-                        report.stopErrno = ladder.lastErrno
-                        return report
-                    }
-                    // Resume at the next page (or the segment's end).
-                    let resume = min(reader.end, (fault | 0xfff) &+ 1)
-                    report.addHole(
-                        Hole(
-                            address: fault, length: resume - fault, kind: p.kind,
-                            mechanism: ladder.lastMechanism.rawValue, errno: ladder.lastErrno))
-                    try reader.skip(resume - reader.cursor)
-                    if try !zeros(fault, resume - fault) { return report.finished() }
                 }
+                return nil
             }
+            if let stopped { return stopped }
         }
         return report
     }
@@ -295,31 +299,41 @@ public final class Target {
                     "\(locked.hex) is in a \(m.permissions) mapping\(m.path.isEmpty ? "" : " (\(m.path))") the target cannot write; --force writes through /proc/\(pid)/mem"
             )
         }
-        let owner = try registry.acquire(.write, range: range, view: view)
-        defer { try? registry.release(owner) }
-        var writer = try VmWriter(remote: pid, owner: owner)
+        var writer = try registry.writer(remote: pid, range: range, view: view)
         var report = WriteReport(address: address, requested: UInt64(bytes.count))
         // Unforced writes go through the ladder: the view says the range is writable, so a
         // process_vm_writev refused as a whole may be retried through /proc/PID/mem.
         ladder.writeFallback = true
         defer { ladder.writeFallback = false }
-        let through: any CopyBackend = force ? try ProcMemBackend(pid: pid, writable: true) : ladder
+        let through: any CopyBackend
+        do { through = force ? try ProcMemBackend(pid: pid, writable: true) : ladder } catch {
+            try? registry.release(writer.finish())
+            throw error
+        }
         do {
             report.written = try bytes.withUnsafeBytes { raw in try writer.write(raw, using: through) }
         } catch VmIoError.partialCopy(let p) {
             report.written = p.copied
+            try? registry.release(writer.finish())
             throw VmIoError.partialCopy(p)
+        } catch {
+            try? registry.release(writer.finish())
+            throw error
         }
-        if verify {
-            var reader = try writer.readBack()
+        guard verify else {
+            try? registry.release(writer.finish())
+            return report
+        }
+        // The owner comes back whole as a reader (write_to_read), and then to the registry.
+        let back = try registry.lend(writer.readBack()) { reader in
             // Read back the way the bytes went: a forced write may land where the target
             // itself cannot read (a guard page).
             let readBack: any CopyBackend = force ? through : ladder
-            let back = try reader.collect(using: readBack)
-            report.verified = true
-            report.mismatch = zip(back, bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })
-                .map { address + UInt64($0.offset) }
+            return try reader.collect(using: readBack)
         }
+        report.verified = true
+        report.mismatch = zip(back, bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })
+            .map { address + UInt64($0.offset) }
         return report
     }
 
@@ -364,56 +378,70 @@ public final class Target {
                 }
                 continue
             }
-            let readOwner = try source.registry.acquire(.read, range: segment.range, view: source.view)
-            defer { try? source.registry.release(readOwner) }
-            let writeOwner = try registry.acquire(
-                .write, range: AddressRange(start: to + delta, count: segment.range.count), view: view)
-            defer { try? registry.release(writeOwner) }
-            var reader = try VmReader(remote: source.pid, owner: readOwner)
-            var writer = try VmWriter(remote: pid, owner: writeOwner)
-            while reader.remain > 0 {
-                let at = reader.cursor
-                // The fault, if any, is taken out of the catch before it is handled (keeps
-                // the typed-throws catch simple).
-                var fault: PartialCopy?
-                do {
-                    let n = try reader.readFallible(into: &writer, using: route)
-                    report.moved += n
-                    report.addMoved(at, n, source.ladder.lastMechanism)
-                } catch {
-                    guard case .partialCopy(let p) = error else { throw error }
-                    fault = p
-                }
-                guard let p = fault else { continue }
-                report.moved += p.copied
-                report.addMoved(at, p.copied, source.ladder.lastMechanism)
-                guard skipFaults, p.side == .source, case .pageFault(let faultAddress) = p.kind else {
-                    report.stop = PartialCopy(
-                        kind: p.kind, copied: report.moved, requested: count,
-                        side: p.side, space: p.space)
-                    report.stopMechanism =
-                        p.side == .source
-                        ? source.ladder.lastMechanism.rawValue
-                        : ladder.lastWriteMechanism.rawValue
-                    report.stopErrno = p.side == .source ? source.ladder.lastErrno : ladder.lastWriteErrno
-                    return report
-                }
-                let resume = min(reader.end, (faultAddress | 0xfff) &+ 1)
-                report.addHole(
-                    Hole(
-                        address: faultAddress, length: resume - faultAddress, kind: p.kind,
-                        mechanism: source.ladder.lastMechanism.rawValue, errno: source.ladder.lastErrno))
-                try reader.skip(resume - reader.cursor)
-                try writer.skip(resume - faultAddress)
-                if fillHoles, let kind = writeZeros(at: to + (faultAddress - from), count: resume - faultAddress) {
-                    report.stop = PartialCopy(
-                        kind: kind, copied: report.moved, requested: count,
-                        side: .destination, space: .remote(pid: pid))
-                    return report
+            let reader = try source.registry.reader(remote: source.pid, range: segment.range, view: source.view)
+            let stopped: TransferReport? = try source.registry.lend(reader) { reader in
+                let writer = try registry.writer(
+                    remote: pid, range: AddressRange(start: to + delta, count: segment.range.count), view: view)
+                return try registry.lend(writer) { writer in
+                    try copySegment(
+                        &reader, &writer, source: source, from: from, to: to, skipFaults: skipFaults,
+                        fillHoles: fillHoles, route: route, report: &report)
                 }
             }
+            if let stopped { return stopped }
         }
         return report
+    }
+
+    /// The loop of ``copy(from:at:to:count:skipFaults:fillHoles:)`` over one mapped source
+    /// segment; the report to return when the copy stops, or nil to go on.
+    private func copySegment(
+        _ reader: inout VmReader, _ writer: inout VmWriter, source: Target, from: Address, to: Address,
+        skipFaults: Bool, fillHoles: Bool, route: CopyRoute, report: inout TransferReport
+    ) throws -> TransferReport? {
+        let count = report.requested
+        while reader.remain > 0 {
+            let at = reader.cursor
+            // The fault, if any, is taken out of the catch before it is handled (keeps
+            // the typed-throws catch simple).
+            var fault: PartialCopy?
+            do {
+                let n = try reader.readFallible(into: &writer, using: route)
+                report.moved += n
+                report.addMoved(at, n, source.ladder.lastMechanism)
+            } catch {
+                guard case .partialCopy(let p) = error else { throw error }
+                fault = p
+            }
+            guard let p = fault else { continue }
+            report.moved += p.copied
+            report.addMoved(at, p.copied, source.ladder.lastMechanism)
+            guard skipFaults, p.side == .source, case .pageFault(let faultAddress) = p.kind else {
+                report.stop = PartialCopy(
+                    kind: p.kind, copied: report.moved, requested: count,
+                    side: p.side, space: p.space)
+                report.stopMechanism =
+                    p.side == .source
+                    ? source.ladder.lastMechanism.rawValue
+                    : ladder.lastWriteMechanism.rawValue
+                report.stopErrno = p.side == .source ? source.ladder.lastErrno : ladder.lastWriteErrno
+                return report
+            }
+            let resume = min(reader.end, (faultAddress | 0xfff) &+ 1)
+            report.addHole(
+                Hole(
+                    address: faultAddress, length: resume - faultAddress, kind: p.kind,
+                    mechanism: source.ladder.lastMechanism.rawValue, errno: source.ladder.lastErrno))
+            try reader.skip(resume - reader.cursor)
+            try writer.skip(resume - faultAddress)
+            if fillHoles, let kind = writeZeros(at: to + (faultAddress - from), count: resume - faultAddress) {
+                report.stop = PartialCopy(
+                    kind: kind, copied: report.moved, requested: count,
+                    side: .destination, space: .remote(pid: pid))
+                return report
+            }
+        }
+        return nil
     }
 }
 

@@ -14,14 +14,14 @@ private let dstPid: Int32 = 200
 private let srcBase: Address = 0x7f3a_0000_0000
 private let dstBase: Address = 0x5600_0000_0000
 
-private func expectInStep(_ r: VmReader, _ sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(
-        r.owner.range.start == r.cursor && r.owner.range.end == r.end && r.owner.inv, sourceLocation: sourceLocation)
+private func expectInStep(_ r: borrowing VmReader, _ sourceLocation: SourceLocation = #_sourceLocation) {
+    let owner = r.owner.snapshot
+    #expect(owner.range.start == r.cursor && owner.range.end == r.end && owner.inv, sourceLocation: sourceLocation)
 }
 
 private func expectInStep(_ w: borrowing VmWriter, _ sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(
-        w.owner.range.start == w.cursor && w.owner.range.end == w.end && w.owner.inv, sourceLocation: sourceLocation)
+    let owner = w.owner.snapshot
+    #expect(owner.range.start == w.cursor && owner.range.end == w.end && owner.inv, sourceLocation: sourceLocation)
 }
 
 /// What a copy of `want` bytes must do, given the first faulting offsets on each side.
@@ -154,8 +154,8 @@ struct FallibleCopyTests {
             let dstRange: AddressRange
             let to: Int32
             if samePid {
-                // Both ranges in the source's process (they may even overlap: the bounce
-                // buffer gives memmove semantics within a chunk).
+                // Both ranges in the source's process; when they intersect the copy is
+                // refused (see "same-pid overlapping copies" below).
                 fake = FakeRemote([srcPid: a.process])
                 let size = UInt64(a.contents.count)
                 let off = (b.range.start - b.base) % size
@@ -177,6 +177,13 @@ struct FallibleCopyTests {
                 source: (r0, fake.firstFault(pid: srcPid, from: r0, count: want), .remote(pid: srcPid)),
                 destination: (w0, fake.firstFault(pid: to, from: w0, count: want), .remote(pid: to)))
             let sourceBytes = fake.bytes(pid: srcPid, try AddressRange(start: r0, count: want))
+            if samePid && referenceIntersects(a.range, dstRange) {
+                #expect(throws: VmIoError.overlappingCopy(source: a.range, destination: dstRange)) {
+                    try reader.readFallible(into: &writer, using: fake)
+                }
+                #expect(reader.cursor == r0 && writer.cursor == w0 && fake.calls.isEmpty, "nothing moved")
+                return
+            }
 
             do throws(VmIoError) {
                 let n = try reader.readFallible(into: &writer, using: fake)
@@ -285,7 +292,7 @@ struct FallibleCopyTests {
         await propertyCheck(count: 300, input: Gens.remote(base: srcBase)) { rc in
             let fake = FakeRemote([srcPid: rc.process])
             var reader = try VmReader(remote: srcPid, owner: try .remote(rc.range, view: .read(rc.view)))
-            let before = reader
+            let before = reader.owner.snapshot
             guard reader.remain >= 8 else {
                 #expect(throws: VmIoError.lengthExceedsRange(requested: 8, available: reader.remain)) {
                     _ = try reader.readValue(UInt64.self, using: fake)
@@ -303,7 +310,7 @@ struct FallibleCopyTests {
             } catch {
                 guard case .partialCopy(let p) = error else { Issue.record("unexpected \(error)"); return }
                 #expect(p.copied == fault.map { $0 - start } && p.faultAddress == fault && p.side == .source)
-                #expect(reader.cursor == start && reader.owner == before.owner, "the cursor rolled back")
+                #expect(reader.cursor == start && reader.owner.snapshot == before, "the cursor rolled back")
             }
         }
     }
@@ -313,7 +320,7 @@ struct FallibleCopyTests {
         await propertyCheck(count: 300, input: Gens.remote(base: srcBase)) { rc in
             let fake = FakeRemote([srcPid: rc.process])
             var reader = try VmReader(remote: srcPid, owner: try .remote(rc.range, view: .read(rc.view)))
-            let before = reader
+            let before = reader.owner.snapshot
             let fault = fake.firstFault(pid: srcPid, from: rc.range.start, count: rc.range.count)
             do throws(VmIoError) {
                 let bytes = try reader.collect(using: fake)
@@ -324,7 +331,8 @@ struct FallibleCopyTests {
                 guard case .partialCopy(let p) = error else { Issue.record("unexpected \(error)"); return }
                 #expect(p.copied == fault.map { $0 - rc.range.start } && p.faultAddress == fault)
                 #expect(p.requested == rc.range.count)
-                #expect(reader.cursor == before.cursor && reader.owner == before.owner, "the cursor rolled back")
+                #expect(
+                    reader.cursor == before.range.start && reader.owner.snapshot == before, "the cursor rolled back")
             }
         }
     }
@@ -335,7 +343,7 @@ struct FallibleCopyTests {
             let fake = FakeRemote([dstPid: rc.process])
             var writer = try VmWriter(remote: dstPid, owner: try .remote(rc.range, view: .write(rc.view)))
             let start = writer.cursor
-            let owner = writer.owner
+            let owner = writer.owner.snapshot
             guard writer.avail >= 8 else {
                 #expect(throws: VmIoError.lengthExceedsRange(requested: 8, available: writer.avail)) {
                     try writer.writeValue(value, using: fake)
@@ -353,7 +361,7 @@ struct FallibleCopyTests {
                 guard case .partialCopy(let p) = error else { Issue.record("unexpected \(error)"); return }
                 #expect(p.copied == UInt64(k) && p.faultAddress == fault && p.side == .destination)
                 #expect(p.space == .remote(pid: dstPid))
-                #expect(writer.cursor == start && writer.owner == owner, "the cursor rolled back")
+                #expect(writer.cursor == start && writer.owner.snapshot == owner, "the cursor rolled back")
             }
             // Documented: target memory cannot be un-written, so the first k bytes are there.
             var expected = rc.contents
@@ -368,7 +376,7 @@ struct FallibleCopyTests {
         await propertyCheck(count: 300, input: Gens.remote(base: dstBase), Gen.uint8(), Gen.bool) { rc, byte, zeros in
             let fake = FakeRemote([dstPid: rc.process])
             var writer = try VmWriter(remote: dstPid, owner: try .remote(rc.range, view: .write(rc.view)))
-            let origin = writer.owner
+            let origin = writer.owner.snapshot
             let total = writer.avail
             let fault = fake.firstFault(pid: dstPid, from: rc.range.start, count: total)
             let k = fault.map { $0 - rc.range.start } ?? total
@@ -388,9 +396,10 @@ struct FallibleCopyTests {
             for i in 0..<Int(k) { expected[off + i] = value }
             #expect(fake.processes[dstPid]!.bytes == expected)
 
-            var reader = try writer.readBack()
-            #expect(reader.owner.id == origin.id && reader.owner.range == origin.range && reader.owner.hasReadView)
-            #expect(reader.space == .remote(pid: dstPid) && reader.owner.isFallible)
+            var reader = writer.readBack()
+            let back = reader.owner.snapshot
+            #expect(back.id == origin.id && back.range == origin.range && back.hasReadView)
+            #expect(reader.space == .remote(pid: dstPid) && back.isFallible)
             do throws(VmIoError) {
                 let back = try reader.collect(using: fake)
                 #expect(fault == nil && back == Array(repeating: value, count: Int(total)))

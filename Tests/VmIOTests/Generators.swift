@@ -142,19 +142,41 @@ struct Layout: Sendable, CustomStringConvertible {
     }
 }
 
+/// The fields of an owner to make: owners are linear, so generators hand out how to
+/// make one, and each test makes its own.
+struct OwnerShape: Sendable, CustomStringConvertible {
+    let range: AddressRange
+    let isFallible: Bool
+    let isKernel: Bool
+    let memView: VmIoMemView?
+
+    /// A fresh owner (fresh id) of this shape.
+    func make() -> VmIoOwner {
+        try! VmIoOwner(range: range, isFallible: isFallible, isKernel: isKernel, memView: memView)
+    }
+
+    var description: String {
+        let kind = memView.map { $0.isRead ? "read" : "write" } ?? "none"
+        return "\(range) view=\(kind)\(isFallible ? " fallible" : "")\(isKernel ? " kernel" : "")"
+    }
+}
+
 /// An owner over a generated layout.
 struct OwnerCase: Sendable, CustomStringConvertible {
     let layout: Layout
-    let owner: VmIoOwner
+    let shape: OwnerShape
     /// A raw number for further choices (cut points, sampled addresses).
     let extra: Int
 
-    var description: String { "\(owner) over \(layout) extra=\(extra)" }
+    var description: String { "owner \(shape) over \(layout) extra=\(extra)" }
+
+    /// A fresh owner of the generated shape.
+    func owner() -> VmIoOwner { shape.make() }
 
     /// Where the owner could be cut: 0, count and every mapping edge inside the range
     /// turn up often.
     var cut: UInt64 {
-        let r = owner.range
+        let r = shape.range
         return pick(extra, 0, r.count, edges: layout.edges.filter { r.contains($0) }.map { $0 - r.start })
     }
 }
@@ -162,8 +184,8 @@ struct OwnerCase: Sendable, CustomStringConvertible {
 /// Two owners over the same layout.
 struct OwnerPair: Sendable, CustomStringConvertible {
     let layout: Layout
-    let a: VmIoOwner
-    let b: VmIoOwner
+    let a: OwnerShape
+    let b: OwnerShape
     var description: String { "\(a) and \(b) over \(layout)" }
 }
 
@@ -176,7 +198,7 @@ struct OwnerSpec: Sendable {
     var startPick: Int
     var endPick: Int
 
-    func owner(on layout: Layout) -> VmIoOwner {
+    func owner(on layout: Layout) -> OwnerShape {
         let run = layout.runs[runPick % layout.runs.count]
         let start = pick(startPick, run.start, run.end, edges: layout.edges)
         let end = pick(endPick, start, run.end, edges: layout.edges)
@@ -186,7 +208,7 @@ struct OwnerSpec: Sendable {
             case 1: .write(layout.view)
             default: nil
             }
-        return try! VmIoOwner(
+        return OwnerShape(
             range: try! AddressRange(start: start, end: end), isFallible: fallible, isKernel: kernel, memView: view)
     }
 }
@@ -245,7 +267,7 @@ enum Gens {
     /// starting or ending on a mapping edge).
     static func owner(viewKinds: ClosedRange<Int> = 0...2) -> Generator<OwnerCase, some SendableSequenceType> {
         zip(layout, ownerSpec(viewKinds: viewKinds), Gen.int(in: 0...Int(Int32.max)))
-            .map { layout, spec, extra in OwnerCase(layout: layout, owner: spec.owner(on: layout), extra: extra) }
+            .map { layout, spec, extra in OwnerCase(layout: layout, shape: spec.owner(on: layout), extra: extra) }
     }
 
     /// Two owners over the same layout.

@@ -9,62 +9,89 @@ import Testing
 @Suite("Preconditions are typed errors")
 struct PreconditionTests {
 
-    @Test("split/advance/truncate with n > count: lengthExceedsRange, owner unchanged")
+    @Test("split/advance/splitTail with n > count: lengthExceedsRange, owner unchanged")
     func lengthExceedsRange() async {
         await propertyCheck(count: 300, input: Gens.viewedOwner, Gen.uint64(in: 1...0x10000)) { c, extra in
-            var me = c.owner
-            let count = me.range.count
+            var me = c.owner()
+            let before = me.snapshot
+            let count = before.range.count
             let n = count + extra
             let expected = VmIoError.lengthExceedsRange(requested: n, available: count)
             #expect(throws: expected) { _ = try me.split(n) }
-            #expect(me == c.owner)
+            #expect(me.snapshot == before)
             #expect(throws: expected) { try me.advance(n) }
-            #expect(me == c.owner)
-            #expect(throws: expected) { try me.truncate(to: n) }
-            #expect(me == c.owner)
+            #expect(me.snapshot == before)
+            #expect(throws: expected) { _ = try me.splitTail(at: n) }
+            #expect(me.snapshot == before)
             #expect(throws: VmIoError.lengthExceedsRange(requested: .max, available: count)) { try me.advance(.max) }
         }
     }
 
-    @Test("split/advance/truncate without a view: noView")
+    @Test("split/advance/splitTail without a view: noView")
     func noView() async {
         await propertyCheck(count: 200, input: Gens.owner(viewKinds: 2...2)) { c in
-            var me = c.owner
-            #expect(me.memView == nil && !me.canRead && !me.canWrite && !me.readViewInitialized)
-            #expect(throws: VmIoError.noView(owner: me.id)) { _ = try me.split(0) }
-            #expect(throws: VmIoError.noView(owner: me.id)) { try me.advance(0) }
-            #expect(throws: VmIoError.noView(owner: me.id)) { try me.truncate(to: 0) }
-            #expect(throws: VmIoError.notAWriteView(owner: me.id)) { try me.writeToRead() }
-            #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try me.readView() }
-            #expect(me == c.owner)
+            var me = c.owner()
+            let before = me.snapshot
+            #expect(before.memView == nil && !before.readViewInitialized)
+            #expect(me.canRead == false && me.canWrite == false)
+            #expect(throws: VmIoError.noView(owner: before.id)) { _ = try me.split(0) }
+            #expect(throws: VmIoError.noView(owner: before.id)) { try me.advance(0) }
+            #expect(throws: VmIoError.noView(owner: before.id)) { _ = try me.splitTail(at: 0) }
+            #expect(throws: VmIoError.notAWriteView(owner: before.id)) { try me.writeToRead() }
+            #expect(throws: VmIoError.notAReadView(owner: before.id)) { _ = try me.readView() }
+            #expect(me.snapshot == before)
         }
     }
 
     @Test("changeFallible to the same value: fallibilityUnchanged")
     func fallibilityUnchanged() async {
         await propertyCheck(count: 200, input: Gens.owner()) { c in
-            var me = c.owner
-            #expect(throws: VmIoError.fallibilityUnchanged(me.isFallible)) {
-                try me.changeFallible(to: c.owner.isFallible)
+            var me = c.owner()
+            let before = me.snapshot
+            #expect(throws: VmIoError.fallibilityUnchanged(before.isFallible)) {
+                try me.changeFallible(to: before.isFallible)
             }
-            #expect(me == c.owner)
+            #expect(me.snapshot == before)
         }
     }
 
     @Test("writeToRead on a read view: notAWriteView; readView() on a write view: notAReadView")
     func wrongViewKind() async {
         await propertyCheck(count: 200, input: Gens.owner(viewKinds: 0...1)) { c in
-            var me = c.owner
-            if me.hasReadView {
-                #expect(throws: VmIoError.notAWriteView(owner: me.id)) { try me.writeToRead() }
-                #expect(throws: VmIoError.notAWriteView(owner: me.id)) { _ = try VmWriter(remote: 1, owner: me) }
-                #expect(throws: Never.self) { _ = try VmReader(remote: 1, owner: me) }
+            var me = c.owner()
+            let before = me.snapshot
+            let id = before.id
+            if before.hasReadView {
+                #expect(throws: VmIoError.notAWriteView(owner: id)) { try me.writeToRead() }
             } else {
-                #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try me.readView() }
-                #expect(throws: VmIoError.notAReadView(owner: me.id)) { _ = try VmReader(remote: 1, owner: me) }
-                #expect(!me.readViewInitialized, "a write view is never read_view_initialized")
+                #expect(throws: VmIoError.notAReadView(owner: id)) { _ = try me.readView() }
+                #expect(!before.readViewInitialized, "a write view is never read_view_initialized")
             }
-            #expect(me == c.owner)
+            #expect(me.snapshot == before)
+            // Readers and writers: the right view, and a remote (fallible, not kernel) owner.
+            let remote = c.shape.isFallible && !c.shape.isKernel
+            let reader = Result { () throws(VmIoError) in _ = try VmReader(remote: 1, owner: c.owner()) }
+            let writer = Result { () throws(VmIoError) in _ = try VmWriter(remote: 1, owner: c.owner()) }
+            switch (before.hasReadView, remote) {
+            case (true, true):
+                #expect(throws: Never.self) { try reader.get() }
+                #expect(throws: VmIoError.self) { try writer.get() }
+            case (false, true):
+                #expect(throws: VmIoError.self) { try reader.get() }
+                #expect(throws: Never.self) { try writer.get() }
+            case (_, false):
+                // Only the id is not known beforehand (each owner gets a fresh one).
+                for result in [reader, writer] {
+                    guard case .failure(let error) = result else {
+                        Issue.record("a local owner made a remote cursor")
+                        continue
+                    }
+                    if case .wrongOwnerKind(_, expected: .remote) = error { continue }
+                    if case .notAReadView = error, !before.hasReadView { continue }
+                    if case .notAWriteView = error, before.hasReadView { continue }
+                    Issue.record("unexpected \(error)")
+                }
+            }
         }
     }
 
@@ -87,7 +114,7 @@ struct PreconditionTests {
                 #expect(layout.view.firstAddress(in: range) == gap)
             } else {
                 let owner = try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: view)
-                #expect(owner.inv)
+                #expect(owner.inv == true)
                 #expect(layout.view.covers(range))
             }
             // Without a view, any range is fine.
@@ -146,7 +173,8 @@ struct PreconditionTests {
         let buffer = LocalBuffer(Array(0..<100))
         var reader = buffer.makeReader()
         #expect(throws: VmIoError.lengthExceedsRange(requested: 101, available: 100)) { try reader.skip(101) }
-        #expect(reader.cursor == buffer.range.start && reader.remain == 100)
+        #expect(reader.cursor == buffer.range.start)
+        #expect(reader.remain == 100)
         var writer = LocalBuffer(count: 10).makeWriter()
         let bytes: [UInt8] = Array(repeating: 1, count: 11)
         let before = writer.cursor
@@ -157,7 +185,8 @@ struct PreconditionTests {
             try writer.fillZeros(11, using: LocalOnlyBackend())
         }
         #expect(throws: VmIoError.lengthExceedsRange(requested: 11, available: 10)) { try writer.skip(11) }
-        #expect(writer.cursor == before && writer.avail == 10)
+        #expect(writer.cursor == before)
+        #expect(writer.avail == 10)
         // local → local only through read(into:): a remote side is refused.
         var local = LocalBuffer(count: 4).makeWriter()
         let remoteView = try MemView(mappings: [
@@ -165,9 +194,10 @@ struct PreconditionTests {
         ])
         var remote = try VmReader(
             remote: 7, owner: try .remote(try AddressRange(start: 0x1000, count: 8), view: .read(remoteView)))
-        #expect(throws: VmIoError.addressSpaceMismatch(expected: "local", got: .remote(pid: 7))) {
+        #expect(throws: VmIoError.addressSpaceMismatch(expected: .local, got: .remote(pid: 7))) {
             try remote.read(into: &local)
         }
-        #expect(remote.remain == 8 && local.avail == 4)
+        #expect(remote.remain == 8)
+        #expect(local.avail == 4)
     }
 }
