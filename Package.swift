@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "vmio-ptrace", targets: ["vmio-ptrace"]),
         .library(name: "VmIO", targets: ["VmIO"]),
         .library(name: "VmioPtrace", targets: ["VmioPtrace"]),
+        // The commands shared by the command line and sessions; a product for the fuzz package.
+        .library(name: "VmioCommands", targets: ["VmioCommands"]),
         // The session language; a product so the fuzz package (Fuzz/) can reach its parser.
         .library(name: "VmioScript", targets: ["VmioScript"]),
     ],
@@ -49,13 +51,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Every command: its options (the one definition of its syntax), its output and its
+        // exit status; shared by the command line and sessions.
+        .target(
+            name: "VmioCommands",
+            dependencies: ["VmIO", "VmioPtrace", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // The session language.
-        .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace"]),
+        .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace", "VmioCommands"]),
         // The command line: one file a subcommand.
         .executableTarget(
             name: "vmio-ptrace",
             dependencies: [
-                "VmIO", "VmioPtrace", "VmioScript",
+                "VmIO", "VmioPtrace", "VmioCommands", "VmioScript",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -64,7 +72,7 @@ let package = Package(
             dependencies: ["VmIO", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "VmioPtraceTests", dependencies: ["VmIO", "VmioPtrace", "CVmio", "VmioTestSupport"]),
-        .testTarget(name: "VmioScriptTests", dependencies: ["VmioScript"]),
+        .testTarget(name: "VmioScriptTests", dependencies: ["VmioScript", "VmioCommands"]),
         .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioTestSupport"]),
         // Launches the fixture processes for the tests.
         .target(name: "VmioTestSupport", path: "Tests/Support"),

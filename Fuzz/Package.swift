@@ -8,7 +8,7 @@ let fuzzers: [(name: String, products: [String])] = [
     ("fuzz-address", ["VmIO"]),
     ("fuzz-session", ["VmIO", "VmioScript"]),
     ("fuzz-manifest", ["VmIO", "VmioPtrace"]),
-    ("fuzz-pattern", ["VmIO", "VmioPtrace", "VmioScript"]),
+    ("fuzz-pattern", ["VmIO", "VmioPtrace", "VmioCommands"]),
 ]
 
 let package = Package(

@@ -1,12 +1,7 @@
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
-
-/// A target that went away part-way through a command (exit status 4), with what it was doing.
-public struct TargetGone: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ message: String) { description = message }
-}
 
 extension Operations {
     /// The threads a command works on: all of them, or the one `thread` names (bad input
@@ -15,7 +10,7 @@ extension Operations {
         let all = try target.threadInfos()
         guard let tid else { return all }
         guard let one = all.first(where: { $0.tid == tid }) else {
-            throw BadInput(
+            throw CommandError.badInput(
                 "pid \(target.pid) has no thread \(tid) (its threads: \(all.map { String($0.tid) }.joined(separator: " ")))"
             )
         }
@@ -27,7 +22,7 @@ extension Operations {
         _ target: Target, thread: Int32?, snapshot: Bool, depth: Int, memory: UnwindMemoryAccess
     ) throws -> Outcome {
         guard target.pid != getpid() else {
-            throw BadInput("vmio-ptrace cannot trace its own threads; give another pid")
+            throw CommandError.badInput("vmio-ptrace cannot trace its own threads; give another pid")
         }
         let threads = try selectThreads(of: target, thread)
         let wasStopped = target.isStopped
@@ -44,7 +39,8 @@ extension Operations {
             } catch is NoSuchThread where thread == nil {
                 continue  // the thread exited after it was listed: nothing to show
             } catch TargetError.noSuchProcess {
-                throw TargetGone("pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
+                throw CommandError.targetGone(
+                    "pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
             }
         }
         var o = Outcome()
@@ -60,7 +56,7 @@ extension Operations {
     /// `regs`: each thread stopped on its own while its registers are read.
     public static func regs(_ target: Target, thread: Int32?) throws -> Outcome {
         guard target.pid != getpid() else {
-            throw BadInput("vmio-ptrace cannot trace its own threads; give another pid")
+            throw CommandError.badInput("vmio-ptrace cannot trace its own threads; give another pid")
         }
         let threads = try selectThreads(of: target, thread)
         var results: [(ThreadInfo, Registers)] = []
@@ -73,7 +69,8 @@ extension Operations {
             } catch is NoSuchThread where thread == nil {
                 continue  // the thread exited after it was listed
             } catch TargetError.noSuchProcess {
-                throw TargetGone("pid \(target.pid) exited while its registers were read (thread \(info.tid))")
+                throw CommandError.targetGone(
+                    "pid \(target.pid) exited while its registers were read (thread \(info.tid))")
             }
         }
         var o = Outcome()

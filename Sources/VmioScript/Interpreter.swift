@@ -1,5 +1,6 @@
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
 
 /// Runs the session language against one target, in one attach.
@@ -14,8 +15,10 @@ public final class Interpreter {
     let keepGoing: Bool
     let output: (String) -> Void
     let diagnostics: (String) -> Void
-    /// Other processes named by `copy PID:ADDR`, opened once.
-    private var others: [Int32: Target] = [:]
+    /// The target and the other processes named by `PID:ADDR`, each opened once.
+    let targets: TargetPool
+    /// What the shared commands run with.
+    let context: CommandContext
     /// Failed commands so far: line, status, message.
     public private(set) var failures: [(line: Int, status: ExitStatus, message: String)] = []
     /// The same failures as printed on stderr, each naming its line and column.
@@ -31,10 +34,15 @@ public final class Interpreter {
         self.keepGoing = keepGoing
         self.output = output
         self.diagnostics = diagnostics
+        targets = TargetPool(target)
+        context = CommandContext(
+            pid: target.pid, targets: targets, streams: false, json: json, showsProgress: false,
+            warn: { diagnostics("vmio-ptrace: warning: " + $0) })
     }
 
     deinit {
-        for other in others.values { other.resume() }
+        // The session's own target is let go by its owner; the others here.
+        targets.resumeAll(except: target.pid)
     }
 
     // MARK: Running
@@ -134,8 +142,10 @@ public final class Interpreter {
                 note: failed ? nil : outcome.message)
             return !failed
         } catch {
-            let (status, message) = classify(error)
-            report(line: line, column: column, verb: statement.verbName, status: status, message: message, result: nil)
+            let failure = CommandError(error)
+            report(
+                line: line, column: column, verb: statement.verbName, status: failure.exitStatus,
+                message: failure.message, result: nil)
             return false
         }
     }
@@ -256,7 +266,7 @@ public final class Interpreter {
             return v
         case .address(let a, let column):
             do { return .int(Int128(try target.resolve(a))) } catch {
-                throw ScriptError(line: parser.line, column: column, classify(error).1)
+                throw ScriptError(line: parser.line, column: column, CommandError(error).message)
             }
         case .negate(let inner, let column):
             switch try evaluate(inner, parser: parser) {
@@ -423,16 +433,7 @@ public final class Interpreter {
             pid > 0
         {
             let rest = String(word.text[word.text.index(after: colon)...])
-            let other: Target
-            if pid == target.pid {
-                other = target
-            } else if let known = others[pid] {
-                other = known
-                try other.refresh()
-            } else {
-                other = try Target(pid: pid)
-                others[pid] = other
-            }
+            let other = try targets.target(pid)
             let sub = Parser(
                 line: parser.line,
                 text: String(
@@ -472,25 +473,19 @@ public final class Interpreter {
     // MARK: Verbs
 
     func run(_ call: VerbCall, parser: Parser) throws -> Outcome {
-        // The target may have mapped or unmapped memory since the last command.
-        try target.refresh()
+        // The targets may have mapped or unmapped memory since the last command.
+        targets.beginCommand()
+        _ = try targets.target(target.pid)
         switch call.verb {
         case .maps:
             return Operations.maps(target)
         case .read:
             let (where_, start) = try location(call.positionals[0], parser: parser)
             let length = try count(call.positionals[1], parser: parser, what: "length")
-            var format = ValueFormat.hex
-            if let w = call.option("--format") {
-                guard let f = ValueFormat(rawValue: try text(w, parser: parser)) else {
-                    throw ScriptError(
-                        line: parser.line, column: w.column,
-                        "unknown format '\(w.text)' (\(ValueFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                format = f
-            }
-            return try Operations.read(
-                where_, at: start, length: length, format: format, skipFaults: call.flags.contains("--skip-faults"))
+            var words = ["--", start.hex, String(length)]
+            if let w = call.option("--format") { words = ["--format", try text(w, parser: parser)] + words }
+            if call.flags.contains("--skip-faults") { words.insert("--skip-faults", at: 0) }
+            return try ReadCommand.parse(words: words).run(in: context.with(pid: where_.pid))
         case .write:
             let (where_, start) = try location(call.positionals[0], parser: parser)
             let bytes = try payload(call, parser: parser).bytes()
@@ -514,7 +509,8 @@ public final class Interpreter {
             do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badAddress(
                 _, let reason)
             {
-                throw BadInput("bad search pattern '\(spec.label)': \(reason)")  // a pattern, not an "address"
+                // A pattern, not an "address".
+                throw CommandError.badInput("bad search pattern '\(spec.label)': \(reason)")
             }
             let (outcome, report) = try Operations.search(
                 target, pattern: pattern, label: spec.label,

@@ -1,18 +1,6 @@
 import VmIO
+import VmioCommands
 import VmioPtrace
-
-/// What one command produced: text lines for a person, JSON fields for a program,
-/// a value for `let`/`expect`, and the exit status.
-public struct Outcome: Sendable {
-    public var text: [String] = []
-    public var json: [(String, JSONValue)] = []
-    public var value: Value?
-    public var status: ExitStatus = .ok
-    /// The one-line message for stderr when `status` is not ok.
-    public var message: String?
-
-    public init() {}
-}
 
 /// The commands' work over a ``Target``, shared by the CLI and sessions: each returns
 /// an ``Outcome`` and leaves presentation choices (text or JSON) to the caller.
@@ -28,83 +16,6 @@ public enum Operations {
             ("abi", target.abi.json),
         ]
         o.value = .int(Int128(target.view.mappings.count))
-        return o
-    }
-
-    /// `read` into memory, decoded by `format`: typed values, a string up to its NUL, or bytes.
-    ///
-    /// Typed values and `ptr` are decoded with the target's ABI (its byte order and pointer
-    /// width). Bytes that could not be read (with `skipFaults`) read as zeros, so values keep
-    /// their places. With `bestEffort` (implies `skipFaults`) holes are filled with zeros,
-    /// listed, and the status is 0 unless the read stopped early.
-    public static func read(
-        _ target: Target, at start: Address, length: UInt64, format: ValueFormat, skipFaults: Bool,
-        bestEffort: Bool = false
-    ) throws -> Outcome {
-        let skipFaults = skipFaults || bestEffort
-        if let width = format.width(for: target.abi), length % UInt64(width) != 0 {
-            throw BadInput("length \(length) is not a multiple of the \(width)-byte \(format.rawValue) values")
-        }
-        let range = try AddressRange(start: start, count: length)
-        guard target.view.translate(start) != nil else {
-            throw BadInput("address \(start.hex) is in no mapping of pid \(target.pid)")
-        }
-        guard length <= 1 << 30 else {
-            throw BadInput("read \(length) bytes into memory: use --format raw -o FILE for more than 1 GiB")
-        }
-        var bytes: [UInt8] = []
-        let report: TransferReport
-        if format == .str {
-            report = try target.stream(range, skipFaults: false, chunkSize: 4096) { _, chunk in
-                if let nul = chunk.firstIndex(of: 0) {
-                    bytes += chunk[..<nul]
-                    return false
-                }
-                bytes += chunk
-                return true
-            }
-        } else {
-            // Holes skipped read as zeros, so values keep their places.
-            report = try target.stream(range, skipFaults: skipFaults, fillHoles: skipFaults) { _, chunk in
-                bytes += chunk
-                return true
-            }
-        }
-        var o = Outcome()
-        o.status = status(of: report, bestEffort: bestEffort)
-        if o.status != .ok {
-            o.message = describe(report, verb: "partial read")
-        } else if !report.holes.isEmpty {
-            o.message = describe(report, verb: "best effort")
-        }
-        o.json =
-            [
-                ("pid", .int(Int64(target.pid))), ("address", .string(start.hex)),
-                ("length", .uint(length)), ("format", .string(format.rawValue)),
-            ] + report.jsonFields
-        let values = format.decode(bytes, abi: target.abi)
-        switch format {
-        case .hex, .raw:
-            o.json.append(("data", .string(hexString(bytes))))
-            o.text = stride(from: 0, to: bytes.count, by: 16).map {
-                hexDumpLine(address: start + UInt64($0), bytes[$0..<min($0 + 16, bytes.count)])
-            }
-            o.value = .bytes(bytes)
-        case .str:
-            let s = String(decoding: bytes, as: UTF8.self)
-            o.json.append(("string", .string(s)))
-            o.text = [s]
-            o.value = .string(s)
-        default:
-            o.json.append(("values", .array(values)))
-            o.text =
-                values.count == 1
-                ? [ValueFormat.text(values[0])]
-                : values.enumerated().map {
-                    "\((start + UInt64($0.offset * format.width(for: target.abi)!)).hex): \(ValueFormat.text($0.element))"
-                }
-            if values.count == 1 { o.value = Value(values[0]) }
-        }
         return o
     }
 
@@ -137,7 +48,7 @@ public enum Operations {
         bestEffort: Bool = false
     ) throws -> Outcome {
         guard source.view.translate(from) != nil else {
-            throw BadInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
+            throw CommandError.badInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
         }
         let report = try destination.copy(
             from: source, at: from, to: to, count: count, skipFaults: skipFaults,
@@ -153,11 +64,11 @@ public enum Operations {
         } else {
             o.text =
                 report.holes.map { "hole: \($0.length) bytes at \($0.address.hex) (\($0.kind))" }
-                + [describe(report, verb: "copied")]
+                + [report.summary("copied")]
         }
         o.value = .int(Int128(report.moved))
-        o.status = status(of: report, bestEffort: bestEffort)
-        if o.status != .ok { o.message = describe(report, verb: "partial copy") }
+        o.status = report.exitStatus(bestEffort: bestEffort)
+        if o.status != .ok { o.message = report.summary("partial copy") }
         return o
     }
 
@@ -168,7 +79,7 @@ public enum Operations {
     ) throws -> (Outcome, SearchReport) {
         let selected = RegionSelector.select(regions, in: target.view)
         guard !selected.isEmpty else {
-            throw BadInput("no readable mapping of pid \(target.pid) matches the selection")
+            throw CommandError.badInput("no readable mapping of pid \(target.pid) matches the selection")
         }
         let report = try target.search(pattern, in: selected, max: max, progress: progress)
         let unreadable = report.holes.reduce(0) { $0 + $1.length }
@@ -218,7 +129,7 @@ public enum Operations {
     ) throws -> Outcome {
         let selected = RegionSelector.select(regions, in: target.view)
         guard !selected.isEmpty else {
-            throw BadInput("no readable mapping of pid \(target.pid) matches the selection")
+            throw CommandError.badInput("no readable mapping of pid \(target.pid) matches the selection")
         }
         let manifest = try target.dump(selected, to: directory, replace: replace, progress: progress)
         let saved = manifest.regions.reduce(0) { $0 + $1.bytesSaved }

@@ -1,4 +1,5 @@
 import VmIO
+import VmioCommands
 
 /// Parses one line of the session language into a ``Statement``.
 ///

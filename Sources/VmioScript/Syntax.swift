@@ -1,4 +1,5 @@
 import VmIO
+import VmioCommands
 
 /// An error in a script, naming the line and column (1-based).
 public struct ScriptError: Error, CustomStringConvertible, Sendable {
@@ -100,4 +101,8 @@ public enum Statement: Sendable {
         case .sleep: "sleep"
         }
     }
+}
+
+extension ScriptError: StatusError {
+    public var exitStatus: ExitStatus { status }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -43,7 +44,7 @@ struct Backtrace: ParsableCommand {
     )
     var memory: UnwindMemoryAccess = .cached
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func validate() throws {
         guard depth > 0 else { throw ValidationError("--depth must be at least 1") }
@@ -60,5 +61,3 @@ struct Backtrace: ParsableCommand {
         }
     }
 }
-
-extension UnwindMemoryAccess: ExpressibleByArgument {}

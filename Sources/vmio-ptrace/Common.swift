@@ -1,13 +1,11 @@
 import ArgumentParser
-import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
-import VmioScript
 
 /// Writes a line to standard error.
-func printError(_ line: String, newline: Bool = true) {
-    var text = line + (newline ? "\n" : "")
-    text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+func printError(_ line: String) {
+    StandardError.line(line)
 }
 
 /// A command's failure already printed, carrying its exit status.
@@ -15,13 +13,15 @@ struct Failed: Error {
     let status: ExitStatus
 }
 
-/// Prints an outcome: its JSON object, or its text lines (and its message on stderr
-/// when it failed). Returns its status.
+/// Prints an outcome: its JSON object, or its text lines (and its message on stderr:
+/// the failure, or a note). Returns its status.
 func emit(_ outcome: Outcome, json: Bool) -> ExitStatus {
-    if json {
-        print(JSONValue.object(outcome.json).rendered)
-    } else {
-        for line in outcome.text { print(line) }
+    if !outcome.printed {
+        if json {
+            if !outcome.json.isEmpty { print(JSONValue.object(outcome.json).rendered) }
+        } else {
+            for line in outcome.text { print(line) }
+        }
     }
     if let message = outcome.message {
         printError(outcome.status == .ok ? message : "vmio-ptrace: " + message)
@@ -39,97 +39,39 @@ func runReporting(json: Bool, _ body: () throws -> ExitStatus) throws {
     } catch let failed as Failed {
         status = failed.status
     } catch {
-        let (code, message) = classify(error)
-        printError("vmio-ptrace: " + message)
-        if json {
-            print(
-                JSONValue.object([
-                    ("error", .string(message)), ("status", .int(Int64(code.rawValue))),
-                ]).rendered)
-        }
-        status = code
+        let failure = CommandError(error)
+        printError("vmio-ptrace: " + failure.message)
+        if json { print(failure.json.rendered) }
+        status = failure.exitStatus
     }
     if status != .ok { throw ExitCode(status.rawValue) }
 }
 
-/// A pid on the command line: a positive number, or `self`.
-struct PID: ExpressibleByArgument, CustomStringConvertible {
-    let value: Int32
-    init?(argument: String) {
-        if argument == "self" {
-            value = getpid()
-        } else if let n = Int32(argument), n > 0 {
-            value = n
-        } else {
-            return nil
-        }
-    }
-    var description: String { String(value) }
-    static var defaultCompletionKind: CompletionKind { .custom { _, _, prefix in pidCompletions(prefix: prefix) } }
-}
-
-/// `PID:ADDR` for copies (ADDR may itself hold colons, as in `sym:FILE:NAME`).
-struct ProcessAddress: ExpressibleByArgument {
-    let pid: PID
-    let address: AddressExpression
-    init?(argument: String) {
-        guard let colon = argument.firstIndex(of: ":"), let pid = PID(argument: String(argument[..<colon])),
-            let address = try? AddressExpression(parsing: String(argument[argument.index(after: colon)...]))
-        else { return nil }
-        self.pid = pid
-        self.address = address
+/// Runs a shared command on the command line: its output streams to standard output,
+/// its targets are let go on every path.
+func execute(_ command: some VmioCommand, pid: Int32?, json: Bool) throws {
+    try runReporting(json: json) {
+        let targets = TargetPool()
+        defer { targets.resumeAll() }
+        let context = CommandContext(
+            pid: pid, targets: targets, streams: true, json: json, showsProgress: true,
+            warn: { printError("vmio-ptrace: warning: " + $0) })
+        return emit(try command.run(in: context), json: json)
     }
 }
 
-extension AddressExpression: ExpressibleByArgument {
-    public init?(argument: String) {
-        try? self.init(parsing: argument)
+extension TargetOptions {
+    /// Runs `command` on this target.
+    func run(_ command: some VmioCommand) throws {
+        try execute(command, pid: pid.value, json: output.json)
     }
 }
 
-/// A length: decimal, `0x` hex, or with a `K`/`M`/`G` suffix.
-struct Length: ExpressibleByArgument {
-    let value: UInt64
-    init?(argument: String) {
-        guard let v = parseLength(argument) else { return nil }
-        value = v
+extension AttachOptions {
+    /// Sets the target's attach timeout, when one was given.
+    func apply(to target: Target) {
+        if let duration { target.attachTimeout = duration }
     }
-}
-
-/// A `--region` selector.
-extension RegionSelector: ExpressibleByArgument {
-    public init?(argument: String) {
-        try? self.init(parsing: argument)
-    }
-}
-
-/// Options every command that touches a target shares.
-struct TargetOptions: ParsableArguments {
-    @Flag(help: "Print one JSON object instead of text.")
-    var json = false
-}
-
-/// `--attach-timeout`, on every command that can stop a target.
-struct AttachOptions: ParsableArguments {
-    @Option(
-        name: .customLong("attach-timeout"),
-        help: ArgumentHelp(
-            "How long to wait for the threads to stop when attaching, in seconds.",
-            discussion:
-                "A thread that does not stop in time (uninterruptible sleep, D) is named with its state; reads go on without stopping, anything that needs the stop fails (status 1) with every thread let go.",
-            valueName: "seconds"))
-    var attachTimeout: Double = 5
-
-    func validate() throws {
-        guard attachTimeout > 0, attachTimeout <= 86_400 else {
-            throw ValidationError("--attach-timeout must be more than 0 and at most 86400 seconds")
-        }
-    }
-
-    var duration: Duration { .milliseconds(Int64((attachTimeout * 1000).rounded(.up))) }
-
-    /// Sets the target's attach timeout.
-    func apply(to target: Target) { target.attachTimeout = duration }
 }
 
 /// Stops `target` for a consistent read. When a thread does not stop in time (it sleeps

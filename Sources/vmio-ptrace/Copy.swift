@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -39,7 +40,7 @@ struct Copy: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {

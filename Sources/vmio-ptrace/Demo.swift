@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VmIO
+import VmioCommands
 import VmioScript
 
 struct Demo: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -30,7 +31,7 @@ struct Doctor: ParsableCommand {
         help: "The operation to judge: read, write, stop (attach), or force-write (write --force).")
     var operation: DoctorOperation = .stop
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {
@@ -89,5 +90,3 @@ struct Doctor: ParsableCommand {
         }
     }
 }
-
-extension DoctorOperation: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -41,7 +42,7 @@ struct Dump: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -13,7 +14,7 @@ struct Maps: ParsableCommand {
     @Argument(help: "The target's pid, or `self`.")
     var pid: PID
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -24,7 +25,7 @@ struct Regs: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {

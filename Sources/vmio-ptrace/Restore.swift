@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -40,7 +41,7 @@ struct Restore: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 

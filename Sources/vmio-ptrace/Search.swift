@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -39,7 +40,7 @@ struct Search: ParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     var payload: PayloadSpec { patternOptions.spec() }
 
@@ -54,7 +55,7 @@ struct Search: ParsableCommand {
             let pattern: BytePattern
             do { pattern = try payload.pattern(alignment: align) } catch VmIoError.badAddress(_, let reason) {
                 // Name the pattern, not an "address".
-                throw BadInput("bad search pattern '\(patternOptions.hex ?? payload.label)': \(reason)")
+                throw CommandError.badInput("bad search pattern '\(patternOptions.hex ?? payload.label)': \(reason)")
             }
             let target = try Target(pid: pid.value)
             attach.apply(to: target)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -37,7 +38,7 @@ struct ScriptOptions: ParsableArguments {
         guard let script, script != "-" else { return nil }
         guard let handle = FileHandle(forReadingAtPath: script), let data = try? handle.readToEnd() ?? Data(),
             let text = String(data: data, encoding: .utf8)
-        else { throw BadInput("cannot read script \(script)") }
+        else { throw CommandError.badInput("cannot read script \(script)") }
         return text
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import VmioCommands
 
 @main
 struct VmioPtraceCommand: ParsableCommand {
@@ -31,7 +32,7 @@ struct VmioPtraceCommand: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             guard code == .validationFailure else { exit(withError: error) }
-            let message = oneLine(fullMessage(for: error))
+            let message = oneLineMessage(fullMessage(for: error))
             let words = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }
             let topic =
                 words.first.flatMap { name in
@@ -40,18 +41,5 @@ struct VmioPtraceCommand: ParsableCommand {
             printError("vmio-ptrace: \(message) (see: vmio-ptrace help\(topic))")
             Glibc.exit(code.rawValue)
         }
-    }
-
-    /// The parser's error on one line: the error and any list of valid choices (as
-    /// `a, b, c`), without the usage block that follows.
-    static func oneLine(_ full: String) -> String {
-        var parts: [String] = [], choices: [String] = []
-        for raw in full.split(whereSeparator: \.isNewline) {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("Usage:") || line.hasPrefix("Help:") || line.hasPrefix("See '") { break }
-            if line.hasPrefix("- ") { choices.append(String(line.dropFirst(2))); continue }
-            if !line.isEmpty { parts.append(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line) }
-        }
-        return (parts.joined(separator: " ") + (choices.isEmpty ? "" : " " + choices.joined(separator: ", ")))
     }
 }

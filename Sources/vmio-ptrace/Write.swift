@@ -1,5 +1,6 @@
 import ArgumentParser
 import VmIO
+import VmioCommands
 import VmioPtrace
 import VmioScript
 
@@ -35,7 +36,7 @@ struct Write: ParsableCommand {
     @Flag(help: "Read the range back after writing and compare.")
     var verify = false
 
-    @OptionGroup var options: TargetOptions
+    @OptionGroup var options: OutputOptions
 
     var payload: PayloadSpec { payloadOptions.spec(file: file, nul: nul) }
 

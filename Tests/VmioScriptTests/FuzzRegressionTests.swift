@@ -1,6 +1,7 @@
 // Inputs found by the fuzz targets (Fuzz/, scripts/fuzz), kept as regression tests.
 
 import Testing
+import VmioCommands
 
 @testable import VmioScript
 

@@ -7,12 +7,13 @@ import Foundation
 import Glibc
 import Testing
 import VmIO
+import VmioCommands
 import VmioPtrace
 
 @testable import VmioScript
 
 /// The session's exit status (Testing has an `ExitStatus` of its own).
-private typealias ExitStatus = VmioScript.ExitStatus
+private typealias ExitStatus = VmioCommands.ExitStatus
 
 /// What one session printed.
 private final class Captured: @unchecked Sendable {

@@ -3,6 +3,7 @@
 
 import Testing
 import VmIO
+import VmioCommands
 
 @testable import VmioScript
 

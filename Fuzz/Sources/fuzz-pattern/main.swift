@@ -2,8 +2,8 @@
 // Invariants: they throw/return VmIoError.badAddress or give bytes whose hex re-parses
 // to the same bytes; a pattern has as many mask entries as bytes and a known byte.
 import VmIO
+import VmioCommands
 import VmioPtrace
-import VmioScript
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -29,23 +29,25 @@ public struct PayloadSpec: Sendable {
             switch parseHexBytes(hex) {
             case .success(let bytes): return bytes
             case .failure(let e):
-                if case .badAddress(_, let reason) = e { throw BadInput("malformed hex: \(reason)") }
+                if case .badAddress(_, let reason) = e { throw CommandError.badInput("malformed hex: \(reason)") }
                 throw e
             }
         }
         if let string { return Array(string.utf8) + (nul ? [0] : []) }
         if let utf16 { return utf16.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] } + (nul ? [0, 0] : []) }
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw BadInput("cannot read \(file)") }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw CommandError.badInput("cannot read \(file)")
+            }
             return Array(data)
         }
         if let (format, text) = typed {
             guard let bytes = format.encode(text) else {
-                throw BadInput("'\(text)' is not a valid \(format.rawValue) value")
+                throw CommandError.badInput("'\(text)' is not a valid \(format.rawValue) value")
             }
             return bytes
         }
-        throw BadInput("nothing given to write")
+        throw CommandError.badInput("nothing given to write")
     }
 
     /// A search pattern: hex may hold `??` wildcards; typed values default to their

@@ -7,7 +7,7 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
     case bytes([UInt8])
 
     /// A decoded JSON value from a typed read.
-    init?(_ json: JSONValue) {
+    public init?(_ json: JSONValue) {
         switch json {
         case .int(let i): self = .int(Int128(i))
         case .uint(let u): self = .int(Int128(u))

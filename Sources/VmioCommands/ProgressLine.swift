@@ -3,20 +3,21 @@ import Glibc
 /// A progress line on stderr for long dumps, restores and searches: bytes done, rate,
 /// ETA. Shown only when stderr is a terminal, redrawn at most ten times a second, and
 /// erased at the end.
-final class ProgressLine {
+public final class ProgressLine {
     private let verb: String
     private let total: UInt64
     private let enabled: Bool
     private let started = ContinuousClock.now
     private var lastDraw = ContinuousClock.now
 
-    init(_ verb: String, total: UInt64) {
+    /// A progress line for `verb` over `total` bytes, drawn when `enabled` and stderr is a terminal.
+    public init(_ verb: String, total: UInt64, enabled: Bool = true) {
         self.verb = verb
         self.total = total
-        enabled = isatty(2) == 1
+        self.enabled = enabled && isatty(2) == 1
     }
 
-    func update(_ done: UInt64) {
+    public func update(_ done: UInt64) {
         guard enabled else { return }
         let now = ContinuousClock.now
         guard now - lastDraw >= .milliseconds(100) else { return }
@@ -25,11 +26,12 @@ final class ProgressLine {
         let rate = seconds > 0 ? Double(done) / seconds : 0
         var line = "\r\u{1b}[K\(verb): \(Self.size(Double(done))) of \(Self.size(Double(total)))  \(Self.size(rate))/s"
         if rate > 0 && total > done { line += "  ETA \(Self.format(Double(total - done) / rate, 1)) s" }
-        printError(line, newline: false)
+        StandardError.write(line)
     }
 
-    func finish() {
-        if enabled { printError("\r\u{1b}[K", newline: false) }
+    /// Erases the line.
+    public func finish() {
+        if enabled { StandardError.write("\r\u{1b}[K") }
     }
 
     static func seconds(_ d: Duration) -> Double {

@@ -49,6 +49,12 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     static func quote(_ s: String, into out: inout String) {
         out += "\""
+        escape(s, into: &out)
+        out += "\""
+    }
+
+    /// `s` as the inside of a JSON string: quotes, backslashes and control characters escaped.
+    static func escape(_ s: String, into out: inout String) {
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -62,6 +68,64 @@ public indirect enum JSONValue: Sendable, Equatable {
             default: out.unicodeScalars.append(scalar)
             }
         }
-        out += "\""
+    }
+}
+
+/// Writes one JSON object to a sink a field at a time, so that a field as large as a
+/// read's data can be written as it comes. Fields come in the order written.
+struct JSONObjectWriter {
+    let sink: OutputSink
+    private var fieldCount = 0
+
+    init(_ sink: OutputSink) {
+        self.sink = sink
+    }
+
+    /// Starts the next field: its key; the value is written next, by the caller.
+    mutating func key(_ key: String) throws {
+        var text = fieldCount == 0 ? "{" : ","
+        JSONValue.quote(key, into: &text)
+        text += ":"
+        try sink.append(text)
+        fieldCount += 1
+    }
+
+    mutating func fields(_ fields: [(String, JSONValue)]) throws {
+        for (name, value) in fields {
+            try key(name)
+            try sink.append(value.rendered)
+        }
+    }
+
+    /// Closes the object and its line.
+    func end() throws {
+        try sink.append(fieldCount == 0 ? "{}\n" : "}\n")
+    }
+}
+
+extension OutputSink {
+    /// Appends `text` escaped for the inside of a JSON string.
+    func appendJSONEscaped(_ text: String) throws {
+        var escaped = ""
+        JSONValue.escape(text, into: &escaped)
+        try append(escaped)
+    }
+
+    /// Appends the bytes as lowercase hex digits.
+    func appendHex(_ bytes: UnsafeRawBufferPointer) throws {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let piece = rest.prefix(OutputSink.bufferSize / 4)
+            try append(upTo: piece.count * 2) { out in
+                var n = 0
+                for byte in piece {
+                    out[n] = hexDigits[Int(byte >> 4)]
+                    out[n + 1] = hexDigits[Int(byte & 15)]
+                    n += 2
+                }
+                return n
+            }
+            rest = rest.dropFirst(piece.count)
+        }
     }
 }

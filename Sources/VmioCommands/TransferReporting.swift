@@ -1,0 +1,107 @@
+import VmIO
+import VmioPtrace
+
+extension TransferReport {
+    /// The status of a finished transfer: 0 only when every byte moved — or, with
+    /// `bestEffort`, when the transfer ran to its end, holes and all.
+    public func exitStatus(bestEffort: Bool = false) -> ExitStatus {
+        if let stop { return stop.exitStatus }
+        if bestEffort { return .ok }
+        return isComplete ? .ok : .partialCopy
+    }
+
+    /// The line printed when a transfer stopped early or skipped holes: `VERB: K of N bytes
+    /// moved`, where it stopped, the holes, and the mechanisms when any was not process_vm_readv.
+    public func summary(_ verb: String) -> String {
+        var line = "\(verb): \(moved) of \(requested) bytes moved"
+        if let stop {
+            line += stop.faultAddress.map { "; first faulting address \($0.hex)" } ?? "; stopped: \(stop.kind)"
+            if stop.side == .destination { line += " (in the destination)" }
+        }
+        if !holes.isEmpty {
+            let total = holes.reduce(0) { $0 + $1.length }
+            line += "; \(holes.count) hole\(holes.count == 1 ? "" : "s") skipped (\(total) bytes)"
+            if verb == "best effort" { line += ", filled with zeros" }
+        }
+        // Say so when anything came another way than process_vm_readv (the read ladder).
+        // (A read of at most ReadLadder.smallReadLimit bytes takes pread first by design.)
+        let mechanisms = ranges.map(\.mechanism).uniqued()
+        let smallRead =
+            requested <= UInt64(ReadLadder.smallReadLimit) && mechanisms == [AccessMechanism.pread.rawValue]
+        if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue], !smallRead {
+            line += "; read through \(mechanisms.joined(separator: ", "))"
+        }
+        return line
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}
+
+extension TargetABI {
+    /// `{pointer_width, byte_order, machine, class, source}` for `--json`.
+    public var json: JSONValue {
+        .object([
+            ("pointer_width", .int(Int64(pointerWidth))), ("byte_order", .string(byteOrder.rawValue)),
+            ("machine", .string(machineName)), ("class", .string("ELF\(pointerWidth * 8)")),
+            ("source", .string(source.rawValue)),
+        ])
+    }
+}
+
+extension TransferReport {
+    /// The report's fields for `--json` output.
+    public var jsonFields: [(String, JSONValue)] {
+        [
+            ("requested", .uint(requested)),
+            ("moved", .uint(moved)),
+            ("complete", .bool(isComplete)),
+            (
+                "holes",
+                .array(
+                    holes.map { hole in
+                        .object([
+                            ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
+                            ("reason", .string(hole.kind.description)),
+                            ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
+                            ("mechanism", hole.mechanism.map { .string($0) } ?? .null),
+                        ])
+                    })
+            ),
+            (
+                "stop",
+                stop.map { stop in
+                    .object([
+                        ("reason", .string(stop.kind.description)),
+                        ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
+                        ("side", .string(stop.side.rawValue)),
+                        ("errno", stopErrno.map { .int(Int64($0)) } ?? .null),
+                        ("mechanism", stopMechanism.map { .string($0) } ?? .null),
+                    ])
+                } ?? .null
+            ),
+            // Which mechanism moved each range (process_vm_readv, pread, peekdata).
+            (
+                "ranges",
+                .array(
+                    ranges.map { r in
+                        .object([
+                            ("address", .string(r.address.hex)), ("length", .uint(r.length)),
+                            ("mechanism", .string(r.mechanism)),
+                        ])
+                    })
+            ),
+            (
+                "mechanism",
+                ranges.first.map { first in
+                    .string(ranges.allSatisfy { $0.mechanism == first.mechanism } ? first.mechanism : "mixed")
+                } ?? .null
+            ),
+        ]
+    }
+}

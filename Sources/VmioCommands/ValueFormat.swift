@@ -1,0 +1,58 @@
+import VmIO
+import VmioPtrace
+
+/// How bytes read from a target are shown: a hex dump, raw bytes, or typed values
+/// (little-endian, as on x86_64).
+public enum ValueFormat: String, CaseIterable, Sendable {
+    case hex, raw, u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, str, ptr
+
+    /// Bytes per value for the typed formats; nil for hex, raw and str.
+    public var width: Int? {
+        switch self {
+        case .u8, .i8: 1
+        case .u16, .i16: 2
+        case .u32, .i32, .f32: 4
+        case .u64, .i64, .f64, .ptr: 8
+        case .hex, .raw, .str: nil
+        }
+    }
+
+    /// Bytes per value in a target of `abi`: `ptr` is the target's pointer width (4 in a
+    /// 32-bit process), the others are fixed.
+    public func width(for abi: TargetABI) -> Int? {
+        self == .ptr ? abi.pointerWidth : width
+    }
+
+    /// Decodes each value of `bytes` (a multiple of the width) in the target's byte order;
+    /// `ptr` values are `abi.pointerWidth` bytes, printed with that many hex digits pairs.
+    public func decode(_ bytes: some Collection<UInt8>, abi: TargetABI = .host) -> [JSONValue] {
+        guard let width = width(for: abi) else { return [] }
+        let array = Array(bytes)
+        return stride(from: 0, to: array.count - width + 1, by: width).map { i in
+            value(abi.value(of: array[i..<(i + width)]), abi: abi)
+        }
+    }
+
+    /// One value of this format from its bits (`raw`, already in host order).
+    public func value(_ raw: UInt64, abi: TargetABI) -> JSONValue {
+        switch self {
+        case .u8, .u16, .u32, .u64: .uint(raw)
+        case .i8: .int(Int64(Int8(truncatingIfNeeded: raw)))
+        case .i16: .int(Int64(Int16(truncatingIfNeeded: raw)))
+        case .i32: .int(Int64(Int32(truncatingIfNeeded: raw)))
+        case .i64: .int(Int64(bitPattern: raw))
+        case .f32: .double(Double(Float(bitPattern: UInt32(truncatingIfNeeded: raw))))
+        case .f64: .double(Double(bitPattern: raw))
+        case .ptr: .string(abi.pointerText(raw))
+        case .hex, .raw, .str: .null
+        }
+    }
+
+    /// A decoded value as text.
+    public static func text(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let s): s
+        default: value.rendered
+        }
+    }
+}
