@@ -18,7 +18,9 @@ public struct PID: ExpressibleByArgument, CustomStringConvertible, Sendable {
     }
 
     public var description: String { String(value) }
-    public static var defaultCompletionKind: CompletionKind { .custom { _, _, prefix in pidCompletions(prefix: prefix) } }
+    public static var defaultCompletionKind: CompletionKind {
+        .custom { _, _, prefix in pidCompletions(prefix: prefix) }
+    }
 }
 
 /// `PID:ADDR` for copies (ADDR may itself hold colons, as in `sym:FILE:NAME`).
