@@ -23,6 +23,9 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     /// Blocks in vfork (D), turns undumpable, parents a zombie, on request.
     case states
     case truncated
+    /// Threads blocked in a signal handler, in a self-looping frame, on an unreadable stack,
+    /// and in anonymous code: the unusual frames and ends of a backtrace.
+    case frames
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }
