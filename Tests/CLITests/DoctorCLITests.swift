@@ -227,6 +227,139 @@ func haveStrace() -> Bool {
         #expect(read.stderr.contains("hidepid: /proc is mounted with hidepid=invisible"), "\(read.stderr)")
     }
 
+    /// `kernel.yama.ptrace_scope` set to 1 (ancestors only) and 2 (CAP_SYS_PTRACE only), as
+    /// the doctor sees it for root and for nobody; the setting is restored afterwards. Only
+    /// where Yama exists.
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: "/proc/sys/kernel/yama/ptrace_scope"),
+            "no Yama in this kernel (/proc/sys/kernel/yama/ptrace_scope): ptrace_scope cannot be set"))
+    func ptraceScopeOneAndTwo() throws {
+        let path = "/proc/sys/kernel/yama/ptrace_scope"
+        let saved = try #require(readProcFile(path)?.trimmingCharacters(in: .whitespacesAndNewlines))
+        defer { try? (saved + "\n").write(toFile: path, atomically: false, encoding: .utf8) }
+        let states = try Fixtures.launch(.states, wrapper: asNobody)
+        defer { states.terminate() }
+        for scope in ["1", "2"] {
+            try (scope + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+            let root = try #require(try Tool.run("doctor", states.pidArg, "--json").json)
+            let rootCheck = try #require(doctorChecks(root)["ptrace_scope"])
+            #expect(rootCheck["status"] as? String == "ok", "scope \(scope), root: \(rootCheck)")
+            #expect(
+                (rootCheck["detail"] as? String)?.hasPrefix("kernel.yama.ptrace_scope is \(scope): ") == true,
+                "\(rootCheck)")
+            // nobody, the target's own uid, is not its ancestor and has no CAP_SYS_PTRACE:
+            // refused either way, by this check.
+            let nobody = try runAsNobody(["doctor", states.pidArg, "--json"])
+            #expect(nobody.exited(3), "scope \(scope): \(nobody)")
+            let nobodyJSON = try #require(nobody.json, "\(nobody)")
+            let check = try #require(doctorChecks(nobodyJSON)["ptrace_scope"])
+            #expect(check["status"] as? String == "problem", "scope \(scope): \(check)")
+            #expect(
+                (check["detail"] as? String)?.hasPrefix("kernel.yama.ptrace_scope is \(scope): ") == true, "\(check)")
+            let fix =
+                scope == "1"
+                ? "run as root (sudo), or start the program under this tool (`vmio-ptrace run -- PROGRAM`), or `sysctl kernel.yama.ptrace_scope=0`"
+                : "run as root (sudo), or `sysctl kernel.yama.ptrace_scope=1` (or 0)"
+            #expect(nobody.json?["fix"] as? String == fix, "\(nobody)")
+            // The commands agree: a stop is refused naming the check.
+            let stop = try runAsNobody(["read", states.pidArg, "[stack]", "8", "--stop"])
+            #expect(
+                stop.exited(3) && stop.stderr.contains("ptrace_scope: kernel.yama.ptrace_scope is \(scope)"), "\(stop)")
+        }
+        try (saved + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(readProcFile(path)?.trimmingCharacters(in: .whitespacesAndNewlines) == saved)
+    }
+
+    /// /proc/PID/mem unreadable (a seccomp filter on the tool refuses pread there, while
+    /// process_vm_readv works): `proc_mem` is a problem that blocks forced writes only, so
+    /// `--for read` and `--for write` are fine and `--for force-write` is refused (exit 3).
+    @Test func procMemUnreadableBlocksForcedWritesOnly() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let filter = ["--allow-process-vm", "--deny-pread"]
+        for operation in ["read", "write"] {
+            let result = try runDenied(filter, ["doctor", holder.pidArg, "--for", operation, "--json"])
+            #expect(result.exited(0), "--for \(operation): \(result)")
+            #expect(result.json?["ok"] as? Bool == true && result.json?["operation"] as? String == operation)
+        }
+        let forced = try runDenied(filter, ["doctor", holder.pidArg, "--for", "force-write", "--json"])
+        #expect(forced.exited(3), "\(forced)")
+        let json = try #require(forced.json)
+        #expect(json["ok"] as? Bool == false && json["operation"] as? String == "force-write")
+        let checks = doctorChecks(json)
+        let procMem = try #require(checks["proc_mem"])
+        #expect(procMem["status"] as? String == "problem")
+        #expect(
+            (procMem["detail"] as? String)?.hasPrefix("reading /proc/\(holder.pid)/mem at 0x") == true
+                && (procMem["detail"] as? String)?.hasSuffix("fails (EPERM (Operation not permitted))") == true,
+            "\(procMem)")
+        #expect(procMem["blocks"] as? [String] == ["force-write"], "\(procMem)")
+        #expect(checks["process_vm_readv"]?["status"] as? String == "ok")
+        #expect(checks["proc_mem_write"]?["status"] as? String == "ok")
+        #expect((json["fix"] as? String)?.hasPrefix("none needed while process_vm_readv works") == true, "\(json)")
+        // Text: the problem line and the fix naming the check.
+        let text = try runDenied(filter, ["doctor", holder.pidArg, "--for", "force-write"])
+        #expect(text.exited(3))
+        #expect(text.lines.first == "pid \(holder.pid): can this tool write its read-only mappings (--force)?")
+        #expect(text.lines.contains { $0.hasPrefix("problem  proc_mem          reading /proc/\(holder.pid)/mem") })
+        #expect(text.lines.last?.hasSuffix("(proc_mem)") == true, "\(text.lines)")
+    }
+
+    /// /proc/PID/mem does not open for writing (a seccomp filter on the tool refuses opening
+    /// files for writing): `proc_mem_write` is a problem for `--for force-write` only, and a
+    /// forced write is refused with that check (exit 3) while an ordinary write works.
+    @Test func procMemNotWritableBlocksForcedWritesOnly() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let filter = ["--allow-process-vm", "--deny-mem-write"]
+        let write = try runDenied(filter, ["doctor", holder.pidArg, "--for", "write", "--json"])
+        #expect(write.exited(0), "\(write)")
+        #expect(write.json?["ok"] as? Bool == true && write.json?["fix"] is NSNull, "\(write)")
+        let writeJSON = try #require(write.json, "\(write)")
+        let check = try #require(doctorChecks(writeJSON)["proc_mem_write"])
+        #expect(check["status"] as? String == "problem" && check["blocks"] as? [String] == ["force-write"], "\(check)")
+        #expect(
+            (check["detail"] as? String)?.hasPrefix(
+                "/proc/\(holder.pid)/mem does not open for writing (EACCES (Permission denied)); ") == true, "\(check)")
+
+        let forced = try runDenied(filter, ["doctor", holder.pidArg, "--for", "force-write", "--json"])
+        #expect(forced.exited(3), "\(forced)")
+        #expect(forced.json?["operation"] as? String == "force-write" && forced.json?["ok"] as? Bool == false)
+        #expect(forced.json?["fix"] as? String == "run as root (sudo)", "\(forced)")
+        let text = try runDenied(filter, ["doctor", holder.pidArg, "--for", "force-write"])
+        #expect(text.lines.last == "fix: run as root (sudo) (proc_mem_write)", "\(text.lines)")
+
+        // The commands agree: a forced write is refused naming the check, an ordinary one works.
+        let ro = holder.address("ro")
+        let refused = try runDenied(filter, ["write", holder.pidArg, hx(ro), "--hex", "00", "--force"])
+        #expect(refused.exited(3), "\(refused)")
+        #expect(
+            refused.stderr.contains("proc_mem_write: /proc/\(holder.pid)/mem does not open for writing"), "\(refused)")
+        #expect(try holder.get(ro, 1) == [0x5a])
+        let plain = try runDenied(filter, ["write", holder.pidArg, hx(holder.address("buf") + 0x800), "--hex", "7e"])
+        #expect(plain.exited(0), "\(plain)")
+        #expect(try holder.get(holder.address("buf") + 0x800, 1) == [0x7e])
+    }
+
+    /// `--for write` and `--for force-write` against an unprivileged caller: both refused,
+    /// each with its own question and the same one fix.
+    @Test func forWriteAndForceWriteFromTheCommandLine() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let abilities = ["write": "write its memory", "force-write": "write its read-only mappings (--force)"]
+        for (operation, ability) in abilities {
+            let root = try Tool.run("doctor", holder.pidArg, "--for", operation)
+            #expect(root.exited(0), "\(operation): \(root)")
+            #expect(root.lines.first == "pid \(holder.pid): can this tool \(ability)?", "\(root.lines)")
+            #expect(root.lines.last == "fix: nothing to fix: this tool can \(ability)", "\(root.lines)")
+            let nobody = try runAsNobody(["doctor", holder.pidArg, "--for", operation, "--json"])
+            #expect(nobody.exited(3), "\(operation): \(nobody)")
+            #expect(nobody.json?["operation"] as? String == operation)
+            #expect(nobody.json?["fix"] as? String == "run as root (sudo), or as uid 0", "\(nobody)")
+        }
+    }
+
     @Test func theOperationIsChecked() throws {
         let bad = try Tool.run("doctor", "1", "--for", "fly")
         #expect(bad.exited(64))

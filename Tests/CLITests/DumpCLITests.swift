@@ -532,109 +532,159 @@ struct PseudoTerminalError: Error { let what: String }
 
 // MARK: - 1 GiB
 
-@Suite(.serialized) struct DumpCLILargeTests {
-    /// exiter 1024: 1 GiB dumped with bounded memory (and a progress line when stderr is a
-    /// terminal); then a dump of it killed part-way never looks complete, and the target
-    /// it had stopped runs again.
-    @Test func oneGiBBoundedMemoryProgressAndInterruption() throws {
-        let exiter = try Fixtures.launch(.exiter, arguments: ["1024"])
-        defer { exiter.terminate() }
-        let buf = exiter.address("buf")
-        #expect(exiter.number("buf") == 1 << 30)
-        let dir = TempDir()
-
-        // Standard error on a pseudo-terminal, drained while the dump runs.
-        let (master, slave) = try openPseudoTerminal()
-        defer { close(master) }
-        let drain = DrainThread(fd: master)
-        let run = try spawnMeasuringPeakMemory(
-            Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("big")], stderrFD: slave)
-        close(slave)
-        let progress = String(decoding: drain.result(timeout: 10), as: UTF8.self)
-        #expect(run.status == 0)
-        #expect(run.maxRSSKiB > 0 && run.maxRSSKiB < 64 * 1024, "peak RSS \(run.maxRSSKiB) KiB for a 1 GiB dump")
-
-        let manifest = try DumpManifestFile(dir.sub("big"))
-        #expect(manifest.complete)
-        let region = try #require(manifest.region(containing: buf))
-        #expect(region.bytesSaved == region.count && region.count >= 1 << 30)
-        // Spot checks of word i == i across the file, without loading 1 GiB.
-        let fd = open(dir.sub("big/" + region.file), O_RDONLY)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var st = stat()
-        #expect(fstat(fd, &st) == 0 && UInt64(st.st_size) == region.count)
-        for word: UInt64 in [0, 1, 4095, 1 << 19, (1 << 27) - 1] {
-            var value: UInt64 = 0
-            let n = pread(fd, &value, 8, off_t(buf - region.start + word * 8))
-            #expect(n == 8 && value == word, "word \(word)")
-        }
-
-        // The progress line: bytes done, total, rate, ETA, redrawn in place, erased at the end.
-        #expect(progress.contains("\r\u{1b}[Kdump: "), "\(progress.debugDescription.prefix(300))")
-        #expect(
-            progress.contains(" of 1.0 GiB") && progress.contains("/s") && progress.contains("ETA"),
-            "\(progress.debugDescription.prefix(300))")
-        #expect(progress.hasSuffix("\r\u{1b}[K"), "erased at the end: \(progress.debugDescription.suffix(100))")
-        #expect(!progress.contains("\n"), "one line, redrawn")
-
-        // Replace that dump with one killed part-way (--stop: the target is held meanwhile).
-        let running = try Running(Tool.path, ["dump", exiter.pidArg, "--stop", "--force", "-o", dir.sub("big")])
-        let started = waitUntil(timeout: 30) {
-            dir.entries("big").contains { name in
-                name.hasSuffix(".part") && (fileSize(dir.sub("big/" + name)) ?? 0) > 64 << 20
+extension HeavyOrTimed {
+    @Suite(.serialized) struct DumpCLILargeTests {
+        /// A region file of at least 8 MiB is being written in `directory`: the dump has reached
+        /// the exiter's 1 GiB buffer (every other region of it is smaller).
+        static func bufIsBeingSaved(_ directory: String) -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).contains { name in
+                name.hasSuffix(".part") && (fileSize(directory + "/" + name) ?? 0) >= 8 << 20
             }
         }
-        #expect(started, "a region file grows: \(dir.entries("big"))")
-        #expect(running.isRunning, "still dumping")
-        kill(running.pid, SIGKILL)
-        let killed = running.finish(timeout: 10)
-        #expect(killed.signaled && killed.status == SIGKILL, "\(killed)")
 
-        let names = dir.entries("big")
-        #expect(!names.contains("manifest.json"), "an interrupted dump never looks complete: \(names)")
-        #expect(names.contains { $0.hasSuffix(".part") }, "\(names)")
-        for name in names where !name.hasSuffix(".part") {
-            // A finished region file: NNNN-START-END.bin, full length.
-            let fields = name.dropLast(4).split(separator: "-")
-            try #require(name.hasSuffix(".bin") && fields.count == 3, "unexpected \(name)")
-            let start = try #require(UInt64(fields[1], radix: 16)), end = try #require(UInt64(fields[2], radix: 16))
-            #expect(fileSize(dir.sub("big/" + name)) == end - start, "\(name)")
+        /// Restore and search of 1 GiB with standard error on a terminal: the progress line
+        /// (verb, bytes done of the total, rate, ETA), redrawn in place and erased at the end.
+        @Test func restoreAndSearchShowProgressOnATerminal() throws {
+            let exiter = try Fixtures.launch(.exiter, arguments: ["1024"])
+            defer { exiter.terminate() }
+            let buf = exiter.address("buf"), size = exiter.number("buf")
+            let range = "\(hx(buf))-\(hx(buf + size))"
+            let dir = TempDir()
+            let dumped = try Tool.run("dump", exiter.pidArg, "--region", range, "-o", dir.sub("d"))
+            try #require(dumped.exited(0), "\(dumped)")
+
+            /// Runs the tool with standard error on a terminal; its status and what the terminal showed.
+            func onATerminal(_ arguments: [String]) throws -> (status: Int32, text: String) {
+                let (master, slave) = try openPseudoTerminal()
+                defer { close(master) }
+                let drain = DrainThread(fd: master)
+                let run = try spawnMeasuringPeakMemory(Tool.path, arguments, stderrFD: slave)
+                close(slave)
+                return (run.status, String(decoding: drain.result(timeout: 10), as: UTF8.self))
+            }
+
+            let restore = try onATerminal(["restore", exiter.pidArg, dir.sub("d")])
+            #expect(restore.status == 0, "\(restore.text.debugDescription)")
+            let r = restore.text
+            #expect(r.hasPrefix("\r\u{1b}[Krestore: "), "\(r.debugDescription.prefix(300))")
+            #expect(
+                r.contains(" of 1.0 GiB") && r.contains("/s") && r.contains("ETA"), "\(r.debugDescription.prefix(300))")
+            #expect(r.hasSuffix("\r\u{1b}[K"), "erased at the end: \(r.debugDescription.suffix(100))")
+            #expect(!r.contains("\n"), "one line, redrawn")
+
+            let search = try onATerminal(["search", exiter.pidArg, "--u64", "0xfedcba9876543210", "--region", range])
+            #expect(search.status == 0, "\(search.text.debugDescription)")
+            let t = search.text
+            #expect(t.hasPrefix("\r\u{1b}[Ksearch: "), "\(t.debugDescription.prefix(300))")
+            #expect(
+                t.contains(" of 1.0 GiB") && t.contains("/s") && t.contains("ETA"), "\(t.debugDescription.prefix(300))")
+            // Erased before the summary line, which stays (the terminal turns \n into \r\n).
+            #expect(t.hasSuffix("\r\u{1b}[K0 hits in \(size) bytes\r\n"), "\(t.debugDescription.suffix(120))")
+            #expect(try exiter.send("ping") == "pong")
         }
-        #expect(waitUntil { isFreeRunning(exiter.pid) }, "resumed after its tracer died: \(procStatus(exiter.pid))")
-        #expect(try exiter.send("ping") == "pong")
 
-        // With no manifest the directory holds no dump: a new one needs no --force.
-        let fresh = try Tool.run("dump", exiter.pidArg, "--region", "[stack]", "-o", dir.sub("big"))
-        #expect(fresh.exited(0), "\(fresh)")
+        /// exiter 1024: 1 GiB dumped with bounded memory (and a progress line when stderr is a
+        /// terminal); then a dump of it killed part-way never looks complete, and the target
+        /// it had stopped runs again.
+        @Test func oneGiBBoundedMemoryProgressAndInterruption() throws {
+            let exiter = try Fixtures.launch(.exiter, arguments: ["1024"])
+            defer { exiter.terminate() }
+            let buf = exiter.address("buf")
+            #expect(exiter.number("buf") == 1 << 30)
+            let dir = TempDir()
 
-        // The target dies part-way through buf, stderr a terminal: the progress line is
-        // erased before the error line, no manifest, and the region cut short is not
-        // renamed into place (nor left as .part).
-        #expect(try exiter.send("exit-after 250") == "ok")
-        let (master2, slave2) = try openPseudoTerminal()
-        defer { close(master2) }
-        let drain2 = DrainThread(fd: master2)
-        let gone = try spawnMeasuringPeakMemory(
-            Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("gone")], stderrFD: slave2)
-        close(slave2)
-        let goneText = String(decoding: drain2.result(timeout: 10), as: UTF8.self)
-        #expect(exiter.waitForExit(timeout: 5))
-        try #require(gone.status != 0, "the dump finished within 250 ms: nothing interrupted")
-        #expect(gone.status == 4, "\(gone.status): \(goneText.debugDescription)")
-        let errorLine = try #require(goneText.range(of: "vmio-ptrace: "), "\(goneText.debugDescription)")
-        let before = goneText[..<errorLine.lowerBound]
-        #expect(
-            before.isEmpty || before.hasSuffix("\r\u{1b}[K"),
-            "progress erased first: \(before.suffix(120).debugDescription)")
-        let goneNames = dir.entries("gone")
-        #expect(!goneNames.contains("manifest.json") && !goneNames.contains { $0.hasSuffix(".part") }, "\(goneNames)")
-        for name in goneNames {
-            let fields = name.dropLast(4).split(separator: "-")
-            try #require(name.hasSuffix(".bin") && fields.count == 3, "unexpected \(name)")
-            let start = try #require(UInt64(fields[1], radix: 16)), end = try #require(UInt64(fields[2], radix: 16))
-            #expect(!(start <= buf && buf < end), "the region cut short is there as \(name)")
-            #expect(fileSize(dir.sub("gone/" + name)) == end - start)
+            // Standard error on a pseudo-terminal, drained while the dump runs.
+            let (master, slave) = try openPseudoTerminal()
+            defer { close(master) }
+            let drain = DrainThread(fd: master)
+            let run = try spawnMeasuringPeakMemory(
+                Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("big")], stderrFD: slave)
+            close(slave)
+            let progress = String(decoding: drain.result(timeout: 10), as: UTF8.self)
+            #expect(run.status == 0)
+            #expect(run.maxRSSKiB > 0 && run.maxRSSKiB < 64 * 1024, "peak RSS \(run.maxRSSKiB) KiB for a 1 GiB dump")
+
+            let manifest = try DumpManifestFile(dir.sub("big"))
+            #expect(manifest.complete)
+            let region = try #require(manifest.region(containing: buf))
+            #expect(region.bytesSaved == region.count && region.count >= 1 << 30)
+            // Spot checks of word i == i across the file, without loading 1 GiB.
+            let fd = open(dir.sub("big/" + region.file), O_RDONLY)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            var st = stat()
+            #expect(fstat(fd, &st) == 0 && UInt64(st.st_size) == region.count)
+            for word: UInt64 in [0, 1, 4095, 1 << 19, (1 << 27) - 1] {
+                var value: UInt64 = 0
+                let n = pread(fd, &value, 8, off_t(buf - region.start + word * 8))
+                #expect(n == 8 && value == word, "word \(word)")
+            }
+
+            // The progress line: bytes done, total, rate, ETA, redrawn in place, erased at the end.
+            #expect(progress.contains("\r\u{1b}[Kdump: "), "\(progress.debugDescription.prefix(300))")
+            #expect(
+                progress.contains(" of 1.0 GiB") && progress.contains("/s") && progress.contains("ETA"),
+                "\(progress.debugDescription.prefix(300))")
+            #expect(progress.hasSuffix("\r\u{1b}[K"), "erased at the end: \(progress.debugDescription.suffix(100))")
+            #expect(!progress.contains("\n"), "one line, redrawn")
+
+            // Replace that dump with one killed part-way (--stop: the target is held meanwhile).
+            let running = try Running(Tool.path, ["dump", exiter.pidArg, "--stop", "--force", "-o", dir.sub("big")])
+            let started = waitUntil(timeout: 60) { Self.bufIsBeingSaved(dir.sub("big")) }
+            #expect(started, "a region file grows: \(dir.entries("big"))")
+            #expect(running.isRunning, "still dumping")
+            kill(running.pid, SIGKILL)
+            let killed = running.finish(timeout: 10)
+            #expect(killed.signaled && killed.status == SIGKILL, "\(killed)")
+
+            let names = dir.entries("big")
+            #expect(!names.contains("manifest.json"), "an interrupted dump never looks complete: \(names)")
+            #expect(names.contains { $0.hasSuffix(".part") }, "\(names)")
+            for name in names where !name.hasSuffix(".part") {
+                // A finished region file: NNNN-START-END.bin, full length.
+                let fields = name.dropLast(4).split(separator: "-")
+                try #require(name.hasSuffix(".bin") && fields.count == 3, "unexpected \(name)")
+                let start = try #require(UInt64(fields[1], radix: 16)), end = try #require(UInt64(fields[2], radix: 16))
+                #expect(fileSize(dir.sub("big/" + name)) == end - start, "\(name)")
+            }
+            #expect(waitUntil { isFreeRunning(exiter.pid) }, "resumed after its tracer died: \(procStatus(exiter.pid))")
+            #expect(try exiter.send("ping") == "pong")
+
+            // With no manifest the directory holds no dump: a new one needs no --force.
+            let fresh = try Tool.run("dump", exiter.pidArg, "--region", "[stack]", "-o", dir.sub("big"))
+            #expect(fresh.exited(0), "\(fresh)")
+
+            // The target dies part-way through buf (killed once buf's file has begun to grow),
+            // stderr a terminal: the progress line is erased before the error line, no manifest,
+            // and the region cut short is not renamed into place (nor left as .part).
+            let (master2, slave2) = try openPseudoTerminal()
+            defer { close(master2) }
+            let drain2 = DrainThread(fd: master2)
+            let dumping = try Running(Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("gone")], stderrFD: slave2)
+            close(slave2)
+            let underWay = waitUntil(timeout: 60) { Self.bufIsBeingSaved(dir.sub("gone")) }
+            kill(exiter.pid, SIGKILL)
+            let gone = dumping.finish(timeout: 60)
+            let goneText = String(decoding: drain2.result(timeout: 10), as: UTF8.self)
+            #expect(exiter.waitForExit(timeout: 5))
+            try #require(underWay, "buf's file never began to grow: \(dir.entries("gone")), \(gone)")
+            try #require(!gone.exited(0), "the dump finished before the kill: nothing interrupted")
+            #expect(gone.exited(4), "\(gone): \(goneText.debugDescription)")
+            let errorLine = try #require(goneText.range(of: "vmio-ptrace: "), "\(goneText.debugDescription)")
+            let before = goneText[..<errorLine.lowerBound]
+            #expect(
+                before.isEmpty || before.hasSuffix("\r\u{1b}[K"),
+                "progress erased first: \(before.suffix(120).debugDescription)")
+            let goneNames = dir.entries("gone")
+            #expect(
+                !goneNames.contains("manifest.json") && !goneNames.contains { $0.hasSuffix(".part") }, "\(goneNames)")
+            for name in goneNames {
+                let fields = name.dropLast(4).split(separator: "-")
+                try #require(name.hasSuffix(".bin") && fields.count == 3, "unexpected \(name)")
+                let start = try #require(UInt64(fields[1], radix: 16)), end = try #require(UInt64(fields[2], radix: 16))
+                #expect(!(start <= buf && buf < end), "the region cut short is there as \(name)")
+                #expect(fileSize(dir.sub("gone/" + name)) == end - start)
+            }
         }
     }
 }

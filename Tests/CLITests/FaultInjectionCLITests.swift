@@ -50,6 +50,9 @@ private func isGone(_ pid: Int32) -> Bool {
     return state.hasPrefix("Z") || state.hasPrefix("X")
 }
 
+/// The execer has exec'ed (`exec-after`): its command name is `sleep` now.
+private func hasExeced(_ pid: Int32) -> Bool { (readProcFile("/proc/\(pid)/comm") ?? "").hasPrefix("sleep") }
+
 /// A target that is still alive is not left stopped by the tool, nor traced.
 private func expectNotLeftStopped(_ pid: Int32, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
     let ok = waitUntil(timeout: 5) { isGone(pid) || isFreeRunning(pid) }
@@ -119,14 +122,18 @@ enum FaultEvent: String, Sendable, CustomStringConvertible {
 }
 
 /// When to arm the event, as fractions of the time the operation takes on its own (measured
-/// once a test): tried in turn until the event lands while the operation is under way.
-private let delayFractions = [0.5, 0.3, 0.7, 0.15, 0.85, 0.5]
+/// once a test, and again by every attempt that finished before the event: the machine's
+/// load changes): tried in turn until the event lands while the operation is under way.
+private let delayFractions = [0.5, 0.3, 0.7, 0.15, 0.85, 0.5, 0.4, 0.6]
 
 /// Counts how the attempts went, for the record (printed at the end of each test).
 private struct Tally: CustomStringConvertible {
     var finishedFirst = 0, cutShort = 0, before = 0
+    /// Runs during which the event landed (the target was gone or had exec'ed when the
+    /// tool exited), whether or not the operation was cut short.
+    var during = 0
     var description: String {
-        "\(cutShort) cut short, \(finishedFirst) finished before the event, \(before) with the event before the operation"
+        "\(cutShort) cut short, \(finishedFirst) finished before the event, \(before) with the event before the operation, \(during) with the event during the operation"
     }
 }
 
@@ -140,409 +147,457 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
 
 // MARK: - Target exits, execs or is killed during the operation
 
-@Suite(.serialized) struct FaultInjectionCLITests {
-    static let mib = 256
-    static var size: UInt64 { UInt64(mib) << 20 }
+extension HeavyOrTimed {
+    @Suite(.serialized) struct FaultInjectionCLITests {
+        static let mib = 256
+        static var size: UInt64 { UInt64(mib) << 20 }
 
-    /// Runs the operation `arguments(target)` against fresh fixtures of `event`'s kind,
-    /// arming `event` part-way through (the operation is timed once first, on its own), until
-    /// the event lands during the operation (a few tries at different delays). `check` gets
-    /// the fixture, the result and its status; `reset` removes what a finished run left.
-    private func inject(
-        _ event: FaultEvent, _ name: String, fixtureArguments: [String] = [String(mib)],
-        fractions: [Double] = delayFractions,
-        arguments: (FixtureProcess) -> [String], reset: () -> Void = {},
-        cutShortWhen: (RunResult) -> Bool = { _ in false },
-        requireCut: Bool = true,
-        check: (FixtureProcess, RunResult, Int32) throws -> Void
-    ) throws -> Tally {
-        var tally = Tally()
-        var duration: TimeInterval?
-        for (attempt, fraction) in fractions.enumerated() {
-            if duration == nil {
+        /// Runs the operation `arguments(target)` against fresh fixtures of `event`'s kind,
+        /// arming `event` part-way through, until the event lands during the operation (a few
+        /// tries; one is required). The delays adapt to the machine's load: the operation is timed once on its
+        /// own, and the event is armed at `fractions` of a window that each attempt narrows (an
+        /// event before the operation began raises its start; an operation that finished first
+        /// says how long it takes now). `check` gets the fixture, the result and its status;
+        /// `reset` removes what a finished run left.
+        private func inject(
+            _ event: FaultEvent, _ name: String, fixtureArguments: [String] = [String(mib)],
+            fractions: [Double] = delayFractions,
+            arguments: (FixtureProcess) -> [String], reset: () -> Void = {},
+            cutShortWhen: (RunResult) -> Bool = { _ in false },
+            check: (FixtureProcess, RunResult, Int32) throws -> Void
+        ) throws -> Tally {
+            var tally = Tally()
+            // The window (seconds from the tool's start) in which the operation is under way.
+            var low: TimeInterval = 0
+            var high: TimeInterval
+            do {
                 // On a fixture of its own, so the timed run leaves nothing behind in the target.
                 let alone = try Fixtures.launch(event.fixture, arguments: fixtureArguments)
                 defer { alone.terminate() }
                 let started = Date()
                 let result = try Tool.run(arguments(alone), timeout: 120)
                 #expect(result.exited(0), "\(name) on its own: \(result)")
-                duration = Date().timeIntervalSince(started)
+                high = Date().timeIntervalSince(started)
                 reset()
             }
-            let target = try Fixtures.launch(event.fixture, arguments: fixtureArguments)
-            defer { target.terminate() }
-            let delay = Int(fraction * duration! * 1000)
-            let running = try Running(Tool.path, arguments(target))
-            try event.arm(target, afterMs: delay)
-            let result = running.finish(timeout: 120)
-            let context = "\(name), \(event), attempt \(attempt) (\(delay) ms of \(Int(duration! * 1000)))"
-            guard let status = plainStatus(result, context) else { continue }
-            // The event came before the operation began: the target was already gone (4) or
-            // its memory already replaced (1, the address is in no mapping). Try again.
-            if (status == 4 && result.stderr.contains("no such process"))
-                || (status == 1
-                    && (result.stderr.contains("is in no mapping") || result.stderr.contains("no readable mapping")))
-            {
-                tally.before += 1
+            for (attempt, fraction) in fractions.enumerated() {
+                if low >= high * 0.9 { low = 0 }  // the load changed: start the window over
+                let target = try Fixtures.launch(event.fixture, arguments: fixtureArguments)
+                defer { target.terminate() }
+                let delaySeconds = low + fraction * (high - low)
+                let delay = Int(delaySeconds * 1000)
+                let began = Date()
+                let running = try Running(Tool.path, arguments(target))
+                try event.arm(target, afterMs: delay)
+                let result = running.finish(timeout: 120)
+                let took = Date().timeIntervalSince(began)
+                // Looked at as soon as the tool has exited: did the event land by then?
+                let landed = event == .exec ? hasExeced(target.pid) : isGone(target.pid)
+                let context =
+                    "\(name), \(event), attempt \(attempt) (\(delay) ms; window \(Int(low * 1000))-\(Int(high * 1000)) ms)"
+                guard let status = plainStatus(result, context) else { continue }
+                // The event came before the operation began: the target was already gone (4) or
+                // its memory already replaced (1, the address is in no mapping). Try again, later.
+                if (status == 4 && result.stderr.contains("no such process"))
+                    || (status == 1
+                        && (result.stderr.contains("is in no mapping") || result.stderr.contains("no readable mapping")))
+                {
+                    tally.before += 1
+                    low = delaySeconds
+                    reset()
+                    continue
+                }
+                #expect(status == 0 || event.cutShort.contains(status), "\(context): \(result)")
+                let cut = status != 0 || cutShortWhen(result)
+                if cut { tally.cutShort += 1 } else { tally.finishedFirst += 1 }
+                if landed { tally.during += 1 }
+                // Finished before the event: this run says how long the operation takes now.
+                if !cut && !landed { high = took }
+                try check(target, result, status)
+                if event != .exec {
+                    // The exiter does exit (or is killed) in any case.
+                    #expect(target.waitForExit(timeout: 10), "\(context): the target is gone")
+                } else {
+                    #expect(waitUntil(timeout: 5) { hasExeced(target.pid) }, "\(context): the execer did exec")
+                    expectNotLeftStopped(target.pid, context)
+                }
                 reset()
-                continue
+                if cut { break }
             }
-            #expect(status == 0 || event.cutShort.contains(status), "\(context): \(result)")
-            let cut = status != 0 || cutShortWhen(result)
-            if cut { tally.cutShort += 1 } else { tally.finishedFirst += 1 }
-            try check(target, result, status)
-            if event != .exec {
-                // The exiter does exit (or is killed) in any case.
-                #expect(target.waitForExit(timeout: 10), "\(context): the target is gone")
-            } else {
-                #expect(
-                    waitUntil(timeout: 5) { (readProcFile("/proc/\(target.pid)/comm") ?? "").hasPrefix("sleep") },
-                    "\(context): the execer did exec")
-                expectNotLeftStopped(target.pid, context)
-            }
-            reset()
-            if cut { break }
+            print("fault injection: \(name) under \(event): \(tally)")
+            #expect(tally.cutShort > 0, "\(name) under \(event): the event never cut the operation short (\(tally))")
+            return tally
         }
-        print("fault injection: \(name) under \(event): \(tally)")
-        #expect(
-            !requireCut || tally.cutShort > 0,
-            "\(name) under \(event): the event never landed during the operation (\(tally))")
-        return tally
-    }
 
-    // MARK: read
+        // MARK: read
 
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func readToFileIsCompleteOrAbsent(event: FaultEvent) throws {
-        let dir = TempDirectory("read-o")
-        let out = dir.file("out.bin")
-        _ = try inject(
-            event, "read -o",
-            arguments: { t in
-                ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw", "-o", out, "--json"]
-            },
-            reset: {
-                unlink(out); unlink(out + ".partial")
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func readToFileIsCompleteOrAbsent(event: FaultEvent) throws {
+            let dir = TempDirectory("read-o")
+            let out = dir.file("out.bin")
+            _ = try inject(
+                event, "read -o",
+                arguments: { t in
+                    ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw", "-o", out, "--json"]
+                },
+                reset: {
+                    unlink(out); unlink(out + ".partial")
+                }
+            ) { target, result, status in
+                #expect(partFiles(in: dir.path).isEmpty, "no .part left: \(dir.entries)")
+                if status == 0 {
+                    let file = try #require(FileManager.default.contents(atPath: out))
+                    #expect(UInt64(file.count) == Self.size)
+                    #expect(firstBadWord(Array(file)) == nil)
+                } else {
+                    #expect(
+                        !FileManager.default.fileExists(atPath: out), "a read cut short leaves no file: \(dir.entries)")
+                    let json = try #require(result.json, "\(result)")
+                    let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
+                    #expect(moved < Self.size)
+                    // What did move is kept beside it, as FILE.partial (named on the error line):
+                    // exactly those bytes.
+                    if moved > 0 {
+                        let partial = try #require(
+                            FileManager.default.contents(atPath: out + ".partial"),
+                            "\(moved) bytes moved, so FILE.partial holds them: \(dir.entries)")
+                        #expect(UInt64(partial.count) == moved, "FILE.partial holds exactly what moved")
+                        #expect(firstBadWord(Array(partial)) == nil, "word i == i in FILE.partial")
+                        #expect(result.stderr.contains(out + ".partial"), "\(result.stderr)")
+                    }
+                    let line = try #require(Reported(result.stderr), "\(result.stderr)")
+                    #expect(line.moved == moved && line.requested == Self.size)
+                    if status == 2 {
+                        // A fault (not a target gone): its address is always reported, in both forms.
+                        let fault = try #require(line.faultAddress, "exit 2 names the fault address: \(result.stderr)")
+                        #expect(fault == target.address("buf") + moved, "fault address == start + moved")
+                        let stop = try #require(json["stop"] as? [String: Any], "\(json)")
+                        #expect(stop["fault_address"] as? String == hx(fault), "\(json)")
+                    }
+                }
             }
-        ) { target, result, status in
-            #expect(partFiles(in: dir.path).isEmpty, "no .part left: \(dir.entries)")
-            if status == 0 {
-                let file = try #require(FileManager.default.contents(atPath: out))
-                #expect(UInt64(file.count) == Self.size)
-                #expect(firstBadWord(Array(file)) == nil)
-            } else {
-                #expect(!FileManager.default.fileExists(atPath: out), "a read cut short leaves no file: \(dir.entries)")
+        }
+
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func rawReadToStdoutHoldsExactlyWhatMoved(event: FaultEvent) throws {
+            _ = try inject(
+                event, "read raw",
+                arguments: { t in
+                    ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw"]
+                }
+            ) { target, result, status in
+                if status == 0 {
+                    #expect(UInt64(result.stdout.count) == Self.size)
+                } else {
+                    let line = try #require(Reported(result.stderr), "\(result.stderr)")
+                    #expect(line.requested == Self.size && line.moved < Self.size)
+                    #expect(UInt64(result.stdout.count) == line.moved, "stdout holds exactly the bytes that moved")
+                    if status == 2 {
+                        let fault = try #require(line.faultAddress, "\(result.stderr)")
+                        #expect(fault == target.address("buf") + line.moved, "fault address == start + moved")
+                        #expect(fault % 4096 == 0, "page-exact")
+                    }
+                }
+                #expect(firstBadWord(result.stdout) == nil, "word i == i for every word that landed")
+            }
+        }
+
+        // MARK: write
+
+        /// A 256 MiB write is one process_vm_writev call, during which the kernel holds the
+        /// target's memory: a target that exits, execs or is killed during the call still gets
+        /// every byte (exit 0; after an exec, into the memory it left). Only an event between
+        /// the maps and the call cuts it short (exit 2 or 4, with a true count). The event is
+        /// armed as soon as the first word has landed (seen by the test through /proc/PID/mem),
+        /// so it comes while the call is under way; one such attempt is required.
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func bigWriteReportsWhatMoved(event: FaultEvent) throws {
+            // A payload the fixtures never hold: word i == i + 1.
+            let payload = TempPath("payload.bin")
+            let words = (0..<(Self.size / 8)).map { $0 + 1 }
+            _ = FileManager.default.createFile(atPath: payload.path, contents: words.withUnsafeBytes { Data($0) })
+            var tally = Tally()
+            for attempt in 0..<4 {
+                let target = try Fixtures.launch(event.fixture, arguments: [String(Self.mib)])
+                defer { target.terminate() }
+                let buf = target.address("buf")
+                let running = try Running(
+                    Tool.path, ["write", target.pidArg, hx(buf), "--file", payload.path, "--json"])
+                // Word 0 turns from 0 to 1 when the write begins.
+                let begun = waitUntil(timeout: 60) {
+                    readProcMem(target.pid, buf, 8) == [1, 0, 0, 0, 0, 0, 0, 0] || !running.isRunning
+                }
+                try event.arm(target, afterMs: 0)
+                let result = running.finish(timeout: 120)
+                let landed = event == .exec ? hasExeced(target.pid) : isGone(target.pid)
+                let context = "write --file, \(event), attempt \(attempt)"
+                guard begun, let status = plainStatus(result, context) else { continue }
+                #expect(status == 0 || event.cutShort.contains(status), "\(context): \(result)")
+                if status == 0 {
+                    let json = try #require(result.json, "\(context): \(result)")
+                    #expect((json["written"] as? NSNumber)?.uint64Value == Self.size, "\(context): \(json)")
+                    tally.finishedFirst += 1
+                } else {
+                    tally.cutShort += 1
+                    let line = try #require(Reported(result.stderr), "\(context): \(result.stderr)")
+                    #expect(line.requested == Self.size && line.moved < Self.size)
+                    if status == 2 {
+                        let fault = try #require(line.faultAddress, "exit 2 names the fault address: \(result.stderr)")
+                        #expect(fault == buf + line.moved, "fault address == start + written")
+                    }
+                }
+                if landed {
+                    tally.during += 1
+                    break
+                }
+            }
+            print("fault injection: write --file under \(event): \(tally)")
+            #expect(tally.during > 0, "write under \(event): the event never landed during the write (\(tally))")
+        }
+
+        // MARK: copy
+
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func copyFromAVanishingSource(event: FaultEvent) throws {
+            let destination = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
+            defer { destination.terminate() }
+            let to = destination.address("buf")
+            let length = Self.size - 8
+            _ = try inject(
+                event, "copy (source)",
+                arguments: { t in
+                    [
+                        "copy", "\(t.pid):\(hx(t.address("buf")))", "\(destination.pid):\(hx(to + 8))", String(length),
+                        "--json",
+                    ]
+                }
+            ) { target, result, status in
                 let json = try #require(result.json, "\(result)")
                 let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
-                #expect(moved < Self.size)
-                // What did move is kept beside it, as FILE.partial: exactly those bytes.
-                if let partial = FileManager.default.contents(atPath: out + ".partial") {
-                    #expect(UInt64(partial.count) == moved, "FILE.partial holds exactly what moved")
-                    #expect(firstBadWord(Array(partial)) == nil, "word i == i in FILE.partial")
+                if status == 0 {
+                    #expect(moved == length)
+                } else {
+                    #expect(moved < length)
+                    let stop = try #require(json["stop"] as? [String: Any], "\(json)")
+                    #expect(stop["side"] as? String == "source", "\(json)")
+                    if status == 2 {
+                        let fault = try #require(stop["fault_address"] as? String, "exit 2 names the fault: \(json)")
+                        #expect(fault == hx(target.address("buf") + moved), "fault address == start + moved")
+                    }
                 }
-                let line = try #require(Reported(result.stderr), "\(result.stderr)")
-                #expect(line.moved == moved && line.requested == Self.size)
-                if status == 2, let fault = line.faultAddress {
-                    #expect(fault == target.address("buf") + moved, "fault address == start + moved")
+                // What landed in the destination is the source's words, shifted by one; the word
+                // after it is untouched.
+                let check = min(moved, 1 << 20) & ~7
+                if check > 0 {
+                    let r = try Tool.run(
+                        "read", destination.pidArg, hx(to + 8 + moved - check), String(check), "--format", "raw")
+                    #expect(firstBadWord(r.stdout, first: (moved - check) / 8) == nil, "the last MiB that landed")
                 }
+                expectNotLeftStopped(destination.pid, "copy destination")
             }
+            #expect(try destination.send("ping") == "pong")
         }
-    }
 
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func rawReadToStdoutHoldsExactlyWhatMoved(event: FaultEvent) throws {
-        _ = try inject(
-            event, "read raw",
-            arguments: { t in
-                ["read", t.pidArg, hx(t.address("buf")), String(Self.size), "--format", "raw"]
-            }
-        ) { target, result, status in
-            if status == 0 {
-                #expect(UInt64(result.stdout.count) == Self.size)
-            } else {
-                let line = try #require(Reported(result.stderr), "\(result.stderr)")
-                #expect(line.requested == Self.size && line.moved < Self.size)
-                #expect(UInt64(result.stdout.count) == line.moved, "stdout holds exactly the bytes that moved")
-                if status == 2 {
-                    let fault = try #require(line.faultAddress, "\(result.stderr)")
-                    #expect(fault == target.address("buf") + line.moved, "fault address == start + moved")
-                    #expect(fault % 4096 == 0, "page-exact")
-                }
-            }
-            #expect(firstBadWord(result.stdout) == nil, "word i == i for every word that landed")
-        }
-    }
-
-    // MARK: write
-
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func bigWriteReportsWhatMoved(event: FaultEvent) throws {
-        // A payload the fixtures never hold: word i == i + 1.
-        let payload = TempPath("payload.bin")
-        let words = (0..<(Self.size / 8)).map { $0 + 1 }
-        _ = FileManager.default.createFile(atPath: payload.path, contents: words.withUnsafeBytes { Data($0) })
-        // Most of the run is loading the payload, and the write itself is one process_vm_writev
-        // call, during which the kernel holds the target's memory: a target that exits or is
-        // killed during the call still gets every byte (exit 0). Only an event between the
-        // maps and the call cuts it short, so a cut is recorded when it happens, not required.
-        _ = try inject(
-            event, "write --file", fractions: [0.9, 0.8, 0.95, 0.85, 0.7, 0.98],
-            arguments: { t in
-                ["write", t.pidArg, hx(t.address("buf")), "--file", payload.path, "--json"]
-            }, requireCut: false
-        ) { target, result, status in
-            if status == 0 {
-                let json = try #require(result.json, "\(result)")
-                #expect((json["written"] as? NSNumber)?.uint64Value == Self.size)
-            } else {
-                let line = try #require(Reported(result.stderr), "\(result.stderr)")
-                #expect(line.requested == Self.size && line.moved < Self.size)
-                if status == 2, let fault = line.faultAddress {
-                    #expect(fault == target.address("buf") + line.moved, "fault address == start + written")
-                }
-            }
-        }
-    }
-
-    // MARK: copy
-
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func copyFromAVanishingSource(event: FaultEvent) throws {
-        let destination = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
-        defer { destination.terminate() }
-        let to = destination.address("buf")
-        let length = Self.size - 8
-        _ = try inject(
-            event, "copy (source)",
-            arguments: { t in
-                [
-                    "copy", "\(t.pid):\(hx(t.address("buf")))", "\(destination.pid):\(hx(to + 8))", String(length),
-                    "--json",
-                ]
-            }
-        ) { target, result, status in
-            let json = try #require(result.json, "\(result)")
-            let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
-            if status == 0 {
-                #expect(moved == length)
-            } else {
-                #expect(moved < length)
-                let stop = try #require(json["stop"] as? [String: Any], "\(json)")
-                #expect(stop["side"] as? String == "source", "\(json)")
-                if status == 2, let fault = stop["fault_address"] as? String {
-                    #expect(fault == hx(target.address("buf") + moved), "fault address == start + moved")
-                }
-            }
-            // What landed in the destination is the source's words, shifted by one; the word
-            // after it is untouched.
-            let check = min(moved, 1 << 20) & ~7
-            if check > 0 {
-                let r = try Tool.run(
-                    "read", destination.pidArg, hx(to + 8 + moved - check), String(check), "--format", "raw")
-                #expect(firstBadWord(r.stdout, first: (moved - check) / 8) == nil, "the last MiB that landed")
-            }
-            expectNotLeftStopped(destination.pid, "copy destination")
-        }
-        #expect(try destination.send("ping") == "pong")
-    }
-
-    @Test(arguments: [FaultEvent.exit, .kill])
-    func copyToAVanishingDestination(event: FaultEvent) throws {
-        let source = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
-        defer { source.terminate() }
-        _ = try inject(
-            event, "copy (destination)",
-            arguments: { t in
-                [
-                    "copy", "\(source.pid):\(hx(source.address("buf")))", "\(t.pid):\(hx(t.address("buf")))",
-                    String(Self.size), "--json",
-                ]
-            }
-        ) { _, result, status in
-            let json = try #require(result.json, "\(result)")
-            let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
-            if status == 0 {
-                #expect(moved == Self.size)
-            } else {
-                #expect(moved < Self.size)
-                let stop = try #require(json["stop"] as? [String: Any], "\(json)")
-                #expect(stop["side"] as? String == "destination", "\(json)")
-            }
-        }
-        #expect(try source.send("ping") == "pong")
-        expectNotLeftStopped(source.pid, "copy source")
-    }
-
-    // MARK: dump
-
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func dumpIsCompleteOrAbsent(event: FaultEvent) throws {
-        let parent = TempDirectory("dump")
-        var n = 0
-        _ = try inject(
-            event, "dump",
-            arguments: { t in
-                n += 1
-                let start = t.address("buf")
-                return [
-                    "dump", t.pidArg, "--region", "\(hx(start))-\(hx(start + Self.size))", "-o", parent.file("d\(n)"),
-                    "--json",
-                ]
-            }
-        ) { _, result, status in
-            let dir = parent.file("d\(n)")
-            #expect(partFiles(in: dir).isEmpty, "no .part left: \(partFiles(in: dir))")
-            let manifestPath = dir + "/manifest.json"
-            if let data = FileManager.default.contents(atPath: manifestPath) {
-                // A manifest: the dump ran to its end (holes and all); every file it lists is whole.
-                #expect(status == 0 || status == 2, "\(result)")
-                let manifest = try JSONDecoder().decode(DumpManifest.self, from: data)
-                for region in manifest.regions {
-                    let size =
-                        (try? FileManager.default.attributesOfItem(atPath: dir + "/" + region.file)[.size] as? NSNumber)??
-                        .uint64Value
-                    let length =
-                        UInt64(region.end.dropFirst(2), radix: 16)! - UInt64(region.start.dropFirst(2), radix: 16)!
-                    #expect(size == length, "\(region.file) is whole")
-                    let holes = region.holes.reduce(0) { $0 + $1.length }
-                    #expect(region.bytesSaved + holes == length, "saved + holes == the region")
-                }
-                #expect(manifest.complete == (status == 0), "\(result)")
-            } else {
-                // No manifest: the dump was cut short; it says so and exits 2 or 4.
-                #expect(status != 0, "a dump that exits 0 has its manifest: \(result)")
-            }
-        }
-    }
-
-    // MARK: search
-
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func searchReportsWhatItScanned(event: FaultEvent) throws {
-        _ = try inject(
-            event, "search",
-            arguments: { t in
-                let start = t.address("buf")
-                // A value the buffer never holds (word i == i < 2^27): every byte is scanned.
-                return [
-                    "search", t.pidArg, "--u64", "0xfedcba9876543210", "--region",
-                    "\(hx(start))-\(hx(start + Self.size))", "--json",
-                ]
-            }, cutShortWhen: { ($0.json?["unreadable"] as? NSNumber)?.uint64Value ?? 0 > 0 }
-        ) { _, result, status in
-            if status == 0 {
-                // Memory that vanished (exec) is skipped as unreadable: still every byte accounted for.
-                let json = try #require(result.json, "\(result)")
-                let scanned = (json["scanned"] as? NSNumber)?.uint64Value ?? 0
-                let unreadable = (json["unreadable"] as? NSNumber)?.uint64Value ?? 0
-                #expect((json["hits"] as? [Any])?.isEmpty == true)
-                #expect(scanned + unreadable == Self.size, "scanned + unreadable == the region: \(json)")
-            } else {
-                // A target gone part-way is not a finished search.
-                #expect(status == 4 && result.stderr.contains("target gone"), "\(result)")
-            }
-        }
-    }
-
-    // MARK: session
-
-    @Test(arguments: [FaultEvent.exit, .exec, .kill])
-    func sessionCutShort(event: FaultEvent) throws {
-        let script = TempPath("fault.vmio")
-        _ = try inject(
-            event, "session",
-            arguments: { t in
-                let start = t.address("buf")
-                let text =
+        @Test(arguments: [FaultEvent.exit, .kill])
+        func copyToAVanishingDestination(event: FaultEvent) throws {
+            let source = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
+            defer { source.terminate() }
+            _ = try inject(
+                event, "copy (destination)",
+                arguments: { t in
                     [
-                        "search --u64 0xfedcba9876543210 --region \(hx(start))-\(hx(start + Self.size))",
-                        "echo finished",
-                    ].joined(separator: "\n") + "\n"
-                try? text.write(toFile: script.path, atomically: true, encoding: .utf8)
-                return ["session", t.pidArg, script.path]
-            }, cutShortWhen: { $0.stderr.contains("unreadable bytes skipped") }
-        ) { _, result, status in
-            if status == 0 {
-                #expect(result.lines.last == "finished", "\(result)")
-            } else {
-                #expect(!result.lines.contains("finished"), "the session stops at the failed command: \(result)")
-                #expect(status == 4 && result.stderr.contains("target gone"), "\(result)")
-                #expect(result.stderr.contains("line "), "the failure names its line: \(result.stderr)")
-            }
-        }
-    }
-
-    // MARK: --stop: the target is killed while stopped, or survives and runs on
-
-    @Test(arguments: ["read", "dump", "search", "session"])
-    func killedWhileStopped(operation: String) throws {
-        let dir = TempDirectory("stop-\(operation)")
-        let script = TempPath("stop.vmio")
-        _ = try inject(
-            .kill, "\(operation) --stop",
-            arguments: { t in
-                let start = t.address("buf"), region = "\(hx(start))-\(hx(start + Self.size))"
-                switch operation {
-                case "read":
-                    return [
-                        "read", t.pidArg, hx(start), String(Self.size), "--format", "raw", "-o", dir.file("r.bin"),
-                        "--force", "--stop",
+                        "copy", "\(source.pid):\(hx(source.address("buf")))", "\(t.pid):\(hx(t.address("buf")))",
+                        String(Self.size), "--json",
                     ]
-                case "dump": return ["dump", t.pidArg, "--region", region, "-o", dir.file("d"), "--force", "--stop"]
-                case "search": return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
-                default:
-                    try? "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\ncont\necho finished\n"
-                        .write(toFile: script.path, atomically: true, encoding: .utf8)
-                    return ["session", t.pidArg, script.path]
                 }
-            },
-            reset: {
-                unlink(dir.file("r.bin")); unlink(dir.file("r.bin.partial"))
+            ) { _, result, status in
+                let json = try #require(result.json, "\(result)")
+                let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
+                if status == 0 {
+                    #expect(moved == Self.size)
+                } else {
+                    #expect(moved < Self.size)
+                    let stop = try #require(json["stop"] as? [String: Any], "\(json)")
+                    #expect(stop["side"] as? String == "destination", "\(json)")
+                }
             }
-        ) { target, result, status in
-            if status != 0 { #expect(status == 4 || status == 2, "\(result)") }
-            #expect(partFiles(in: dir.path).isEmpty && partFiles(in: dir.file("d")).isEmpty, "no .part left")
-            if operation == "read" && status != 0 {
-                #expect(!FileManager.default.fileExists(atPath: dir.file("r.bin")))
-            }
+            #expect(try source.send("ping") == "pong")
+            expectNotLeftStopped(source.pid, "copy source")
         }
-    }
 
-    @Test(arguments: ["read", "write", "copy", "dump", "search", "session"])
-    func stoppedOperationsLeaveAStillLiveTargetRunning(operation: String) throws {
-        let target = try Fixtures.launch(.exiter, arguments: ["64"])
-        defer { target.terminate() }
-        let start = target.address("buf"), size: UInt64 = 64 << 20
-        let dir = TempDirectory("live-\(operation)")
-        let script = TempPath("live.vmio")
-        let payload = TempPath("live.bin")
-        _ = FileManager.default.createFile(atPath: payload.path, contents: Data(count: 4096))
-        let region = "\(hx(start))-\(hx(start + size))"
-        let arguments: [String]
-        switch operation {
-        case "read":
-            arguments = [
-                "read", target.pidArg, hx(start), String(size), "--format", "raw", "-o", dir.file("r.bin"), "--stop",
-            ]
-        case "write": arguments = ["write", target.pidArg, hx(start + size - 4096), "--file", payload.path]
-        case "copy":
-            arguments = [
-                "copy", "\(target.pid):\(hx(start))", "\(target.pid):\(hx(start + size / 2))", String(size / 2),
-                "--stop",
-            ]
-        case "dump": arguments = ["dump", target.pidArg, "--region", region, "-o", dir.file("d"), "--stop"]
-        case "search":
-            arguments = ["search", target.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
-        default:
-            try "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\n".write(
-                toFile: script.path, atomically: true, encoding: .utf8)
-            arguments = ["session", target.pidArg, script.path]  // ends stopped: the tool must resume it
+        // MARK: dump
+
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func dumpIsCompleteOrAbsent(event: FaultEvent) throws {
+            let parent = TempDirectory("dump")
+            var n = 0
+            _ = try inject(
+                event, "dump",
+                arguments: { t in
+                    n += 1
+                    let start = t.address("buf")
+                    return [
+                        "dump", t.pidArg, "--region", "\(hx(start))-\(hx(start + Self.size))", "-o",
+                        parent.file("d\(n)"),
+                        "--json",
+                    ]
+                }
+            ) { _, result, status in
+                let dir = parent.file("d\(n)")
+                #expect(partFiles(in: dir).isEmpty, "no .part left: \(partFiles(in: dir))")
+                let manifestPath = dir + "/manifest.json"
+                if FileManager.default.fileExists(atPath: manifestPath) {
+                    // A manifest: the dump ran to its end (holes and all); every file it lists is whole.
+                    #expect(status == 0 || status == 2, "\(result)")
+                    let manifest = try DumpManifestFile(dir)  // plain JSON, not the library's types
+                    for region in manifest.regions {
+                        #expect(fileSize(dir + "/" + region.file) == region.count, "\(region.file) is whole")
+                        let holes = region.holes.reduce(0) { $0 + $1.length }
+                        #expect(region.bytesSaved + holes == region.count, "saved + holes == the region")
+                    }
+                    #expect(manifest.complete == (status == 0), "\(result)")
+                } else {
+                    // No manifest: the dump was cut short; it says so and exits 2 or 4.
+                    #expect(status != 0, "a dump that exits 0 has its manifest: \(result)")
+                }
+            }
         }
-        let result = try Tool.run(arguments, timeout: 60)
-        #expect(result.exited(0), "\(result)")
-        expectNotLeftStopped(target.pid, operation)
-        #expect(partFiles(in: dir.path).isEmpty && partFiles(in: dir.file("d")).isEmpty)
-        #expect(try target.send("ping") == "pong")
+
+        // MARK: search
+
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func searchReportsWhatItScanned(event: FaultEvent) throws {
+            _ = try inject(
+                event, "search",
+                arguments: { t in
+                    let start = t.address("buf")
+                    // A value the buffer never holds (word i == i < 2^27): every byte is scanned.
+                    return [
+                        "search", t.pidArg, "--u64", "0xfedcba9876543210", "--region",
+                        "\(hx(start))-\(hx(start + Self.size))", "--json",
+                    ]
+                }, cutShortWhen: { ($0.json?["unreadable"] as? NSNumber)?.uint64Value ?? 0 > 0 }
+            ) { _, result, status in
+                if status == 0 {
+                    // Memory that vanished (exec) is skipped as unreadable: still every byte accounted for.
+                    let json = try #require(result.json, "\(result)")
+                    let scanned = (json["scanned"] as? NSNumber)?.uint64Value ?? 0
+                    let unreadable = (json["unreadable"] as? NSNumber)?.uint64Value ?? 0
+                    #expect((json["hits"] as? [Any])?.isEmpty == true)
+                    #expect(scanned + unreadable == Self.size, "scanned + unreadable == the region: \(json)")
+                } else {
+                    // A target gone part-way is not a finished search.
+                    #expect(status == 4 && result.stderr.contains("target gone"), "\(result)")
+                }
+            }
+        }
+
+        // MARK: session
+
+        @Test(arguments: [FaultEvent.exit, .exec, .kill])
+        func sessionCutShort(event: FaultEvent) throws {
+            let script = TempPath("fault.vmio")
+            _ = try inject(
+                event, "session",
+                arguments: { t in
+                    let start = t.address("buf")
+                    let text =
+                        [
+                            "search --u64 0xfedcba9876543210 --region \(hx(start))-\(hx(start + Self.size))",
+                            "echo finished",
+                        ].joined(separator: "\n") + "\n"
+                    try? text.write(toFile: script.path, atomically: true, encoding: .utf8)
+                    return ["session", t.pidArg, script.path]
+                }, cutShortWhen: { $0.stderr.contains("unreadable bytes skipped") }
+            ) { _, result, status in
+                if status == 0 {
+                    #expect(result.lines.last == "finished", "\(result)")
+                } else {
+                    #expect(!result.lines.contains("finished"), "the session stops at the failed command: \(result)")
+                    #expect(status == 4 && result.stderr.contains("target gone"), "\(result)")
+                    #expect(result.stderr.contains("line "), "the failure names its line: \(result.stderr)")
+                }
+            }
+        }
+
+        // MARK: --stop: the target is killed while stopped, or survives and runs on
+
+        @Test(arguments: ["read", "dump", "search", "session"])
+        func killedWhileStopped(operation: String) throws {
+            let dir = TempDirectory("stop-\(operation)")
+            let script = TempPath("stop.vmio")
+            _ = try inject(
+                .kill, "\(operation) --stop",
+                arguments: { t in
+                    let start = t.address("buf"), region = "\(hx(start))-\(hx(start + Self.size))"
+                    switch operation {
+                    case "read":
+                        return [
+                            "read", t.pidArg, hx(start), String(Self.size), "--format", "raw", "-o", dir.file("r.bin"),
+                            "--force", "--stop",
+                        ]
+                    case "dump":
+                        return ["dump", t.pidArg, "--region", region, "-o", dir.file("d"), "--force", "--stop"]
+                    case "search":
+                        return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
+                    default:
+                        try? "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\ncont\necho finished\n"
+                            .write(toFile: script.path, atomically: true, encoding: .utf8)
+                        return ["session", t.pidArg, script.path]
+                    }
+                },
+                reset: {
+                    unlink(dir.file("r.bin")); unlink(dir.file("r.bin.partial"))
+                }
+            ) { target, result, status in
+                if status != 0 { #expect(status == 4 || status == 2, "\(result)") }
+                #expect(partFiles(in: dir.path).isEmpty && partFiles(in: dir.file("d")).isEmpty, "no .part left")
+                if operation == "read" && status != 0 {
+                    #expect(!FileManager.default.fileExists(atPath: dir.file("r.bin")))
+                }
+            }
+        }
+
+        @Test(arguments: ["read", "restore", "copy", "dump", "search", "session"])
+        func stoppedOperationsLeaveAStillLiveTargetRunning(operation: String) throws {
+            let target = try Fixtures.launch(.exiter, arguments: ["64"])
+            defer { target.terminate() }
+            let start = target.address("buf"), size: UInt64 = 64 << 20
+            let dir = TempDirectory("live-\(operation)")
+            let script = TempPath("live.vmio")
+            let region = "\(hx(start))-\(hx(start + size))"
+            let arguments: [String]
+            switch operation {
+            case "read":
+                arguments = [
+                    "read", target.pidArg, hx(start), String(size), "--format", "raw", "-o", dir.file("r.bin"),
+                    "--stop",
+                ]
+            case "restore":
+                // The writing operation that stops the target (`write` has no --stop).
+                let lastPage = "\(hx(start + size - 4096))-\(hx(start + size))"
+                let dumped = try Tool.run("dump", target.pidArg, "--region", lastPage, "-o", dir.file("w"))
+                try #require(dumped.exited(0), "\(dumped)")
+                arguments = ["restore", target.pidArg, dir.file("w"), "--stop", "--verify"]
+            case "copy":
+                arguments = [
+                    "copy", "\(target.pid):\(hx(start))", "\(target.pid):\(hx(start + size / 2))", String(size / 2),
+                    "--stop",
+                ]
+            case "dump": arguments = ["dump", target.pidArg, "--region", region, "-o", dir.file("d"), "--stop"]
+            case "search":
+                arguments = ["search", target.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
+            default:
+                try "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\n".write(
+                    toFile: script.path, atomically: true, encoding: .utf8)
+                arguments = ["session", target.pidArg, script.path]  // ends stopped: the tool must resume it
+            }
+            let result = try Tool.run(arguments, timeout: 60)
+            #expect(result.exited(0), "\(result)")
+            expectNotLeftStopped(target.pid, operation)
+            #expect(partFiles(in: dir.path).isEmpty && partFiles(in: dir.file("d")).isEmpty)
+            #expect(try target.send("ping") == "pong")
+        }
     }
 }
 
@@ -606,28 +661,45 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
         }
     }
 
+    /// The first half of the unmapper's region as the test reads it (through /proc/PID/mem).
+    private func firstHalf(_ unmapper: FixtureProcess, _ region: UInt64) -> [UInt8]? {
+        readProcMem(unmapper.pid, region, 131_072)
+    }
+
     @Test func write() throws {
         try withUnmapper { unmapper, region, size in
             let payload = TempPath("unmapper-payload.bin")
-            _ = FileManager.default.createFile(atPath: payload.path, contents: Data(repeating: 0x33, count: Int(size)))
+            var before: UInt8 = 0x11  // what the first half holds before this attempt
+            var landed = 0
             for attempt in 0..<Self.attempts {
+                // A byte of its own for each attempt, so what is read back tells the attempts apart.
+                let byte = UInt8(0x30 + attempt)
+                _ = FileManager.default.createFile(
+                    atPath: payload.path, contents: Data(repeating: byte, count: Int(size)))
                 let result = try Tool.run("write", unmapper.pidArg, hx(region), "--file", payload.path, "--json")
                 let context = "write attempt \(attempt)"
                 #expect(result.exited(0) || result.exited(2) || result.exited(1), "\(context): \(result)")
-                if result.exited(0) {
-                    #expect((result.json?["written"] as? NSNumber)?.uint64Value == size, "\(context): \(result)")
-                } else if result.exited(2) {
-                    let line = try #require(Reported(result.stderr), "\(context): \(result.stderr)")
-                    #expect(line.requested == size)
-                    expectPageExact(line.moved, fault: line.faultAddress.map(hx), start: region, context)
+                if result.exited(0) || result.exited(2) {
+                    landed += 1
+                    if result.exited(0) {
+                        #expect((result.json?["written"] as? NSNumber)?.uint64Value == size, "\(context): \(result)")
+                    } else {
+                        let line = try #require(Reported(result.stderr), "\(context): \(result.stderr)")
+                        #expect(line.requested == size)
+                        expectPageExact(line.moved, fault: line.faultAddress.map(hx), start: region, context)
+                    }
+                    // The first half never faults: it holds the new bytes.
+                    #expect(firstHalf(unmapper, region) == Array(repeating: byte, count: 131_072), "\(context)")
+                    before = byte
                 } else {
                     // Refused before anything moved: the second half was unmapped when the maps were read.
+                    #expect(result.stderr.contains("\(hx(region + 131_072)) is in no mapping"), "\(context): \(result)")
                     #expect(
-                        result.stderr.contains("no mapping") || result.stderr.contains("not covered")
-                            || result.stderr.contains("mapping"),
-                        "\(context): \(result.stderr)")
+                        firstHalf(unmapper, region) == Array(repeating: before, count: 131_072),
+                        "\(context): nothing written")
                 }
             }
+            #expect(landed > 0, "every write was refused: the writing path was never exercised")
         }
     }
 
@@ -637,7 +709,15 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             let other = try Fixtures.launch(.exiter, arguments: ["4"])
             defer { other.terminate() }
             let buf = other.address("buf")
+            // The exiter's first 128 KiB: word i == i.
+            let words = (0..<UInt64(131_072 / 8)).flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+            var copied = 0
             for attempt in 0..<Self.attempts {
+                // The destination's first half gets a byte of this attempt's first, so what is read
+                // back afterwards tells a copy that landed from one that did not.
+                let byte = UInt8(0x40 + attempt)
+                let destination = side == "source" ? (other.pid, buf) : (unmapper.pid, region)
+                try #require(writeProcMem(destination.0, destination.1, Array(repeating: byte, count: 131_072)))
                 let (from, to) =
                     side == "source"
                     ? ("\(unmapper.pid):\(hx(region))", "\(other.pid):\(hx(buf))")
@@ -648,8 +728,12 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                     // The destination's maps, read while its second half was unmapped, do not
                     // cover the range: refused up front, nothing written (as for `write`).
                     #expect(result.stderr.contains("\(hx(region + 131_072)) is in no mapping"), "\(context): \(result)")
+                    #expect(
+                        firstHalf(unmapper, region) == Array(repeating: byte, count: 131_072),
+                        "\(context): nothing written")
                     continue
                 }
+                copied += 1
                 #expect(result.exited(0) || result.exited(2), "\(context): \(result)")
                 let json = try #require(result.json, "\(context): \(result)")
                 let moved = try #require((json["moved"] as? NSNumber)?.uint64Value)
@@ -660,12 +744,13 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                     #expect(stop["side"] as? String == side, "\(context): \(json)")
                     expectPageExact(moved, fault: stop["fault_address"] as? String, start: region, context)
                 }
-                if side == "source" {
-                    // The first half always lands as 0x11.
-                    let r = try Tool.run("read", other.pidArg, hx(buf), "131072", "--format", "raw")
-                    #expect(r.stdout.count == 131_072 && r.stdout.allSatisfy { $0 == 0x11 }, "\(context)")
-                }
+                // The first half always lands: the unmapper's 0x11, or the exiter's words.
+                let landed = readProcMem(destination.0, destination.1, 131_072)
+                #expect(
+                    landed == (side == "source" ? Array(repeating: 0x11, count: 131_072) : words),
+                    "\(context): the first half landed")
             }
+            #expect(copied > 0, "every copy was refused: the copying path was never exercised")
         }
     }
 
@@ -683,23 +768,18 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                 // region is then a single 128 KiB mapping, still selected) — not expected.
                 #expect(result.exited(0) || result.exited(2), "\(context): \(result)")
                 #expect(partFiles(in: dir).isEmpty, "\(context)")
-                let data = try #require(
-                    FileManager.default.contents(atPath: dir + "/manifest.json"),
+                try #require(
+                    FileManager.default.fileExists(atPath: dir + "/manifest.json"),
                     "\(context): holes are listed, the dump is whole")
-                let manifest = try JSONDecoder().decode(DumpManifest.self, from: data)
+                let manifest = try DumpManifestFile(dir)  // plain JSON, not the library's types
                 var saved: UInt64 = 0, holes: UInt64 = 0
                 for r in manifest.regions {
                     saved += r.bytesSaved
                     holes += r.holes.reduce(0) { $0 + $1.length }
                     for h in r.holes {
-                        #expect(
-                            h.length % 4096 == 0 && UInt64(h.address.dropFirst(2), radix: 16)! % 4096 == 0,
-                            "\(context): page-exact holes")
+                        #expect(h.length % 4096 == 0 && h.address % 4096 == 0, "\(context): page-exact holes")
                     }
-                    let file = try #require(FileManager.default.contents(atPath: dir + "/" + r.file))
-                    #expect(
-                        UInt64(file.count) == UInt64(r.end.dropFirst(2), radix: 16)! - UInt64(
-                            r.start.dropFirst(2), radix: 16)!)
+                    #expect(fileSize(dir + "/" + r.file) == r.count, "\(context): \(r.file) is whole")
                 }
                 #expect(saved >= 131_072, "\(context): the first half is always saved")
                 #expect(manifest.complete == (holes == 0))
@@ -714,7 +794,8 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
             let script = TempPath("unmapper.vmio")
             try [
                 "stop",
-                "expect (read \(hx(region)) 131072) == (read \(hx(region)) 131072)",
+                "expect (read \(hx(region)) 16) == x\"\(String(repeating: "11", count: 16))\"",
+                "expect (read \(hx(region + 131_056)) 16) == x\"\(String(repeating: "11", count: 16))\"",
                 "cont",
                 "search --hex \"11 11 11 11\" --region \(hx(region))-\(hx(region + size)) --max 1",
                 "read \(hx(region)) \(size)",
@@ -725,12 +806,21 @@ private func plainStatus(_ result: RunResult, _ context: String, sourceLocation:
                 let search = try Tool.run(
                     "search", unmapper.pidArg, "--hex", "22 22 22 22", "--region",
                     "\(hx(region))-\(hx(region + size))", "--max", "1", "--json")
-                #expect(search.exited(0) || search.exited(1), "search \(context): \(search)")
-                if let json = search.json, let hits = json["hits"] as? [[String: Any]], let hit = hits.first {
-                    #expect(
-                        (hit["address"] as? String).flatMap { UInt64($0.dropFirst(2), radix: 16) }.map {
-                            $0 >= region + 131_072
-                        } == true)
+                // Half the range is always mapped: the search always runs (exit 0), and a hit
+                // can only be in the second half.
+                #expect(search.exited(0), "search \(context): \(search)")
+                let json = try #require(search.json, "search \(context): \(search)")
+                let hits = try #require(json["hits"] as? [[String: Any]], "\(json)")
+                #expect(hits.count <= 1, "--max 1: \(hits)")
+                for hit in hits {
+                    let address = try #require(u64(hit["address"]), "\(hit)")
+                    #expect(address >= region + 131_072 && address <= region + size - 4, "\(context): \(hit)")
+                }
+                if hits.isEmpty {
+                    // The whole range, or its first half when the maps were read while the
+                    // second half was unmapped (then it is in no mapping: not selected).
+                    let accounted = u64(json["scanned"]).map { $0 + (u64(json["unreadable"]) ?? 0) }
+                    #expect(accounted == size || accounted == size / 2, "no hit: every byte accounted for: \(json)")
                 }
                 let session = try Tool.run("session", unmapper.pidArg, script.path)
                 #expect(session.exited(0) || session.exited(2), "session \(context): \(session)")

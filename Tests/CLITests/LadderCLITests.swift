@@ -39,13 +39,17 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
 
     @Test(arguments: ["EPERM", "ENOSYS"])
     func refusedAsAWholeFallsBackToProcMem(errno name: String) throws {
-        let result = try runDenied(["--errno", name], ["read", box.pid, hx(box.buf + 0x100), "16", "--json"])
+        // 4 KiB: larger than any small read the ladder may send to pread first, so it is
+        // process_vm_readv's refusal that brings pread in (processVMReadvFirst: same read, no filter).
+        let result = try runDenied(["--errno", name], ["read", box.pid, hx(box.buf), "4096", "--json"])
         #expect(result.exited(0), "\(result)")
         let json = try #require(result.json)
-        #expect(json["data"] as? String == hexOf("VMIO-MARKER-0001".utf8))
+        #expect(json["data"] as? String == hexOf(try box.holder.get(box.buf, 4096)))
         #expect(json["mechanism"] as? String == "pread")
         let ranges = movedRanges(json)
-        #expect(ranges.count == 1 && ranges.first?.2 == "pread" && ranges.first?.1 == 16)
+        #expect(
+            ranges.count == 1 && ranges.first?.0 == hx(box.buf) && ranges.first?.2 == "pread" && ranges.first?.1 == 4096
+        )
         #expect(result.stderr.isEmpty, "\(result.stderr)")
         // Every output form, typed values and a large streamed read included.
         let value = try runDenied(["--errno", name], ["read", box.pid, hx(box.buf + 0x200), "8", "--format", "u64"])
@@ -131,12 +135,14 @@ func movedRanges(_ json: [String: Any]) -> [(String, Int, String)] {
         let result = try runDenied([], ["write", box.pid, hx(at), "--hex", "0102030405060708", "--verify"])
         #expect(result.exited(0), "\(result)")
         #expect(try box.holder.get(at, 8) == [1, 2, 3, 4, 5, 6, 7, 8])
-        // A copy: read through pread, written through pwrite.
+        // A copy (of 4 KiB: more than a small read the ladder may send to pread first): read
+        // through pread, written through pwrite.
+        let original = try box.holder.get(box.buf, 4096)
         let copy = try runDenied(
-            [], ["copy", "\(box.pid):\(hx(box.buf + 0x100))", "\(box.pid):\(hx(at + 0x100))", "16", "--json"])
+            [], ["copy", "\(box.pid):\(hx(box.buf))", "\(box.pid):\(hx(at + 0x1000))", "4096", "--json"])
         #expect(copy.exited(0), "\(copy)")
         #expect(copy.json?["mechanism"] as? String == "pread")
-        #expect(try box.holder.get(at + 0x100, 16) == Array("VMIO-MARKER-0001".utf8))
+        #expect(try box.holder.get(at + 0x1000, 4096) == original)
         // Never into a mapping the target cannot write, without --force.
         let ro = try runDenied([], ["write", box.pid, hx(box.holder.address("ro")), "--hex", "00"])
         #expect(ro.exited(3), "\(ro)")

@@ -22,6 +22,14 @@ final class HolderBox {
     var pid: String { holder.pidArg }
 }
 
+/// Whether this kernel names anonymous mappings (`[anon:NAME]`): a holder says so with its
+/// `named` fact.
+let kernelNamesAnonymousMemory: Bool = {
+    guard let holder = try? Fixtures.launch(.holder) else { return false }
+    defer { holder.terminate() }
+    return holder.facts["named"] != nil
+}()
+
 @Suite struct ReadCLITests {
     let box: HolderBox
     init() throws { box = try HolderBox() }
@@ -230,6 +238,71 @@ final class HolderBox {
         #expect(magic.stdout == [0x7f, 0x45, 0x4c, 0x46])
         let json = try Tool.run("read", box.pid, "vmio-fixture-holder+0x10", "8", "--json")
         #expect(json.json?["address"] as? String == hx(first.start + 0x10))
+    }
+
+    @Test func vdsoByName() throws {
+        let vdso = try #require(procMapsLines(box.holder.pid).first { $0.path == "[vdso]" }, "the holder has a vDSO")
+        let result = try Tool.run("read", box.pid, "[vdso]+0x10", "16", "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["address"] as? String == hx(vdso.start + 0x10))
+        #expect(result.json?["data"] as? String == readProcMem(box.holder.pid, vdso.start + 0x10, 16).map(hexOf))
+        let magic = try Tool.run("read", box.pid, "[vdso]", "4", "--format", "raw")
+        #expect(magic.exited(0) && magic.stdout == [0x7f, 0x45, 0x4c, 0x46], "the vDSO is an ELF image: \(magic)")
+    }
+
+    @Test func fullPathOfAFile() throws {
+        let first = try #require(procMapsLines(box.holder.pid).first { $0.path.hasSuffix("/vmio-fixture-holder") })
+        let result = try Tool.run("read", box.pid, first.path + "+0x10", "8", "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["address"] as? String == hx(first.start + 0x10))
+        let image = try #require(FileManager.default.contents(atPath: first.path))
+        #expect(result.json?["data"] as? String == hexOf(image[0x10..<0x18]))
+        // A path that is not mapped (a directory of it) names nothing.
+        let parent = (first.path as NSString).deletingLastPathComponent
+        let none = try Tool.run("read", box.pid, parent, "8")
+        #expect(none.exited(1) && none.stderr.contains("no mapping named '\(parent)'"), "\(none)")
+    }
+
+    /// `-N` offsets, chained with `+N` in any order, on every base form.
+    @Test func minusOffsets() throws {
+        let heap = try #require(procMapsLines(box.holder.pid).first { $0.path == "[heap]" })
+        let cases: [(String, UInt64)] = [
+            ("\(hx(box.buf + 0x110))-0x10", box.buf + 0x100),
+            ("\(hx(box.buf))+0x200-0x100", box.buf + 0x100),
+            ("\(hx(box.buf))-0x10+0x110", box.buf + 0x100),
+            ("\(box.buf + 0x110)-16", box.buf + 0x100),
+            ("[heap]+0x40-0x20", heap.start + 0x20),
+            (
+                "vmio-fixture-holder+0x18-0x8",
+                try #require(
+                    procMapsLines(box.holder.pid).first { $0.path.hasSuffix("/vmio-fixture-holder") }?.start) + 0x10
+            ),
+            ("sym:counter+0x10-0x10", box.holder.address("counter")),
+        ]
+        for (expression, address) in cases {
+            let result = try Tool.run("read", box.pid, expression, "8", "--json")
+            #expect(result.exited(0), "\(expression): \(result)")
+            #expect(result.json?["address"] as? String == hx(address), "\(expression): \(result)")
+            #expect(
+                result.json?["data"] as? String == readProcMem(box.holder.pid, address, 8).map(hexOf), "\(expression)")
+        }
+        // Below zero is refused (bad input), like a sum above 2^64.
+        let under = try Tool.run("read", box.pid, "0x10-0x20", "8")
+        #expect(under.exited(1), "\(under)")
+        #expect(under.stderrLines == ["vmio-ptrace: bad address '0x10-0x20': 0x10 - 0x20 is below zero"], "\(under)")
+    }
+
+    /// `[anon:NAME]`: the holder names one page `vmio-named` (where the kernel can name
+    /// anonymous memory: PR_SET_VMA_ANON_NAME, CONFIG_ANON_VMA_NAME).
+    @Test(.enabled(if: kernelNamesAnonymousMemory, "this kernel cannot name anonymous memory (CONFIG_ANON_VMA_NAME)"))
+    func namedAnonymousMapping() throws {
+        let named = box.holder.address("named")
+        let line = try #require(procMapsLines(box.holder.pid).first { $0.contains(named) })
+        #expect(line.path == "[anon:vmio-named]", "\(line)")
+        let result = try Tool.run("read", box.pid, "[anon:vmio-named]+0x10", "4", "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["address"] as? String == hx(line.start + 0x10))
+        #expect(result.json?["data"] as? String == "4e4e4e4e")
     }
 
     @Test func selfReadsTheToolsOwnMemory() throws {

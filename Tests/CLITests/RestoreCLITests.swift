@@ -376,6 +376,80 @@ struct RestoreJSON {
         #expect(missing.stderrLines.count == 1)
     }
 
+    /// A word the target keeps rewriting (the holder's `scribble`): the restored bytes do not
+    /// read back, and --verify says so with exit 2 and the first address that differs.
+    @Test func verifyMismatchExits2NamingTheAddress() throws {
+        let scribbler = try Fixtures.launch(.holder)
+        defer { scribbler.terminate() }
+        let word = scribbler.address("buf") + 0x400
+        #expect(try scribbler.send("scribble") == "ok")
+        let dumped = try Tool.run(
+            "dump", scribbler.pidArg, "--region", range(scribbler.address("buf"), 0x1000), "-o", dir.sub("d"))
+        try #require(dumped.exited(0), "\(dumped)")
+        var mismatches = 0, attempts = 0
+        // The scribbling thread must run between the write and its read-back: usually at once,
+        // but on a loaded machine it may wait for a CPU, so a few attempts are allowed.
+        while mismatches < 2 && attempts < 40 {
+            attempts += 1
+            let result = try Tool.run("restore", scribbler.pidArg, dir.sub("d"), "--verify", "--json")
+            let json = try RestoreJSON(result)
+            #expect(json.written == 0x1000, "\(result)")
+            if result.exited(0) {
+                #expect(json.raw["mismatch"] is NSNull, "\(result)")
+                continue
+            }
+            #expect(result.exited(2), "\(result)")
+            mismatches += 1
+            let at = try #require(u64(json.raw["mismatch"]), "\(json.raw)")
+            #expect(word <= at && at < word + 8, "the first differing byte is in the word: \(json.raw)")
+            #expect(
+                result.stderrLines.contains("vmio-ptrace: verify failed: the byte at \(hx(at)) reads back differently"),
+                "\(result.stderr)")
+        }
+        print("verify mismatch (restore): \(mismatches) mismatches in \(attempts) attempts")
+        #expect(mismatches > 0, "no restore over the scribbled word ever failed its verify (\(attempts) attempts)")
+        // The bytes before the word are the dump's.
+        let manifest = try DumpManifestFile(dir.sub("d"))
+        let first = try #require(manifest.regions.first)
+        let saved = try #require(manifest.data(first, in: dir.sub("d")))
+        #expect(readProcMem(scribbler.pid, scribbler.address("buf"), 0x400) == Array(saved.prefix(0x400)))
+    }
+
+    /// Two holders started without address randomisation have the same layout: a dump of one
+    /// restores into the other (its buffer and its .data), and the other then holds the first's bytes.
+    @Test func intoAnotherProcessWithTheSameLayout() throws {
+        let noASLR = ["/usr/bin/setarch", "x86_64", "-R"]
+        let a = try Fixtures.launch(.holder, wrapper: noASLR), b = try Fixtures.launch(.holder, wrapper: noASLR)
+        defer {
+            a.terminate()
+            b.terminate()
+        }
+        try #require(
+            a.address("buf") == b.address("buf") && a.address("counter") == b.address("counter"),
+            "the same layout: \(a.factLines) \(b.factLines)")
+        // a's bytes differ from b's: a new marker and counter, through the test's own path.
+        let aBuf = a.address("buf")
+        try #require(writeProcMem(a.pid, aBuf + 0x100, Array("VMIO-MARKER-AAAA".utf8)))
+        try #require(writeProcMem(a.pid, a.address("counter"), [7, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(try a.send("counter") == "7")
+        let counterPage = a.address("counter") & ~0xfff
+        let dumped = try Tool.run(
+            "dump", a.pidArg, "--region", range(aBuf, 65536), "--region", range(counterPage, 0x1000), "-o", dir.sub("a")
+        )
+        try #require(dumped.exited(0), "\(dumped)")
+
+        let result = try Tool.run("restore", b.pidArg, dir.sub("a"), "--verify", "--json")
+        #expect(result.exited(0), "\(result)")
+        let json = try RestoreJSON(result)
+        #expect(json.regions.map(\.action) == ["written", "written"], "\(json.raw)")
+        #expect(json.regions.map(\.start).sorted() == [aBuf, counterPage].sorted())
+        #expect(json.written == 65536 + 0x1000)
+        #expect(try b.get(aBuf, 65536) == (try a.get(aBuf, 65536)))
+        #expect(try b.get(aBuf + 0x100, 16) == Array("VMIO-MARKER-AAAA".utf8))
+        #expect(try b.send("counter") == "7")
+        #expect(try b.send("ping") == "pong")
+    }
+
     @Test func stopResumesTheTarget() throws {
         let dumped = try Tool.run("dump", pid, "--region", range(buf, 0x1000), "-o", dir.sub("d"))
         try #require(dumped.exited(0))

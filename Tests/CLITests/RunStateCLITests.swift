@@ -3,6 +3,9 @@
 // tool dies of SIGINT; and bounded waits: a thread that will not stop (a parent blocked
 // in vfork, in D, while its child sleeps) is named with its state, reads go on without
 // stopping, and whatever needs the stop fails with every thread let go.
+//
+// No test here waits for a deadline to pass: the vfork child sleeps for minutes and is
+// killed when the test wants its parent back, and sessions are driven line by line.
 
 import Foundation
 import Testing
@@ -119,29 +122,35 @@ private final class StateScript {
     @Test func aStateThatCannotBeRestoredIsSaid() throws {
         // The target runs; while the session holds it, someone sends it SIGSTOP. When the
         // session lets it go it is job-stopped (rightly: the signal was for it), and the
-        // tool says it could not be brought back to running.
+        // tool says it could not be brought back to running. Driven line by line, so the
+        // signal surely comes while the target is held.
         let holder = try Fixtures.launch(.holder)
         defer {
             kill(holder.pid, SIGCONT)
             holder.terminate()
         }
-        let script = try StateScript("stop\nsleep 1s\ncont\n")
-        let running = try Running(Tool.path, ["session", holder.pidArg, script.path.path])
-        try #require(waitUntil { procStatus(holder.pid)["TracerPid"] == String(running.pid) })
+        let session = try Conversation(Tool.path, ["session", holder.pidArg, "-", "--json"])
+        try session.send("stop")
+        #expect(session.nextObject(timeout: 30)?["ok"] as? Bool == true)
+        #expect(procStatus(holder.pid)["TracerPid"] == String(session.process.processIdentifier))
         kill(holder.pid, SIGSTOP)
-        let result = running.finish(timeout: 20)
-        #expect(result.exited(0), "\(result)")
+        try session.send("cont")
+        #expect(session.nextObject(timeout: 30)?["ok"] as? Bool == true)
+        session.closeInput()
+        #expect((session.nextObject(timeout: 30)?["summary"] as? [String: Any])?["status"] as? Int == 0)
+        #expect(session.waitExit() == 0)
         #expect(
-            result.stderr.contains(
+            session.stderr.contains(
                 "vmio-ptrace: warning: pid \(holder.pid) was running (S (sleeping)) before the attach but is job-stopped (T (stopped)) now; it could not be restored"
-            ), "\(result.stderr)")
+            ), "\(session.stderr)")
         #expect(stateLetter(holder.pid) == "T")
     }
 
     // MARK: bounded waits
 
-    /// Puts the states fixture's main thread into D: it vforks, and the child sleeps `ms`.
-    private func blockInVfork(_ states: FixtureProcess, ms: Int) throws -> Int32 {
+    /// Puts the states fixture's main thread into D: it vforks, and the child sleeps `ms`
+    /// (long: a test kills the child, whose pid this returns, when it wants the parent back).
+    private func blockInVfork(_ states: FixtureProcess, ms: Int = 120_000) throws -> Int32 {
         let reply = try states.send("vfork \(ms)")
         let child = try #require(Int32(reply.split(separator: " ").last ?? ""), "\(reply)")
         try #require(waitUntil { stateLetter(states.pid) == "D" }, "\(procStatus(states.pid))")
@@ -155,7 +164,8 @@ private final class StateScript {
         let dir = TempPath("vdso-dump")
         defer { _ = try? FileManager.default.removeItem(atPath: dir.path) }
         #expect(try Tool.run("dump", states.pidArg, "--region", "[vdso]", "-o", dir.path).exited(0))
-        _ = try blockInVfork(states, ms: 8000)
+        let child = try blockInVfork(states)
+        defer { kill(child, SIGKILL) }
         let started = Date()
 
         // A read does not need the stop: it goes on, with one warning line.
@@ -174,6 +184,21 @@ private final class StateScript {
             search.stderr.contains(
                 "did not stop within the attach timeout (state D (disk sleep)); reading without stopping"),
             "\(search.stderr)")
+        // A dump too: the whole dump, not stopped, and its manifest says so.
+        let stack = try #require(procMapsLines(states.pid).first { $0.path == "[stack]" })
+        let dumped = try Tool.run(
+            "dump", states.pidArg, "--region", "[stack]", "--stop", "--attach-timeout", "0.5", "-o", dir.path + "-s",
+            "--json")
+        defer { _ = try? FileManager.default.removeItem(atPath: dir.path + "-s") }
+        #expect(dumped.exited(0), "\(dumped)")
+        #expect(
+            dumped.stderrLines == [
+                "vmio-ptrace: warning: thread \(states.pid) of pid \(states.pid) did not stop within the attach timeout (state D (disk sleep)); reading without stopping"
+            ], "\(dumped.stderr)")
+        #expect(dumped.json?["stopped"] as? Bool == false && dumped.json?["complete"] as? Bool == true, "\(dumped)")
+        let manifest = try DumpManifestFile(dir.path + "-s")
+        #expect(!manifest.stopped && manifest.complete)
+        #expect(manifest.regions.map(\.start) == [stack.start] && manifest.regions.map(\.end) == [stack.end])
 
         // What needs the stop fails cleanly (status 1), naming the thread and its state.
         for command in [
@@ -194,43 +219,63 @@ private final class StateScript {
         let session = try Tool.run("session", states.pidArg, "--attach-timeout", "0.3", stopScript.path.path)
         #expect(session.exited(1), "\(session)")
         #expect(session.stderr.contains("did not stop in time (state D (disk sleep))"), "\(session.stderr)")
-        #expect(Date().timeIntervalSince(started) < 7.5, "each wait is bounded by --attach-timeout")
+        // Nine bounded waits of at most half a second: far less than the two minutes the
+        // vfork child would sleep (a wait that ignored the timeout would hang until then).
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed < 60, "each wait is bounded by --attach-timeout: \(elapsed) s")
+        #expect(stateLetter(states.pid) == "D", "the child was still there throughout")
 
         // Nobody holds it, and once the child leaves it runs on — not stopped by a late trap.
         #expect(procStatus(states.pid)["TracerPid"] == "0")
+        kill(child, SIGKILL)
         #expect(try states.readLine(timeout: 10) == "vfork done")
         #expect(waitUntil { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
         #expect(try states.send("ping") == "pong")
     }
 
     @Test func aThreadThatStopsLateIsLetGoWhileTheToolRunsOn() throws {
-        // The attach times out (the parent is in D); the vfork child leaves 700 ms later, so
-        // the parent's pending stop lands while the tool still runs. `cont` lets it go then,
-        // long before the tool exits.
+        // The attach times out (the parent is in D); then the vfork child is killed, so the
+        // parent's pending stop lands while the tool still runs. `cont` lets it go then,
+        // long before the tool exits. Driven line by line: no timing involved.
         let states = try Fixtures.launch(.states)
         defer { states.terminate() }
-        _ = try blockInVfork(states, ms: 700)
-        let script = try StateScript("stop\nsleep 1500ms\ncont\nsleep 4s\n")
-        let running = try Running(
-            Tool.path, ["session", states.pidArg, "--keep-going", "--attach-timeout", "0.2", script.path.path])
-        // The late stop: the parent traps into a ptrace stop of the tool …
+        let child = try blockInVfork(states)
+        defer { kill(child, SIGKILL) }
+        let session = try Conversation(
+            Tool.path, ["session", states.pidArg, "-", "--json", "--keep-going", "--attach-timeout", "0.2"])
+        let tool = String(session.process.processIdentifier)
+        try session.send("stop")
+        let failed = try #require(session.nextObject(timeout: 30), "no answer to stop")
+        #expect(failed["ok"] as? Bool == false && failed["status"] as? Int == 1, "\(failed)")
+        #expect((failed["error"] as? String)?.contains("did not stop in time (state D (disk sleep))") == true)
+        // The late stop: the child leaves, and the parent traps into a ptrace stop of the tool …
+        kill(child, SIGKILL)
         #expect(
-            waitUntil(timeout: 5) {
-                procStatus(states.pid)["TracerPid"] == String(running.pid) && stateLetter(states.pid) == "t"
-            }, "\(procStatus(states.pid))")
-        // … and is let go at `cont`, while the tool sleeps on.
-        #expect(waitUntil(timeout: 5) { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
-        #expect(running.isRunning)
-        #expect(try states.readLine(timeout: 5) == "vfork done")
-        let result = running.finish(timeout: 20)
-        #expect(result.exited(1), "\(result)")  // the failed `stop`, with --keep-going
-        #expect(result.stderr.contains("did not stop in time (state D (disk sleep))"), "\(result.stderr)")
+            waitUntil(timeout: 10) { procStatus(states.pid)["TracerPid"] == tool && stateLetter(states.pid) == "t" },
+            "\(procStatus(states.pid))")
+        // … and is let go at `cont`, while the tool runs on.
+        try session.send("cont")
+        #expect(session.nextObject(timeout: 30)?["ok"] as? Bool == true)
+        #expect(waitUntil(timeout: 10) { isFreeRunning(states.pid) }, "\(procStatus(states.pid))")
+        #expect(session.isRunning)
+        #expect(try states.readLine(timeout: 10) == "vfork done")
+        session.closeInput()
+        #expect((session.nextObject(timeout: 30)?["summary"] as? [String: Any])?["status"] as? Int == 1)
+        #expect(session.waitExit() == 1)  // the failed `stop`, with --keep-going
 
-        // A parent whose vfork child leaves during the wait simply stops in time.
-        _ = try blockInVfork(states, ms: 300)
-        let late = try Tool.run("read", states.pidArg, "[stack]", "8", "--stop", "--attach-timeout", "5")
-        #expect(late.exited(0), "\(late)")
-        #expect(late.stderr.isEmpty, "\(late.stderr)")
+        // A parent whose vfork child leaves while the tool waits for its stop simply stops in time.
+        let second = try blockInVfork(states)
+        defer { kill(second, SIGKILL) }
+        let late = try Running(Tool.path, ["read", states.pidArg, "[stack]", "8", "--stop", "--attach-timeout", "60"])
+        // Attached (seized), waiting for the stop that the D state holds back …
+        #expect(
+            waitUntil(timeout: 20) { procStatus(states.pid)["TracerPid"] == String(late.pid) },
+            "\(procStatus(states.pid))")
+        #expect(stateLetter(states.pid) == "D" && late.isRunning)
+        kill(second, SIGKILL)  // … which comes once the child leaves.
+        let result = late.finish(timeout: 60)
+        #expect(result.exited(0), "\(result)")
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
         #expect(try states.readLine(timeout: 10) == "vfork done")
         #expect(waitUntil { isFreeRunning(states.pid) })
     }

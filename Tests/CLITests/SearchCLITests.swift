@@ -144,19 +144,53 @@ struct SearchJSON {
         #expect(try searchJSON("--string", text).hits.isEmpty)
     }
 
-    @Test(
-        arguments: [
-            ("--u64", "0x1122334455667788", 0x200),
-            ("--f64", "3.5", 0x208),
-            ("--i32", "-5", 0x310),
-            ("--u16", "0xBEEF", 0x318),
-        ] as [(String, String, UInt64)])
-    func typedValuesAtTheirAlignment(option: String, value: String, offset: UInt64) throws {
+    /// One typed value: its option, its text, the little-endian bytes it must match (computed
+    /// here, not by the tool), and its natural alignment.
+    struct TypedCase: Sendable, CustomStringConvertible {
+        var option: String
+        var value: String
+        var bytes: [UInt8]
+        var width: UInt64
+        /// Where the test plants it first (offset in buf; nil: the holder already holds it).
+        var plant: UInt64?
+        var description: String { "\(option) \(value)" }
+    }
+
+    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+
+    static let typedCases: [TypedCase] = [
+        // The pattern byte 0x07 is at every multiple of 256 (but 0x100, 0x200, 0x300).
+        TypedCase(option: "--u8", value: "7", bytes: [0x07], width: 1),
+        // -5 is 0xfb: in the pattern, and the low byte of the i32 at 0x310.
+        TypedCase(option: "--i8", value: "-5", bytes: [0xfb], width: 1),
+        TypedCase(option: "--u16", value: "0xBEEF", bytes: le(UInt16(0xBEEF)), width: 2),
+        TypedCase(option: "--i16", value: "-1234", bytes: le(Int16(-1234)), width: 2, plant: 0x402),
+        TypedCase(option: "--i32", value: "-5", bytes: le(Int32(-5)), width: 4),
+        TypedCase(
+            option: "--i64", value: "-81985529216486896", bytes: le(Int64(-81_985_529_216_486_896)), width: 8,
+            plant: 0x408),
+        TypedCase(option: "--u64", value: "0x1122334455667788", bytes: le(UInt64(0x1122_3344_5566_7788)), width: 8),
+        TypedCase(option: "--f32", value: "-2.75", bytes: le(Float(-2.75).bitPattern), width: 4, plant: 0x414),
+        TypedCase(option: "--f64", value: "3.5", bytes: le(Double(3.5).bitPattern), width: 8),
+    ]
+
+    /// Every typed option finds exactly the naturally aligned places of buf that hold its
+    /// bytes, computed here from the holder's own view of buf (and nothing else).
+    @Test(arguments: typedCases)
+    func typedValuesAtTheirAlignment(_ c: TypedCase) throws {
+        if let offset = c.plant {
+            try #require(writeProcMem(holder.pid, buf + offset, c.bytes), "planting \(c)")
+        }
+        let memory = try holder.get(buf, 65536)
+        let expected = stride(from: 0, through: memory.count - c.bytes.count, by: Int(c.width)).filter {
+            Array(memory[$0..<$0 + c.bytes.count]) == c.bytes
+        }.map { buf + UInt64($0) }
+        try #require(!expected.isEmpty, "\(c): buf holds it somewhere")
         // `--opt=value`: a negative value after a separate option is taken for an option.
-        let json = try searchJSON("\(option)=\(value)", "--region", "\(hx(buf))-\(hx(buf + 65536))")
-        #expect(json.addresses.contains(buf + offset), "\(option) \(value): \(json.addresses)")
-        let width: UInt64 = option == "--u16" ? 2 : option == "--i32" ? 4 : 8
-        #expect(json.addresses.allSatisfy { $0 % width == 0 }, "\(json.addresses)")
+        let json = try searchJSON("\(c.option)=\(c.value)", "--region", "\(hx(buf))-\(hx(buf + 65536))")
+        #expect(json.addresses == expected, "\(c)")
+        #expect(!json.truncated)
+        #expect(json.raw["pattern"] as? String == "\(c.option.dropFirst(2)):\(c.value)", "\(json.raw)")
     }
 
     @Test func u64OverTheWholeProcess() throws {

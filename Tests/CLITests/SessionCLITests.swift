@@ -28,116 +28,6 @@ private let examplesDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Examples")
 
-/// A program with pipes on all three standard streams: lines can be written to its
-/// standard input one at a time and its standard output read line by line as it
-/// comes, so a test can hold a conversation with it.
-private final class Conversation: @unchecked Sendable {
-    let process = Process()
-    private let input: FileHandle
-    private let err: DrainThread
-    private let cond = NSCondition()
-    private var queue: [String] = []
-    private var eof = false
-    private var keep: [Any] = []
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        _ = signal(SIGPIPE, SIG_IGN)  // a write to a program that exited fails with EPIPE instead
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
-        process.standardInput = inPipe
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        try process.run()
-        try? inPipe.fileHandleForReading.close()
-        try? outPipe.fileHandleForWriting.close()
-        try? errPipe.fileHandleForWriting.close()
-        input = inPipe.fileHandleForWriting
-        err = DrainThread(fd: errPipe.fileHandleForReading.fileDescriptor)
-        keep = [inPipe, outPipe, errPipe]
-        let fd = outPipe.fileHandleForReading.fileDescriptor
-        Thread { [self] in self.readLines(fd) }.start()
-    }
-
-    private func readLines(_ fd: Int32) {
-        var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            pending += chunk[0..<n]
-            var lines: [String] = []
-            while let nl = pending.firstIndex(of: 10) {
-                lines.append(String(decoding: pending[..<nl], as: UTF8.self))
-                pending.removeSubrange(...nl)
-            }
-            cond.lock()
-            queue += lines
-            cond.broadcast()
-            cond.unlock()
-        }
-        cond.lock()
-        if !pending.isEmpty { queue.append(String(decoding: pending, as: UTF8.self)) }
-        eof = true
-        cond.broadcast()
-        cond.unlock()
-    }
-
-    /// Writes one line to the program's standard input.
-    func send(_ line: String) throws {
-        try input.write(contentsOf: Data((line + "\n").utf8))
-    }
-
-    /// The next line of standard output, waiting up to `timeout` seconds; nil at end of
-    /// file or when time ran out.
-    func nextLine(timeout: TimeInterval = 10) -> String? {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        cond.lock()
-        defer { cond.unlock() }
-        while queue.isEmpty && !eof {
-            if !cond.wait(until: deadline) { break }
-        }
-        return queue.isEmpty ? nil : queue.removeFirst()
-    }
-
-    /// The next line parsed as a JSON object.
-    func nextObject(timeout: TimeInterval = 10) -> [String: Any]? {
-        guard let line = nextLine(timeout: timeout) else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-    }
-
-    /// Every line not taken yet, once standard output has closed.
-    func remainingLines(timeout: TimeInterval = 10) -> [String] {
-        var lines: [String] = []
-        while let line = nextLine(timeout: timeout) { lines.append(line) }
-        return lines
-    }
-
-    func closeInput() { try? input.close() }
-
-    var isRunning: Bool { process.isRunning }
-
-    /// Waits for the program to exit (SIGKILL after `timeout` seconds); its exit status.
-    @discardableResult
-    func waitExit(timeout: TimeInterval = 30) -> Int32 {
-        if !waitUntil(timeout: timeout, { !process.isRunning }) {
-            kill(process.processIdentifier, SIGKILL)
-            waitUntil(timeout: 10) { !process.isRunning }
-            return -1
-        }
-        return process.terminationStatus
-    }
-
-    /// Standard error, once it has closed (everything that holds it open has exited).
-    var stderr: String { String(decoding: err.result(), as: UTF8.self) }
-
-    deinit {
-        closeInput()
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-}
-
 /// The pid in `started PROGRAM as pid N` on `run`'s standard error.
 private func startedPid(_ stderr: String) -> Int32? {
     guard let r = stderr.range(of: #"as pid [0-9]+"#, options: .regularExpression) else { return nil }
@@ -214,10 +104,18 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
     @Test func backtraceAndRegsRunInASession() throws {
         let f = try Fixtures.launch(.deepStack)
         defer { f.terminate() }
+        // The main thread blocks in read(2): the kernel says where (/proc/PID/syscall ends with
+        // the user sp and pc), and a stop there leaves rip at that pc.
+        try #require(waitUntil { threadStates(f.pid)[f.pid] == "S" }, "\(threadStates(f.pid))")
+        let syscall = try #require(readProcFile("/proc/\(f.pid)/syscall"))
+        let pc = try #require(
+            syscall.split(separator: " ").last.flatMap {
+                UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst(2), radix: 16)
+            }, "\(syscall)")
         let script = try ScriptFile([
             "regs",
             "let pc = regs",
-            "expect $pc > 0",
+            "expect $pc == \(hx(pc))",
             "backtrace --snapshot --depth 64",
             "let frames = backtrace --depth 64",
             "expect $frames >= 4",
@@ -330,7 +228,7 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         // Held stopped while the session sleeps, then let go.
         let held = try ScriptFile([
             "stop",
-            "sleep 400ms",
+            "sleep 1500ms",
             "expect (read \(hx(buf + 0x200)) 8 --format u64) == 0x1122334455667788",
             "cont",
             "stop",
@@ -448,6 +346,40 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(second.waitExit() == 1)
     }
 
+    // MARK: dump and restore in a session
+
+    /// `dump`, then a change, then `restore` in one session: the change is undone, and the
+    /// memory is the dump's again (read back by the test through /proc/PID/mem).
+    @Test func dumpChangeAndRestoreInOneSession() throws {
+        let h = try Fixtures.launch(.holder)
+        let buf = h.address("buf")
+        let dir = TempDir()
+        let original = try h.get(buf, 65536)
+        let range = "\(hx(buf))-\(hx(buf + 65536))"
+        let counterPage = h.address("counter") & ~0xfff
+        let script = try ScriptFile([
+            "stop",
+            "dump --region \(range) --region \(hx(counterPage))-\(hx(counterPage + 0x1000)) \(dir.sub("d"))",
+            #"write \#(hx(buf + 0x100)) --string "CHANGED-MARKER!!""#,
+            "write sym:counter --u64 7",
+            #"expect (read \#(hx(buf + 0x100)) 16 --format str) == "CHANGED-MARKER!!""#,
+            "restore \(dir.sub("d")) --verify",
+            #"expect (read \#(hx(buf + 0x100)) 16 --format str) == "VMIO-MARKER-0001""#,
+            "cont",
+        ])
+        let result = try Tool.run("session", h.pidArg, script.path)
+        #expect(result.exited(0), "\(result)")
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
+        let manifest = try DumpManifestFile(dir.sub("d"))
+        #expect(manifest.complete && manifest.stopped, "\(manifest.raw)")
+        let bufRegion = try #require(manifest.region(containing: buf))
+        #expect(bufRegion.start == buf && bufRegion.end == buf + 65536)
+        #expect(manifest.data(bufRegion, in: dir.sub("d")) == original)
+        #expect(readProcMem(h.pid, buf, 65536) == original, "buf is the dump's again")
+        #expect(try h.send("counter") == "12648430", "the counter too")
+        #expect(isFreeRunning(h.pid))
+    }
+
     // MARK: run
 
     @Test func runStartsTheProgramStoppedAndKillsItAtTheEnd() throws {
@@ -478,6 +410,40 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(waitUntil { isGone(pid) }, "the program still exists: \(procStatus(pid))")
     }
 
+    /// `run --keep-going`: a failing line does not end the session; every failure is listed
+    /// at the end, the status is the first failure's, and the program is still killed.
+    @Test func runKeepGoingRunsEveryLine() throws {
+        let holder = Fixtures.path(of: .holder).path
+        let script = try ScriptFile([
+            "cont",
+            "sleep 300ms",
+            "stop",
+            "expect 1 == 2",
+            "read 0x10 8",
+            #"let m = search --string "VMIO-MARKER-0001" --region anon"#,
+            "echo still here at $m",
+        ])
+        let run = try Conversation(Tool.path, ["run", "--keep-going", "--script", script.path, "--", holder])
+        let status = run.waitExit()
+        let stderr = run.stderr
+        let stdout = run.remainingLines()
+        #expect(status == 1, "stderr: \(stderr); stdout: \(stdout)")
+        #expect(stdout.contains { $0.hasPrefix("still here at 0x") }, "\(stdout)")
+        let failures = ["line 4:1: expectation failed: 1 == 2", "line 5:1: address 0x10 is in no mapping"]
+        #expect(stderr.contains("2 of 7 commands failed:"), "\(stderr)")
+        for failure in failures {
+            #expect(stderr.contains("  " + failure), "\(failure) listed at the end: \(stderr)")
+        }
+        let pid = try #require(startedPid(stderr), "\(stderr)")
+        #expect(waitUntil { isGone(pid) }, "the program still exists: \(procStatus(pid))")
+        // Without --keep-going the same script ends at line 4.
+        let strict = try Conversation(Tool.path, ["run", "--script", script.path, "--", holder])
+        #expect(strict.waitExit() == 1)
+        #expect(!strict.remainingLines().contains { $0.hasPrefix("still here") })
+        let strictPid = try #require(startedPid(strict.stderr))
+        #expect(waitUntil { isGone(strictPid) })
+    }
+
     @Test func runWithoutAScriptTakesTheSessionOnStandardInput() throws {
         let run = try Conversation(Tool.path, ["run", "--json", "--", "/bin/sleep", "30"])
         try run.send("maps")
@@ -499,7 +465,7 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
     /// With --detach the program runs on after the session. (Not a holder: a fixture
     /// dies with the process that started it, here the tool, through PR_SET_PDEATHSIG.)
     @Test func runWithDetachLeavesTheProgramRunning() throws {
-        let script = try ScriptFile(["maps", "cont", "stop", "expect (read [stack] 8) == (read [stack] 8)"])
+        let script = try ScriptFile(["maps", "cont", "stop", #"expect (read sleep 4) == x"7f454c46""#])
         let run = try Conversation(
             Tool.path, ["run", "--detach", "--json", "--script", script.path, "--", "/bin/sleep", "30"])
         // The program keeps the tool's standard output open after the tool exits, so

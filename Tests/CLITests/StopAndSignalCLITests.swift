@@ -37,11 +37,10 @@ import VmioTestSupport
         defer { threads.terminate() }
         #expect(threads.threads.count == 7)
         #expect(try threads.send("churn") == "ok")
-        var attachedAtLeastOnce = false
         for attempt in 0..<15 {
             let result = try Tool.run("read", threads.pidArg, "[stack]", "64", "--json", "--stop")
             #expect(result.exited(0), "attempt \(attempt): \(result)")
-            if result.json?["moved"] as? Int == 64 { attachedAtLeastOnce = true }
+            #expect(result.json?["moved"] as? Int == 64, "attempt \(attempt): \(result)")
             // Every thread (including short-lived churners caught mid-attach) runs again.
             let tracers = threadTracers(threads.pid)
             #expect(!tracers.isEmpty)
@@ -49,7 +48,39 @@ import VmioTestSupport
             let states = threadStates(threads.pid)
             #expect(!states.values.contains("t"), "attempt \(attempt): \(states)")
         }
-        #expect(attachedAtLeastOnce)
+        // Proof that --stop does stop the churning process (a read needs no stop, so its bytes
+        // prove nothing): a read that blocks writing its output holds every thread, seen
+        // stopped and traced by the tool, churners included; then it finishes and lets go.
+        // A worker's stack (the mapping holding the stack pointer it blocks with, from
+        // /proc/PID/task/TID/syscall): it stays mapped, unlike a churner's.
+        let workerTid = try #require(threads.threads.first { $0.name == "worker-1" }?.tid)
+        let syscall = try #require(readProcFile("/proc/\(threads.pid)/task/\(workerTid)/syscall"))
+        let fields = syscall.split(separator: " ")
+        let sp = try #require(
+            fields.count >= 2 ? UInt64(fields[fields.count - 2].dropFirst(2), radix: 16) : nil, "\(syscall)")
+        let worker = try #require(procMapsLines(threads.pid).first { $0.contains(sp) }, "worker-1's stack")
+        let length = min(worker.end - worker.start, 4 << 20)
+        for attempt in 0..<3 {
+            let pipe = Pipe()
+            let running = try Running(
+                Tool.path, ["read", threads.pidArg, hx(worker.start), String(length), "--format", "raw", "--stop"],
+                stdout: pipe.fileHandleForWriting)
+            try? pipe.fileHandleForWriting.close()
+            let tool = String(running.pid)
+            let held = waitUntil(timeout: 20) {
+                let states = threadStates(threads.pid), tracers = threadTracers(threads.pid)
+                return !states.isEmpty && states.values.allSatisfy { $0 == "t" }
+                    && tracers.values.allSatisfy { $0 == tool }
+            }
+            #expect(
+                held,
+                "attempt \(attempt): not every thread held: \(threadStates(threads.pid)) \(threadTracers(threads.pid))")
+            let drained = DrainThread(fd: pipe.fileHandleForReading.fileDescriptor)
+            let result = running.finish(timeout: 60)
+            #expect(result.exited(0), "attempt \(attempt): \(result)")
+            #expect(UInt64(drained.result(timeout: 10).count) == length)
+            #expect(waitUntil { isFreeRunning(threads.pid) }, "attempt \(attempt): \(threadStates(threads.pid))")
+        }
         #expect(try threads.send("ping") == "pong")
         let spawned = try threads.send("spawn")
         #expect(spawned.hasPrefix("thread ") && spawned.hasSuffix(" worker-7"), "\(spawned)")

@@ -90,19 +90,25 @@ final class DrainThread: @unchecked Sendable {
 final class Running: @unchecked Sendable {
     let pid: Int32
     private let out: DrainThread?
-    private let err: DrainThread
+    private let err: DrainThread?
     private let lock = NSLock()
     private var reaped: Int32?  // the wait status, once reaped
 
     /// `stdout`: nil captures it; a FileHandle sends it there (e.g. a pipe the test does not drain).
+    /// `stderrFD`: nil captures standard error; a descriptor sends it there (e.g. a terminal).
     /// `blocking`: signals the child starts with blocked (none by default).
-    init(_ executable: String, _ arguments: [String], stdout: FileHandle? = nil, blocking: [Int32] = []) throws {
+    init(
+        _ executable: String, _ arguments: [String], stdout: FileHandle? = nil, stderrFD: Int32? = nil,
+        blocking: [Int32] = []
+    ) throws {
         _ = ignoreSIGPIPEOnce
         var errPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
-        guard cloexecPipe(&errPipe) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        if stderrFD == nil {
+            guard cloexecPipe(&errPipe) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        }
         if stdout == nil {
             guard cloexecPipe(&outPipe) == 0 else {
-                close(errPipe[0]); close(errPipe[1])
+                if errPipe[0] >= 0 { close(errPipe[0]); close(errPipe[1]) }
                 throw POSIXError(.init(rawValue: errno) ?? .EIO)
             }
         }
@@ -111,7 +117,7 @@ final class Running: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout?.fileDescriptor ?? outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, stderrFD ?? errPipe[1], 2)
         if let closeFrom = spawnCloseFrom { _ = closeFrom(&actions, 3) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -127,15 +133,15 @@ final class Running: @unchecked Sendable {
         defer { for p in argv { free(p) } }
         var child: pid_t = 0
         let rc = posix_spawn(&child, executable, &actions, &attributes, &argv, environ)
-        close(errPipe[1])
+        if errPipe[1] >= 0 { close(errPipe[1]) }
         if outPipe[1] >= 0 { close(outPipe[1]) }
         guard rc == 0 else {
-            close(errPipe[0])
+            if errPipe[0] >= 0 { close(errPipe[0]) }
             if outPipe[0] >= 0 { close(outPipe[0]) }
             throw POSIXError(.init(rawValue: rc) ?? .EIO)
         }
         pid = child
-        err = DrainThread(fd: errPipe[0], closeAtEOF: true)
+        err = errPipe[0] >= 0 ? DrainThread(fd: errPipe[0], closeAtEOF: true) : nil
         out = stdout == nil ? DrainThread(fd: outPipe[0], closeAtEOF: true) : nil
     }
 
@@ -166,7 +172,7 @@ final class Running: @unchecked Sendable {
             usleep(2_000)
         }
         let stdout = out?.result() ?? []
-        let stderr = String(decoding: err.result(), as: UTF8.self)
+        let stderr = String(decoding: err?.result() ?? [], as: UTF8.self)
         lock.lock()
         let status = reaped ?? 0
         lock.unlock()
@@ -228,6 +234,116 @@ enum Tool {
     static func runProgram(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> RunResult
     {
         try Running(executable, arguments).finish(timeout: timeout)
+    }
+}
+
+/// A program with pipes on all three standard streams: lines can be written to its
+/// standard input one at a time and its standard output read line by line as it
+/// comes, so a test can hold a conversation with it.
+final class Conversation: @unchecked Sendable {
+    let process = Process()
+    private let input: FileHandle
+    private let err: DrainThread
+    private let cond = NSCondition()
+    private var queue: [String] = []
+    private var eof = false
+    private var keep: [Any] = []
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        _ = signal(SIGPIPE, SIG_IGN)  // a write to a program that exited fails with EPIPE instead
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+        process.standardInput = inPipe
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        try process.run()
+        try? inPipe.fileHandleForReading.close()
+        try? outPipe.fileHandleForWriting.close()
+        try? errPipe.fileHandleForWriting.close()
+        input = inPipe.fileHandleForWriting
+        err = DrainThread(fd: errPipe.fileHandleForReading.fileDescriptor)
+        keep = [inPipe, outPipe, errPipe]
+        let fd = outPipe.fileHandleForReading.fileDescriptor
+        Thread { [self] in self.readLines(fd) }.start()
+    }
+
+    private func readLines(_ fd: Int32) {
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            pending += chunk[0..<n]
+            var lines: [String] = []
+            while let nl = pending.firstIndex(of: 10) {
+                lines.append(String(decoding: pending[..<nl], as: UTF8.self))
+                pending.removeSubrange(...nl)
+            }
+            cond.lock()
+            queue += lines
+            cond.broadcast()
+            cond.unlock()
+        }
+        cond.lock()
+        if !pending.isEmpty { queue.append(String(decoding: pending, as: UTF8.self)) }
+        eof = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Writes one line to the program's standard input.
+    func send(_ line: String) throws {
+        try input.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// The next line of standard output, waiting up to `timeout` seconds; nil at end of
+    /// file or when time ran out.
+    func nextLine(timeout: TimeInterval = 10) -> String? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while queue.isEmpty && !eof {
+            if !cond.wait(until: deadline) { break }
+        }
+        return queue.isEmpty ? nil : queue.removeFirst()
+    }
+
+    /// The next line parsed as a JSON object.
+    func nextObject(timeout: TimeInterval = 10) -> [String: Any]? {
+        guard let line = nextLine(timeout: timeout) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+
+    /// Every line not taken yet, once standard output has closed.
+    func remainingLines(timeout: TimeInterval = 10) -> [String] {
+        var lines: [String] = []
+        while let line = nextLine(timeout: timeout) { lines.append(line) }
+        return lines
+    }
+
+    func closeInput() { try? input.close() }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits for the program to exit (SIGKILL after `timeout` seconds); its exit status.
+    @discardableResult
+    func waitExit(timeout: TimeInterval = 30) -> Int32 {
+        if !waitUntil(timeout: timeout, { !process.isRunning }) {
+            kill(process.processIdentifier, SIGKILL)
+            waitUntil(timeout: 10) { !process.isRunning }
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    /// Standard error, once it has closed (everything that holds it open has exited).
+    var stderr: String { String(decoding: err.result(), as: UTF8.self) }
+
+    deinit {
+        closeInput()
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 
@@ -317,11 +433,36 @@ func waitUntil(timeout: TimeInterval = 5, _ condition: () -> Bool) -> Bool {
     return true
 }
 
-/// The process is running (or sleeping), not stopped by a tracer, and nobody traces it.
+/// Every thread of the process is running (or sleeping), none is stopped (by a tracer or by
+/// job control), and nobody traces any of them. (The process's own status line is that of
+/// its main thread only: a tool that let the main thread go but left another stopped would
+/// pass a check of it alone.)
 func isFreeRunning(_ pid: Int32) -> Bool {
     let status = procStatus(pid)
-    guard let state = status["State"] else { return false }
-    return !state.hasPrefix("t") && !state.hasPrefix("T") && status["TracerPid"] == "0"
+    guard let state = status["State"], !state.hasPrefix("t"), !state.hasPrefix("T"), status["TracerPid"] == "0"
+    else { return false }
+    let states = threadStates(pid), tracers = threadTracers(pid)
+    return !states.isEmpty && states.values.allSatisfy { $0 != "t" && $0 != "T" }
+        && tracers.values.allSatisfy { $0 == "0" }
+}
+
+/// Writes `bytes` at `address` of `pid` through /proc/PID/mem: the test's own path into a
+/// target's memory (independent of the tool under test). True when every byte was written.
+@discardableResult
+func writeProcMem(_ pid: Int32, _ address: UInt64, _ bytes: [UInt8]) -> Bool {
+    let fd = open("/proc/\(pid)/mem", O_RDWR | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes {
+            pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(Int64(bitPattern: address + UInt64(done))))
+        }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        done += n
+    }
+    return true
 }
 
 /// Parses the "N of M bytes moved" and "first faulting address 0x…" of a partial-copy line.

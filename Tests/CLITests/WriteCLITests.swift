@@ -194,12 +194,45 @@ import VmioTestSupport
         let forced = try Tool.run("write", pid, hx(guardPage + 8), "--hex", "a1b2", "--force")
         #expect(forced.exited(0), "\(forced)")
         #expect(procMem(holder.pid, guardPage + 8, 2) == [0xa1, 0xb2])
-        // With --verify the write lands the same, and the read-back should go the way the
-        // write went; it goes through process_vm_readv, which faults on ---p, and the tool
-        // reports "0 of 2 bytes moved" (exit 2) for bytes that were written.
-        let verified = try Tool.run("write", pid, hx(guardPage + 8), "--hex", "c3d4", "--force", "--verify")
+        // With --verify the write lands the same and is read back the way it went (through
+        // /proc/PID/mem, which reaches the ---p page too, where process_vm_readv would fault):
+        // verified, exit 0.
+        let verified = try Tool.run("write", pid, hx(guardPage + 8), "--hex", "c3d4", "--force", "--verify", "--json")
         #expect(procMem(holder.pid, guardPage + 8, 2) == [0xc3, 0xd4], "the write itself landed")
         #expect(verified.exited(0), "\(verified)")
+        #expect(verified.json?["verified"] as? Bool == true && verified.json?["mismatch"] is NSNull, "\(verified)")
+    }
+
+    /// A word the target keeps rewriting (the holder's `scribble`): the written bytes do not
+    /// read back, and --verify says so with exit 2 and the first address that differs.
+    @Test func verifyMismatchExits2NamingTheAddress() throws {
+        let scribbler = try Fixtures.launch(.holder)
+        defer { scribbler.terminate() }
+        let word = scribbler.address("buf") + 0x400
+        #expect(try scribbler.send("scribble") == "ok")
+        var mismatches = 0, attempts = 0
+        // The scribbling thread must run between the write and its read-back: usually at once,
+        // but on a loaded machine it may wait for a CPU, so a few attempts are allowed.
+        while mismatches < 2 && attempts < 40 {
+            attempts += 1
+            let result = try Tool.run(
+                "write", scribbler.pidArg, hx(word), "--u64", "0x1111111111111111", "--verify", "--json")
+            let json = try #require(result.json, "\(result)")
+            if result.exited(0) {
+                #expect(json["verified"] as? Bool == true && json["mismatch"] is NSNull, "\(result)")
+                continue
+            }
+            #expect(result.exited(2), "\(result)")
+            mismatches += 1
+            #expect(json["written"] as? Int == 8 && json["verified"] as? Bool == false, "\(json)")
+            let at = try #require(u64(json["mismatch"]), "\(json)")
+            #expect(word <= at && at < word + 8, "the first differing byte is in the word: \(json)")
+            #expect(
+                result.stderrLines.contains("vmio-ptrace: verify failed: the byte at \(hx(at)) reads back differently"),
+                "\(result.stderr)")
+        }
+        print("verify mismatch (write): \(mismatches) mismatches in \(attempts) attempts")
+        #expect(mismatches > 0, "no write into the scribbled word ever failed its verify (\(attempts) attempts)")
     }
 }
 
