@@ -24,7 +24,7 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws(VmIoError) {
         self.text = text
         let trimmed = text.trimmingSpaces()
-        guard !trimmed.isEmpty else { throw .badAddress(text, reason: "empty address") }
+        guard !trimmed.isEmpty else { throw .badAddress(text, reason: .empty) }
         var rest = Substring(trimmed)
         var offsets: [(Bool, UInt64)] = []
         // Peel `+N`/`-N` suffixes from the right, so names holding '+' or '-' survive
@@ -40,10 +40,10 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         let baseText = String(rest)
         if baseText.hasPrefix("sym:") {
             let spec = baseText.dropFirst(4)
-            guard !spec.isEmpty else { throw .badAddress(text, reason: "sym: needs a symbol name") }
+            guard !spec.isEmpty else { throw .badAddress(text, reason: .symbolNameMissing) }
             if let colon = spec.lastIndex(of: ":") {
                 let file = String(spec[..<colon]), name = String(spec[spec.index(after: colon)...])
-                guard !file.isEmpty, !name.isEmpty else { throw .badAddress(text, reason: "write sym:FILE:NAME") }
+                guard !file.isEmpty, !name.isEmpty else { throw .badAddress(text, reason: .symbolFileOrNameMissing) }
                 base = .symbol(name: name, file: file)
             } else {
                 base = .symbol(name: String(spec), file: nil)
@@ -51,7 +51,7 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         } else if let value = parseNumber(rest) {
             base = .absolute(value)
         } else if baseText.first?.isNumber == true && !baseText.contains(".") {
-            throw .badAddress(text, reason: "'\(baseText)' is not a number (use 0x for hex)")
+            throw .badAddress(text, reason: .notANumber(baseText))
         } else {
             base = .region(baseText)
         }
@@ -75,7 +75,7 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         for (negative, amount) in offsets {
             if negative {
                 let (r, o) = value.subtractingReportingOverflow(amount)
-                guard !o else { throw .badAddress(text, reason: "\(value.hex) - \(amount.hex) is below zero") }
+                guard !o else { throw .badAddress(text, reason: .belowZero(value: value, offset: amount)) }
                 value = r
             } else {
                 value = try value.adding(amount)

@@ -67,7 +67,11 @@ public enum CopySide: String, Hashable, Sendable {
 
 /// A fallible copy that moved fewer bytes than asked: `copied` bytes did move (and
 /// both cursors advanced by exactly that many), then `kind` stopped it.
-public struct PartialCopy: Error, Hashable, Sendable, CustomStringConvertible {
+///
+/// The one description of a short copy in the project: thrown as
+/// ``VmIoError/partialCopy(_:)`` (it is not an `Error` of its own, so there is one way to
+/// catch it) and kept as the `stop` of a transfer's report.
+public struct PartialCopy: Hashable, Sendable, CustomStringConvertible {
     public let kind: FaultKind
     public let copied: UInt64
     public let requested: UInt64
@@ -109,7 +113,7 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case rangeNotCovered(address: Address)
     case mappingsOverlap(index: Int)
     case mappingsUnsorted(index: Int)
-    case mapsSyntax(line: Int, column: Int, reason: String)
+    case mapsSyntax(line: Int, column: Int, reason: MapsProblem)
     /// A registry refused an owner that would intersect a live one.
     case ownerConflict(requested: AddressRange, holder: UInt64, holderRange: AddressRange)
     case unknownOwner(UInt64)
@@ -130,7 +134,11 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case backendContract(BackendViolation)
     case partialCopy(PartialCopy)
     /// An address expression that does not parse or does not resolve.
-    case badAddress(String, reason: String)
+    case badAddress(String, reason: AddressProblem)
+    /// A region selector that does not parse (reported as a bad address, as before).
+    case badSelector(String, reason: SelectorProblem)
+    /// A byte pattern or hex bytes that do not parse.
+    case badPattern(String, reason: PatternProblem)
     /// No mapping has this name.
     case unknownRegion(String)
     /// No symbol has this name.
@@ -161,6 +169,8 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
         case .backendContract(let v): "copy backend broke its contract: \(v)"
         case .partialCopy(let p): p.description
         case .badAddress(let text, let reason): "bad address '\(text)': \(reason)"
+        case .badSelector(let text, let reason): "bad address '\(text)': \(reason)"
+        case .badPattern(let text, let reason): "bad address '\(text)': \(reason)"
         case .unknownRegion(let name): "no mapping named '\(name)'"
         case .unknownSymbol(let name, let reason): "unknown symbol '\(name)': \(reason)"
         }

@@ -50,7 +50,7 @@ public enum MapsParser {
         let result: Result<Mapping, VmIoError> = line.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
             if let nl = raw.firstIndex(of: UInt8(ascii: "\n")) {
-                return .failure(.mapsSyntax(line: lineNumber, column: nl + 1, reason: "newline inside a line"))
+                return .failure(.mapsSyntax(line: lineNumber, column: nl + 1, reason: .newlineInsideLine))
             }
             var cursor = LineCursor(bytes: raw, position: 0, end: raw.count, lineStart: 0, line: lineNumber)
             do throws(VmIoError) { return .success(try cursor.mapping()) } catch { return .failure(error) }
@@ -67,29 +67,29 @@ private struct LineCursor {
     let lineStart: Int
     let line: Int
 
-    func fail(_ reason: String) -> VmIoError {
+    func fail(_ reason: MapsProblem) -> VmIoError {
         .mapsSyntax(line: line, column: position - lineStart + 1, reason: reason)
     }
 
     mutating func mapping() throws(VmIoError) -> Mapping {
-        let start = try hex(field: "start address", maxDigits: 16)
-        try expect(UInt8(ascii: "-"), "'-' between the addresses")
-        let endAddress = try hex(field: "end address", maxDigits: 16)
-        guard start <= endAddress else { throw fail("start address above end address") }
-        try expect(UInt8(ascii: " "), "a space after the addresses")
+        let start = try hex(field: .startAddress, maxDigits: 16)
+        try expect(UInt8(ascii: "-"), .dash)
+        let endAddress = try hex(field: .endAddress, maxDigits: 16)
+        guard start <= endAddress else { throw fail(.startAboveEnd) }
+        try expect(UInt8(ascii: " "), .afterAddresses)
         let permissions = try perms()
-        try expect(UInt8(ascii: " "), "a space after the permissions")
-        let offset = try hex(field: "offset", maxDigits: 16)
-        try expect(UInt8(ascii: " "), "a space after the offset")
-        let major = try hex(field: "device major", maxDigits: 8)
-        try expect(UInt8(ascii: ":"), "':' in the device number")
-        let minor = try hex(field: "device minor", maxDigits: 8)
-        try expect(UInt8(ascii: " "), "a space after the device")
-        let inode = try decimal(field: "inode")
+        try expect(UInt8(ascii: " "), .afterPermissions)
+        let offset = try hex(field: .offset, maxDigits: 16)
+        try expect(UInt8(ascii: " "), .afterOffset)
+        let major = try hex(field: .deviceMajor, maxDigits: 8)
+        try expect(UInt8(ascii: ":"), .deviceColon)
+        let minor = try hex(field: .deviceMinor, maxDigits: 8)
+        try expect(UInt8(ascii: " "), .afterDevice)
+        let inode = try decimal(field: .inode)
         var path = ""
         var deleted = false
         if position < end {
-            try expect(UInt8(ascii: " "), "a space before the path")
+            try expect(UInt8(ascii: " "), .beforePath)
             while position < end && bytes[position] == UInt8(ascii: " ") { position += 1 }
             if position < end { (path, deleted) = decodePath(position..<end) }
             position = end
@@ -101,15 +101,15 @@ private struct LineCursor {
     }
 
     @inline(__always)
-    mutating func expect(_ byte: UInt8, _ what: StaticString) throws(VmIoError) {
-        guard position < end else { throw fail("line ends where \(what) was expected") }
-        guard bytes[position] == byte else { throw fail("expected \(what)") }
+    mutating func expect(_ byte: UInt8, _ what: MapsSeparator) throws(VmIoError) {
+        guard position < end else { throw fail(.endsBefore(what)) }
+        guard bytes[position] == byte else { throw fail(.expected(what)) }
         position += 1
     }
 
-    // StaticString names: a String argument cost a retain and release on every call.
+    // Enum names, not Strings: a String argument cost a retain and release on every call.
     @inline(__always)
-    mutating func hex(field: StaticString, maxDigits: Int) throws(VmIoError) -> UInt64 {
+    mutating func hex(field: MapsField, maxDigits: Int) throws(VmIoError) -> UInt64 {
         var value: UInt64 = 0
         let first = position
         while position < end {
@@ -120,34 +120,34 @@ private struct LineCursor {
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c &- UInt8(ascii: "a") &+ 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c &- UInt8(ascii: "A") &+ 10
             default:
-                guard position > first else { throw fail("expected a hexadecimal \(field)") }
+                guard position > first else { throw fail(.expectedHex(field)) }
                 return value
             }
-            guard position - first < maxDigits else { throw fail("\(field) has more than \(maxDigits) hex digits") }
+            guard position - first < maxDigits else { throw fail(.tooManyDigits(field, max: maxDigits)) }
             value = value << 4 | UInt64(digit)
             position += 1
         }
-        guard position > first else { throw fail("line ends where the \(field) was expected") }
+        guard position > first else { throw fail(.endsBeforeField(field)) }
         return value
     }
 
     @inline(__always)
-    mutating func decimal(field: StaticString) throws(VmIoError) -> UInt64 {
+    mutating func decimal(field: MapsField) throws(VmIoError) -> UInt64 {
         var value: UInt64 = 0
         let first = position
         while position < end, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
             let (m, o1) = value.multipliedReportingOverflow(by: 10)
             let (s, o2) = m.addingReportingOverflow(UInt64(bytes[position] - UInt8(ascii: "0")))
-            guard !o1 && !o2 else { throw fail("\(field) does not fit in 64 bits") }
+            guard !o1 && !o2 else { throw fail(.tooLarge(field)) }
             value = s
             position += 1
         }
-        guard position > first else { throw fail("expected a decimal \(field)") }
+        guard position > first else { throw fail(.expectedDecimal(field)) }
         return value
     }
 
     mutating func perms() throws(VmIoError) -> Permissions {
-        guard end - position >= 4 else { throw fail("permissions must be four characters like r-xp") }
+        guard end - position >= 4 else { throw fail(.permissions) }
         // Bytes, not Characters: this runs three times a line (it was a third of the parse).
         func flag(_ i: Int, _ yes: UInt8) -> Bool? {
             let c = bytes[position + i]
@@ -156,12 +156,12 @@ private struct LineCursor {
         }
         guard let r = flag(0, UInt8(ascii: "r")), let w = flag(1, UInt8(ascii: "w")), let x = flag(2, UInt8(ascii: "x"))
         else {
-            throw fail("permissions must be four characters like r-xp")
+            throw fail(.permissions)
         }
         let share = bytes[position + 3]
         guard share == UInt8(ascii: "p") || share == UInt8(ascii: "s") else {
             position += 3
-            throw fail("the fourth permission character must be p or s")
+            throw fail(.sharing)
         }
         position += 4
         return Permissions(read: r, write: w, execute: x, shared: share == UInt8(ascii: "s"))

@@ -11,11 +11,11 @@ public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
 
     public init(parsing text: String) throws(VmIoError) {
         let t = text.trimmingSpaces()
-        guard !t.isEmpty else { throw .badAddress(text, reason: "empty region selector") }
+        guard !t.isEmpty else { throw .badSelector(text, reason: .empty) }
         if t.hasPrefix("perm:") {
             let flags = String(t.dropFirst(5))
             guard !flags.isEmpty, flags.allSatisfy({ "rwxsp".contains($0) }) else {
-                throw .badAddress(text, reason: "perm: takes letters from rwxsp, like perm:rw")
+                throw .badSelector(text, reason: .permissionLetters)
             }
             self = .permissions(flags)
         } else if t == "anon" {
@@ -25,7 +25,7 @@ public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
         {
             self = .range(try AddressRange(start: s, end: e))
         } else if t.first?.isNumber == true && t.contains("-") {
-            throw .badAddress(text, reason: "an address range is 0xSTART-0xEND")
+            throw .badSelector(text, reason: .rangeForm)
         } else {
             self = .name(t)
         }

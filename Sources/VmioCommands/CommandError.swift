@@ -61,9 +61,10 @@ extension VmIoError: StatusError {
 
 }
 
-extension PartialCopy: StatusError {
+extension PartialCopy {
     /// A transfer that stopped because the target went away or refused is that failure;
-    /// any other stop is a partial copy.
+    /// any other stop is a partial copy. (Not a ``StatusError``: a partial copy is thrown
+    /// only as ``VmIoError/partialCopy(_:)``, classified above.)
     public var exitStatus: ExitStatus {
         switch kind {
         case .targetGone: .targetGone

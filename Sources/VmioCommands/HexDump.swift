@@ -6,9 +6,9 @@ import VmioPtrace
 public func parseHexBytes(_ text: String) -> Result<[UInt8], VmIoError> {
     var digits = text.filter { !$0.isWhitespace && $0 != ":" && $0 != "_" }
     if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits.removeFirst(2) }
-    guard !digits.isEmpty else { return .failure(.badAddress(text, reason: "no hex digits")) }
+    guard !digits.isEmpty else { return .failure(.badPattern(text, reason: .noHexDigits)) }
     guard digits.count % 2 == 0 else {
-        return .failure(.badAddress(text, reason: "odd number of hex digits (\(digits.count))"))
+        return .failure(.badPattern(text, reason: .oddDigits(digits.count)))
     }
     var out: [UInt8] = []
     out.reserveCapacity(digits.count / 2)
@@ -19,7 +19,7 @@ public func parseHexBytes(_ text: String) -> Result<[UInt8], VmIoError> {
         guard digits[index..<next].allSatisfy({ $0.isASCII && $0.isHexDigit }),
             let byte = UInt8(digits[index..<next], radix: 16)
         else {
-            return .failure(.badAddress(text, reason: "'\(digits[index..<next])' is not a hex byte"))
+            return .failure(.badPattern(text, reason: .notAByte(String(digits[index..<next]))))
         }
         out.append(byte)
         index = next

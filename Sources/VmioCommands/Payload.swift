@@ -29,7 +29,7 @@ public struct PayloadSpec: Sendable {
             switch parseHexBytes(hex) {
             case .success(let bytes): return bytes
             case .failure(let e):
-                if case .badAddress(_, let reason) = e { throw CommandError.badInput("malformed hex: \(reason)") }
+                if case .badPattern(_, let reason) = e { throw CommandError.badInput("malformed hex: \(reason)") }
                 throw e
             }
         }

@@ -14,9 +14,9 @@ public struct BytePattern: Sendable, Hashable {
     public init(bytes: [UInt8], mask: [Bool]? = nil, alignment: UInt64 = 1) throws(VmIoError) {
         let mask = mask ?? Array(repeating: true, count: bytes.count)
         guard !bytes.isEmpty, mask.count == bytes.count else {
-            throw .badAddress("", reason: "the pattern is empty")
+            throw .badPattern("", reason: .empty)
         }
-        guard alignment > 0 else { throw .badAddress("", reason: "alignment must be at least 1") }
+        guard alignment > 0 else { throw .badPattern("", reason: .zeroAlignment) }
         var best = 0..<0, start = 0
         for i in 0...bytes.count {
             if i == bytes.count || !mask[i] {
@@ -24,7 +24,7 @@ public struct BytePattern: Sendable, Hashable {
                 start = i + 1
             }
         }
-        guard !best.isEmpty else { throw .badAddress("", reason: "the pattern needs at least one known byte") }
+        guard !best.isEmpty else { throw .badPattern("", reason: .noKnownByte) }
         self.bytes = bytes
         self.mask = mask
         self.alignment = alignment
@@ -37,7 +37,7 @@ public struct BytePattern: Sendable, Hashable {
         var digits = Array(text.filter { !$0.isWhitespace && $0 != ":" })
         if digits.count >= 2, digits[0] == "0", digits[1] == "x" || digits[1] == "X" { digits.removeFirst(2) }
         guard digits.count % 2 == 0 else {
-            throw .badAddress(text, reason: "odd number of hex digits in the pattern")
+            throw .badPattern(text, reason: .oddDigitCount)
         }
         var i = 0
         while i < digits.count {
@@ -50,7 +50,7 @@ public struct BytePattern: Sendable, Hashable {
                 bytes.append(b)
                 mask.append(true)
             } else {
-                throw .badAddress(text, reason: "'\(pair)' is neither a hex byte nor ??")
+                throw .badPattern(text, reason: .notAByteOrWildcard(String(pair)))
             }
             i += 2
         }

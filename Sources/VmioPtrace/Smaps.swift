@@ -79,13 +79,13 @@ public enum ProcessSmaps {
                 continue
             }
             guard !usages.isEmpty else {
-                throw .mapsSyntax(line: lineNumber, column: 1, reason: "a field before the first mapping")
+                throw .mapsSyntax(line: lineNumber, column: 1, reason: .fieldBeforeFirstMapping)
             }
             let words = line[firstWordEnd...].split(separator: " ")
             guard words.count == 2, words[1] == "kB" else { continue }
             guard let kib = UInt64(words[0]), kib <= UInt64.max >> 10 else {
                 let column = line.distance(from: line.startIndex, to: words[0].startIndex) + 1
-                throw .mapsSyntax(line: lineNumber, column: column, reason: "'\(words[0])' is not a number of kB")
+                throw .mapsSyntax(line: lineNumber, column: column, reason: .notKilobytes(String(words[0])))
             }
             let bytes = kib << 10
             switch line[..<firstWordEnd] {

@@ -506,7 +506,7 @@ public final class Interpreter {
             guard nth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--nth counts from 1") }
             let max = try call.option("--max").map { try count($0, parser: parser, what: "--max") } ?? 1000
             let pattern: BytePattern
-            do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badAddress(
+            do { pattern = try spec.pattern(alignment: align == 0 ? nil : align) } catch VmIoError.badPattern(
                 _, let reason)
             {
                 // A pattern, not an "address".

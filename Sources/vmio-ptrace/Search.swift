@@ -53,7 +53,7 @@ struct Search: ParsableCommand {
     func run() throws {
         try runReporting(json: options.json) {
             let pattern: BytePattern
-            do { pattern = try payload.pattern(alignment: align) } catch VmIoError.badAddress(_, let reason) {
+            do { pattern = try payload.pattern(alignment: align) } catch VmIoError.badPattern(_, let reason) {
                 // Name the pattern, not an "address".
                 throw CommandError.badInput("bad search pattern '\(patternOptions.hex ?? payload.label)': \(reason)")
             }

@@ -258,7 +258,7 @@ struct MapsParserTests {
                 }
                 #expect(l == 7, "\(line)")
                 #expect(c == column, "\(line): column \(c) (\(reason))")
-                #expect(!reason.isEmpty)
+                #expect(!reason.description.isEmpty)
             }
         }
         #expect(throws: VmIoError.self) {
@@ -280,7 +280,7 @@ struct MapsParserTests {
             lines[badIndex] = "zz"
             #expect(
                 throws: VmIoError.mapsSyntax(
-                    line: badIndex + 1, column: 1, reason: "expected a hexadecimal start address")
+                    line: badIndex + 1, column: 1, reason: .expectedHex(.startAddress))
             ) {
                 _ = try MapsParser.parse(lines.joined(separator: "\n"))
             }

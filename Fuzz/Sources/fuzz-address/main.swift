@@ -69,7 +69,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     } catch {
         switch error {
-        case .badAddress, .invalidRange: break  // `0x9-0x0` is an inverted range
+        case .badSelector, .invalidRange: break  // `0x9-0x0` is an inverted range
         default: fatalError("RegionSelector threw \(error)")
         }
     }

@@ -1,5 +1,5 @@
 // Fuzzes the hex byte parsers: BytePattern(hex:) (search) and parseHexBytes (x"…", --hex).
-// Invariants: they throw/return VmIoError.badAddress or give bytes whose hex re-parses
+// Invariants: they throw/return VmIoError.badPattern or give bytes whose hex re-parses
 // to the same bytes; a pattern has as many mask entries as bytes and a known byte.
 import VmIO
 import VmioCommands
@@ -16,7 +16,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let again = try BytePattern(hex: back)
         check(again.bytes == p.bytes && again.mask == p.mask, "pattern does not round-trip through \(back)")
     } catch {
-        guard case .badAddress = error else { fatalError("BytePattern threw \(error)") }
+        guard case .badPattern = error else { fatalError("BytePattern threw \(error)") }
     }
     switch parseHexBytes(text) {
     case .success(let bytes):
@@ -25,7 +25,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             fatalError("invariant violated: hex bytes do not round-trip for \(text.debugDescription)")
         }
     case .failure(let error):
-        guard case .badAddress = error else { fatalError("parseHexBytes failed with \(error)") }
+        guard case .badPattern = error else { fatalError("parseHexBytes failed with \(error)") }
     }
     return 0
 }
