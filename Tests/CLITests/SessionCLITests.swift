@@ -261,6 +261,26 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(try h.send("ping") == "pong")
     }
 
+    /// `cont` lets every thread of a multi-threaded target go at once, while the session
+    /// runs on (no thread left stopped until the tool exits and the kernel lets it go).
+    @Test func contLetsEveryThreadGoWhileTheSessionRuns() throws {
+        let threads = try Fixtures.launch(.threads)
+        defer { threads.terminate() }
+        let session = try Conversation(Tool.path, ["session", threads.pidArg, "-", "--json"])
+        let tool = String(session.process.processIdentifier)
+        try session.send("stop")
+        #expect(session.nextObject(timeout: 30)?["ok"] as? Bool == true)
+        #expect(threadStates(threads.pid).values.allSatisfy { $0 == "t" }, "\(threadStates(threads.pid))")
+        #expect(threadTracers(threads.pid).values.allSatisfy { $0 == tool }, "\(threadTracers(threads.pid))")
+        try session.send("cont")
+        #expect(session.nextObject(timeout: 30)?["ok"] as? Bool == true)
+        #expect(waitUntil { isFreeRunning(threads.pid) }, "\(threadStates(threads.pid)) \(threadTracers(threads.pid))")
+        #expect(session.isRunning)
+        #expect(try threads.send("spawn").hasSuffix(" worker-4"), "every thread runs: a new one can start")
+        session.closeInput()
+        #expect(session.waitExit() == 0)
+    }
+
     // MARK: JSON lines over pipes
 
     @Test func jsonLinesConversationOverAPipe() throws {
