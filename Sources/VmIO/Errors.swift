@@ -42,6 +42,8 @@ public enum FaultKind: Hashable, Sendable, CustomStringConvertible {
 public enum OwnerKind: String, Hashable, Sendable, CustomStringConvertible {
     case local, remote
     public var description: String { rawValue }
+    /// The flags an owner of this kind has.
+    public var flags: String { self == .remote ? "fallible, not kernel" : "infallible, kernel" }
 }
 
 /// How a ``CopyBackend`` broke its contract (`moved` in `0...count`, `stop` nil exactly
@@ -161,8 +163,7 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
         case .ownerConflict(let r, let id, let hr): "range \(r) intersects \(hr), held by owner #\(id)"
         case .unknownOwner(let id): "no live owner #\(id)"
         case .addressSpaceMismatch(let expected, let got): "expected \(expected) memory, got \(got)"
-        case .wrongOwnerKind(let id, let expected):
-            "owner #\(id) is not a \(expected) owner (\(expected == .remote ? "fallible, not kernel" : "infallible, kernel"))"
+        case .wrongOwnerKind(let id, let expected): "owner #\(id) is not a \(expected) owner (\(expected.flags))"
         case .outsideBuffer(let id, let buffer): "owner #\(id) lies outside the local buffer \(buffer)"
         case .cannotRejoin(let id, let failure): "cannot join a part back to owner #\(id): \(failure)"
         case .overlappingCopy(let s, let d): "copy source \(s) and destination \(d) overlap"

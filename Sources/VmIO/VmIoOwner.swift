@@ -66,12 +66,14 @@ public struct VmIoOwner: ~Copyable, Sendable {
     /// itself is broken (its mappings overlap or are unsorted).
     public init(range: AddressRange, isFallible: Bool, isKernel: Bool, memView: VmIoMemView?) throws(VmIoError) {
         guard range.isWellFormed else { throw .invalidRange(start: range.start, end: range.end) }
-        if let view = memView, let gap = view.memView.firstAddress(in: range) {
-            throw .rangeNotCovered(address: gap)
-        }
-        let restricted = memView.map { $0.withView($0.memView.restricted(to: range)) }
         // Checked before the owner exists: a noncopyable value cannot be half made.
         let id = freshOwnerID()
+        if let view = memView {
+            // A broken view first: the search for a gap assumes sorted, disjoint mappings.
+            guard view.memView.mappingsAreDisjoint else { throw .invariantViolated(owner: id, .mappingsNotDisjoint) }
+            if let gap = view.memView.firstAddress(in: range) { throw .rangeNotCovered(address: gap) }
+        }
+        let restricted = memView.map { $0.withView($0.memView.restricted(to: range)) }
         if let failure = Self.invariantFailure(range, restricted) { throw .invariantViolated(owner: id, failure) }
         self.init(unchecked: id, range: range, isFallible: isFallible, isKernel: isKernel, memView: restricted)
     }

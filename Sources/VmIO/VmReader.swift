@@ -60,6 +60,7 @@ public struct VmReader: ~Copyable {
     /// Shrinks the end so that at most `max` bytes remain (the owner's part past it is
     /// kept aside and handed back by ``finish()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
+        try owner.checkInvariant()
         if max < remain { try held.limit(max) }
     }
 
@@ -98,6 +99,9 @@ public struct VmReader: ~Copyable {
     public mutating func readFallible(into writer: inout VmWriter, using backend: some CopyBackend) throws(VmIoError)
         -> UInt64
     {
+        // A broken owner moves nothing (the checks after the copy would come too late).
+        try owner.checkInvariant()
+        try writer.owner.checkInvariant()
         if space == writer.space {
             let apart =
                 space == .local
@@ -125,6 +129,7 @@ public struct VmReader: ~Copyable {
     public mutating func readValue<T: BitwiseCopyable>(_ type: T.Type = T.self, using backend: some CopyBackend)
         throws(VmIoError) -> T
     {
+        try owner.checkInvariant()
         let size = UInt64(MemoryLayout<T>.size)
         guard size <= remain else { throw .lengthExceedsRange(requested: size, available: remain) }
         let endpoint = self.endpoint
@@ -141,6 +146,7 @@ public struct VmReader: ~Copyable {
 
     /// Reads everything that remains, all or nothing: on a fault the cursor does not move.
     public mutating func collect(using backend: some CopyBackend) throws(VmIoError) -> [UInt8] {
+        try owner.checkInvariant()
         guard remain <= UInt64(Int.max) else {
             throw .lengthExceedsRange(requested: remain, available: UInt64(Int.max))
         }

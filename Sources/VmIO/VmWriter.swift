@@ -56,6 +56,7 @@ public struct VmWriter: ~Copyable {
     /// Shrinks the end so that at most `max` bytes of room remain (the owner's part past
     /// it is kept aside and handed back by ``finish()`` and ``readBack()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
+        try owner.checkInvariant()
         if max < avail { try held.limit(max) }
     }
 
@@ -65,6 +66,7 @@ public struct VmWriter: ~Copyable {
     public mutating func write(_ bytes: UnsafeRawBufferPointer, using backend: some CopyBackend) throws(VmIoError)
         -> UInt64
     {
+        try owner.checkInvariant()
         let want = UInt64(bytes.count)
         guard want <= avail else { throw .lengthExceedsRange(requested: want, available: avail) }
         guard let base = bytes.baseAddress, want > 0 else { return 0 }
@@ -79,6 +81,7 @@ public struct VmWriter: ~Copyable {
     /// does not move. For a remote writer the first `copied` bytes of the value were
     /// written anyway — target memory cannot be un-written.
     public mutating func writeValue<T: BitwiseCopyable>(_ value: T, using backend: some CopyBackend) throws(VmIoError) {
+        try owner.checkInvariant()
         let size = UInt64(MemoryLayout<T>.size)
         guard size <= avail else { throw .lengthExceedsRange(requested: size, available: avail) }
         let endpoint = self.endpoint
@@ -108,6 +111,7 @@ public struct VmWriter: ~Copyable {
     private mutating func fill(_ byte: UInt8, count total: UInt64, using backend: some CopyBackend) throws(VmIoError)
         -> UInt64
     {
+        try owner.checkInvariant()
         guard total > 0 else { return 0 }
         let pattern = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(min(total, 64 << 10)), alignment: 16)
         defer { pattern.deallocate() }

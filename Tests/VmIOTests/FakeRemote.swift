@@ -127,16 +127,30 @@ struct RemoteCase: Sendable, CustomStringConvertible {
     }
 }
 
+extension RemoteCase {
+    /// Where a region of `pages` pages starts, by `kind`: at address 0, at `typical`, or
+    /// ending at the last page of the 64-bit space (`0xffff_ffff_ffff_f000`).
+    static func base(kind: Int, pages: Int, typical: Address) -> Address {
+        switch kind % 3 {
+        case 0: 0
+        case 1: typical
+        default: 0xffff_ffff_ffff_f000 - UInt64(pages) * FakeRemote.pageSize
+        }
+    }
+}
+
 extension Gens {
-    /// A remote region of 1–6 pages at `base`, faulting on random pages (or none, a third of
-    /// the time), with an owner's range inside it.
-    static func remote(base: Address) -> Generator<RemoteCase, some SendableSequenceType> {
+    /// A remote region of 1–6 pages at the bottom, at `typical` or at the top of the address
+    /// space, faulting on random pages (or none, a third of the time), with an owner's range
+    /// inside it.
+    static func remote(anywhere typical: Address) -> Generator<RemoteCase, some SendableSequenceType> {
         zip(
             Gen.int(in: 1...6), Gen.int(in: 0...63), Gen.bool(0.3), Gen.int(in: 0...Int(Int32.max)),
-            Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max))
-        ).map { pages, mask, clean, seed, s, e in
+            Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...2)
+        ).map { pages, mask, clean, seed, s, e, kind in
             RemoteCase.make(
-                base: base, pages: pages, faultMask: mask, clean: clean, seed: seed, startPick: s, endPick: e)
+                base: RemoteCase.base(kind: kind, pages: pages, typical: typical), pages: pages, faultMask: mask,
+                clean: clean, seed: seed, startPick: s, endPick: e)
         }
     }
 

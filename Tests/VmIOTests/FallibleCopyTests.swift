@@ -14,14 +14,20 @@ private let dstPid: Int32 = 200
 private let srcBase: Address = 0x7f3a_0000_0000
 private let dstBase: Address = 0x5600_0000_0000
 
-private func expectInStep(_ r: borrowing VmReader, _ sourceLocation: SourceLocation = #_sourceLocation) {
+/// The reader's owner covers exactly `[start, end)` (computed by the test) and keeps `inv`.
+private func expectOwner(
+    _ r: borrowing VmReader, _ start: Address, _ end: Address, _ sourceLocation: SourceLocation = #_sourceLocation
+) {
     let owner = r.owner.snapshot
-    #expect(owner.range.start == r.cursor && owner.range.end == r.end && owner.inv, sourceLocation: sourceLocation)
+    #expect(owner.range == AddressRange(uncheckedStart: start, end: end) && owner.inv, sourceLocation: sourceLocation)
 }
 
-private func expectInStep(_ w: borrowing VmWriter, _ sourceLocation: SourceLocation = #_sourceLocation) {
+/// The writer's owner covers exactly `[start, end)` (computed by the test) and keeps `inv`.
+private func expectOwner(
+    _ w: borrowing VmWriter, _ start: Address, _ end: Address, _ sourceLocation: SourceLocation = #_sourceLocation
+) {
     let owner = w.owner.snapshot
-    #expect(owner.range.start == w.cursor && owner.range.end == w.end && owner.inv, sourceLocation: sourceLocation)
+    #expect(owner.range == AddressRange(uncheckedStart: start, end: end) && owner.inv, sourceLocation: sourceLocation)
 }
 
 /// What a copy of `want` bytes must do, given the first faulting offsets on each side.
@@ -53,16 +59,18 @@ struct FallibleCopyTests {
 
     @Test("remote → local")
     func remoteToLocal() async {
-        await propertyCheck(count: 400, input: Gens.remote(base: srcBase), Gens.localSide) { rc, local in
+        await propertyCheck(count: 400, input: Gens.remote(anywhere: srcBase), Gens.localSide) { rc, local in
             let fake = FakeRemote([srcPid: rc.process])
             var reader = try VmReader(remote: srcPid, owner: try .remote(rc.range, view: .read(rc.view)))
             let sentinel = randomBytes(local.size, seed: local.seed)
             let dst = LocalBuffer(sentinel)
             var writer = dst.makeWriter()
             try writer.skip(UInt64(local.skip))
-            let (r0, w0, rEnd, wEnd) = (reader.cursor, writer.cursor, reader.end, writer.end)
+            // Where the cursors must be, from the test's own numbers (not read back from the owners).
+            let (r0, w0) = (rc.range.start, dst.range.start + UInt64(local.skip))
+            let (rEnd, wEnd) = (rc.range.end, dst.range.end)
             let (rid, wid) = (reader.owner.id, writer.owner.id)
-            let want = min(reader.remain, writer.avail)
+            let want = min(rc.range.count, UInt64(local.size - local.skip))
             let e = Expectation(
                 want: want,
                 source: (r0, fake.firstFault(pid: srcPid, from: r0, count: want), .remote(pid: srcPid)),
@@ -89,8 +97,8 @@ struct FallibleCopyTests {
                 "both owners advanced by exactly k")
             #expect(reader.end == rEnd && writer.end == wEnd, "ends unchanged")
             #expect(reader.owner.id == rid && writer.owner.id == wid, "ids kept")
-            expectInStep(reader)
-            expectInStep(writer)
+            expectOwner(reader, r0 + k, rEnd)
+            expectOwner(writer, w0 + k, wEnd)
             let out = dst.array
             let (s, kI) = (local.skip, Int(k))
             #expect(
@@ -104,16 +112,16 @@ struct FallibleCopyTests {
 
     @Test("local → remote")
     func localToRemote() async {
-        await propertyCheck(count: 400, input: Gens.remote(base: dstBase), Gens.localSide) { rc, local in
+        await propertyCheck(count: 400, input: Gens.remote(anywhere: dstBase), Gens.localSide) { rc, local in
             let fake = FakeRemote([dstPid: rc.process])
             let srcBytes = randomBytes(local.size, seed: local.seed)
             let src = LocalBuffer(srcBytes)
             var reader = src.makeReader()
             try reader.skip(UInt64(local.skip))
             var writer = try VmWriter(remote: dstPid, owner: try .remote(rc.range, view: .write(rc.view)))
-            let (r0, w0) = (reader.cursor, writer.cursor)
+            let (r0, w0) = (src.range.start + UInt64(local.skip), rc.range.start)
             let (rid, wid) = (reader.owner.id, writer.owner.id)
-            let want = min(reader.remain, writer.avail)
+            let want = min(UInt64(local.size - local.skip), rc.range.count)
             let e = Expectation(
                 want: want, source: (r0, nil, .local),
                 destination: (w0, fake.firstFault(pid: dstPid, from: w0, count: want), .remote(pid: dstPid)))
@@ -135,8 +143,8 @@ struct FallibleCopyTests {
                 reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k,
                 "both owners advanced by exactly k")
             #expect(reader.owner.id == rid && writer.owner.id == wid)
-            expectInStep(reader)
-            expectInStep(writer)
+            expectOwner(reader, r0 + k, src.range.end)
+            expectOwner(writer, w0 + k, rc.range.end)
             // The target: [w0, w0 + k) holds the source's bytes, everything else as it was.
             var expected = rc.contents
             let off = Int(w0 - rc.base)
@@ -148,7 +156,8 @@ struct FallibleCopyTests {
 
     @Test("remote → remote, two pids or one")
     func remoteToRemote() async {
-        await propertyCheck(count: 400, input: Gens.remote(base: srcBase), Gens.remote(base: dstBase), Gen.bool) {
+        await propertyCheck(count: 400, input: Gens.remote(anywhere: srcBase), Gens.remote(anywhere: dstBase), Gen.bool)
+        {
             a, b, samePid in
             let fake: FakeRemote
             let dstRange: AddressRange
@@ -170,8 +179,8 @@ struct FallibleCopyTests {
             let dstView = samePid ? a.view : b.view
             var reader = try VmReader(remote: srcPid, owner: try .remote(a.range, view: .read(a.view)))
             var writer = try VmWriter(remote: to, owner: try .remote(dstRange, view: .write(dstView)))
-            let (r0, w0) = (reader.cursor, writer.cursor)
-            let want = min(reader.remain, writer.avail)
+            let (r0, w0) = (a.range.start, dstRange.start)
+            let want = min(a.range.count, dstRange.count)
             let e = Expectation(
                 want: want,
                 source: (r0, fake.firstFault(pid: srcPid, from: r0, count: want), .remote(pid: srcPid)),
@@ -202,8 +211,8 @@ struct FallibleCopyTests {
             #expect(
                 reader.owner.range.start == r0 + k && writer.owner.range.start == w0 + k,
                 "both owners advanced by exactly k")
-            expectInStep(reader)
-            expectInStep(writer)
+            expectOwner(reader, r0 + k, a.range.end)
+            expectOwner(writer, w0 + k, dstRange.end)
             var expected = before[to]!.bytes
             let off = Int(w0 - before[to]!.base)
             for i in 0..<Int(k) { expected[off + i] = sourceBytes[i] }
@@ -289,7 +298,7 @@ struct FallibleCopyTests {
 
     @Test("readValue: all or nothing, the cursor rolls back on a fault")
     func readValue() async {
-        await propertyCheck(count: 300, input: Gens.remote(base: srcBase)) { rc in
+        await propertyCheck(count: 300, input: Gens.remote(anywhere: srcBase)) { rc in
             let fake = FakeRemote([srcPid: rc.process])
             var reader = try VmReader(remote: srcPid, owner: try .remote(rc.range, view: .read(rc.view)))
             let before = reader.owner.snapshot
@@ -317,7 +326,7 @@ struct FallibleCopyTests {
 
     @Test("collect: all or nothing, the cursor rolls back on a fault")
     func collect() async {
-        await propertyCheck(count: 300, input: Gens.remote(base: srcBase)) { rc in
+        await propertyCheck(count: 300, input: Gens.remote(anywhere: srcBase)) { rc in
             let fake = FakeRemote([srcPid: rc.process])
             var reader = try VmReader(remote: srcPid, owner: try .remote(rc.range, view: .read(rc.view)))
             let before = reader.owner.snapshot
@@ -339,7 +348,7 @@ struct FallibleCopyTests {
 
     @Test("writeValue: the cursor rolls back on a fault, but the first k bytes were written")
     func writeValue() async {
-        await propertyCheck(count: 300, input: Gens.remote(base: dstBase), Gen.uint64()) { rc, value in
+        await propertyCheck(count: 300, input: Gens.remote(anywhere: dstBase), Gen.uint64()) { rc, value in
             let fake = FakeRemote([dstPid: rc.process])
             var writer = try VmWriter(remote: dstPid, owner: try .remote(rc.range, view: .write(rc.view)))
             let start = writer.cursor
@@ -373,7 +382,8 @@ struct FallibleCopyTests {
 
     @Test("fill / fillZeros on a remote writer, then readBack")
     func fillThenReadBack() async {
-        await propertyCheck(count: 300, input: Gens.remote(base: dstBase), Gen.uint8(), Gen.bool) { rc, byte, zeros in
+        await propertyCheck(count: 300, input: Gens.remote(anywhere: dstBase), Gen.uint8(), Gen.bool) {
+            rc, byte, zeros in
             let fake = FakeRemote([dstPid: rc.process])
             var writer = try VmWriter(remote: dstPid, owner: try .remote(rc.range, view: .write(rc.view)))
             let origin = writer.owner.snapshot

@@ -12,9 +12,12 @@ import Testing
 let page: UInt64 = 0x1000
 
 /// A small deterministic generator (SplitMix64), for values derived from one generated seed.
-struct SplitMix: RandomNumberGenerator {
+struct SplitMix: SeededRandomNumberGenerator {
     var state: UInt64
     init(_ seed: Int) { state = UInt64(bitPattern: Int64(seed)) &+ 0x9E37_79B9_7F4A_7C15 }
+    init?(seed: UInt64) { state = seed }
+    init() { self.init(0) }
+    var currentSeed: UInt64 { state }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -95,8 +98,8 @@ struct Layout: Sendable, CustomStringConvertible {
         "Layout(" + mappings.map { "\($0.range) \($0.permissions)" }.joined(separator: ", ") + ")"
     }
 
-    /// Lays the mappings out from a base chosen by `baseKind` (low, typical, high, top of
-    /// the 64-bit space).
+    /// Lays the mappings out from a base chosen by `baseKind` (address 0, typical, high, top
+    /// of the 64-bit space).
     static func make(baseKind: Int, specs: [MappingSpec]) -> Layout {
         var specs = specs
         if specs.isEmpty { specs = [MappingSpec(gapPages: 0, pages: 1, perms: 3, pathKind: 0)] }
@@ -105,7 +108,7 @@ struct Layout: Sendable, CustomStringConvertible {
         }
         let base: Address
         switch baseKind % 4 {
-        case 0: base = 0x1000
+        case 0: base = 0  // the first mapping starts at address 0
         case 1: base = 0x5555_5555_4000
         case 2: base = 0x7fff_f7a0_0000
         default: base = 0xffff_ffff_ffff_f000 - total  // the last mapping ends at the last page

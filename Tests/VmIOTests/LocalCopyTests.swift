@@ -7,15 +7,16 @@ import Testing
 // min(remain, avail) and never fail; skip/limit keep the owner in step with the cursor;
 // readBack hands the writer's whole range back as a read view.
 
-/// The owner of a reader or writer is in step with its cursor and end.
-private func inStep(_ r: borrowing VmReader) -> Bool {
+/// The reader's owner covers `[start, end)` (the test's own numbers) and keeps `inv`.
+private func covers(_ r: borrowing VmReader, _ start: Address, _ end: Address) -> Bool {
     let o = r.owner.snapshot
-    return o.range.start == r.cursor && o.range.end == r.end && o.range.count == r.remain && o.inv
+    return o.range == AddressRange(uncheckedStart: start, end: end) && o.inv
 }
 
-private func inStep(_ w: borrowing VmWriter) -> Bool {
+/// The writer's owner covers `[start, end)` (the test's own numbers) and keeps `inv`.
+private func covers(_ w: borrowing VmWriter, _ start: Address, _ end: Address) -> Bool {
     let o = w.owner.snapshot
-    return o.range.start == w.cursor && o.range.end == w.end && o.range.count == w.avail && o.inv
+    return o.range == AddressRange(uncheckedStart: start, end: end) && o.inv
 }
 
 @Suite("Local readers and writers")
@@ -35,20 +36,24 @@ struct LocalCopyTests {
             var writer = dst.makeWriter()
             let rs = pick(cuts[0], 0, UInt64(srcSize))
             try reader.skip(rs)
-            try reader.limit(pick(cuts[1], 0, UInt64(srcSize) + 10, edges: [reader.remain]))
+            let rl = pick(cuts[1], 0, UInt64(srcSize) + 10, edges: [UInt64(srcSize) - rs])
+            try reader.limit(rl)
             let ws = pick(cuts[2], 0, UInt64(dstSize))
             try writer.skip(ws)
-            try writer.limit(pick(cuts[3], 0, UInt64(dstSize) + 10, edges: [writer.avail]))
+            let wl = pick(cuts[3], 0, UInt64(dstSize) + 10, edges: [UInt64(dstSize) - ws])
+            try writer.limit(wl)
             let (readerID, writerID) = (reader.owner.id, writer.owner.id)
-            let (r0, w0, rEnd, wEnd) = (reader.cursor, writer.cursor, reader.end, writer.end)
-            let want = min(reader.remain, writer.avail)
+            // The cursors and ends from the test's own numbers.
+            let (r0, w0) = (src.range.start + rs, dst.range.start + ws)
+            let (rEnd, wEnd) = (r0 + min(rl, UInt64(srcSize) - rs), w0 + min(wl, UInt64(dstSize) - ws))
+            let want = min(rEnd - r0, wEnd - w0)
 
             let n = try reader.read(into: &writer)
 
             #expect(n == want, "moves exactly min(remain, avail)")
             #expect(reader.cursor == r0 + n && writer.cursor == w0 + n, "both cursors advance by n")
             #expect(reader.end == rEnd && writer.end == wEnd, "ends unchanged")
-            #expect(inStep(reader) && inStep(writer), "owners in step with the cursors")
+            #expect(covers(reader, r0 + n, rEnd) && covers(writer, w0 + n, wEnd), "owners advanced by n")
             #expect(reader.owner.id == readerID && writer.owner.id == writerID, "ids kept")
             #expect(reader.remain == 0 || writer.avail == 0, "one side is exhausted")
             let out = dst.array
@@ -62,7 +67,7 @@ struct LocalCopyTests {
         }
     }
 
-    @Test("skip and limit keep owner and cursor in step")
+    @Test("skip and limit move the owner with the cursor, against a model of [cursor, end)")
     func skipLimitInStep() async {
         let ops = zip(Gen.bool, Gen.int(in: 0...Int(Int32.max))).array(of: 1...20)
         await propertyCheck(count: 300, input: Gen.int(in: 0...300), ops) { size, ops in
@@ -70,39 +75,37 @@ struct LocalCopyTests {
             var reader = buffer.makeReader()
             var writer = buffer.makeWriter()
             let (readerID, writerID) = (reader.owner.id, writer.owner.id)
-            #expect(reader.cursor == buffer.range.start && reader.end == buffer.range.end)
+            // The model: each side's [cursor, end), moved by the test's own arithmetic.
+            var model = [buffer.range, buffer.range]
             for (isSkip, arg) in ops {
                 for side in 0..<2 {
-                    let remain = side == 0 ? reader.remain : writer.avail
-                    let n = pick(arg, 0, remain + 3, edges: [remain, remain + 1])
-                    let (cursor, end) = side == 0 ? (reader.cursor, reader.end) : (writer.cursor, writer.end)
+                    let m = model[side]
+                    let n = pick(arg, 0, m.count + 3, edges: [m.count, m.count + 1])
                     do throws(VmIoError) {
                         if isSkip {
                             if side == 0 { try reader.skip(n) } else { try writer.skip(n) }
-                            #expect(n <= remain)
+                            #expect(n <= m.count, "skip past the end must throw")
+                            model[side] = AddressRange(uncheckedStart: m.start + n, end: m.end)
                         } else {
                             if side == 0 { try reader.limit(n) } else { try writer.limit(n) }
+                            model[side] = AddressRange(uncheckedStart: m.start, end: m.start + min(n, m.count))
                         }
                     } catch {
-                        #expect(isSkip && n > remain && error == .lengthExceedsRange(requested: n, available: remain))
+                        #expect(isSkip && n > m.count && error == .lengthExceedsRange(requested: n, available: m.count))
                     }
-                    let (newCursor, newEnd, newRemain) =
-                        side == 0
-                        ? (reader.cursor, reader.end, reader.remain) : (writer.cursor, writer.end, writer.avail)
-                    if isSkip {
-                        #expect(
-                            newCursor == (n <= remain ? cursor + n : cursor) && newEnd == end,
-                            "skip moves the cursor only")
-                    } else {
-                        #expect(newCursor == cursor && newRemain == min(remain, n), "limit shrinks the end only")
-                    }
-                    #expect(inStep(reader) && inStep(writer))
+                    let (r, w) = (model[0], model[1])
+                    #expect(covers(reader, r.start, r.end) && covers(writer, w.start, w.end), "owners as the model")
+                    #expect(reader.cursor == r.start && reader.end == r.end && reader.remain == r.count)
+                    #expect(writer.cursor == w.start && writer.end == w.end && writer.avail == w.count)
                 }
             }
             #expect(reader.owner.id == readerID && writer.owner.id == writerID)
             let (r, w) = (reader.owner.snapshot, writer.owner.snapshot)
             #expect(r.hasReadView && w.hasWriteView)
             #expect(!r.isFallible && r.isKernel, "a local buffer is the infallible kernel side")
+            // Given back whole, whatever the cursors did.
+            let (readerBack, writerBack) = (reader.finish().range, writer.finish().range)
+            #expect(readerBack == buffer.range && writerBack == buffer.range)
         }
     }
 
@@ -118,12 +121,14 @@ struct LocalCopyTests {
             let origin = writer.owner.snapshot
             let skip = pick(skipPick, 0, UInt64(size))
             try writer.skip(skip)
-            try writer.limit(pick(limitPick, 0, writer.avail))
+            let limit = pick(limitPick, 0, UInt64(size) - skip)
+            try writer.limit(limit)
             let zeros = pick(zeroPick, 0, writer.avail)
             #expect(try writer.fillZeros(zeros, using: LocalOnlyBackend()) == zeros)
             let filled = writer.avail
             #expect(try writer.fill(byte, using: LocalOnlyBackend()) == filled)
-            #expect(writer.avail == 0 && inStep(writer))
+            let end = buffer.range.start + skip + limit
+            #expect(writer.avail == 0 && covers(writer, end, end))
 
             var reader = writer.readBack()
             let back = reader.owner.snapshot

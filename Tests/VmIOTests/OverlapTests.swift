@@ -3,8 +3,9 @@ import Testing
 
 @testable import VmIO
 
-// `overlaps(withRange:)` is the seed's inclusive test; `disjoint` adds the shared-mapping
-// test when both owners carry views; `overlaps(other)` is its negation; `paramsEqual`.
+// Concrete cases of the seed's inclusive `overlaps(withRange:)`, of `disjoint` with shared
+// mappings, and `paramsEqual`. The properties against independent references are in
+// InvariantTests.swift.
 
 /// An owner with no view over any range (no view: any range is allowed).
 private func bare(_ range: AddressRange, fallible: Bool = true) -> VmIoOwner {
@@ -13,16 +14,6 @@ private func bare(_ range: AddressRange, fallible: Bool = true) -> VmIoOwner {
 
 @Suite("overlaps, disjoint, paramsEqual")
 struct OverlapTests {
-
-    @Test("overlaps(withRange:) is exactly start <= r.end && r.start <= end")
-    func overlapsFormula() async {
-        await propertyCheck(count: 500, input: Gens.anyRange, Gens.anyRange) { a, r in
-            let owner = bare(a)
-            #expect(owner.overlaps(withRange: r) == (a.start <= r.end && r.start <= a.end))
-            // The test is symmetric in the two ranges.
-            #expect(owner.overlaps(withRange: r) == bare(r).overlaps(withRange: a))
-        }
-    }
 
     @Test("touching ranges and empty ranges at either end overlap; one byte apart does not")
     func overlapsTouchingAndEmpty() async {
@@ -70,27 +61,6 @@ struct OverlapTests {
         }
         // The registry's half-open test differs exactly on touching ranges.
         #expect(!owner.range.intersects(try AddressRange(start: 0x2000, end: 0x3000)))
-    }
-
-    @Test("disjoint: not overlapping ranges and, with two views, no shared mapping; overlaps is its negation")
-    func disjointProperty() async {
-        await propertyCheck(count: 500, input: Gens.ownerPair) { p in
-            let a = p.a.make()
-            let b = p.b.make()
-            let rangesOverlap = a.range.start <= b.range.end && b.range.start <= a.range.end
-            // Reference for the shared mappings: the layout's mappings each range intersects.
-            let ma = Set(p.layout.mappings.filter { referenceIntersects($0.range, a.range) })
-            let mb = Set(p.layout.mappings.filter { referenceIntersects($0.range, b.range) })
-            let bothViews = a.memView != nil && b.memView != nil
-            let share = bothViews && !ma.isDisjoint(with: mb)
-            #expect(a.disjoint(b) == (!rangesOverlap && !share), "disjoint formula")
-            #expect(a.disjoint(b) == b.disjoint(a), "disjoint is symmetric")
-            #expect(a.overlaps(b) == !a.disjoint(b), "overlaps(other) == !disjoint(other)")
-            if share { #expect(a.disjoint(b) == false, "a shared mapping means not disjoint") }
-            if !bothViews { #expect(a.disjoint(b) == !a.overlaps(withRange: b.range), "no two views: range test only") }
-            // The view an owner carries is the layout's mappings its range touches.
-            if let v = p.a.memView { #expect(Set(a.memView?.memView.mappings ?? []) == ma, "\(v.isRead)") }
-        }
     }
 
     @Test("a shared mapping makes owners not disjoint even when their ranges are far apart")
