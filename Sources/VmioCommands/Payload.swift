@@ -36,10 +36,10 @@ public struct PayloadSpec: Sendable {
         if let string { return Array(string.utf8) + (nul ? [0] : []) }
         if let utf16 { return utf16.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] } + (nul ? [0, 0] : []) }
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw CommandError.badInput("cannot read \(file)")
+            // Read to end of file (a pipe or a /proc file too); a failure names its errno.
+            do { return try ProcFS.readAll(file) } catch {
+                throw CommandError.badInput("cannot read \(file): \(error) (errno \(error.rawValue))")
             }
-            return Array(data)
         }
         if let (format, text) = typed {
             guard let bytes = format.encode(text) else {

@@ -2,17 +2,17 @@ import VmIO
 import VmioPtrace
 
 /// How bytes read from a target are shown: a hex dump, raw bytes, or typed values
-/// (little-endian, as on x86_64).
+/// (little-endian, as on x86_64); `x8`…`x64` are unsigned values in hex (`0x` and every digit).
 public enum ValueFormat: String, CaseIterable, Sendable {
-    case hex, raw, u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, str, ptr
+    case hex, raw, u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, str, ptr, x8, x16, x32, x64
 
     /// Bytes per value for the typed formats; nil for hex, raw and str.
     public var width: Int? {
         switch self {
-        case .u8, .i8: 1
-        case .u16, .i16: 2
-        case .u32, .i32, .f32: 4
-        case .u64, .i64, .f64, .ptr: 8
+        case .u8, .i8, .x8: 1
+        case .u16, .i16, .x16: 2
+        case .u32, .i32, .f32, .x32: 4
+        case .u64, .i64, .f64, .ptr, .x64: 8
         case .hex, .raw, .str: nil
         }
     }
@@ -44,6 +44,10 @@ public enum ValueFormat: String, CaseIterable, Sendable {
         case .f32: .double(Double(Float(bitPattern: UInt32(truncatingIfNeeded: raw))))
         case .f64: .double(Double(bitPattern: raw))
         case .ptr: .string(abi.pointerText(raw))
+        case .x8, .x16, .x32, .x64:
+            .string(
+                "0x" + String(repeating: "0", count: max(0, width! * 2 - String(raw, radix: 16).count))
+                    + String(raw, radix: 16))
         case .hex, .raw, .str: .null
         }
     }

@@ -84,6 +84,12 @@ extension Operations {
                         return .object([
                             ("tid", .int(Int64(info.tid))), ("name", .string(info.name)),
                             ("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })),
+                            (
+                                "syscall",
+                                registers["orig_rax"].flatMap { SystemCall.name($0, abi: target.abi) }.map {
+                                    .string($0)
+                                } ?? .null
+                            ),
                             ("rip_symbol", symbol.map { .string($0.description) } ?? .null),
                             (
                                 "rip_module",
@@ -96,14 +102,19 @@ extension Operations {
         for (i, (info, registers)) in results.enumerated() {
             if i > 0 { o.text.append("") }
             o.text.append("thread \(info.tid) (\(info.name)):")
+            // One column for every value: the longest name (orig_rax) and a space.
+            let width = Registers.names.map(\.count).max()! + 1
             for (name, value) in registers.named {
                 let hex = String(value, radix: 16)
-                let label = name.count >= 8 ? name + " " : name + String(repeating: " ", count: 8 - name.count)
+                let label = name + String(repeating: " ", count: width - name.count)
                 var line = "  \(label)0x\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex)"
                 if name == "rip" {
                     let symbol = target.symbols.symbolize(value)?.description ?? "??"
                     let module = target.view.translate(value).map { $0.mapping.path } ?? "?"
                     line += "  \(symbol) (\(module))"
+                }
+                if name == "orig_rax", let call = SystemCall.name(value, abi: target.abi) {
+                    line += "  (\(call))"
                 }
                 o.text.append(line)
             }

@@ -93,7 +93,7 @@ public final class Interpreter {
     /// is listed once more at the end.
     func finish() -> ExitStatus {
         if keepGoing && failures.count > 0 {
-            diagnostics("vmio-ptrace: \(failures.count) of \(commandsRun) commands failed:")
+            diagnostics("vmio-ptrace: \(failures.count) of \(counted(commandsRun, "command")) failed:")
             for f in failureLines { diagnostics("  " + f) }
         }
         if json { summary() }
@@ -211,7 +211,7 @@ public final class Interpreter {
         case .stop:
             try target.stop()
             o.json = [("stopped", .array(target.stoppedThreads.map { .int(Int64($0)) }))]
-            o.text = ["stopped \(target.stoppedThreads.count) threads of pid \(target.pid)"]
+            o.text = ["stopped \(counted(target.stoppedThreads.count, "thread")) of pid \(target.pid)"]
         case .cont:
             target.resume()
             o.json = [("running", .bool(true))]
@@ -304,6 +304,15 @@ public final class Interpreter {
                     status: o.status)
             }
             guard let v = o.value else {
+                if call.verb == .search {
+                    // Say what was looked for, where, and how much was read.
+                    let pattern = o.json.first { $0.0 == "pattern" }.map { ValueFormat.text($0.1) } ?? "the pattern"
+                    let regions = call.options["--region"]?.map(\.text).joined(separator: ", ")
+                    throw ScriptError(
+                        line: parser.line, column: call.column,
+                        "search found no \(pattern) in \(regions ?? "the readable memory") of pid \(target.pid)"
+                            + (o.message.map { " (\($0))" } ?? ""))
+                }
                 throw ScriptError(line: parser.line, column: call.column, "\(call.verb.rawValue) gave no value here")
             }
             return v
@@ -519,7 +528,8 @@ public final class Interpreter {
             if call.option("--nth") != nil {
                 guard report.hits.count >= Int(nth) else {
                     throw ScriptError(
-                        line: parser.line, column: call.column, "search found \(report.hits.count) hits, not \(nth)")
+                        line: parser.line, column: call.column,
+                        "search found \(counted(report.hits.count, "hit")), not \(nth)")
                 }
                 o.value = .int(Int128(report.hits[Int(nth) - 1].address))
             }
@@ -550,6 +560,9 @@ public final class Interpreter {
                 Int32(clamping: try integer($0, parser: parser, what: "thread id"))
             }
             return try Operations.regs(target, thread: thread)
+        case .symbol:
+            let (where_, address) = try location(call.positionals[0], parser: parser)
+            return try SymbolCommand.parse(words: ["--", address.hex]).run(in: context.with(pid: where_.pid))
         }
     }
 }

@@ -32,7 +32,7 @@ public enum Operations {
             ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
         ]
         o.text = [
-            "wrote \(report.written) bytes at \(start.hex)\(report.verified && report.mismatch == nil ? " (verified)" : "")"
+            "wrote \(counted(report.written, "byte")) at \(start.hex)\(report.verified && report.mismatch == nil ? " (verified)" : "")"
         ]
         o.value = .int(Int128(report.written))
         if let mismatch = report.mismatch {
@@ -60,7 +60,9 @@ public enum Operations {
                 ("destination", .string("\(destination.pid):\(to.hex)")),
             ] + report.jsonFields
         if report.isComplete {
-            o.text = ["copied \(report.moved) bytes from \(source.pid):\(from.hex) to \(destination.pid):\(to.hex)"]
+            o.text = [
+                "copied \(counted(report.moved, "byte")) from \(source.pid):\(from.hex) to \(destination.pid):\(to.hex)"
+            ]
         } else {
             o.text =
                 report.holes.map { "hole: \($0.length) bytes at \($0.address.hex) (\($0.kind))" }
@@ -153,14 +155,14 @@ public enum Operations {
             ("complete", .bool(manifest.complete)), ("stopped", .bool(manifest.stopped)),
         ]
         o.text =
-            ["dumped \(manifest.regions.count) regions, \(saved) bytes, into \(directory)"]
+            ["dumped \(counted(manifest.regions.count, "region")), \(counted(saved, "byte")), into \(directory)"]
             + holes.map { "hole: \($0.length) bytes at \($0.address) (\($0.reason))" }
         o.value = .int(Int128(saved))
         if !manifest.complete {
             o.status = bestEffort ? .ok : .partialCopy
             o.message =
                 (bestEffort ? "best effort: " : "dump incomplete: ")
-                + "\(holes.count) holes, \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
+                + "\(counted(holes.count, "hole")), \(holes.reduce(0) { $0 + $1.length }) bytes could not be read"
                 + (bestEffort ? " (zeros in the data files)" : "")
         }
         return o
@@ -192,10 +194,11 @@ public enum Operations {
             ),
             ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
         ]
-        o.text = ["restored \(report.written) bytes into pid \(target.pid)"]
+        o.text = ["restored \(counted(report.written, "byte")) into pid \(target.pid)"]
         let readOnly = report.regions.filter { $0.action == .readOnly }
         if !readOnly.isEmpty {
-            o.text.append("left out \(readOnly.count) regions the target maps read-only (--force restores them)")
+            o.text.append(
+                "left out \(counted(readOnly.count, "region")) the target maps read-only (--force restores them)")
         }
         for r in report.regions where r.action != .write && r.action != .readOnly {
             o.text.append("left out \(r.region.start)-\(r.region.end) \(r.region.path): \(r.action.name)")

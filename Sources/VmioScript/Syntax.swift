@@ -21,7 +21,7 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 
 /// The verbs a session shares with the command line.
 public enum Verb: String, CaseIterable, Sendable {
-    case maps, read, write, copy, search, dump, restore, backtrace, regs
+    case maps, read, write, copy, search, dump, restore, backtrace, regs, symbol
 
     /// Positional arguments, and the options each verb takes (valued, repeatable, flags).
     var shape: (positionals: [String], valued: Set<String>, repeatable: Set<String>, flags: Set<String>) {
@@ -40,6 +40,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .restore: return (["DIR"], [], ["--skip"], ["--skip-mismatched", "--force", "--verify"])
         case .backtrace: return ([], ["--thread", "--depth"], [], ["--snapshot"])
         case .regs: return ([], ["--thread"], [], [])
+        case .symbol: return (["ADDR"], [], [], [])
         }
     }
 }

@@ -14,11 +14,20 @@ struct Maps: ParsableCommand {
     @Argument(help: "The target's pid, or `self`.")
     var pid: PID
 
+    @Flag(
+        help: """
+            Show what each mapping costs, from /proc/PID/smaps, as pmap -X does: Size, Rss, Pss, \
+            Private_Dirty and Swap in KiB, and the totals. --json adds rss, pss, private_dirty and \
+            swap (bytes) to each mapping, and {totals}.
+            """)
+    var sizes = false
+
     @OptionGroup var options: OutputOptions
 
     func run() throws {
         try runReporting(json: options.json) {
-            emit(Operations.maps(try Target(pid: pid.value)), json: options.json)
+            let target = try Target(pid: pid.value)
+            return emit(sizes ? try Operations.mapSizes(target) : Operations.maps(target), json: options.json)
         }
     }
 }

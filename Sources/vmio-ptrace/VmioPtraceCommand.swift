@@ -19,13 +19,18 @@ struct VmioPtraceCommand: ParsableCommand {
         version: vmioPtraceVersion,
         subcommands: [
             Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self,
-            Regs.self, Session.self, Run.self, Doctor.self, Demo.self,
+            Regs.self, Symbol.self, Session.self, Run.self, Doctor.self, Demo.self,
         ]
     )
 
     /// Like the default, but a malformed command line is one line on stderr (with where to
     /// find the usage), not the usage block: scripts read one clear line and status 64.
     static func main() {
+        // No subcommand is a malformed command line: the usage, on stderr, and status 64.
+        if CommandLine.arguments.count == 1 {
+            printError(helpMessage())
+            Glibc.exit(ExitStatus.usage.rawValue)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -397,7 +397,7 @@ struct PseudoTerminalError: Error { let what: String }
 
         let result = try Tool.run("dump", fixture.pidArg, "-o", dir.sub("t"))
         #expect(result.exited(2), "\(result)")
-        #expect(result.stderrLines == ["vmio-ptrace: dump incomplete: 1 holes, 12288 bytes could not be read"])
+        #expect(result.stderrLines == ["vmio-ptrace: dump incomplete: 1 hole, 12288 bytes could not be read"])
         #expect(
             result.lines.contains("hole: 12288 bytes at \(hx(map + 4096)) (page fault at \(hx(map + 4096)))"),
             "\(result)")

@@ -137,7 +137,7 @@ struct RestoreJSON {
         #expect(
             plain.lines == [
                 "restored 8192 bytes into pid \(holder.pid)",
-                "left out 1 regions the target maps read-only (--force restores them)",
+                "left out 1 region the target maps read-only (--force restores them)",
             ])
         #expect(try holder.get(ro, 16) == Array(repeating: 0, count: 16), "left as it was")
         #expect(try holder.get(buf, 0x2000) == original)

@@ -243,8 +243,8 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(result.exited(0), "\(result)")
         #expect(
             result.lines == [
-                "stopped 1 threads of pid \(h.pid)", "pid \(h.pid) runs on",
-                "stopped 1 threads of pid \(h.pid)", "wrote 4 bytes at \(hx(buf + 0x7000)) (verified)",
+                "stopped 1 thread of pid \(h.pid)", "pid \(h.pid) runs on",
+                "stopped 1 thread of pid \(h.pid)", "wrote 4 bytes at \(hx(buf + 0x7000)) (verified)",
             ])
         #expect(isFreeRunning(h.pid), "\(procStatus(h.pid))")
         #expect(threadTracers(h.pid).values.allSatisfy { $0 == "0" })
@@ -552,7 +552,7 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
             #expect(result.exited(0), "\(result)")
             #expect(
                 result.lines == [
-                    "stopped 1 threads of pid \(h.pid)",
+                    "stopped 1 thread of pid \(h.pid)",
                     "copied 16 bytes from \(h.pid):\(hx(buf + 0x100)) to \(h.pid):\(hx(buf + 0x8000))",
                     "copied 32 bytes from \(h.pid):\(hx(buf + 0x200)) to \(h.pid):\(hx(buf + 0x8010))",
                     "pid \(h.pid) runs on",

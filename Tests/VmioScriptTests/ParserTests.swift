@@ -190,6 +190,7 @@ private func expression(_ text: String) throws -> String {
         let minimal: [Verb: String] = [
             .maps: "maps", .read: "read 1 1", .write: "write 1 --u8 1", .copy: "copy 1 2 3",
             .search: "search --u8 1", .dump: "dump d", .restore: "restore d", .backtrace: "backtrace", .regs: "regs",
+            .symbol: "symbol [heap]",
         ]
         for verb in Verb.allCases {
             let text = try #require(minimal[verb], "no minimal line for \(verb)")
@@ -374,11 +375,11 @@ private func expression(_ text: String) throws -> String {
     static let cases: [(String, String)] = [
         (
             "frob 1",
-            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"
+            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "  Read 1 2",
-            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, let, expect, stop, cont, echo, sleep)"
+            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         ("read 0x10 8 --bogus", "line 1:13: read has no option --bogus (it takes --format, --skip-faults)"),
         ("maps --json", "line 1:6: maps has no option --json"),
