@@ -410,7 +410,7 @@ extension HeavyOrTimed {
                         String(Self.size), "--json",
                     ]
                 }
-            ) { _, result, status in
+            ) { target, result, status in
                 let json = try #require(result.json, "\(result)")
                 let moved = try #require((json["moved"] as? NSNumber)?.uint64Value, "\(json)")
                 if status == 0 {
@@ -419,6 +419,10 @@ extension HeavyOrTimed {
                     #expect(moved < Self.size)
                     let stop = try #require(json["stop"] as? [String: Any], "\(json)")
                     #expect(stop["side"] as? String == "destination", "\(json)")
+                    if status == 2 {
+                        let fault = try #require(stop["fault_address"] as? String, "exit 2 names the fault: \(json)")
+                        #expect(fault == hx(target.address("buf") + moved), "fault address == destination + moved")
+                    }
                 }
             }
             #expect(try source.send("ping") == "pong")
