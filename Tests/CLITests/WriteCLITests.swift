@@ -25,7 +25,9 @@ import VmioTestSupport
         let address = buf + offset
         let result = try Tool.run(["write", pid, hx(address)] + source)
         #expect(result.exited(0), "\(source): \(result)")
-        #expect(result.lines == ["wrote \(count) bytes at \(hx(address))\(verified ? " (verified)" : "")"], "\(result)")
+        let bytes = count == 1 ? "byte" : "bytes"
+        #expect(
+            result.lines == ["wrote \(count) \(bytes) at \(hx(address))\(verified ? " (verified)" : "")"], "\(result)")
         #expect(result.stderr.isEmpty)
         return try holder.get(address, count)
     }
