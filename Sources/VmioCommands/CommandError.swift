@@ -43,11 +43,11 @@ public struct CommandError: StatusError, Sendable {
 
 extension TargetError: StatusError {
     public var exitStatus: ExitStatus {
-        switch self {
-        case .noSuchProcess: .targetGone
-        case .permissionDenied, .alreadyTraced: .permission
-        case .model(let error): error.exitStatus
-        case .attachTimeout, .system: .badInput
+        switch kind {
+        case .badInput: .badInput
+        case .partialCopy: .partialCopy
+        case .permission: .permission
+        case .targetGone: .targetGone
         }
     }
 

@@ -1,4 +1,4 @@
-import Glibc
+import VmioPtrace
 
 /// A progress line on stderr for long dumps, restores and searches: bytes done, rate,
 /// ETA. Shown only when stderr is a terminal, redrawn at most ten times a second, and
@@ -14,7 +14,7 @@ public final class ProgressLine {
     public init(_ verb: String, total: UInt64, enabled: Bool = true) {
         self.verb = verb
         self.total = total
-        self.enabled = enabled && isatty(2) == 1
+        self.enabled = enabled && Console.isTerminal(fd: 2)
     }
 
     public func update(_ done: UInt64) {

@@ -24,12 +24,11 @@ extension TransferReport {
             if verb == "best effort" { line += ", filled with zeros" }
         }
         // Say so when anything came another way than process_vm_readv (the read ladder).
-        // (A read of at most ReadLadder.smallReadLimit bytes takes pread first by design.)
+        // (A read of at most ProcessMemory.smallReadLimit bytes takes pread first by design.)
         let mechanisms = ranges.map(\.mechanism).uniqued()
-        let smallRead =
-            requested <= UInt64(ReadLadder.smallReadLimit) && mechanisms == [AccessMechanism.pread.rawValue]
-        if !mechanisms.isEmpty, mechanisms != [AccessMechanism.processVMReadv.rawValue], !smallRead {
-            line += "; read through \(mechanisms.joined(separator: ", "))"
+        let smallRead = requested <= UInt64(ProcessMemory.smallReadLimit) && mechanisms == [.pread]
+        if !mechanisms.isEmpty, mechanisms != [.processVMReadv], !smallRead {
+            line += "; read through \(mechanisms.map(\.rawValue).joined(separator: ", "))"
         }
         return line
     }
@@ -69,7 +68,7 @@ extension TransferReport {
                             ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
                             ("reason", .string(hole.kind.description)),
                             ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
-                            ("mechanism", hole.mechanism.map { .string($0) } ?? .null),
+                            ("mechanism", hole.mechanism.map { .string($0.rawValue) } ?? .null),
                         ])
                     })
             ),
@@ -81,7 +80,7 @@ extension TransferReport {
                         ("fault_address", stop.faultAddress.map { .string($0.hex) } ?? .null),
                         ("side", .string(stop.side.rawValue)),
                         ("errno", stopErrno.map { .int(Int64($0)) } ?? .null),
-                        ("mechanism", stopMechanism.map { .string($0) } ?? .null),
+                        ("mechanism", stopMechanism.map { .string($0.rawValue) } ?? .null),
                     ])
                 } ?? .null
             ),
@@ -92,14 +91,15 @@ extension TransferReport {
                     ranges.map { r in
                         .object([
                             ("address", .string(r.address.hex)), ("length", .uint(r.length)),
-                            ("mechanism", .string(r.mechanism)),
+                            ("mechanism", .string(r.mechanism.rawValue)),
                         ])
                     })
             ),
             (
                 "mechanism",
-                ranges.first.map { first in
-                    .string(ranges.allSatisfy { $0.mechanism == first.mechanism } ? first.mechanism : "mixed")
+                ranges.first.map { first -> JSONValue in
+                    let same = ranges.allSatisfy { $0.mechanism == first.mechanism }
+                    return .string(same ? first.mechanism.rawValue : "mixed")
                 } ?? .null
             ),
         ]

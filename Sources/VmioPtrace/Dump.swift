@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 import VmIO
 
 /// The JSON manifest of a dump directory (`manifest.json`).
@@ -49,52 +50,53 @@ public struct DumpManifest: Codable, Sendable {
     }
 
     /// Reads and checks `DIR/manifest.json`.
-    public static func load(from directory: String) throws -> DumpManifest {
+    public static func load(from directory: String) throws(TargetError) -> DumpManifest {
         let path = directory + "/manifest.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DumpError.noManifest(path)
-        }
-        return try decode(data, path: path)
+        guard let bytes = try? Files.contents(of: path) else { throw .dump(.noManifest(path)) }
+        do { return try decode(Data(bytes), path: path) } catch { throw .dump(error) }
     }
 
     /// Decodes and checks the bytes of a manifest; `path` names it in errors.
-    public static func decode(_ data: Data, path: String) throws -> DumpManifest {
+    public static func decode(_ data: Data, path: String) throws(DumpError) -> DumpManifest {
         let manifest: DumpManifest
         do { manifest = try JSONDecoder().decode(DumpManifest.self, from: data) } catch {
-            throw DumpError.badManifest(path, "\(error)")
+            throw .badManifest(path, "\(error)")
         }
         guard manifest.format == currentFormat else {
-            throw DumpError.badManifest(path, "format '\(manifest.format)' is not \(currentFormat)")
+            throw .badManifest(path, "format '\(manifest.format)' is not \(currentFormat)")
         }
         var previousEnd: Address = 0
         for (i, region) in manifest.regions.enumerated() {
             guard let range = region.range else {
-                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) is not a range")
+                throw .badManifest(path, "region \(region.start)-\(region.end) is not a range")
             }
             // A dump is taken from one view, so its regions ascend and never overlap; restore
             // relies on that (its byte totals cannot overflow, no byte is written twice).
             guard i == 0 || range.start >= previousEnd else {
-                throw DumpError.badManifest(
+                throw .badManifest(
                     path, "region \(region.start)-\(region.end) overlaps or precedes the region before it")
             }
             previousEnd = range.end
             guard !region.file.isEmpty else {
-                throw DumpError.badManifest(path, "region \(region.start)-\(region.end) names no data file")
+                throw .badManifest(path, "region \(region.start)-\(region.end) names no data file")
             }
             guard !region.file.contains("/"), !region.file.hasPrefix(".") else {
-                throw DumpError.badManifest(path, "data file name '\(region.file)' leaves the directory")
+                throw .badManifest(path, "data file name '\(region.file)' leaves the directory")
             }
         }
         return manifest
     }
 }
 
-/// Errors of dump and restore.
-public enum DumpError: Error, CustomStringConvertible {
+/// Errors of dump and restore (thrown as ``TargetError/dump(_:)``).
+public enum DumpError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// There is no manifest at this path.
     case noManifest(String)
+    /// The manifest at this path cannot be used, and why.
     case badManifest(String, String)
+    /// The directory already holds a dump.
     case exists(String)
-    case io(String, String)
+    /// The target's maps no longer match the dump, one line a region.
     case layoutMismatch([String])
 
     public var description: String {
@@ -102,32 +104,10 @@ public enum DumpError: Error, CustomStringConvertible {
         case .noManifest(let p): "no dump manifest at \(p)"
         case .badManifest(let p, let why): "bad dump manifest \(p): \(why)"
         case .exists(let p): "\(p) already holds a dump; pass --force to replace it"
-        case .io(let p, let why): "\(p): \(why)"
         case .layoutMismatch(let lines):
             "the target's maps no longer match the dump (pass --skip SEL for each, or --skip-mismatched):\n  "
                 + lines.joined(separator: "\n  ")
         }
-    }
-}
-
-/// Creates a file for writing without following a symlink at its name.
-func createFile(_ path: String, exclusive: Bool) throws -> Int32 {
-    let flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC)
-    let fd = open(path, flags, 0o644)
-    guard fd >= 0 else { throw DumpError.io(path, String(cString: strerror(errno))) }
-    return fd
-}
-
-/// Writes all of `bytes` at `offset` with `pwrite(2)`.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
-    var done = 0
-    while done < bytes.count {
-        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw DumpError.io(path, String(cString: strerror(errno)))
-        }
-        done += n
     }
 }
 
@@ -141,7 +121,7 @@ extension Target {
     public func dump(
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
         progress: ((UInt64) -> Void)? = nil
-    ) throws -> DumpManifest {
+    ) throws(TargetError) -> DumpManifest {
         try prepareDirectory(directory, replace: replace)
         var manifest = DumpManifest(
             format: DumpManifest.currentFormat, pid: pid, stopped: isStopped,
@@ -150,26 +130,32 @@ extension Target {
         for (index, (mapping, range)) in regions.enumerated() {
             let name = String(format: "%04d-%llx-%llx.bin", index + 1, range.start, range.end)
             let part = directory + "/." + name + ".part"
-            let fd = try createFile(part, exclusive: false)
+            let fd: Int32
+            do { fd = try Files.create(part, exclusive: false) } catch { throw .file(path: part, .failed(error)) }
             var closed = false
-            defer { if !closed { close(fd); unlink(part) } }
-            let report = try stream(range, skipFaults: true) { at, chunk in
-                try writeAll(fd, chunk, at: at - range.start, path: part)
+            defer {
+                if !closed {
+                    Sys.close(fd)
+                    try? Sys.unlink(part)
+                }
+            }
+            let report = try stream(range, policy: .skip) { (at, chunk) throws(TargetError) in
+                do throws(Errno) { try Files.write(fd, chunk, at: at - range.start) } catch {
+                    throw .file(path: part, .failed(error))
+                }
                 done += UInt64(chunk.count)
                 progress?(done)
                 return true
             }
             // A region cut short (target gone…) is not renamed into place: the defer removes it.
-            if let stop = report.stop { throw VmIoError.partialCopy(stop) }
-            // Holes read as zeros: give the file its full length.
-            guard ftruncate(fd, off_t(range.count)) == 0 else {
-                throw DumpError.io(part, String(cString: strerror(errno)))
-            }
-            close(fd)
-            closed = true
-            guard rename(part, directory + "/" + name) == 0 else {
-                throw DumpError.io(part, String(cString: strerror(errno)))
-            }
+            if let stop = report.stop { throw .transferStopped(stop) }
+            do {
+                // Holes read as zeros: give the file its full length.
+                try Sys.ftruncate(fd, length: range.count)
+                Sys.close(fd)
+                closed = true
+                try Sys.rename(part, to: directory + "/" + name)
+            } catch { throw .file(path: part, .failed(error)) }
             manifest.regions.append(
                 DumpManifest.Region(
                     file: name, start: range.start.hex, end: range.end.hex, perms: mapping.permissions.description,
@@ -178,43 +164,40 @@ extension Target {
                     holes: report.holes.map {
                         .init(
                             address: $0.address.hex, length: $0.length, reason: $0.kind.description,
-                            mechanism: $0.mechanism, errno: $0.errno)
+                            mechanism: $0.mechanism?.rawValue, errno: $0.errno)
                     }))
             if !report.holes.isEmpty { manifest.complete = false }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(manifest)
+        // The manifest holds strings and numbers only: encoding it cannot fail.
+        let data = (try? encoder.encode(manifest)) ?? Data()
         let part = directory + "/.manifest.json.part"
-        let fd = try createFile(part, exclusive: false)
-        try data.withUnsafeBytes { try writeAll(fd, $0, at: 0, path: part) }
-        fsync(fd)
-        close(fd)
-        guard rename(part, directory + "/manifest.json") == 0 else {
-            throw DumpError.io(part, String(cString: strerror(errno)))
-        }
+        do throws(Errno) {
+            let fd = try Files.create(part, exclusive: false)
+            defer { Sys.close(fd) }
+            try data.withUnsafeBytes { raw in Result { () throws(Errno) in try Files.write(fd, raw, at: 0) } }.get()
+            try Sys.fsync(fd)
+            try Sys.rename(part, to: directory + "/manifest.json")
+        } catch { throw .file(path: part, .failed(error)) }
         return manifest
     }
 
-    private func prepareDirectory(_ directory: String, replace: Bool) throws {
+    private func prepareDirectory(_ directory: String, replace: Bool) throws(TargetError) {
+        switch Files.kind(directory)?.type {
+        case nil:
+            do { try Sys.mkdir(directory, mode: 0o755) } catch { throw .file(path: directory, .failed(error)) }
         // Never write through a symlink planted at the directory's name.
-        var st = stat()
-        if lstat(directory, &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
-            throw DumpError.io(directory, "is a symbolic link; give the real directory")
-        }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw DumpError.io(directory, "exists and is not a directory") }
+        case S_IFLNK: throw .file(path: directory, .isSymbolicLink)
+        case S_IFDIR:
             let manifestPath = directory + "/manifest.json"
-            if FileManager.default.fileExists(atPath: manifestPath) {
-                guard replace else { throw DumpError.exists(directory) }
-                // Take the old manifest away first, so a half-replaced dump never looks complete.
-                let old = try? DumpManifest.load(from: directory)
-                unlink(manifestPath)
-                for region in old?.regions ?? [] { unlink(directory + "/" + region.file) }
-            }
-        } else if mkdir(directory, 0o755) != 0 {
-            throw DumpError.io(directory, String(cString: strerror(errno)))
+            guard (try? Sys.fileStatus(manifestPath)) != nil else { return }
+            guard replace else { throw .dump(.exists(directory)) }
+            // Take the old manifest away first, so a half-replaced dump never looks complete.
+            let old = try? DumpManifest.load(from: directory)
+            try? Sys.unlink(manifestPath)
+            for region in old?.regions ?? [] { try? Sys.unlink(directory + "/" + region.file) }
+        default: throw .file(path: directory, .notADirectory)
         }
     }
 }
@@ -278,20 +261,18 @@ extension Target {
     public func restore(
         _ manifest: DumpManifest, from directory: String, skip: [RegionSelector], skipMismatched: Bool,
         force: Bool, verify: Bool, progress: ((UInt64) -> Void)? = nil
-    ) throws -> RestoreReport {
+    ) throws(TargetError) -> RestoreReport {
         let plan = restorePlan(manifest, skip: skip, force: force)
         let mismatches = plan.compactMap { if case .mismatch(let why) = $0.1 { why } else { nil } }
-        if !mismatches.isEmpty && !skipMismatched { throw DumpError.layoutMismatch(mismatches) }
+        if !mismatches.isEmpty && !skipMismatched { throw .dump(.layoutMismatch(mismatches)) }
         // Every data file to be read must be there, a regular file, and long enough, before
         // anything is written: a bad dump leaves the target as it was.
         for (region, action) in plan where action == .write {
             let path = directory + "/" + region.file
-            var st = stat()
-            guard lstat(path, &st) == 0 else { throw DumpError.io(path, String(cString: strerror(errno))) }
-            guard st.st_mode & S_IFMT == S_IFREG else {
-                throw DumpError.io(path, "the data file is not a regular file")
-            }
-            guard UInt64(st.st_size) >= region.range!.count else { throw DumpError.io(path, "shorter than its region") }
+            let file: stat
+            do { file = try Sys.linkStatus(path) } catch { throw .file(path: path, .failed(error)) }
+            guard file.st_mode & S_IFMT == S_IFREG else { throw .file(path: path, .notARegularFile) }
+            guard UInt64(file.st_size) >= region.range!.count else { throw .file(path: path, .tooShort) }
         }
         var report = RestoreReport()
         var done: UInt64 = 0
@@ -303,9 +284,9 @@ extension Target {
             }
             let range = region.range!
             let path = directory + "/" + region.file
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw DumpError.io(path, String(cString: strerror(errno))) }
-            defer { close(fd) }
+            let fd: Int32
+            do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch { throw .file(path: path, .failed(error)) }
+            defer { Sys.close(fd) }
             let holes = region.holes.compactMap { h -> AddressRange? in
                 parseNumber(h.address[...]).flatMap { try? AddressRange(start: $0, count: h.length) }
             }
@@ -314,10 +295,14 @@ extension Target {
             var offset: UInt64 = 0
             while offset < range.count {
                 let n = Int(min(UInt64(chunk), range.count - offset))
-                let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, n, off_t(offset)) }
-                guard got == n else {
-                    throw DumpError.io(path, got < 0 ? String(cString: strerror(errno)) : "shorter than its region")
+                let got: Int
+                let read = buffer.withUnsafeMutableBytes { raw in
+                    Result { () throws(Errno) in
+                        try Sys.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<n]), at: offset)
+                    }
                 }
+                do { got = try read.get() } catch { throw .file(path: path, .failed(error)) }
+                guard got == n else { throw .file(path: path, .tooShort) }
                 // Write the parts of this chunk that are not holes of the dump.
                 let piece = AddressRange(clamping: range.start + offset, range.start + offset + UInt64(n))
                 for part in piece.subtracting(holes) {

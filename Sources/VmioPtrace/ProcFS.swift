@@ -6,29 +6,29 @@ import VmIO
 /// Reading `/proc`: whole small files, status fields, thread lists.
 public enum ProcFS {
     /// One read buffer kept between calls (the maps of a big process are read often).
+    /// A `Mutex` makes it safe to share; only one caller at a time takes the buffer out.
     private static let spare = Mutex<SpareBuffer?>(nil)
 
-    /// A malloc'd block and its size; only ever held by one caller at a time.
+    /// A malloc'd block and its size. It is handed from caller to caller through the `Mutex`
+    /// (taken out, then put back), never shared, so sending it between threads is safe.
     private struct SpareBuffer: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
         let capacity: Int
     }
 
     /// Reads a whole file (proc files report size 0, so read until EOF).
-    /// Wraps `open(2)` and `read(2)`.
     public static func readAll(_ path: String) throws(Errno) -> [UInt8] {
         try withContents(of: path) { Array($0) }
     }
 
     /// Reads a whole file into one buffer that grows with `realloc` (which moves large
     /// blocks by remapping, not copying), and hands it to `body` without a copy: the maps
-    /// of a big process are read and parsed at C speed. Wraps `open(2)` and `read(2)`.
+    /// of a big process are read and parsed at C speed.
     public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws(Errno) -> R)
         throws(Errno) -> R
     {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        defer { close(fd) }
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
         // Reuse the last call's buffer (already faulted in) when no other thread holds it.
         let reused = spare.withLock { spare -> SpareBuffer? in
             defer { spare = nil }
@@ -54,11 +54,8 @@ public enum ProcFS {
                 guard let grown = realloc(buffer, capacity) else { throw Errno.noMemory }
                 buffer = grown
             }
-            let got = read(fd, buffer + length, capacity - length)
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw Errno(rawValue: errno)
-            }
+            let got = try Sys.read(
+                fd, into: UnsafeMutableRawBufferPointer(start: buffer + length, count: capacity - length))
             if got == 0 { break }
             length += got
         }
@@ -72,34 +69,30 @@ public enum ProcFS {
 
     /// `/proc/PID/status` as key → value (values trimmed).
     public static func status(_ pid: Int32) throws(Errno) -> [String: String] {
+        parseStatus(try readText("/proc/\(pid)/status"))
+    }
+
+    /// The fields of a `status` file as key → value (values trimmed).
+    static func parseStatus(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
-        for line in try readText("/proc/\(pid)/status").split(separator: "\n") {
+        for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: " \t")
         }
         return fields
     }
 
-    /// The thread ids in `/proc/PID/task`.
+    /// The thread ids in `/proc/PID/task`, sorted.
     public static func threads(_ pid: Int32) throws(Errno) -> [Int32] {
-        guard let dir = opendir("/proc/\(pid)/task") else { throw Errno(rawValue: errno) }
-        defer { closedir(dir) }
-        var tids: [Int32] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if let tid = Int32(name) { tids.append(tid) }
-        }
-        return tids.sorted()
+        try Sys.directoryEntries("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
     }
 
     /// The one-letter state of a thread (`R`, `S`, `D`, `T`, `t`, `Z`…) from its `stat` line.
     public static func threadState(pid: Int32, tid: Int32) -> String {
-        guard let stat = try? readText("/proc/\(pid)/task/\(tid)/stat"),
-            let close = stat.lastIndex(of: ")")
-        else { return "?" }
-        return stat[stat.index(close, offsetBy: 2)...].split(separator: " ").first.map(String.init) ?? "?"
+        guard let text = try? readText("/proc/\(pid)/task/\(tid)/stat"), let stat = ProcessStat(text) else {
+            return "?"
+        }
+        return String(stat.state)
     }
 
     /// The process's command name (`/proc/PID/comm`).
@@ -107,34 +100,76 @@ public enum ProcFS {
         ((try? readText("/proc/\(pid)/comm")) ?? "?").trimmingCharacters(in: "\n")
     }
 
-    /// Whether a process with this pid exists and is not a zombie.
+    /// `/proc/PID/stat`, parsed; nil when it cannot be read.
+    static func stat(_ pid: Int32) -> ProcessStat? {
+        (try? readText("/proc/\(pid)/stat")).flatMap(ProcessStat.init)
+    }
+
+    /// Whether a process with this pid exists, visible in `/proc` or not: `kill(pid, 0)`
+    /// succeeds, or fails only for want of permission.
+    static func exists(_ pid: Int32) -> Bool {
+        do {
+            try Sys.kill(pid, 0)
+            return true
+        } catch {
+            return error == .notPermitted
+        }
+    }
+
+    /// The pid of this process.
+    public static var ownPID: Int32 { Sys.processID }
+
     /// Whether `tid` (a `TracerPid`, which names the tracing *thread*) is a thread of this
     /// process.
     public static func isOwnThread(_ tid: Int32) -> Bool {
-        tid == getpid() || (try? status(tid))?["Tgid"].flatMap { Int32($0) } == getpid()
+        tid == Sys.processID || (try? status(tid))?["Tgid"].flatMap { Int32($0) } == Sys.processID
     }
 
     /// Whether `pid` is a kernel thread (`PF_KTHREAD` in its `stat` flags): it has no user
     /// memory, and no process may trace it.
     public static func isKernelThread(_ pid: Int32) -> Bool {
-        guard let stat = try? readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 6, let flags = UInt64(fields[6]) else { return false }
-        return flags & 0x0020_0000 != 0  // PF_KTHREAD
+        stat(pid)?.isKernelThread ?? false
     }
 
-    /// A process that has begun to exit (`PF_EXITING` in the flags of its main thread's
-    /// `stat`) counts as gone: its memory is being torn down, and accesses to it fail with
-    /// errors (ESRCH, EPERM, EIO) that would otherwise read as faults or refusals.
+    /// Whether a process with this pid exists and is not a zombie. A process that has begun
+    /// to exit (`PF_EXITING` in the flags of its main thread's `stat`) counts as gone: its
+    /// memory is being torn down, and accesses to it fail with errors (ESRCH, EPERM, EIO)
+    /// that would otherwise read as faults or refusals.
     public static func isAlive(_ pid: Int32) -> Bool {
-        guard let status = try? status(pid), let state = status["State"], !state.hasPrefix("Z"), !state.hasPrefix("X")
-        else { return false }
-        guard let stat = try? readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
-        // Fields after the command: state ppid pgrp session tty_nr tpgid flags …
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 6, let flags = UInt64(fields[6]) else { return true }
-        return flags & 0x4 == 0  // PF_EXITING
+        guard let stat = stat(pid) else { return false }
+        return !stat.isZombie && !stat.isExiting
     }
+}
+
+/// The fields of `/proc/PID/stat` the tool uses.
+struct ProcessStat: Hashable, Sendable {
+    /// `PF_EXITING` of `include/linux/sched.h`: the task has begun to exit.
+    static let exitingFlag: UInt64 = 0x0000_0004
+    /// `PF_KTHREAD` of `include/linux/sched.h`: a kernel thread.
+    static let kernelThreadFlag: UInt64 = 0x0020_0000
+
+    /// The state letter (`R`, `S`, `D`, `T`, `t`, `Z`, `X`…).
+    let state: Character
+    let parent: Int32
+    /// The task's `PF_*` flags.
+    let flags: UInt64
+
+    /// Parses a `stat` line: `PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS …` (the
+    /// command may hold spaces and parentheses, so fields are counted from the last `)`).
+    init?(_ text: String) {
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 6, let letter = fields[0].first, let parent = Int32(fields[1]),
+            let flags = UInt64(fields[6])
+        else { return nil }
+        state = letter
+        self.parent = parent
+        self.flags = flags
+    }
+
+    var isZombie: Bool { state == "Z" || state == "X" || state == "x" }
+    var isExiting: Bool { flags & Self.exitingFlag != 0 }
+    var isKernelThread: Bool { flags & Self.kernelThreadFlag != 0 }
 }
 
 extension Substring {

@@ -26,7 +26,7 @@ public enum ProcessMaps {
                 Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
             }
         } catch {
-            throw Diagnose.accessError(error, pid: pid, operation: "read the maps of")
+            throw Classification.error(error, pid: pid, operation: .readMaps)
         }
         if case .success(let view) = parsed, view.mappings.isEmpty, !ProcFS.isAlive(pid) {
             throw .noSuchProcess(pid: pid)

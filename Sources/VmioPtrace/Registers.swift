@@ -1,4 +1,3 @@
-import CVmio
 import Glibc
 import SystemPackage
 import VmIO
@@ -39,12 +38,9 @@ public struct Registers: Hashable, Sendable {
     /// thread. `ESRCH` (not stopped by us, or gone) is ``TargetError/noSuchProcess(pid:)``
     /// of `pid`.
     public static func read(pid: Int32, tid: Int32) throws(TargetError) -> Registers {
-        var regs = user_regs_struct()
-        guard vmio_ptrace_getregs(tid, &regs) == 0 else {
-            let err = Errno(rawValue: vmio_errno())
-            if err == .noSuchProcess { throw .noSuchProcess(pid: pid) }
-            throw .system(call: "ptrace(PTRACE_GETREGS, \(tid))", errno: err)
+        do { return Registers(try Sys.ptraceGetRegisters(tid)) } catch {
+            if error == .noSuchProcess { throw .noSuchProcess(pid: pid) }
+            throw .system(call: "ptrace(PTRACE_GETREGS, \(tid))", errno: error)
         }
-        return Registers(regs)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 import VmIO
 
 /// What a process was doing, from `/proc/PID/stat` and `/proc/PID/status`: recorded before
@@ -89,43 +90,39 @@ public struct RunStateCheck: Sendable, CustomStringConvertible {
 }
 
 extension RunState {
-    /// Waits (at most `timeout`) for `pid` to settle after a detach into `expected`'s kind
-    /// (`running` or `jobStopped`), re-stopping a job-stopped target that resumed, and
-    /// reports what it found.
-    static func verify(pid: Int32, expected: RunState, timeout: Duration = .milliseconds(500)) -> RunStateCheck {
+    /// Checks, after a detach, that `pid` is back in `expected`'s kind (`running` or
+    /// `jobStopped`), re-stopping a job-stopped target that resumed, and reports what it
+    /// found. `stopComing` says whether a stop signal was pending, or handed back, while the
+    /// threads were held: then the target is about to stop, and the check waits (at most
+    /// `timeout`) to see it. Otherwise a running target is believed at once: nothing this
+    /// tool did can stop it. The waits poll the state each millisecond until it is what
+    /// they wait for; none sleeps for a fixed time.
+    static func verify(
+        pid: Int32, expected: RunState, stopComing: Bool, timeout: Duration = .milliseconds(500)
+    ) -> RunStateCheck {
         let clock = ContinuousClock()
         var deadline = clock.now + timeout
         var action: String?
-        var runningSince: ContinuousClock.Instant?
         var now = RunState.of(pid: pid)
+        func check(_ restored: Bool) -> RunStateCheck {
+            RunStateCheck(pid: pid, before: expected, after: now, restored: restored, action: action)
+        }
         while true {
             switch (expected.kind, now.kind) {
-            case (_, .gone), (_, .zombie):
-                return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
-            case (.running, .running) where stopSignalPending(pid):
-                runningSince = nil  // a stop signal that arrived while it was held is about to take effect
-            case (.running, .running):
-                // A stop signal can be dequeued and not yet acted on: believe "running" once it
-                // has held for a moment.
-                let since = runningSince ?? clock.now
-                runningSince = since
-                if clock.now - since >= .milliseconds(20) {
-                    return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
-                }
-            case (.jobStopped, .jobStopped):
-                return RunStateCheck(pid: pid, before: expected, after: now, restored: true, action: action)
+            case (_, .gone), (_, .zombie): return check(true)
+            case (.running, .running) where !stopComing: return check(true)
+            case (.running, .jobStopped): return check(false)  // a stop signal arrived while it was held
+            case (.jobStopped, .jobStopped): return check(true)
             case (.jobStopped, .running) where action == nil:
                 // A job-stopped target the detach let run: stop it again, as it was.
-                kill(pid, SIGSTOP)
+                try? Sys.kill(pid, SIGSTOP)
                 action = "re-stopped with SIGSTOP"
                 deadline = clock.now + timeout
             default:
-                break
+                break  // a stop on its way, or a ptrace stop not yet left
             }
-            if clock.now >= deadline {
-                return RunStateCheck(pid: pid, before: expected, after: now, restored: false, action: action)
-            }
-            usleep(1_000)
+            if clock.now >= deadline { return check(false) }
+            Sys.pause(microseconds: 1_000)
             now = RunState.of(pid: pid)
         }
     }

@@ -124,7 +124,7 @@ extension Target {
     public func search(
         _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
         chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil
-    ) throws -> SearchReport {
+    ) throws(TargetError) -> SearchReport {
         var report = SearchReport()
         let keep = pattern.count - 1
         // The last `keep` bytes seen, and the address just past them, for straddling matches.
@@ -146,7 +146,7 @@ extension Target {
         for (mapping, range) in regions {
             previousMapping = currentMapping
             currentMapping = mapping
-            let streamed = try stream(range, skipFaults: true, chunkSize: chunkSize) { at, chunk in
+            let streamed = try stream(range, policy: .skip, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
                 defer {
                     report.scanned += UInt64(chunk.count)
                     progress?(report.scanned)
@@ -177,7 +177,7 @@ extension Target {
             report.holes += streamed.holes
             // Faults are holes, but a stream cut short (target gone, permission) is not a
             // finished search: say so instead of reporting a partial scan as complete.
-            if let stop = streamed.stop { throw VmIoError.partialCopy(stop) }
+            if let stop = streamed.stop { throw .transferStopped(stop) }
             if report.truncated { break }
         }
         return report

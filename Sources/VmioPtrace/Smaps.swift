@@ -46,7 +46,7 @@ public enum ProcessSmaps {
             do {
                 text = try ProcFS.withContents(of: "/proc/\(pid)/smaps") { String(decoding: $0, as: UTF8.self) }
             } catch {
-                throw Diagnose.accessError(error, pid: pid, operation: "read the smaps of")
+                throw Classification.error(error, pid: pid, operation: .readSmaps)
             }
             switch Result(catching: { () throws(VmIoError) in try parse(text) }) {
             case .success(let usages):

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 import VmIO
 
 /// The target's own ABI: its pointer width and byte order, from the ELF header of the
@@ -97,13 +98,19 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
     /// The ABI of process `pid`, from `/proc/PID/exe`; ``host`` (marked ``Source/assumed``)
     /// when that cannot be read.
     public static func of(pid: Int32) -> TargetABI {
-        let fd = open("/proc/\(pid)/exe", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return host }
-        defer { close(fd) }
+        guard let header = readHeader(pid: pid) else { return host }
+        return parse(header: header) ?? host
+    }
+
+    /// The first 64 bytes of `/proc/PID/exe` (`open(2)`, `pread(2)`); nil when it cannot be read.
+    static func readHeader(pid: Int32) -> [UInt8]? {
+        guard let fd = try? Sys.open("/proc/\(pid)/exe", O_RDONLY) else { return nil }
+        defer { Sys.close(fd) }
         var header = [UInt8](repeating: 0, count: 64)
-        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 64, 0) }
-        guard n >= 20 else { return host }
-        return parse(header: Array(header[0..<n])) ?? host
+        guard let n = try? header.withUnsafeMutableBytes({ raw throws(Errno) in try Sys.pread(fd, into: raw, at: 0) }),
+            n >= 20
+        else { return nil }
+        return Array(header[0..<n])
     }
 
     /// The unsigned value of `bytes` (at most 8) in this byte order.

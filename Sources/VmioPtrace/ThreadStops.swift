@@ -1,4 +1,4 @@
-import Glibc
+import SystemPackage
 import VmIO
 
 /// A thread of a target: its id and its name (`/proc/PID/task/TID/comm`).
@@ -11,23 +11,22 @@ public struct ThreadInfo: Hashable, Sendable {
     }
 }
 
-/// A thread that is not (or no longer) part of its process.
-public struct NoSuchThread: Error, Hashable, Sendable, CustomStringConvertible {
-    public let pid: Int32
-    public let tid: Int32
-    public init(pid: Int32, tid: Int32) {
-        self.pid = pid
-        self.tid = tid
-    }
-    public var description: String { "pid \(pid) has no thread \(tid)" }
+/// The state recorded before the first of the threads a command stops one at a time
+/// (``Target/withThreadStopped(_:timeout:_:)``), checked once when the command lets the
+/// target go (``Target/resume()``).
+struct ThreadStopBaseline {
+    let state: RunState
+    /// A stop signal was handed back to a thread when it was let go: the target is about to stop.
+    var stopHandedBack = false
 }
 
 extension Target {
-    /// The threads of the target, sorted by tid, with their names.
+    /// The threads of the target, sorted by tid, with their names: `/proc/PID/task` listed
+    /// once, one `comm` read a thread.
     public func threadInfos() throws(TargetError) -> [ThreadInfo] {
         let tids: [Int32]
         do { tids = try ProcFS.threads(pid) } catch {
-            throw Diagnose.accessError(error, pid: pid, operation: "list the threads of")
+            throw Classification.error(error, pid: pid, operation: .listThreads)
         }
         if tids.isEmpty { throw .noSuchProcess(pid: pid) }
         return tids.map { ThreadInfo(tid: $0, name: ProcFS.threadName(pid: pid, tid: $0)) }
@@ -36,29 +35,59 @@ extension Target {
     /// Runs `body` while thread `tid` is held in a ptrace stop by the calling thread.
     ///
     /// When the whole target is already stopped (``stop(timeout:)``) the thread is used as
-    /// it is. Otherwise that thread alone is seized and stopped (through ``Tracer``, so it
-    /// is let go on every path, signals included) for the duration of `body`, and the other
-    /// threads run on. Throws ``NoSuchThread`` when the thread is gone but the process
-    /// lives, ``TargetError/noSuchProcess(pid:)`` when the process is gone.
-    public func withThreadStopped<R>(_ tid: Int32, timeout: Duration? = nil, _ body: () throws -> R) throws -> R {
-        if isStopped {
-            guard stoppedThreads.contains(tid) else { throw gone(tid) }
+    /// it is. Otherwise that thread alone is seized and stopped for the duration of `body`
+    /// (tracked for the signal handlers, so it is let go on every path) and the other
+    /// threads run on. The per-thread cost is the stop itself: nothing is listed, and the
+    /// run state is recorded before the first such stop of a command and checked once, for
+    /// the whole process, by ``resume()`` (or when the target is dropped).
+    /// ``TargetError/noSuchThread(pid:tid:)`` when the thread is gone but the process lives,
+    /// ``TargetError/noSuchProcess(pid:)`` when the process is gone.
+    public func withThreadStopped<R>(
+        _ tid: Int32, timeout: Duration? = nil, _ body: () throws(TargetError) -> R
+    ) throws(TargetError) -> R {
+        if let tracer {
+            guard tracer.holds(tid) else { throw gone(tid) }
             return try body()
         }
-        let tracer: Tracer
-        let wait = timeout ?? attachTimeout
-        do { tracer = try Tracer(pid: pid, threads: [tid], timeout: wait) } catch {
-            if case .noSuchProcess = error { throw gone(tid) }
-            throw error
+        if threadStopBaseline == nil {
+            Tracer.installSignalHandlersOnce()
+            Tracer.releaseLingering()
+            threadStopBaseline = ThreadStopBaseline(state: try Tracer.stateBeforeAttach(pid))
         }
-        defer { tracer.detach() }
-        guard tracer.threads.contains(tid) else { throw gone(tid) }
+        // Only a thread of this process (one stat, not a listing).
+        guard (try? Sys.fileStatus("/proc/\(pid)/task/\(tid)")) != nil, try Tracer.seize(pid: pid, tid: tid) else {
+            throw gone(tid)
+        }
+        let signal: Int32
+        switch Tracer.waitForStop(tid, deadline: .now + (timeout ?? attachTimeout)) {
+        case .stopped(let s): signal = s
+        case .gone: throw gone(tid)
+        case .late:
+            Tracer.linger([tid])
+            throw .attachTimeout(pid: pid, tid: tid, state: ProcFS.threadStateText(pid: pid, tid: tid))
+        }
+        if isStopSignal(signal) { threadStopBaseline?.stopHandedBack = true }
+        defer { Tracer.release(tid, signal: signal) }
         return try body()
     }
 
+    /// Checks, once for the whole process, that the threads stopped one at a time
+    /// (``withThreadStopped(_:timeout:_:)``) left the target in its state from before the
+    /// first (``lastRestore``; a ``Tracer/restoreWarning`` otherwise). A command that stops
+    /// threads one at a time calls it after the last; ``resume()`` and the end of the
+    /// target call it too. Nothing happens when no thread was stopped that way since.
+    public func finishThreadStops() {
+        guard let baseline = threadStopBaseline else { return }
+        threadStopBaseline = nil
+        let check = RunState.verify(
+            pid: pid, expected: baseline.state, stopComing: baseline.stopHandedBack || stopSignalPending(pid))
+        lastRestore = check
+        if !check.restored { Tracer.warn(check.description) }
+    }
+
     /// The error for a thread that could not be held: the process's, if it is gone too.
-    func gone(_ tid: Int32) -> any Error {
-        ProcFS.isAlive(pid) ? NoSuchThread(pid: pid, tid: tid) : TargetError.noSuchProcess(pid: pid)
+    func gone(_ tid: Int32) -> TargetError {
+        ProcFS.isAlive(pid) ? .noSuchThread(pid: pid, tid: tid) : .noSuchProcess(pid: pid)
     }
 }
 

@@ -1,5 +1,6 @@
 import CVmio
 import Glibc
+import Synchronization
 import SystemPackage
 import VmIO
 
@@ -17,48 +18,28 @@ public final class Tracer {
     /// Threads held in a stop, with the signal to hand back at detach (0 for none).
     public private(set) var stoppedThreads: [Int32: Int32] = [:]
     private var detached = false
+    /// Seized threads whose stop did not come in time.
+    private var pending: Set<Int32> = []
     /// The target's state before the attach (RunState.swift): restored, and checked, at detach.
     public private(set) var initialState: RunState
     /// What ``detach()`` found: whether the state before the attach holds again.
     public private(set) var restoreCheck: RunStateCheck?
-    /// Called with one line when a target's run state could not be restored at detach
-    /// (the CLI prints it as a warning).
-    nonisolated(unsafe) public static var restoreWarning: ((String) -> Void)?
-    /// Threads seized whose stop never came (a thread in uninterruptible sleep, `D`): they
-    /// cannot be detached until they stop; ``releaseLingering()`` lets them go once they do,
-    /// and the kernel lets them go when this process exits.
-    nonisolated(unsafe) private static var lingering: Set<Int32> = []
 
     /// Seizes and stops every thread of `pid`, waiting at most `timeout` in all for the stops.
     /// With `threads`, only those of them that exist are stopped (one pass, no re-reading);
-    /// the other threads run on. ``TargetError/noSuchProcess(pid:)`` when none could be held
-    /// (or the process is a zombie), ``TargetError/alreadyTraced(pid:tracerPid:tracerName:)``
-    /// when another tracer holds it, ``TargetError/attachTimeout(pid:tid:state:)`` naming a
-    /// thread that did not stop in time (uninterruptible sleep) and its state. The state
-    /// before the attach is recorded (``initialState``). On any failure every thread already
-    /// held is let go before the error is thrown.
+    /// the other threads run on. ``TargetError/noSuchProcess(pid:)`` when none could be held,
+    /// ``TargetError/zombie(pid:command:parent:parentCommand:)`` for a zombie,
+    /// ``TargetError/kernelThread(pid:command:)`` for a kernel thread,
+    /// ``TargetError/alreadyTraced(pid:tracerPid:tracerName:)`` when another tracer holds it,
+    /// ``TargetError/attachTimeout(pid:tid:state:)`` naming a thread that did not stop in time
+    /// (uninterruptible sleep) and its state. The state before the attach is recorded
+    /// (``initialState``). On any failure every thread already held is let go before the
+    /// error is thrown.
     public init(pid: Int32, threads: Set<Int32>? = nil, timeout: Duration = .seconds(5)) throws(TargetError) {
         self.pid = pid
         Self.installSignalHandlersOnce()
         Self.releaseLingering()
-        initialState = RunState.of(pid: pid)
-        if ProcFS.isKernelThread(pid) {
-            throw .permissionDenied(
-                pid: pid, operation: "attach to",
-                reason:
-                    "pid \(pid) (\(ProcFS.command(pid))) is a kernel thread: the kernel lets no process trace it, and it has no user memory"
-            )
-        }
-        switch initialState.kind {
-        case .gone: throw .noSuchProcess(pid: pid)
-        case .zombie: throw .noSuchProcess(pid: pid)
-        default: break
-        }
-        if initialState.tracerPid != 0 {
-            // TracerPid names the tracing thread: one of ours means this process holds it already.
-            let tracer = ProcFS.isOwnThread(initialState.tracerPid) ? getpid() : initialState.tracerPid
-            throw .alreadyTraced(pid: pid, tracerPid: tracer, tracerName: ProcFS.command(tracer))
-        }
+        initialState = try Self.stateBeforeAttach(pid)
         do { try stopAll(timeout: timeout, only: threads) } catch {
             detach()
             throw error
@@ -77,6 +58,29 @@ public final class Tracer {
 
     deinit { detach() }
 
+    /// The state of `pid` before an attach, refusing what cannot be attached: a process that
+    /// is gone, a zombie, a kernel thread, a process another tracer holds.
+    static func stateBeforeAttach(_ pid: Int32) throws(TargetError) -> RunState {
+        try Target.checkIsUserProcess(pid)
+        let state = RunState.of(pid: pid)
+        switch state.kind {
+        case .gone: throw .noSuchProcess(pid: pid)
+        case .zombie:
+            try Target.checkIsUserProcess(pid)  // names the parent
+            throw .noSuchProcess(pid: pid)
+        default: break
+        }
+        if state.tracerPid != 0 { throw alreadyTraced(pid, by: state.tracerPid) }
+        return state
+    }
+
+    /// The error for `pid` traced by `tracer`. `TracerPid` names the tracing thread: one of
+    /// ours means this process holds it already.
+    static func alreadyTraced(_ pid: Int32, by tracer: Int32) -> TargetError {
+        let holder = ProcFS.isOwnThread(tracer) ? Sys.processID : tracer
+        return .alreadyTraced(pid: pid, tracerPid: holder, tracerName: ProcFS.command(holder))
+    }
+
     private func stopAll(timeout: Duration, only: Set<Int32>?) throws(TargetError) {
         // One deadline for the whole attach, however many threads there are.
         let deadline = ContinuousClock.now + timeout
@@ -85,7 +89,7 @@ public final class Tracer {
             let tids: [Int32]
             do { tids = try ProcFS.threads(pid).filter { only?.contains($0) ?? true } } catch {
                 throw known.isEmpty
-                    ? Diagnose.accessError(error, pid: pid, operation: "list the threads of")
+                    ? Classification.error(error, pid: pid, operation: .listThreads)
                     : .noSuchProcess(pid: pid)
             }
             let fresh = tids.filter { !known.contains($0) }
@@ -93,32 +97,26 @@ public final class Tracer {
             var seized: [Int32] = []
             for tid in fresh {
                 known.insert(tid)
-                if vmio_ptrace_seize(tid, 0) != 0 {
-                    let err = Errno(rawValue: vmio_errno())
-                    if err == .noSuchProcess { continue }  // the thread exited meanwhile
-                    if err == .notPermitted, let status = try? ProcFS.status(pid),
-                        let tracer = status["TracerPid"].flatMap({ Int32($0) }), tracer != 0
-                    {
-                        let holder = ProcFS.isOwnThread(tracer) ? getpid() : tracer
-                        throw .alreadyTraced(pid: pid, tracerPid: holder, tracerName: ProcFS.command(holder))
-                    }
-                    throw Diagnose.accessError(err, pid: pid, operation: "attach to")
-                }
-                vmio_tracked_add(tid)
+                guard try Self.seize(pid: pid, tid: tid) else { continue }  // the thread exited meanwhile
                 stoppedThreads[tid] = 0
                 seized.append(tid)
-                _ = vmio_ptrace_interrupt(tid)
             }
             var late: [Int32] = []
-            for tid in seized where !waitForStop(tid, deadline: deadline) { late.append(tid) }
+            for tid in seized {
+                switch Self.waitForStop(tid, deadline: deadline) {
+                case .stopped(let signal): stoppedThreads[tid] = signal
+                case .gone: stoppedThreads[tid] = nil
+                case .late:
+                    stoppedThreads[tid] = nil  // seized, but not held: see `pending`
+                    late.append(tid)
+                }
+            }
             if let first = late.first {
                 // These threads are seized but not stopped (uninterruptible sleep, most
                 // likely): they cannot be detached before they stop. Keep them where a
                 // later release, the signal handlers and the kernel (at exit) find them.
-                for tid in late {
-                    pending.insert(tid)
-                    Self.lingering.insert(tid)
-                }
+                pending.formUnion(late)
+                Self.linger(late)
                 let others = late.dropFirst().map { "\($0) (\(ProcFS.threadStateText(pid: pid, tid: $0)))" }
                 throw .attachTimeout(
                     pid: pid, tid: first,
@@ -129,45 +127,61 @@ public final class Tracer {
         if stoppedThreads.isEmpty { throw .noSuchProcess(pid: pid) }
     }
 
-    /// Seized threads whose stop did not come in time.
-    private var pending: Set<Int32> = []
+    /// Seizes thread `tid` of `pid` and asks it to stop (`PTRACE_SEIZE`, `PTRACE_INTERRUPT`);
+    /// it is then tracked for the signal handlers. False when the thread no longer exists.
+    static func seize(pid: Int32, tid: Int32) throws(TargetError) -> Bool {
+        do { try Sys.ptraceSeize(tid) } catch {
+            if error == .noSuchProcess { return false }
+            if error == .notPermitted {
+                let tracer = RunState.of(pid: pid).tracerPid
+                if tracer != 0 { throw alreadyTraced(pid, by: tracer) }
+            }
+            throw Classification.error(error, pid: pid, operation: .attach)
+        }
+        vmio_tracked_add(tid)
+        try? Sys.ptraceInterrupt(tid)
+        return true
+    }
 
-    /// Polls `waitpid(tid, __WALL | WNOHANG)` until the thread stops or exits (true), or the
-    /// deadline passes (false).
-    private func waitForStop(_ tid: Int32, deadline: ContinuousClock.Instant) -> Bool {
-        let clock = ContinuousClock()
+    /// How a wait for a seized thread's stop ended.
+    enum StopWait {
+        /// In a stop; `signal` is what to hand back at detach.
+        case stopped(signal: Int32)
+        /// Exited, or not ours any more (no longer tracked).
+        case gone
+        /// The deadline passed first.
+        case late
+    }
+
+    /// Polls `waitpid(tid, __WALL | WNOHANG)` until the thread stops or exits, or the
+    /// deadline passes; the pauses between polls grow from 20 µs to 2 ms.
+    static func waitForStop(_ tid: Int32, deadline: ContinuousClock.Instant) -> StopWait {
         var pause: UInt32 = 20
         while true {
-            var status: Int32 = 0
-            let r = waitpid(tid, &status, Int32(bitPattern: 0x4000_0000) | WNOHANG)  // __WALL
-            if r == tid {
-                if status & 0xff == 0x7f {  // stopped
-                    let signal = (status >> 8) & 0xff
-                    let event = status >> 16
-                    // A group stop or our interrupt hands back nothing; any other signal is re-delivered.
-                    let isEventStop = event == 128  // PTRACE_EVENT_STOP
-                    stoppedThreads[tid] = isEventStop || signal == SIGTRAP ? 0 : signal
-                    return true
-                }
-                forget(tid)  // exited or killed
-                return true
+            let status: WaitStatus?
+            do { status = try Sys.waitpid(tid, hang: false) } catch {
+                vmio_tracked_remove(tid)  // not ours any more: gone
+                return .gone
             }
-            if r < 0 {
-                if errno == EINTR { continue }
-                forget(tid)  // not ours any more: gone
-                return true
+            if let status {
+                if let signal = status.signalToRedeliver { return .stopped(signal: signal) }
+                vmio_tracked_remove(tid)  // exited or killed
+                return .gone
             }
-            if clock.now >= deadline {
-                stoppedThreads[tid] = nil  // seized, but not held: see `pending`
-                return false
-            }
-            usleep(pause)
+            if ContinuousClock.now >= deadline { return .late }
+            Sys.pause(microseconds: pause)
             pause = min(pause * 2, 2_000)
         }
     }
 
-    private func forget(_ tid: Int32) {
-        stoppedThreads[tid] = nil
+    /// Lets a held thread go (`PTRACE_DETACH`, handing back `signal`). A thread not in a stop
+    /// yet (its interrupt still pending) has its stop collected first, briefly.
+    static func release(_ tid: Int32, signal: Int32) {
+        do { try Sys.ptraceDetach(tid, signal: signal) } catch {
+            guard error == .noSuchProcess else { return vmio_tracked_remove(tid) }
+            let deadline = ContinuousClock.now + .milliseconds(100)
+            if case .stopped = waitForStop(tid, deadline: deadline) { try? Sys.ptraceDetach(tid, signal: 0) }
+        }
         vmio_tracked_remove(tid)
     }
 
@@ -181,67 +195,92 @@ public final class Tracer {
         guard !detached else { return restoreCheck }
         detached = true
         let held = !stoppedThreads.isEmpty
-        for (tid, signal) in stoppedThreads {
-            if vmio_ptrace_detach(tid, signal) != 0 && vmio_errno() == ESRCH {
-                // Not in a stop yet (an interrupt still pending): collect the stop, briefly, then detach.
-                for _ in 0..<100 {
-                    var status: Int32 = 0
-                    let r = waitpid(tid, &status, Int32(bitPattern: 0x4000_0000) | WNOHANG)
-                    if r == tid {
-                        if status & 0xff == 0x7f { _ = vmio_ptrace_detach(tid, 0) }
-                        break
-                    }
-                    if r < 0 { break }
-                    usleep(1_000)
-                }
-            }
-            vmio_tracked_remove(tid)
-        }
+        // Read while every thread is held (none can take a signal): whether it is about to stop.
+        let stopComing = held && (stopSignalPending(pid) || stoppedThreads.values.contains(where: isStopSignal))
+        for (tid, signal) in stoppedThreads { Self.release(tid, signal: signal) }
         stoppedThreads.removeAll()
         Self.releaseLingering()
         guard held else { return nil }
-        let check = RunState.verify(pid: pid, expected: initialState)
+        let check = RunState.verify(pid: pid, expected: initialState, stopComing: stopComing)
         restoreCheck = check
-        if !check.restored { Self.restoreWarning?(check.description) }
+        if !check.restored { Self.warn(check.description) }
         return check
     }
 
-    /// Lets go the seized threads whose stop came late (see `lingering`): each one that is
-    /// in a stop now is detached; the others stay until they stop or this process exits.
-    public static func releaseLingering() {
-        for tid in lingering {
-            var status: Int32 = 0
-            let r = waitpid(tid, &status, Int32(bitPattern: 0x4000_0000) | WNOHANG)  // __WALL
-            if r == tid, status & 0xff == 0x7f {
-                // Our interrupt (or a group stop) hands back nothing; any other signal is re-delivered.
-                let signal = (status >> 8) & 0xff, event = status >> 16
-                _ = vmio_ptrace_detach(tid, event == 128 || signal == SIGTRAP ? 0 : signal)
-            } else if r == 0 {
-                continue  // still not stopped
-            }
-            // Detached, exited, or not ours any more.
-            lingering.remove(tid)
-            vmio_tracked_remove(tid)
-        }
-    }
-
-    /// Threads seized whose stop has not come yet.
-    public static var lingeringThreads: [Int32] { lingering.sorted() }
+    /// Whether this tracer holds `tid` in a stop.
+    func holds(_ tid: Int32) -> Bool { stoppedThreads[tid] != nil }
 
     /// The thread ids currently held.
     public var threads: [Int32] { stoppedThreads.keys.sorted() }
 
-    nonisolated(unsafe) private static var handlersInstalled = false
+    // MARK: process-wide state
+
+    /// Threads seized whose stop never came (a thread in uninterruptible sleep, `D`): they
+    /// cannot be detached until they stop; ``releaseLingering()`` lets them go once they do,
+    /// and the kernel lets them go when this process exits. Shared by every tracer of the
+    /// process (a later command may find an earlier one's), so behind a lock.
+    private static let lingering = Mutex<Set<Int32>>([])
+
+    static func linger(_ tids: [Int32]) {
+        lingering.withLock { $0.formUnion(tids) }
+    }
+
+    /// Lets go the seized threads whose stop came late: each one that is in a stop now is
+    /// detached; the others stay until they stop or this process exits.
+    public static func releaseLingering() {
+        lingering.withLock { lingering in
+            for tid in lingering {
+                let status: WaitStatus?
+                do { status = try Sys.waitpid(tid, hang: false) } catch {
+                    status = .exited(code: 0)  // not ours any more
+                }
+                guard let status else { continue }  // still not stopped
+                if let signal = status.signalToRedeliver { try? Sys.ptraceDetach(tid, signal: signal) }
+                // Detached, exited, or not ours any more.
+                lingering.remove(tid)
+                vmio_tracked_remove(tid)
+            }
+        }
+    }
+
+    /// Threads seized whose stop has not come yet.
+    public static var lingeringThreads: [Int32] { lingering.withLock { $0.sorted() } }
+
+    private static let warning = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    /// Called with one line when a target's run state could not be restored at detach (the
+    /// CLI prints it as a warning). Process-wide, so behind a lock.
+    public static var restoreWarning: (@Sendable (String) -> Void)? {
+        get { warning.withLock { $0 } }
+        set { warning.withLock { $0 = newValue } }
+    }
+
+    static func warn(_ line: String) {
+        restoreWarning?(line)
+    }
+
+    private static let handlers = Mutex<(wanted: Bool, installed: Bool)>((true, false))
+
     /// Whether the first tracer installs process-wide handlers for SIGINT, SIGTERM, SIGHUP,
     /// SIGQUIT and SIGPIPE that detach every held thread and then die of the signal
     /// (ignored signals stay ignored). On by default so that no exit path leaves a target
     /// stopped; a host program with its own handlers turns it off and calls ``detach()``
     /// from them instead (the kernel also lets tracees go when the tracer dies).
-    nonisolated(unsafe) public static var installsSignalHandlers = true
-
-    private static func installSignalHandlersOnce() {
-        guard installsSignalHandlers, !handlersInstalled else { return }
-        handlersInstalled = true
-        vmio_install_detach_handlers()
+    public static var installsSignalHandlers: Bool {
+        get { handlers.withLock { $0.wanted } }
+        set { handlers.withLock { $0.wanted = newValue } }
     }
+
+    static func installSignalHandlersOnce() {
+        handlers.withLock { state in
+            guard state.wanted, !state.installed else { return }
+            state.installed = true
+            vmio_install_detach_handlers()
+        }
+    }
+}
+
+/// Whether `signal` is one that stops a process (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
+func isStopSignal(_ signal: Int32) -> Bool {
+    signal == SIGSTOP || signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU
 }

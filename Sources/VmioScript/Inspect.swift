@@ -1,4 +1,3 @@
-import Glibc
 import VmIO
 import VmioCommands
 import VmioPtrace
@@ -21,7 +20,7 @@ extension Operations {
     public static func backtrace(
         _ target: Target, thread: Int32?, snapshot: Bool, depth: Int, memory: UnwindMemoryAccess
     ) throws -> Outcome {
-        guard target.pid != getpid() else {
+        guard target.pid != ProcFS.ownPID else {
             throw CommandError.badInput("vmio-ptrace cannot trace its own threads; give another pid")
         }
         let threads = try selectThreads(of: target, thread)
@@ -29,18 +28,23 @@ extension Operations {
         if snapshot { try target.stop() }
         defer { if snapshot && !wasStopped { target.resume() } }
         let unwinder = try Unwinder(pid: target.pid, access: memory)
+        // Threads stopped one at a time: the run state is checked once, after the last.
+        defer { target.finishThreadStops() }
         var traces: [ThreadBacktrace] = []
         for info in threads {
-            do {
-                let (frames, end) = try target.withThreadStopped(info.tid) {
+            do throws(TargetError) {
+                let (frames, end) = try target.withThreadStopped(info.tid) { () throws(TargetError) in
                     try unwinder.unwind(tid: info.tid, maxDepth: depth, view: target.view, symbols: target.symbols)
                 }
                 traces.append(ThreadBacktrace(thread: info, frames: frames, end: end))
-            } catch is NoSuchThread where thread == nil {
-                continue  // the thread exited after it was listed: nothing to show
-            } catch TargetError.noSuchProcess {
-                throw CommandError.targetGone(
-                    "pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
+            } catch {
+                switch error {
+                case .noSuchThread where thread == nil: continue  // the thread exited after it was listed
+                case .noSuchProcess:
+                    throw CommandError.targetGone(
+                        "pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
+                default: throw error
+                }
             }
         }
         var o = Outcome()
@@ -55,22 +59,26 @@ extension Operations {
 
     /// `regs`: each thread stopped on its own while its registers are read.
     public static func regs(_ target: Target, thread: Int32?) throws -> Outcome {
-        guard target.pid != getpid() else {
+        guard target.pid != ProcFS.ownPID else {
             throw CommandError.badInput("vmio-ptrace cannot trace its own threads; give another pid")
         }
         let threads = try selectThreads(of: target, thread)
         var results: [(ThreadInfo, Registers)] = []
+        defer { target.finishThreadStops() }
         for info in threads {
-            do {
-                let registers = try target.withThreadStopped(info.tid) {
+            do throws(TargetError) {
+                let registers = try target.withThreadStopped(info.tid) { () throws(TargetError) in
                     try Registers.read(pid: target.pid, tid: info.tid)
                 }
                 results.append((info, registers))
-            } catch is NoSuchThread where thread == nil {
-                continue  // the thread exited after it was listed
-            } catch TargetError.noSuchProcess {
-                throw CommandError.targetGone(
-                    "pid \(target.pid) exited while its registers were read (thread \(info.tid))")
+            } catch {
+                switch error {
+                case .noSuchThread where thread == nil: continue  // the thread exited after it was listed
+                case .noSuchProcess:
+                    throw CommandError.targetGone(
+                        "pid \(target.pid) exited while its registers were read (thread \(info.tid))")
+                default: throw error
+                }
             }
         }
         var o = Outcome()

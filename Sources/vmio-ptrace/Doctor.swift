@@ -8,10 +8,11 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Say why an operation on a process would be refused, and the one fix.",
         discussion: """
-            Checks, one line each (ok or problem): hidepid on /proc, the target (owner, state, \
+            Checks, one line each (ok, problem, or skipped when it could not be made): hidepid on /proc, the target (owner, state, \
             zombie), the caller's uid and CAP_SYS_PTRACE, kernel.yama.ptrace_scope (0 classic, \
             1 ancestors only, 2 CAP_SYS_PTRACE only, 3 nobody until the next reboot), whether \
-            the target is dumpable, another tracer (TracerPid), the caller's seccomp mode, a \
+            the target is dumpable, another tracer (TracerPid), whether its maps can be read, the caller's seccomp \
+            mode, a \
             1-byte probe of process_vm_readv and of /proc/PID/mem (nothing is written), whether \
             /proc/PID/mem may be written (proc_mem.force_override), the target's pid namespace \
             (NSpid) and its ABI (from the ELF header of /proc/PID/exe). Then the one fix that \
@@ -75,7 +76,7 @@ struct Doctor: ParsableCommand {
                 print("pid \(report.pid): can this tool \(operation.phrase)?")
                 let width = report.checks.map(\.name.count).max() ?? 0
                 for check in report.checks {
-                    let label = check.status == .ok ? "ok     " : "problem"
+                    let label = check.status.rawValue + String(repeating: " ", count: 7 - check.status.rawValue.count)
                     print(
                         "\(label)  \(check.name)\(String(repeating: " ", count: width - check.name.count))  \(check.detail)"
                     )

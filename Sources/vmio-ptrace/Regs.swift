@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import VmIO
 import VmioCommands
 import VmioPtrace

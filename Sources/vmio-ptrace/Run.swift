@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import VmIO
 import VmioCommands
 import VmioPtrace
@@ -43,10 +42,7 @@ struct Run: ParsableCommand {
                 if detach {
                     target.resume()
                 } else {
-                    kill(target.pid, SIGKILL)
-                    target.resume()
-                    var status: Int32 = 0
-                    while waitpid(target.pid, &status, 0) < 0 && errno == EINTR {}
+                    target.killAndReap()
                 }
             }
             return try options.run(script, on: target)

@@ -14,7 +14,6 @@
 // run one at a time; the others run in parallel batches.
 //
 // Documented behaviours that are not "one line on stderr", and so not cases here:
-// - `maps PID` of a kernel thread exits 0 and prints nothing (it has no mappings).
 // - `doctor PID` prints its report on stdout (exit 4 for a zombie or a missing pid, nothing
 //   on stderr).
 // - `run` prints `vmio-ptrace: started CMD as pid N …` on stderr before the session runs; that
@@ -196,36 +195,37 @@ func visibleKernelThread() -> Int32? {
             ("regs", [], .serial),
             ("session", ["SCRIPT"], .serial),
         ]
-        for gone in ["999999", "ZOMBIE"] {
+        // A zombie is named as one, with its unreaping parent (issue 12, bug 8).
+        for (gone, says) in [("999999", "no such process: 999999"), ("ZOMBIE", "ZOMBIE (vmio-fixture-st) is a zombie")]
+        {
             for template in gonePidTemplates {
                 var c = Case(
-                    arguments: [template.command, gone] + template.rest, status: 4,
-                    mentions: "no such process: \(gone)",
+                    arguments: [template.command, gone] + template.rest, status: 4, mentions: says,
                     mode: template.mode)
                 if template.command == "session" { c.script = "echo hi" }
                 cases.append(c)
             }
-            add(["copy", "\(gone):0x1000", "PID:BUF", "16"], 4, "no such process: \(gone)")
-            add(["copy", "PID:BUF", "\(gone):0x1000", "16"], 4, "no such process: \(gone)")
+            add(["copy", "\(gone):0x1000", "PID:BUF", "16"], 4, says)
+            add(["copy", "PID:BUF", "\(gone):0x1000", "16"], 4, says)
         }
 
-        // --- a kernel thread: it has no memory at all; it cannot be traced. backtrace/regs exit 3
-        // today, blaming the proc_mem_write check and suggesting `sudo` even to root (and
-        // `doctor KTHREAD` says nothing prevents a stop): the status is pinned here, the wording
-        // is a known weakness of the diagnosis (reported), hence only "permission denied".
+        // --- a kernel thread: it has no memory at all; it cannot be traced. Every command says so,
+        // with status 3 (issue 12, bug 7).
+        let kernelThread = "is a kernel thread: it has no user memory"
         let kthreadCases: [Case] = [
-            Case(arguments: ["read", "KTHREAD", "0x1000", "16"], status: 1, mentions: "in no mapping"),
-            Case(arguments: ["read", "KTHREAD", "[stack]", "16"], status: 1, mentions: "[stack]"),
-            Case(arguments: ["write", "KTHREAD", "0x1000", "--hex", "00"], status: 1, mentions: "in no mapping"),
-            Case(arguments: ["search", "KTHREAD", "--hex", "00"], status: 1, mentions: "no readable mapping"),
-            Case(arguments: ["dump", "KTHREAD", "-o", "TMP/d"], status: 1, mentions: "no readable mapping"),
-            Case(arguments: ["copy", "KTHREAD:0x1000", "PID:BUF", "16"], status: 1, mentions: "in no mapping"),
-            Case(arguments: ["copy", "PID:BUF", "KTHREAD:0x1000", "16"], status: 1, mentions: "in no mapping"),
-            Case(arguments: ["read", "KTHREAD", "sym:main", "8"], status: 1, mentions: "main"),
-            Case(arguments: ["backtrace", "KTHREAD"], status: 3, mentions: "permission denied", mode: .serial),
-            Case(arguments: ["regs", "KTHREAD"], status: 3, mentions: "permission denied", mode: .serial),
+            Case(arguments: ["maps", "KTHREAD"], status: 3, mentions: kernelThread),
+            Case(arguments: ["read", "KTHREAD", "0x1000", "16"], status: 3, mentions: kernelThread),
+            Case(arguments: ["read", "KTHREAD", "[stack]", "16"], status: 3, mentions: kernelThread),
+            Case(arguments: ["write", "KTHREAD", "0x1000", "--hex", "00"], status: 3, mentions: kernelThread),
+            Case(arguments: ["search", "KTHREAD", "--hex", "00"], status: 3, mentions: kernelThread),
+            Case(arguments: ["dump", "KTHREAD", "-o", "TMP/d"], status: 3, mentions: kernelThread),
+            Case(arguments: ["copy", "KTHREAD:0x1000", "PID:BUF", "16"], status: 3, mentions: kernelThread),
+            Case(arguments: ["copy", "PID:BUF", "KTHREAD:0x1000", "16"], status: 3, mentions: kernelThread),
+            Case(arguments: ["read", "KTHREAD", "sym:main", "8"], status: 3, mentions: kernelThread),
+            Case(arguments: ["backtrace", "KTHREAD"], status: 3, mentions: kernelThread, mode: .serial),
+            Case(arguments: ["regs", "KTHREAD"], status: 3, mentions: kernelThread, mode: .serial),
             Case(
-                arguments: ["session", "KTHREAD", "SCRIPT"], status: 1, mentions: "in no mapping", mode: .serial,
+                arguments: ["session", "KTHREAD", "SCRIPT"], status: 3, mentions: kernelThread, mode: .serial,
                 script: "read 0x1000 16"),
         ]
         for var c in kthreadCases {
@@ -502,7 +502,7 @@ func visibleKernelThread() -> Int32? {
         // --- --json: the same error also as {"error", "status"} on stdout.
         let jsonCases: [([String], Int32, String)] = [
             (["read", "999999", "BUF", "16"], 4, "no such process"),
-            (["read", "ZOMBIE", "BUF", "16"], 4, "no such process"),
+            (["read", "ZOMBIE", "BUF", "16"], 4, "is a zombie"),
             (["read", "PID", "0x10", "16"], 1, "in no mapping"),
             (["read", "PID", "sym:nope", "8"], 1, "unknown symbol"),
             (["read", "PID", "BUF", "6", "--format", "u32"], 1, "not a multiple"),

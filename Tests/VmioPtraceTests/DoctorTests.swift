@@ -132,15 +132,15 @@ import VmioTestSupport
         let target = try Target(pid: holder.pid)
         // Past the small-read limit, so the ladder starts at its first rung.
         let range = try AddressRange(
-            start: holder.address("buf") + 0x100, count: UInt64(ReadLadder.smallReadLimit) + 16)
+            start: holder.address("buf") + 0x100, count: UInt64(ProcessMemory.smallReadLimit) + 16)
         var bytes: [UInt8] = []
         let report = try target.stream(range, skipFaults: false) { _, chunk in
             bytes += chunk
             return true
         }
         #expect(bytes.prefix(16).elementsEqual("VMIO-MARKER-0001".utf8))
-        #expect(report.ranges == [MovedRange(address: range.start, length: range.count, mechanism: "process_vm_readv")])
-        #expect(target.ladder.lastMechanism == .processVMReadv && target.ladder.lastErrno == nil)
+        #expect(report.ranges == [MovedRange(address: range.start, length: range.count, mechanism: .processVMReadv)])
+        #expect(report.stop == nil && report.stopMechanism == nil && report.stopErrno == nil)
 
         // A typed value (at most smallReadLimit bytes) takes one pread on the kept-open /proc/PID/mem.
         let small = try AddressRange(start: holder.address("buf") + 0x200, count: 8)
@@ -150,7 +150,7 @@ import VmioTestSupport
             return true
         }
         #expect(value == [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
-        #expect(smallReport.ranges == [MovedRange(address: small.start, length: 8, mechanism: "pread")])
+        #expect(smallReport.ranges == [MovedRange(address: small.start, length: 8, mechanism: .pread)])
 
         // A read running into the unmapped pages after `edge`: the hole says which mechanism failed.
         let edge = holder.address("edge")
@@ -164,6 +164,6 @@ import VmioTestSupport
         #expect(filled.count == 8192)
         #expect(filled[0..<4096].allSatisfy { $0 == 0xab } && filled[4096...].allSatisfy { $0 == 0 })
         #expect(best.moved == 4096 && best.holes.count == 1)
-        #expect(best.holes.first?.mechanism == "maps" && best.holes.first?.errno == EFAULT)
+        #expect(best.holes.first?.mechanism == .maps && best.holes.first?.errno == EFAULT)
     }
 }

@@ -236,17 +236,49 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
         let buf = holder.address("buf"), edge = holder.address("edge"), code = holder.address("code")
-        let mem = try ProcMemBackend(pid: holder.pid, writable: false)
+        var memory = ProcessMemory(pid: holder.pid)
         let vm = ProcessVMBackend()
+        /// `/proc/PID/mem` alone: what a forced write is read back with.
+        func viaProcMem(_ address: UInt64, _ count: Int) -> (Access, [UInt8]) {
+            var buffer = [UInt8](repeating: 0xee, count: count)
+            let access = buffer.withUnsafeMutableBytes { memory.readForced(at: address, into: $0) }
+            return (access, buffer)
+        }
         for (address, count) in [(buf, 65536), (buf + 0x1ff, 17), (code, 64), (edge, 4096)] {
-            let a = read(vm, holder.pid, address, count), b = read(mem, holder.pid, address, count)
-            #expect(a.0 == Transfer(moved: count, stop: nil) && b.0 == a.0)
+            let a = read(vm, holder.pid, address, count), b = viaProcMem(address, count)
+            #expect(a.0 == Transfer(moved: count, stop: nil) && b.0.moved == count && b.0.stop == nil)
+            #expect(b.0.mechanism == .pread)
             #expect(a.1 == b.1, "at \(address.hex)")
         }
-        // Into the hole: the same exact count and fault address.
-        let a = read(vm, holder.pid, edge + 1000, 8192), b = read(mem, holder.pid, edge + 1000, 8192)
-        #expect(b.0.moved == 3096 && b.0 == a.0, "\(b.0) vs \(a.0)")
+        // Into the hole: the same exact count, and EIO (how /proc/PID/mem says "unmapped").
+        let a = read(vm, holder.pid, edge + 1000, 8192), b = viaProcMem(edge + 1000, 8192)
+        #expect(a.0 == Transfer(moved: 3096, stop: .pageFault(address: edge + 4096)))
+        #expect(b.0.moved == 3096 && b.0.stop?.errno == .ioError && b.0.stop?.mechanism == .pread, "\(b.0)")
         #expect(a.1 == b.1)
+    }
+
+    @Test func theLadderStepsDownOnlyWhereTheViewAllows() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let view = try ProcessMaps.read(pid: holder.pid)
+        var memory = ProcessMemory(pid: holder.pid)
+        let guardPage = holder.address("guard")
+        var buffer = [UInt8](repeating: 0xee, count: 256)
+        // process_vm_readv moves the bytes; a short count is EFAULT at the exact page.
+        let whole = buffer.withUnsafeMutableBytes {
+            memory.read(at: guardPage - 128, into: $0, view: view, stoppedThread: nil)
+        }
+        #expect(whole.moved == 128 && whole.mechanism == .processVMReadv)
+        #expect(whole.stop?.errno == .badAddress && whole.stop?.mechanism == .processVMReadv)
+        #expect(memory.refused.isEmpty, "a fault is no refusal")
+        // A typed value takes one pread where the view says every byte is readable.
+        let small = buffer.withUnsafeMutableBytes {
+            memory.read(
+                at: holder.address("buf") + 0x200, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<8]),
+                view: view)
+        }
+        #expect(small == Access(moved: 8, mechanism: .pread))
+        #expect(buffer[0..<8] == [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
     }
 
     @Test func procMemForcedWriteIntoCode() throws {
@@ -258,10 +290,13 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         // process_vm_writev refuses read-only text.
         let refused = patch.withUnsafeBytes { ProcessVMBackend().write(pid: holder.pid, at: code, from: $0) }
         #expect(refused.moved == 0 && refused.stop != nil)
+        var memory = ProcessMemory(pid: holder.pid)
+        let direct = patch.withUnsafeBytes { memory.write(at: code, from: $0, route: .direct) }
+        #expect(direct.moved == 0 && direct.stop?.mechanism == .processVMWritev)
         #expect(try holder.send("answer") == "42")
-        let mem = try ProcMemBackend(pid: holder.pid, writable: true)
-        let t = patch.withUnsafeBytes { mem.write(pid: holder.pid, at: code, from: $0) }
-        #expect(t == Transfer(moved: 6, stop: nil))
+        try memory.prepareForcedWrites()
+        let forced = patch.withUnsafeBytes { memory.write(at: code, from: $0, route: .forced) }
+        #expect(forced == Access(moved: 6, mechanism: .pwrite))
         #expect(try holderGet(holder, code, 6) == patch)
         #expect(try holder.send("answer") == "7")
     }

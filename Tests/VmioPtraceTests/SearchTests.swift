@@ -208,7 +208,9 @@ private struct SplitMix: RandomNumberGenerator {
             let want = naive(p, buffer, base: base, starts: window)
             #expect(
                 got == want,
-                "round \(round): pattern \(bytes) mask \(mask) align \(alignment) base \(base) window \(String(describing: window)) buffer \(buffer)"
+                Comment(
+                    rawValue: "round \(round): pattern \(bytes) mask \(mask) align \(alignment) base \(base) "
+                        + "window \(String(describing: window)) buffer \(buffer)")
             )
             if got != want { break }
         }

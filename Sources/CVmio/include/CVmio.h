@@ -8,6 +8,12 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <sys/ptrace.h>
+
+/// PTRACE_EVENT_STOP: the event of a stop PTRACE_INTERRUPT (or a group stop) causes, as
+/// waitpid reports it in `status >> 16` (an enum constant in <sys/ptrace.h>, which Swift
+/// does not import).
+static const int vmio_ptrace_event_stop = PTRACE_EVENT_STOP;
 
 /// process_vm_readv(2)
 ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
@@ -40,6 +46,9 @@ const void *vmio_memmem(const void *haystack, size_t haystack_length, const void
 /// SIGTRAP at its first instruction. The child's stdin is /dev/null when `null_stdin`.
 /// Returns the child's pid, or -1 with errno set (the child's errno when exec failed).
 pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin);
+
+/// pidfd_open(2): a descriptor that polls readable when the process exits.
+int vmio_pidfd_open(pid_t pid);
 
 /// The errno of the calling thread.
 int vmio_errno(void);

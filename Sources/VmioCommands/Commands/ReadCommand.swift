@@ -78,12 +78,23 @@ public struct ReadCommand: VmioCommand {
         _ target: Target, _ range: AddressRange, fillsHoles: Bool,
         _ sink: (Address, UnsafeRawBufferPointer) throws -> Bool
     ) throws -> TransferReport {
-        if format == .str {
-            return try target.stream(range, skipFaults: false, chunkSize: 4096, sink: sink)
+        // The sink's own failure ends the stream, and is thrown once it has ended.
+        var failure: (any Error)?
+        let taking = { (at: Address, chunk: UnsafeRawBufferPointer) throws(TargetError) -> Bool in
+            do { return try sink(at, chunk) } catch {
+                failure = error
+                return false
+            }
         }
         let skipping = skipFaults || bestEffort
-        return try target.stream(
-            range, skipFaults: skipping, fillHoles: bestEffort || (skipping && fillsHoles), sink: sink)
+        let report =
+            format == .str
+            ? try target.stream(range, policy: .stop, chunkSize: 4096, sink: taking)
+            : try target.stream(
+                range, policy: FaultPolicy(skipFaults: skipping, fillHoles: bestEffort || (skipping && fillsHoles)),
+                sink: taking)
+        if let failure { throw failure }
+        return report
     }
 
     /// Whether the text of this format keeps each byte's place (so holes are zeros), or

@@ -1,17 +1,18 @@
-import CVmio
 import Glibc
 import SystemPackage
 import VmIO
 
-/// The copy backend over `process_vm_readv(2)` / `process_vm_writev(2)`.
+/// The model's ``CopyBackend`` over `process_vm_readv(2)` / `process_vm_writev(2)` alone,
+/// for any pid: the fast path without the ladder, and scattered reads of many pieces.
 ///
 /// One remote iovec covers the whole request (bounded by ``maxBytesPerCall``): the
 /// kernel's partial count stops at the exact page that faulted, so `address + count` is
 /// the fault address, and splitting per page would cost a third of the throughput
-/// (DESIGN.md section 2). Calls loop on the returned count.
+/// (ARCHITECTURE.md). It explains nothing: a refusal is `permission` with its errno,
+/// without the doctor's reason (``Target`` classifies errors with it).
 public struct ProcessVMBackend: CopyBackend, Sendable {
     /// One call never moves more than 2 GiB − 4 KiB; ask for at most 1 GiB at a time.
-    public static let maxBytesPerCall = 1 << 30
+    public static let maxBytesPerCall = ProcessMemory.maxBytesPerCall
     /// `IOV_MAX`: the most iovecs one call takes.
     public static let maxIovecs = 1024
 
@@ -19,55 +20,26 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
 
     /// Reads through `process_vm_readv(2)`.
     public func read(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer) -> Transfer {
-        loop(pid: pid, address: address, count: destination.count, operation: "read") { done, chunk in
-            var local = iovec(iov_base: destination.baseAddress! + done, iov_len: chunk)
-            var remote = iovec(
-                iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
-            return vmio_process_vm_readv(pid, &local, 1, &remote, 1)
-        }
+        Self.transfer(ProcessMemory.processVMRead(pid: pid, at: address, into: destination), at: address)
     }
 
     /// Writes through `process_vm_writev(2)`.
     public func write(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Transfer {
-        loop(pid: pid, address: address, count: source.count, operation: "write") { done, chunk in
-            var local = iovec(iov_base: UnsafeMutableRawPointer(mutating: source.baseAddress! + done), iov_len: chunk)
-            var remote = iovec(
-                iov_base: UnsafeMutableRawPointer(bitPattern: UInt(address) + UInt(done)), iov_len: chunk)
-            return vmio_process_vm_writev(pid, &local, 1, &remote, 1)
-        }
+        Self.transfer(ProcessMemory.processVMWrite(pid: pid, at: address, from: source), at: address)
     }
 
-    private func loop(
-        pid: Int32, address: Address, count: Int, operation: String, call: (Int, Int) -> Int
-    ) -> Transfer {
-        var done = 0
-        while done < count {
-            let chunk = min(count - done, Self.maxBytesPerCall)
-            let n = call(done, chunk)
-            if n < 0 {
-                let err = Errno(rawValue: vmio_errno())
-                if err == .interrupted { continue }
-                return Transfer(
-                    moved: done, stop: Self.fault(err, pid: pid, at: address + Address(done), operation: operation))
-            }
-            done += n
-            if n < chunk {
-                // The kernel stopped at the first page it could not access.
-                return Transfer(moved: done, stop: .pageFault(address: address + Address(done)))
-            }
-        }
-        return Transfer(moved: done, stop: nil)
+    /// The model's view of an access: the fault, without liveness or a reason.
+    static func transfer(_ access: Access, at address: Address) -> Transfer {
+        Transfer(moved: access.moved, stop: access.stop.map { fault($0, at: address + Address(access.moved)) })
     }
 
-    /// The kind of a failed call's errno.
-    static func fault(_ err: Errno, pid: Int32, at address: Address, operation: String) -> FaultKind {
-        switch err {
-        case .badAddress, .ioError: .pageFault(address: address)
-        case .noSuchProcess: .targetGone
-        case .notPermitted, .permissionDenied:
-            .permission(reason: Diagnose.permissionReason(pid: pid, operation: operation == "write" ? .write : .read))
-        case .interrupted: .interrupted
-        default: .other(errno: err.rawValue, message: "\(operation): \(err)")
+    /// The kind of a stop, from its errno alone.
+    static func fault(_ stop: AccessStop, at address: Address) -> FaultKind {
+        switch stop.failure {
+        case .fault: .pageFault(address: address)
+        case .gone: .targetGone
+        case .refused: .permission(reason: "\(stop.mechanism) refused (\(stop.errno))")
+        case .notStopped, .other: .other(errno: stop.errno.rawValue, message: "\(stop.mechanism): \(stop.errno)")
         }
     }
 
@@ -101,15 +73,19 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
                 let len = p.destination.count - skip
                 if len > 0 {
                     local.append(iovec(iov_base: p.destination.baseAddress! + skip, iov_len: len))
-                    remote.append(
-                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(p.address) + UInt(skip)), iov_len: len)
-                    )
+                    remote.append(iovec(iov_base: Sys.remoteBase(p.address + UInt64(skip)), iov_len: len))
                     batchBytes += len
                 }
                 i += 1
             }
-            let n = local.isEmpty ? 0 : vmio_process_vm_readv(pid, local, UInt(local.count), remote, UInt(remote.count))
-            var moved = n < 0 ? 0 : n
+            var failure: Errno?
+            var moved = 0
+            if !local.isEmpty {
+                do {
+                    moved = try Sys.processVMReadv(
+                        pid: pid, local: local, localCount: local.count, remote: remote, remoteCount: remote.count)
+                } catch { failure = error }
+            }
             // Credit the moved bytes to the pieces in order.
             var j = next
             var skip = offsetInNext
@@ -122,13 +98,15 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
                 j += 1
                 skip = 0
             }
-            if j >= i { next = i; offsetInNext = 0; continue }
+            if j >= i {
+                next = i
+                offsetInNext = 0
+                continue
+            }
             // Piece j stopped: record why, and go on with the one after it.
             let at = pieces[j].address + Address(results[j].moved)
-            if n < 0 {
-                let err = Errno(rawValue: vmio_errno())
-                if err == .interrupted { offsetInNext = results[j].moved; next = j; continue }
-                let kind = Self.fault(err, pid: pid, at: at, operation: "read")
+            if let failure {
+                let kind = Self.fault(AccessStop(failure, .processVMReadv), at: at)
                 results[j].stop = kind
                 if kind == .targetGone || { if case .permission = kind { true } else { false } }() {
                     for k in (j + 1)..<pieces.count { results[k].stop = kind }

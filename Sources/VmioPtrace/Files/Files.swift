@@ -1,0 +1,74 @@
+import Glibc
+import SystemPackage
+import VmIO
+
+/// The files the tool writes and reads for itself (output files, dumps), over the
+/// system-call wrappers, with errors as ``TargetError/file(path:_:)``.
+enum Files {
+    /// Creates `path` for writing without following a symlink at its name; `exclusive`
+    /// refuses an existing file, else one is truncated.
+    static func create(_ path: String, exclusive: Bool) throws(Errno) -> Int32 {
+        try Sys.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | (exclusive ? O_EXCL : O_TRUNC), mode: 0o644)
+    }
+
+    /// Writes all of `bytes` at `offset` with `pwrite(2)`.
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            done += try Sys.pwrite(
+                fd, UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + UInt64(done))
+        }
+    }
+
+    /// Writes all of `bytes` at the descriptor's position with `write(2)`.
+    static func append(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            done += try Sys.write(fd, UnsafeRawBufferPointer(rebasing: bytes[done...]))
+        }
+    }
+
+    /// The kind of file at `path` without following a symlink (`S_IFREG`, `S_IFDIR`,
+    /// `S_IFLNK`…), and its size; nil when there is nothing there.
+    static func kind(_ path: String) -> (type: mode_t, size: UInt64)? {
+        guard let st = try? Sys.linkStatus(path) else { return nil }
+        return (st.st_mode & S_IFMT, UInt64(st.st_size))
+    }
+
+    /// A whole file's bytes.
+    static func contents(of path: String) throws(Errno) -> [UInt8] {
+        try ProcFS.readAll(path)
+    }
+}
+
+/// Standard streams and terminals for the command line, without the C library there.
+public enum Console {
+    /// Writes all of `text` to descriptor `fd` (1 standard output, 2 standard error); a
+    /// failure (a closed pipe) is not reported: there is nowhere left to report it.
+    public static func write(fd: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { try? Files.append(fd, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Reads descriptor `fd` to its end (`read(2)`), so an empty character device such as
+    /// `/dev/null` reads as empty.
+    public static func readAll(fd: Int32) throws(TargetError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n: Int
+            let read = chunk.withUnsafeMutableBytes { raw in Result { () throws(Errno) in try Sys.read(fd, into: raw) }
+            }
+            do { n = try read.get() } catch {
+                throw .file(path: fd == 0 ? "standard input" : "descriptor \(fd)", .failed(error))
+            }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+
+    /// Whether `fd` is a terminal.
+    public static func isTerminal(fd: Int32) -> Bool {
+        Sys.isTerminal(fd)
+    }
+}

@@ -1,0 +1,115 @@
+import Glibc
+import SystemPackage
+import VmIO
+
+/// Where a command's output goes: standard output, or a file. A file is written under a
+/// temporary name in its directory (created without following a symlink) and renamed into
+/// place by ``commit()``, so it is either complete or absent; an existing file is replaced
+/// only when asked. Errors are ``TargetError/file(path:_:)`` (bad input).
+public final class OutputFile {
+    /// The descriptor written: 1 for standard output.
+    public let fd: Int32
+    /// Whether the output is a file (not standard output).
+    public let isFile: Bool
+    private var position: UInt64 = 0
+    private let path: String?
+    private let temporary: String?
+    private var committed = false
+
+    /// Standard output when `path` is nil, else a new file at `path` (an existing one only
+    /// when `replace`; never a directory).
+    public init(path: String?, replace: Bool = false) throws(TargetError) {
+        self.path = path
+        guard let path else {
+            fd = 1
+            isFile = false
+            temporary = nil
+            return
+        }
+        if let existing = Files.kind(path) {
+            if existing.type == S_IFDIR { throw .file(path: path, .isDirectory) }
+            guard replace else { throw .file(path: path, .exists) }
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = "\(directory).\(name).\(Sys.processID).part"
+        do { fd = try Files.create(temporary, exclusive: true) } catch { throw .file(path: path, .cannotCreate(error)) }
+        self.temporary = temporary
+        isFile = true
+    }
+
+    /// Puts a finished file in place (a symlink at its name is replaced, never followed).
+    public func commit() throws(TargetError) {
+        guard isFile, !committed, let temporary, let path else { return }
+        do {
+            try Sys.fsync(fd)
+            try Sys.rename(temporary, to: path)
+        } catch { throw .file(path: path, .cannotFinish(error)) }
+        committed = true
+    }
+
+    /// Keeps an unfinished file as `FILE.partial` (replacing one only when `replace`);
+    /// returns its name, or nil when nothing was kept.
+    public func keepPartial(replace: Bool) -> String? {
+        guard isFile, !committed, let temporary, let path else { return nil }
+        let partial = path + ".partial"
+        if replace { try? Sys.unlink(partial) }
+        guard (try? Sys.link(temporary, to: partial)) != nil else { return nil }
+        return partial
+    }
+
+    deinit {
+        if isFile {
+            Sys.close(fd)
+            if !committed, let temporary { try? Sys.unlink(temporary) }
+        }
+    }
+
+    /// Writes `bytes` at `offset` from the start of the output; on standard output the gap
+    /// since the last write (a skipped hole) is filled with zeros.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(TargetError) {
+        if isFile {
+            do { try Files.write(fd, bytes, at: offset) } catch { throw failure(error) }
+        } else {
+            if offset > position { try zeros(offset - position) }
+            try append(bytes)
+        }
+        position = offset + UInt64(bytes.count)
+    }
+
+    /// Sets a file's final length (holes at the end read as zeros).
+    public func finish(length: UInt64) throws(TargetError) {
+        if isFile {
+            try? Sys.ftruncate(fd, length: length)
+        } else if length > position {
+            try zeros(length - position)
+        }
+    }
+
+    /// Writes one line of text (a newline is added).
+    public func line(_ text: String) throws(TargetError) {
+        var text = text + "\n"
+        try text.withUTF8 { raw in Result { () throws(TargetError) in try append(UnsafeRawBufferPointer(raw)) } }.get()
+    }
+
+    private func zeros(_ count: UInt64) throws(TargetError) {
+        let block = [UInt8](repeating: 0, count: 64 << 10)
+        var left = count
+        while left > 0 {
+            let n = Int(min(left, UInt64(block.count)))
+            try block.withUnsafeBytes { raw in
+                Result { () throws(TargetError) in try append(UnsafeRawBufferPointer(rebasing: raw[0..<n])) }
+            }.get()
+            left -= UInt64(n)
+        }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) throws(TargetError) {
+        do { try Files.append(fd, bytes) } catch { throw failure(error) }
+    }
+
+    private func failure(_ errno: Errno) -> TargetError {
+        .file(path: path ?? "standard output", .cannotWrite(errno))
+    }
+}

@@ -1,0 +1,92 @@
+import CVmio
+import Glibc
+import SystemPackage
+import VmIO
+
+/// The ptrace requests the Linux layer makes (through the C shim: `ptrace` is variadic).
+extension Sys {
+    /// `ptrace(PTRACE_SEIZE, tid, 0, 0)`: traces the thread without stopping it.
+    static func ptraceSeize(_ tid: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_seize(tid, 0) }
+    }
+
+    /// `ptrace(PTRACE_INTERRUPT, tid, 0, 0)`: asks a seized thread to stop (a `PTRACE_EVENT_STOP`).
+    static func ptraceInterrupt(_ tid: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_interrupt(tid) }
+    }
+
+    /// `ptrace(PTRACE_DETACH, tid, 0, signal)`: lets a stopped thread go, handing it `signal`
+    /// (0 for none). `ESRCH` when the thread is not in a ptrace stop (or is gone).
+    static func ptraceDetach(_ tid: Int32, signal: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_detach(tid, signal) }
+    }
+
+    /// `ptrace(PTRACE_CONT, tid, 0, signal)`.
+    static func ptraceContinue(_ tid: Int32, signal: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_cont(tid, signal) }
+    }
+
+    /// `ptrace(PTRACE_LISTEN, tid, 0, 0)`: a thread in a group stop stays stopped but reports
+    /// the next event.
+    static func ptraceListen(_ tid: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_listen(tid) }
+    }
+
+    /// `ptrace(PTRACE_PEEKDATA, tid, address, 0)`: the 8-byte word at `address` (the thread
+    /// must be in a ptrace stop of the calling thread).
+    static func ptracePeekData(_ tid: Int32, at address: Address) throws(Errno) -> UInt64 {
+        var word: UInt64 = 0
+        _ = try retryingInterrupts { vmio_ptrace_peekdata(tid, address, &word) }
+        return word
+    }
+
+    /// `ptrace(PTRACE_GETREGS, tid, 0, &regs)`: the general registers of a stopped thread.
+    static func ptraceGetRegisters(_ tid: Int32) throws(Errno) -> user_regs_struct {
+        var regs = user_regs_struct()
+        _ = try retryingInterrupts { vmio_ptrace_getregs(tid, &regs) }
+        return regs
+    }
+}
+
+/// A `waitpid(2)` status, decoded the way the macros of `<sys/wait.h>` (which Swift cannot
+/// import) decode it.
+enum WaitStatus: Hashable, Sendable {
+    /// `WIFEXITED`: the thread exited with this status.
+    case exited(code: Int32)
+    /// `WIFSIGNALED`: a signal killed it.
+    case signaled(signal: Int32)
+    /// `WIFSTOPPED`: it is in a stop. `signal` is `WSTOPSIG`; `event` the ptrace event of
+    /// the stop (`status >> 16`), 0 for a plain signal-delivery stop.
+    case stopped(signal: Int32, event: Int32)
+    /// `WIFCONTINUED`.
+    case continued
+
+    /// The low byte of a stopped status (`__W_STOPCODE`'s `0x7f`).
+    private static let stopMarker: Int32 = 0x7f
+    /// The whole status of a continued child (`__W_CONTINUED`).
+    private static let continuedStatus: Int32 = 0xffff
+
+    init(_ raw: Int32) {
+        if raw & 0xff == Self.stopMarker {
+            self = .stopped(signal: (raw >> 8) & 0xff, event: raw >> 16)
+        } else if raw == Self.continuedStatus {
+            self = .continued
+        } else if raw & 0x7f == 0 {
+            self = .exited(code: (raw >> 8) & 0xff)
+        } else {
+            self = .signaled(signal: raw & 0x7f)
+        }
+    }
+
+    /// The signal to hand back when a stopped thread is let go: none for the stop this tool
+    /// asked for (`PTRACE_EVENT_STOP`: an interrupt or a group stop) or for the `SIGTRAP` of
+    /// an exec; any other signal caught in the stop is re-delivered. Nil when not stopped.
+    var signalToRedeliver: Int32? {
+        guard case .stopped(let signal, let event) = self else { return nil }
+        return event == vmio_ptrace_event_stop || signal == SIGTRAP ? 0 : signal
+    }
+
+    var isStopped: Bool {
+        if case .stopped = self { true } else { false }
+    }
+}

@@ -1,0 +1,235 @@
+import CVmio
+import Glibc
+import SystemPackage
+import VmIO
+
+/// Every system call of the Linux layer, each wrapped once, thinly (as apple/swift-system
+/// does): a failure is thrown as a typed `Errno`, and `EINTR` is retried here and nowhere
+/// else. No other file of the project calls these functions of the C library directly;
+/// ARCHITECTURE.md lists the layers above.
+enum Sys {
+    /// The calling thread's `errno`.
+    static var lastErrno: Errno { Errno(rawValue: Glibc.errno) }
+
+    /// Runs `call` until it does not fail with `EINTR`: its result when it is not negative,
+    /// else the errno it failed with.
+    @inline(__always)
+    static func retryingInterrupts<T: BinaryInteger>(_ call: () -> T) throws(Errno) -> T {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            let failure = lastErrno
+            if failure != .interrupted { throw failure }
+        }
+    }
+
+    /// A remote address as an iovec base.
+    @inline(__always)
+    static func remoteBase(_ address: Address) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: UInt(address))
+    }
+
+    // MARK: cross-memory attach
+
+    /// `process_vm_readv(2)` of one range: `local.count` bytes at `remote` in `pid`. Returns
+    /// the count the kernel moved (short at the first page it could not read).
+    static func processVMReadv(pid: Int32, into local: UnsafeMutableRawBufferPointer, from remote: Address)
+        throws(Errno) -> Int
+    {
+        var l = iovec(iov_base: local.baseAddress, iov_len: local.count)
+        var r = iovec(iov_base: remoteBase(remote), iov_len: local.count)
+        return try processVMReadv(pid: pid, local: &l, localCount: 1, remote: &r, remoteCount: 1)
+    }
+
+    /// `process_vm_readv(2)` over iovec arrays (a scattered read: up to `IOV_MAX` a side).
+    static func processVMReadv(
+        pid: Int32, local: UnsafePointer<iovec>, localCount: Int, remote: UnsafePointer<iovec>, remoteCount: Int
+    ) throws(Errno) -> Int {
+        try retryingInterrupts {
+            vmio_process_vm_readv(pid, local, UInt(localCount), remote, UInt(remoteCount))
+        }
+    }
+
+    /// `process_vm_writev(2)` of one range: `local` to `remote` in `pid`. Returns the count moved.
+    static func processVMWritev(pid: Int32, from local: UnsafeRawBufferPointer, to remote: Address)
+        throws(Errno) -> Int
+    {
+        var l = iovec(iov_base: UnsafeMutableRawPointer(mutating: local.baseAddress), iov_len: local.count)
+        var r = iovec(iov_base: remoteBase(remote), iov_len: local.count)
+        return try retryingInterrupts { vmio_process_vm_writev(pid, &l, 1, &r, 1) }
+    }
+
+    // MARK: files
+
+    /// `open(2)`, close-on-exec always.
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0) throws(Errno) -> Int32 {
+        try retryingInterrupts { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    /// `close(2)`. Its errors are not reported: Linux frees the descriptor whatever it says,
+    /// so neither a retry nor a report could do anything (files that matter are `fsync`ed first).
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// `read(2)`: at most `buffer.count` bytes; 0 at the end of the file.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retryingInterrupts { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// `write(2)`: at most `bytes.count` bytes.
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try retryingInterrupts { Glibc.write(fd, bytes.baseAddress, bytes.count) }
+    }
+
+    /// `pread(2)` at `offset`, taken as an unsigned 64-bit position (as `/proc/PID/mem`
+    /// reads addresses); 0 at the end of the file.
+    static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(Errno)
+        -> Int
+    {
+        try retryingInterrupts {
+            Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(Int64(bitPattern: offset)))
+        }
+    }
+
+    /// `pwrite(2)` at `offset` (unsigned, as ``pread(_:into:at:)``).
+    static func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(Errno) -> Int {
+        try retryingInterrupts {
+            Glibc.pwrite(fd, bytes.baseAddress, bytes.count, off_t(Int64(bitPattern: offset)))
+        }
+    }
+
+    /// `fsync(2)`.
+    static func fsync(_ fd: Int32) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.fsync(fd) }
+    }
+
+    /// `ftruncate(2)`.
+    static func ftruncate(_ fd: Int32, length: UInt64) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.ftruncate(fd, off_t(length)) }
+    }
+
+    /// `lstat(2)`: the file itself, a symlink not followed.
+    static func linkStatus(_ path: String) throws(Errno) -> stat {
+        var st = stat()
+        _ = try retryingInterrupts { lstat(path, &st) }
+        return st
+    }
+
+    /// `stat(2)`.
+    static func fileStatus(_ path: String) throws(Errno) -> stat {
+        var st = stat()
+        _ = try retryingInterrupts { stat(path, &st) }
+        return st
+    }
+
+    /// `rename(2)`.
+    static func rename(_ from: String, to: String) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.rename(from, to) }
+    }
+
+    /// `link(2)`.
+    static func link(_ from: String, to: String) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.link(from, to) }
+    }
+
+    /// `unlink(2)`.
+    static func unlink(_ path: String) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.unlink(path) }
+    }
+
+    /// `mkdir(2)`.
+    static func mkdir(_ path: String, mode: mode_t) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.mkdir(path, mode) }
+    }
+
+    /// The names in a directory (`opendir(3)`, `readdir(3)`, `closedir(3)`), `.` and `..` left out.
+    static func directoryEntries(_ path: String) throws(Errno) -> [String] {
+        guard let dir = Glibc.opendir(path) else { throw lastErrno }
+        defer { Glibc.closedir(dir) }
+        var names: [String] = []
+        while let entry = Glibc.readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// `isatty(3)` (a `TCGETS` ioctl): whether `fd` is a terminal.
+    static func isTerminal(_ fd: Int32) -> Bool {
+        Glibc.isatty(fd) == 1
+    }
+
+    // MARK: processes and signals
+
+    /// `kill(2)`; signal 0 only checks that `pid` exists and may be signalled.
+    static func kill(_ pid: Int32, _ signal: Int32) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.kill(pid, signal) }
+    }
+
+    /// `getpid(2)`.
+    static var processID: Int32 { Glibc.getpid() }
+
+    /// The caller's ids: `getuid(2)`, `geteuid(2)`, `getgid(2)`, `getegid(2)`, and the
+    /// supplementary groups of `getgroups(2)`.
+    static var credentials: (uid: UInt32, euid: UInt32, gid: UInt32, egid: UInt32, groups: [UInt32]) {
+        var groups: [UInt32] = []
+        let n = Glibc.getgroups(0, nil)
+        if n > 0 {
+            var list = [gid_t](repeating: 0, count: Int(n))
+            let got = Glibc.getgroups(n, &list)
+            if got > 0 { groups = Array(list[0..<Int(got)]) }
+        }
+        return (Glibc.getuid(), Glibc.geteuid(), Glibc.getgid(), Glibc.getegid(), groups)
+    }
+
+    /// The kernel's release (`uname(2)`'s `release`, e.g. `6.1.0-18-amd64`).
+    static var kernelRelease: String {
+        var names = utsname()
+        Glibc.uname(&names)
+        return withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// Sleeps about `microseconds` (`usleep(3)`), for the bounded polls of ptrace stops.
+    static func pause(microseconds: UInt32) {
+        Glibc.usleep(microseconds)
+    }
+
+    /// `fork(2)`, then `PTRACE_TRACEME` and `execvp(3)` in the child (the C shim's
+    /// `vmio_spawn_traced`): the child stops with `SIGTRAP` at its first instruction.
+    /// Returns its pid; the child's errno when the exec failed.
+    static func spawnTraced(_ arguments: [String], nullStdin: Bool) throws(Errno) -> Int32 {
+        var cArgs = arguments.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        let pid = vmio_spawn_traced(arguments[0], &cArgs, nullStdin ? 1 : 0)
+        guard pid > 0 else { throw lastErrno }
+        return pid
+    }
+
+    // MARK: waiting
+
+    /// Waits at most `timeout` for process `pid` to exit: `pidfd_open(2)`, then `poll(2)` on
+    /// it (readable once the process has exited). True when it has exited (or is gone).
+    static func waitForExit(_ pid: Int32, within timeout: Duration) throws(Errno) -> Bool {
+        let fd: Int32
+        do { fd = try retryingInterrupts { vmio_pidfd_open(pid) } } catch {
+            if error == .noSuchProcess { return true }
+            throw error
+        }
+        defer { close(fd) }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(
+            clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try retryingInterrupts { Glibc.poll(&entry, 1, milliseconds) } > 0
+    }
+
+    /// `waitpid(2)` with `__WALL` (threads and processes alike, ptrace stops included).
+    /// Nil when `hang` is false and nothing has changed yet (`WNOHANG`).
+    static func waitpid(_ pid: Int32, hang: Bool) throws(Errno) -> WaitStatus? {
+        var raw: Int32 = 0
+        let got = try retryingInterrupts { Glibc.waitpid(pid, &raw, __WALL | (hang ? 0 : WNOHANG)) }
+        return got == 0 ? nil : WaitStatus(raw)
+    }
+}

@@ -1,0 +1,131 @@
+import Glibc
+import SystemPackage
+import VmIO
+
+/// A live process: its maps (refreshed on demand, with a new generation each time), an
+/// owner registry over its address space, its memory (``ProcessMemory``, the read ladder),
+/// and an optional ``Tracer`` holding it stopped.
+///
+/// This file is the target's lifecycle: open, refresh, stop, resume. The transfers are in
+/// TransferEngine.swift, their reports in TransferReport.swift.
+public final class Target {
+    public let pid: Int32
+    public private(set) var view: MemView
+    public let registry = OwnerRegistry()
+    /// The target's memory, reached down the read ladder.
+    var memory: ProcessMemory
+    /// How long ``stop(timeout:)`` and ``withThreadStopped(_:timeout:_:)`` wait for each
+    /// attach when no timeout is given.
+    public var attachTimeout: Duration = .seconds(5)
+    /// What the last ``resume()`` found: whether the target is back in its state from
+    /// before the attach (RunState.swift).
+    public internal(set) var lastRestore: RunStateCheck?
+    /// The target's pointer width and byte order (TargetABI.swift), read on first use.
+    public private(set) lazy var abi: TargetABI = TargetABI.of(pid: pid)
+    var tracer: Tracer?
+    /// Set while threads are stopped one at a time (ThreadStops.swift), until ``resume()``.
+    var threadStopBaseline: ThreadStopBaseline?
+    /// Loaded on first use by ``symbols`` (SymbolTable.swift).
+    var symbolTable: SymbolTable?
+
+    /// Opens a target: checks it is a live user process (not gone, a zombie or a kernel
+    /// thread) and reads its maps.
+    public init(pid: Int32) throws(TargetError) {
+        guard pid > 0 else { throw .noSuchProcess(pid: pid) }
+        self.pid = pid
+        try Self.checkIsUserProcess(pid)
+        memory = ProcessMemory(pid: pid)
+        view = try ProcessMaps.read(pid: pid, generation: 1)
+    }
+
+    deinit {
+        tracer?.detach()
+        finishThreadStops()
+        Tracer.releaseLingering()
+    }
+
+    /// Refuses what is not a live user process: a missing pid (``TargetError/noSuchProcess(pid:)``,
+    /// or a permission error when `hidepid` hides it), a zombie, a kernel thread.
+    static func checkIsUserProcess(_ pid: Int32) throws(TargetError) {
+        let text: String
+        do { text = try ProcFS.readText("/proc/\(pid)/stat") } catch {
+            throw Classification.error(error, pid: pid, operation: .readMaps)
+        }
+        guard let stat = ProcessStat(text) else { throw .noSuchProcess(pid: pid) }
+        if stat.isKernelThread { throw .kernelThread(pid: pid, command: ProcFS.command(pid)) }
+        if stat.isZombie {
+            throw .zombie(
+                pid: pid, command: ProcFS.command(pid), parent: stat.parent,
+                parentCommand: ProcFS.command(stat.parent))
+        }
+    }
+
+    /// Reads the maps again; the new view carries the next generation.
+    @discardableResult
+    public func refresh() throws(TargetError) -> MemView {
+        view = try ProcessMaps.read(pid: pid, generation: view.generation + 1)
+        return view
+    }
+
+    /// Stops every thread (see ``Tracer``), waiting at most `timeout` (default
+    /// ``attachTimeout``) for the stops. Idempotent.
+    public func stop(timeout: Duration? = nil) throws(TargetError) {
+        guard tracer == nil else { return }
+        tracer = try Tracer(pid: pid, timeout: timeout ?? attachTimeout)
+    }
+
+    /// Starts `arguments[0]` (searched in PATH) traced and stopped at its first
+    /// instruction; the target is held by this process until ``resume()``.
+    public static func launchStopped(_ arguments: [String], nullStdin: Bool) throws(TargetError) -> Target {
+        guard let file = arguments.first else { throw .system(call: "exec", errno: .invalidArgument) }
+        let pid: Int32
+        do { pid = try Sys.spawnTraced(arguments, nullStdin: nullStdin) } catch {
+            throw .system(call: "exec \(file)", errno: error)
+        }
+        // The child stops with SIGTRAP as it finishes the exec.
+        guard let status = try? Sys.waitpid(pid, hang: true), status.isStopped else {
+            throw .noSuchProcess(pid: pid)
+        }
+        let target = try Target(pid: pid)
+        target.tracer = Tracer(adoptingStoppedChild: pid)
+        return target
+    }
+
+    /// Kills a target this process started (``launchStopped(_:nullStdin:)``) and reaps it.
+    public func killAndReap() {
+        try? Sys.kill(pid, SIGKILL)
+        resume()
+        _ = try? Sys.waitpid(pid, hang: true)
+    }
+
+    /// Lets the target run again. Idempotent.
+    /// The state from before the attach is restored and checked (``lastRestore``).
+    /// Threads stopped one at a time (``withThreadStopped(_:timeout:_:)``) are checked here,
+    /// once for the whole process.
+    public func resume() {
+        if let tracer { lastRestore = tracer.detach() }
+        tracer = nil
+        finishThreadStops()
+        Tracer.releaseLingering()
+    }
+
+    public var isStopped: Bool { tracer != nil }
+    public var stoppedThreads: [Int32] { tracer?.threads ?? [] }
+
+    /// A thread held in a ptrace stop by this target's tracer (the main thread when it is
+    /// held), for `PTRACE_PEEKDATA`; nil when the target is not stopped.
+    var peekThread: Int32? {
+        guard let tracer else { return nil }
+        return tracer.holds(pid) ? pid : tracer.threads.first
+    }
+
+    /// Resolves an address expression against the current view; `sym:NAME` and
+    /// `sym:FILE:NAME` against the ELF symbol tables of the mapped files (``symbols``).
+    public func resolve(_ expression: AddressExpression) throws(TargetError) -> Address {
+        do {
+            return try expression.resolve(in: view) { (name, file) throws(VmIoError) -> Address in
+                try self.symbols.address(of: name, in: file)
+            }
+        } catch { throw .model(error) }
+    }
+}

@@ -1,0 +1,106 @@
+import SystemPackage
+import VmIO
+
+/// A range of target memory that could not be accessed.
+public struct Hole: Hashable, Sendable {
+    public let address: Address
+    public let length: UInt64
+    public let kind: FaultKind
+    /// The mechanism that failed there (``AccessMechanism/maps`` for an address in no
+    /// mapping, where nothing was tried).
+    public var mechanism: AccessMechanism?
+    /// The errno of that failure (`EFAULT` for a fault `process_vm_readv` reports as a short count).
+    public var errno: Int32?
+    public init(
+        address: Address, length: UInt64, kind: FaultKind, mechanism: AccessMechanism? = nil, errno: Int32? = nil
+    ) {
+        self.address = address
+        self.length = length
+        self.kind = kind
+        self.mechanism = mechanism
+        self.errno = errno
+    }
+}
+
+/// A range of target memory that moved, and the mechanism that moved it.
+public struct MovedRange: Hashable, Sendable {
+    public let address: Address
+    public var length: UInt64
+    public let mechanism: AccessMechanism
+    public init(address: Address, length: UInt64, mechanism: AccessMechanism) {
+        self.address = address
+        self.length = length
+        self.mechanism = mechanism
+    }
+}
+
+/// What a bulk transfer did: bytes moved, holes stepped over, and the fault that
+/// ended it early (nil when it ran to the end).
+public struct TransferReport: Sendable {
+    public var requested: UInt64
+    public var moved: UInt64 = 0
+    public var holes: [Hole] = []
+    public var stop: PartialCopy?
+    /// The ranges that moved, in order, each with the mechanism that moved it (contiguous
+    /// ranges of one mechanism merged). Addresses are the source's.
+    public var ranges: [MovedRange] = []
+    /// The mechanism and errno of the failure in `stop`.
+    public var stopMechanism: AccessMechanism?
+    public var stopErrno: Int32?
+    public init(requested: UInt64) { self.requested = requested }
+    /// Every requested byte moved.
+    public var isComplete: Bool { stop == nil && holes.isEmpty && moved == requested }
+
+    /// A stream the consumer ended early: what was asked is what it took.
+    func finished() -> TransferReport {
+        var done = self
+        done.requested = moved + holes.reduce(0) { $0 + $1.length }
+        return done
+    }
+
+    /// Records a hole, merging it with the previous one when they touch and agree in kind
+    /// and mechanism.
+    mutating func addHole(_ hole: Hole) {
+        if let last = holes.last, last.address + last.length == hole.address,
+            case .pageFault = last.kind, case .pageFault = hole.kind,
+            last.mechanism == hole.mechanism, last.errno == hole.errno
+        {
+            holes[holes.count - 1] = Hole(
+                address: last.address, length: last.length + hole.length, kind: last.kind,
+                mechanism: last.mechanism, errno: last.errno)
+        } else {
+            holes.append(hole)
+        }
+    }
+
+    /// Records `count` bytes at `address` moved by `mechanism`, merged with the previous
+    /// range when they touch and agree.
+    mutating func addMoved(_ address: Address, _ count: UInt64, _ mechanism: AccessMechanism) {
+        guard count > 0 else { return }
+        moved += count
+        if let last = ranges.last, last.address + last.length == address, last.mechanism == mechanism {
+            ranges[ranges.count - 1].length += count
+        } else {
+            ranges.append(MovedRange(address: address, length: count, mechanism: mechanism))
+        }
+    }
+
+    /// Ends the transfer at `kind` after what moved, on `side` of `space`.
+    mutating func stop(
+        _ kind: FaultKind, side: CopySide, space: AddressSpace, mechanism: AccessMechanism?, errno: Int32?
+    ) {
+        stop = PartialCopy(kind: kind, copied: moved, requested: requested, side: side, space: space)
+        stopMechanism = mechanism
+        stopErrno = errno
+    }
+}
+
+/// What a write did.
+public struct WriteReport: Sendable {
+    public let address: Address
+    public let requested: UInt64
+    public var written: UInt64 = 0
+    public var verified = false
+    /// The first address whose read-back differs from what was written.
+    public var mismatch: Address?
+}
