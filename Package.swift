@@ -4,7 +4,7 @@ import PackageDescription
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
 let fixtures = [
     "holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny",
-    "states", "execer", "frames",
+    "states", "execer", "frames", "regions",
 ]
 
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
@@ -32,14 +32,12 @@ let package = Package(
         // Thin C shim: variadic ptrace, process_vm_readv/writev (need _GNU_SOURCE),
         // and an async-signal-safe detach for the tool's signal handlers.
         .target(name: "CVmio"),
-        // Thin C shim over libunwind-ptrace (its entry points are macros) and the libelf
-        // headers; libunwind and libelf are Debian packages (scripts/setup installs them).
+        // Thin C shim over elfutils' libdwfl unwinder (its callbacks are C function pointers),
+        // the C++ runtime's demangler and the libelf headers; libdw and libelf are Debian
+        // packages (scripts/setup installs libdw-dev and libelf-dev).
         .target(
             name: "CUnwind",
-            linkerSettings: [
-                .linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("unwind"),
-                .linkedLibrary("lzma"), .linkedLibrary("elf"),
-            ]
+            linkerSettings: [.linkedLibrary("dw"), .linkedLibrary("elf"), .linkedLibrary("stdc++")]
         ),
         // The model: no system calls.
         .target(name: "VmIO"),
@@ -79,14 +77,27 @@ let package = Package(
     ]
         + fixtures.map { name in
             .executableTarget(name: "vmio-fixture-\(name)", path: "fixtures/\(name)")
-        }
+        } + [
+            // Call frame information only in .debug_frame, and no frame pointer (backtrace tests).
+            .executableTarget(
+                name: "vmio-fixture-debug-frame", path: "fixtures/debug-frame",
+                cSettings: [
+                    .unsafeFlags([
+                        "-g", "-O1", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fomit-frame-pointer",
+                    ])
+                ]),
+            // C++ frames with mangled names (backtrace tests).
+            .executableTarget(name: "vmio-fixture-cxx-names", path: "fixtures/cxx-names"),
+        ]
         + benchmarkPrograms.map { name in
             .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
         } + [
             // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
             .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
-            // libunwind's PTRACE_PEEKDATA accessors against the cached process_vm_readv ones (issue 5).
+            // The unwinder's PTRACE_PEEKDATA memory reader against the cached process_vm_readv one (issue 5).
             .executableTarget(
                 name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench-unwind"),
+            // backtrace and regs of 1,000 threads against gdb (issue 19).
+            .executableTarget(name: "vmio-bench-threads", path: "Benchmarks/vmio-bench-threads"),
         ]
 )

@@ -1,14 +1,14 @@
-// vmio-bench-unwind: how long libunwind takes to unwind a deep stack with its own
-// memory accessor (_UPT_access_mem: one PTRACE_PEEKDATA a word) and with the tool's
-// (whole pages through process_vm_readv, in a 16-page cache).
+// vmio-bench-unwind: how long the unwinder (libdw) takes to unwind a deep stack reading
+// memory one PTRACE_PEEKDATA a word and through the tool's cache (whole pages through
+// process_vm_readv, in a 16-page cache).
 //
 //   vmio-bench-unwind [--frames N] [--iterations K] [--pid PID --tid TID]
 //
 // Without --pid it starts `vmio-fixture-deep-stack deep N` (from its own directory) and
 // unwinds that process's main thread; it is the tracer, so nothing else waits on the
-// fixture. Each figure is the median of K unwinds; "cold" makes a new libunwind address
-// space for each unwind (nothing cached: the first backtrace of a process), "warm" reuses
-// one (libunwind's own cache of unwind tables is filled; only stack reads remain).
+// fixture. Each figure is the median of K unwinds; "cold" makes a new unwinder for each
+// unwind (nothing cached: the first backtrace of a process), "warm" reuses one (its ELF
+// files and CFI are open; only stack reads remain).
 // Frame names are not looked up (that reads files, the same work both ways).
 
 import Glibc
@@ -136,7 +136,7 @@ do {
     print(
         "unwind of thread \(thread) of pid \(target): \(cached.depth) frames (fixture recursion \(pid == nil ? String(frames) : "?")), median of \(iterations)"
     )
-    print("  peekdata (libunwind _UPT_access_mem): cold \(micros(peek.cold)), warm \(micros(peek.warm))")
+    print("  peekdata (one PTRACE_PEEKDATA a word): cold \(micros(peek.cold)), warm \(micros(peek.warm))")
     print("  cached (process_vm_readv, 16 pages):  cold \(micros(cached.cold)), warm \(micros(cached.warm))")
     if let s = cached.stats {
         print(

@@ -1,5 +1,6 @@
 /// An address as a user writes it: `0x7f00…`, `4096`, `[heap]+0x10`, `[stack]`,
-/// `libc.so.6+0x1234` (the first mapping of that file), `sym:NAME`, `sym:FILE:NAME`,
+/// `libc.so.6+0x1234` (the first mapping of that file; a name that denotes several
+/// separate regions is refused, see ``MemView/regionStart(named:)``), `sym:NAME`, `sym:FILE:NAME`,
 /// each optionally followed by `+N` / `-N` offsets: hex or decimal, with an optional `K`,
 /// `M` or `G` suffix (``parseLength(_:)``), spaces allowed around the sign (`[heap] + 1K`).
 public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
@@ -66,8 +67,7 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         switch base {
         case .absolute(let a): value = a
         case .region(let name):
-            guard let m = view.firstMapping(named: name) else { throw .unknownRegion(name) }
-            value = m.start
+            value = try view.regionStart(named: name)
         case .symbol(let name, let file):
             guard let symbols else { throw .unknownSymbol(name, reason: "no symbol tables loaded") }
             value = try symbols(name, file)

@@ -143,6 +143,8 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case badPattern(String, reason: PatternProblem)
     /// No mapping has this name.
     case unknownRegion(String)
+    /// A mapping name that denotes several separate regions (each described).
+    case ambiguousRegion(String, candidates: [String])
     /// No symbol has this name.
     case unknownSymbol(String, reason: String)
 
@@ -173,6 +175,9 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badSelector(let text, let reason): "bad address '\(text)': \(reason)"
         case .badPattern(let text, let reason): "bad address '\(text)': \(reason)"
         case .unknownRegion(let name): "no mapping named '\(name)'"
+        case .ambiguousRegion(let name, let candidates):
+            "'\(name)' names \(candidates.count) separate regions: \(candidates.joined(separator: ", "));"
+                + " name one by its full path or by address"
         case .unknownSymbol(let name, let reason): "unknown symbol '\(name)': \(reason)"
         }
     }

@@ -12,11 +12,18 @@ extension TransferReport {
 
     /// The line printed when a transfer stopped early or skipped holes: `VERB: K of N bytes
     /// moved`, where it stopped, the holes, and the mechanisms when any was not process_vm_readv.
-    public func summary(_ verb: String) -> String {
+    /// With the `pids` of a copy's two sides, a fault names its side and pid.
+    public func summary(_ verb: String, pids: (source: Int32, destination: Int32)? = nil) -> String {
         var line = "\(verb): \(moved) of \(requested) bytes moved"
         if let stop {
             line += stop.faultAddress.map { "; first faulting address \($0.hex)" } ?? "; stopped: \(stop.kind)"
-            if stop.side == .destination { line += " (in the destination)" }
+            if let pids {
+                line +=
+                    stop.side == .destination
+                    ? " (in the destination, pid \(pids.destination))" : " (in the source, pid \(pids.source))"
+            } else if stop.side == .destination {
+                line += " (in the destination)"
+            }
         }
         if !holes.isEmpty {
             let total = holes.reduce(0) { $0 + $1.length }

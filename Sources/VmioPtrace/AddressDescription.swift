@@ -9,11 +9,12 @@ public struct AddressDescription: Hashable, Sendable {
     public let mapping: Mapping?
     /// The sized function or object of the ELF tables that holds it (``SymbolTable/symbolize(_:)``).
     public let symbol: SymbolMatch?
-    /// How the location is named: a file's basename, a special name (`[heap]`, `[stack]`,
-    /// `[anon:NAME]`), or, for an anonymous mapping, its start in hex.
+    /// How the location is named: a file's basename (its full path when the basename names
+    /// several regions), a special name (`[heap]`, `[stack]`, `[anon:NAME]`), or, for an
+    /// anonymous mapping or a name that denotes several regions, the mapping's start in hex.
     public let locationBase: String?
-    /// How far the address is past ``locationBase``: from the first mapping of the same file
-    /// (as in backtraces), else from the start of its own mapping.
+    /// How far the address is past ``locationBase``: from the first mapping of the region the
+    /// name denotes (as in backtraces), else from the start of its own mapping.
     public let locationOffset: UInt64?
 
     /// `FUNCTION+0xOFF`, `FUNCTION` at offset 0, `??` without a symbol.
@@ -33,18 +34,9 @@ extension SymbolTable {
             return AddressDescription(
                 address: address, mapping: nil, symbol: nil, locationBase: nil, locationOffset: nil)
         }
-        let base: String
-        let start: Address
-        if mapping.isFileBacked || mapping.isSpecial {
-            // Named as an address expression resolves the name: its first mapping. The
-            // basename, unless it first names another file (then the full path).
-            let byBasename = view.firstMapping(named: mapping.basename)
-            base = byBasename?.path == mapping.path ? mapping.basename : mapping.path
-            start = view.firstMapping(named: mapping.path)?.start ?? mapping.start
-        } else {
-            base = mapping.start.hex
-            start = mapping.start
-        }
+        // Named as an address expression resolves the name (MemView.label(of:)): never a name
+        // that denotes several regions.
+        let (base, start) = view.labelBase(of: address) ?? (mapping.start.hex, mapping.start)
         return AddressDescription(
             address: address, mapping: mapping, symbol: symbolize(address), locationBase: base,
             locationOffset: address - start)

@@ -9,11 +9,17 @@ extension Operations {
         let all = try target.threadInfos()
         guard let tid else { return all }
         guard let one = all.first(where: { $0.tid == tid }) else {
-            throw CommandError.badInput(
-                "pid \(target.pid) has no thread \(tid) (its threads: \(all.map { String($0.tid) }.joined(separator: " ")))"
-            )
+            throw CommandError.badInput("pid \(target.pid) has no thread \(tid) (\(describeThreads(all.map(\.tid))))")
         }
         return [one]
+    }
+
+    /// `its 3 threads: 10 11 12`, or for many `its 1021 threads: 10 11 12 13 14 … 1030` (a few
+    /// of them, and how many: a list of a thousand ids helps nobody).
+    static func describeThreads(_ tids: [Int32]) -> String {
+        let count = "its \(tids.count) thread\(tids.count == 1 ? "" : "s")"
+        guard tids.count > 8 else { return "\(count): \(tids.map(String.init).joined(separator: " "))" }
+        return "\(count): \(tids.prefix(5).map(String.init).joined(separator: " ")) … \(tids.last!)"
     }
 
     /// `backtrace`: each thread stopped on its own while unwound (all first with `snapshot`).
@@ -139,22 +145,28 @@ extension StackFrame {
         return functionOffset.map { $0 == 0 ? function : "\(function)+\($0.hex)" } ?? function
     }
 
-    /// `basename+0xOFF`, or `?`.
-    public var moduleText: String {
-        guard let module else { return "?" }
-        let name = module.hasPrefix("[") ? module : String(module.split(separator: "/").last ?? Substring(module))
-        return moduleOffset.map { "\(name)+\($0.hex)" } ?? name
+    /// ` <unverified: …>` for a frame that rests on a frame-pointer guess, else empty.
+    public var reliabilityNote: String {
+        if isReliable { return "" }
+        return source == .framePointer
+            ? " <unverified: found by frame pointer>" : " <unverified: above a frame-pointer frame>"
     }
+
+    /// The frame's label (`libc.so.6+0x885d8`, an ADDR that resolves to pc), or `?`.
+    public var moduleText: String { label ?? "?" }
 
     public var json: JSONValue {
         .object([
             ("index", .int(Int64(index))), ("pc", .string(pc.hex)), ("sp", .string(sp.hex)),
             ("function", function.map { .string($0) } ?? .null),
+            ("function_mangled", mangledFunction.map { .string($0) } ?? .null),
             ("function_offset", functionOffset.map { .string($0.hex) } ?? .null),
             ("symbol_source", symbolSource.map { .string($0.rawValue) } ?? .null),
             ("module", module.map { .string($0) } ?? .null),
             ("module_offset", moduleOffset.map { .string($0.hex) } ?? .null),
+            ("label", label.map { .string($0) } ?? .null),
             ("signal_frame", .bool(isSignalFrame)),
+            ("found_by", .string(source.rawValue)), ("reliable", .bool(isReliable)),
         ])
     }
 }
@@ -166,9 +178,10 @@ extension ThreadBacktrace {
         for frame in frames {
             let index = String(frame.index)
             let pc = String(frame.pc, radix: 16)
-            lines.append(
-                "  #\(index)\(String(repeating: " ", count: width - index.count))  0x\(String(repeating: "0", count: max(0, 16 - pc.count)))\(pc) in \(frame.functionText) (\(frame.moduleText))\(frame.isSignalFrame ? " <signal frame>" : "")"
-            )
+            let padding = String(repeating: " ", count: width - index.count)
+            let digits = String(repeating: "0", count: max(0, 16 - pc.count)) + pc
+            let notes = (frame.isSignalFrame ? " <signal frame>" : "") + frame.reliabilityNote
+            lines.append("  #\(index)\(padding)  0x\(digits) in \(frame.functionText) (\(frame.moduleText))\(notes)")
         }
         switch end {
         case .endOfStack: break

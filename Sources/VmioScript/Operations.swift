@@ -50,9 +50,18 @@ public enum Operations {
         guard source.view.translate(from) != nil else {
             throw CommandError.badInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
         }
-        let report = try destination.copy(
-            from: source, at: from, to: to, count: count, skipFaults: skipFaults,
-            fillHoles: bestEffort)
+        _ = try AddressRange(start: to, count: count)  // an overflowing range is named as such first
+        guard destination.view.translate(to) != nil else {
+            throw CommandError.badInput("destination address \(to.hex) is in no mapping of pid \(destination.pid)")
+        }
+        let report: TransferReport
+        do {
+            report = try destination.copy(
+                from: source, at: from, to: to, count: count, skipFaults: skipFaults, fillHoles: bestEffort)
+        } catch TargetError.model(.rangeNotCovered(let gap)) {
+            throw CommandError.badInput(
+                "destination range \(to.hex)+\(count) leaves the mappings of pid \(destination.pid) at \(gap.hex)")
+        }
         var o = Outcome()
         o.json =
             [
@@ -70,7 +79,7 @@ public enum Operations {
         }
         o.value = .int(Int128(report.moved))
         o.status = report.exitStatus(bestEffort: bestEffort)
-        if o.status != .ok { o.message = report.summary("partial copy") }
+        if o.status != .ok { o.message = report.summary("partial copy", pids: (source.pid, destination.pid)) }
         return o
     }
 
@@ -103,6 +112,7 @@ public enum Operations {
                                 ])
                             ),
                             ("offset", .string(hit.offsetInMapping.hex)),
+                            ("label", target.view.label(of: hit.address).map { .string($0) } ?? .null),
                         ])
                     })
             ),
@@ -110,9 +120,10 @@ public enum Operations {
             ("unreadable", .uint(unreadable)),
         ]
         o.text = report.hits.map { hit in
-            let name = hit.mapping.path.isEmpty ? "anon" : hit.mapping.path
-            return
-                "\(hit.address.hex)  \(name)+\(hit.offsetInMapping.hex)  (\(hit.mapping.permissions) \(hit.mapping.start.hex)-\(hit.mapping.end.hex))"
+            // A label the other commands take back as an ADDR (README.md, "Labels").
+            let label = target.view.label(of: hit.address) ?? hit.address.hex
+            let region = "\(hit.mapping.permissions) \(hit.mapping.start.hex)-\(hit.mapping.end.hex)"
+            return "\(hit.address.hex)  \(label)  (\(region))"
         }
         var summary = "\(report.hits.count) hit\(report.hits.count == 1 ? "" : "s") in \(report.scanned) bytes"
         if report.truncated { summary += " (stopped at --max \(max))" }

@@ -8,17 +8,18 @@ struct Backtrace: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the stack of each thread of a process.",
         discussion: """
-            Unwinds with libunwind-ptrace. By default each thread is stopped on its own while \
-            its stack is read (the others run on); --snapshot stops every thread first, so all \
-            stacks are from the same instant. Each frame shows its pc, the function and the \
-            offset into it (from libunwind, else from the ELF symbol tables; ?? when neither \
-            knows), and the module with the pc's offset from the module's first mapping \
-            (MODULE+OFFSET is an ADDR the other commands accept). An unwind stops at the end of \
-            the stack, at --depth frames, when a frame repeats an earlier pc and sp, or at a \
-            frame libunwind cannot step past; the frames found so far are kept. A target that \
-            exits during the unwind ends the command with status 4. --json prints {pid, \
-            snapshot, memory, threads: [{tid, name, frames: [{index, pc, sp, function, \
-            function_offset, symbol_source, module, module_offset, signal_frame}], end, \
+            Unwinds with elfutils' libdw: CFI from .eh_frame, else .debug_frame, else the \
+            frame-pointer chain. By default each thread is stopped on its own while its stack is \
+            read (the others run on); --snapshot stops every thread first, so all stacks are from \
+            the same instant. Each frame shows its pc, the function and the offset into it (C++ \
+            names demangled; ?? when no symbol table knows), and a label that is an ADDR resolving \
+            to the pc. A frame found by the frame-pointer chain, and every frame above it, is \
+            marked <unverified: ...>. An unwind ends at the outermost frame by the CFI rules, at \
+            --depth frames, when a frame repeats an earlier pc and sp, or where no caller is found \
+            (an unwind error); the frames found so far are kept. A target that exits during the \
+            unwind ends the command with status 4. --json prints {pid, snapshot, memory, threads: \
+            [{tid, name, frames: [{index, pc, sp, function, function_mangled, function_offset, \
+            symbol_source, module, module_offset, label, signal_frame, found_by, reliable}], end, \
             end_detail}]}.
             """
     )
@@ -39,7 +40,7 @@ struct Backtrace: ParsableCommand {
 
     @Option(
         help:
-            "How libunwind reads the target: cached (whole pages through process_vm_readv, kept in a 16-page cache) or peekdata (libunwind's own PTRACE_PEEKDATA a word; slower)."
+            "How the unwinder reads the target: cached (whole pages through process_vm_readv, kept in a 16-page cache) or peekdata (one PTRACE_PEEKDATA a word; slower)."
     )
     var memory: UnwindMemoryAccess = .cached
 

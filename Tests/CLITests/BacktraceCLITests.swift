@@ -94,7 +94,7 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         let pc = try #require((exeFrame["pc"] as? String).flatMap(parseHex))
         let offset = try #require((exeFrame["module_offset"] as? String).flatMap(parseHex))
         #expect(procMapsLines(fixture.pid).first { $0.path == module }?.start == pc - offset)
-        #expect(exeFrame["symbol_source"] as? String == "libunwind")
+        #expect(exeFrame["symbol_source"] as? String == "libdw")
         #expect(
             (exeFrame["function_offset"] as? String).flatMap(parseHex) ?? 0 > 0, "a return address is past the call")
 
@@ -136,10 +136,26 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
 
         let missing = try Tool.run("backtrace", fixture.pidArg, "--thread", "1")
         #expect(missing.exited(1), "\(missing)")
-        #expect(missing.stderr.contains("has no thread 1"), "\(missing.stderr)")
+        let tids = fixture.threads.map { String($0.tid) }.joined(separator: " ")
+        #expect(missing.stderr.contains("has no thread 1 (its 2 threads: \(tids))"), "\(missing.stderr)")
         let regsMissing = try Tool.run("regs", fixture.pidArg, "--thread", "1")
         #expect(regsMissing.exited(1), "\(regsMissing)")
         expectLetGo(fixture)
+    }
+
+    /// A process of many threads: the error says how many and shows a few, not all of them.
+    @Test func unknownThreadOfManyThreads() throws {
+        let fixture = try Fixtures.launch(.threads, arguments: ["40"])
+        defer { fixture.terminate() }
+        let tids = fixture.threads.map(\.tid).sorted()
+        for command in ["backtrace", "regs"] {
+            let missing = try Tool.run(command, fixture.pidArg, "--thread", "1")
+            #expect(missing.exited(1), "\(missing)")
+            let head = tids.prefix(5).map(String.init).joined(separator: " ")
+            let want = "pid \(fixture.pid) has no thread 1 (its 41 threads: \(head) … \(tids.last!))"
+            #expect(missing.stderr.contains(want), "\(missing.stderr)")
+            #expect(!missing.stderr.contains(String(tids[20])), "not every thread id")
+        }
     }
 
     @Test func snapshotStopsEveryThreadAndAgrees() throws {
@@ -174,8 +190,8 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         expectLetGo(fixture)
     }
 
-    /// 200 frames of recursion: within the default depth of 256, and libunwind's own
-    /// PTRACE_PEEKDATA reader finds exactly the frames the cached reader finds.
+    /// 200 frames of recursion: within the default depth of 256, and the PTRACE_PEEKDATA
+    /// reader finds exactly the frames the cached reader finds.
     @Test func deepRecursionBothMemoryReaders() throws {
         let fixture = try launchDeepStack(depth: 200)
         defer { fixture.terminate() }
@@ -357,7 +373,7 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
 
     // MARK: the memory-reader benchmark
 
-    /// Prints the figures of `vmio-bench-unwind` (libunwind's PTRACE_PEEKDATA accessor
+    /// Prints the figures of `vmio-bench-unwind` (the unwinder's PTRACE_PEEKDATA reader
     /// against the cached process_vm_readv one, on a 200-frame stack).
     @Test func unwindBenchmarkFigures() throws {
         let bench = Fixtures.buildDirectory.appendingPathComponent("vmio-bench-unwind").path

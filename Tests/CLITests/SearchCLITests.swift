@@ -68,10 +68,11 @@ struct SearchJSON {
     @Test func findsTheMarkerWithRegionAndOffset() throws {
         let result = try search("--string", "VMIO-MARKER-0001")
         #expect(result.exited(0), "\(result)")
-        // The hit in buf, as text: address, region name + offset, permissions and bounds.
+        // The hit in buf, as text: address, label (anonymous memory has no name: the mapping's
+        // start + offset, an ADDR that resolves back), permissions and bounds.
         let bufLine = try #require(procMapsLines(holder.pid).first { $0.contains(buf + 0x100) })
         let want =
-            "\(hx(buf + 0x100))  anon+\(hx(buf + 0x100 - bufLine.start))  (rw-p \(hx(bufLine.start))-\(hx(bufLine.end)))"
+            "\(hx(buf + 0x100))  \(hx(bufLine.start))+\(hx(buf + 0x100 - bufLine.start))  (rw-p \(hx(bufLine.start))-\(hx(bufLine.end)))"
         #expect(result.lines.contains(want), "\(result.lines)")
         // Standard error holds the summary line only (no progress text on a pipe).
         #expect(result.stderrLines.count == 1, "\(result.stderr)")
@@ -104,7 +105,7 @@ struct SearchJSON {
         #expect(u64(json.raw["pid"]) == UInt64(holder.pid))
         #expect(json.raw["pattern"] as? String == "string:hello, vmio")
         let first = try #require((json.raw["hits"] as? [[String: Any]])?.first)
-        #expect(Set(first.keys) == ["address", "region", "offset"])
+        #expect(Set(first.keys) == ["address", "region", "offset", "label"])
         let region = try #require(first["region"] as? [String: Any])
         #expect(Set(region.keys) == ["start", "end", "perms", "path"])
         #expect(json.addresses.contains(buf + 0x300))

@@ -26,6 +26,12 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     /// Threads blocked in a signal handler, in a self-looping frame, on an unreadable stack,
     /// and in anonymous code: the unusual frames and ends of a backtrace.
     case frames
+    /// Its own code has CFI only in .debug_frame and no frame pointer.
+    case debugFrame = "debug-frame"
+    /// A C++ main thread under functions with mangled names.
+    case cxxNames = "cxx-names"
+    /// A split heap, anonymous memory, files sharing a basename, a file mapped twice.
+    case regions
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

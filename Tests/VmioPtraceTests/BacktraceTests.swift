@@ -1,5 +1,5 @@
-// The pieces of the unwinder that need no ptrace attach: the page cache behind
-// libunwind's memory accessor (process_vm_readv only) and the unwind end reasons.
+// The pieces of the unwinder that need no ptrace attach: the page cache behind the
+// unwinder's memory reader (process_vm_readv only) and the unwind end reasons.
 // Unwinding itself attaches, and the test process, as the fixture's parent, would race
 // Foundation's Process for the ptrace stops; it is tested through the binary in
 // Tests/CLITests/BacktraceCLITests.swift, where another process is the tracer.
