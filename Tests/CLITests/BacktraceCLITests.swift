@@ -239,7 +239,7 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
             let other = try #require(frame.name, "eu-stack names frame \(i): \(theirs.stdoutText)")
             let plain = String(other.split(separator: "@").first ?? Substring(other))
             compared += 1
-            if plain == name { continue }
+            if other == name || plain == name { continue }
             let module = try #require(ours.frames[i]["module"] as? String, "frame \(i) has a module")
             let listing = try Tool.runProgram("/usr/bin/readelf", ["-W", "--syms", "--dyn-syms", module])
             let values = symbolValues(readelfOutput: listing.stdoutText)
