@@ -43,7 +43,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let base: UInt64?
         switch e.base {
         case .absolute(let a): base = a
-        case .region(let name): base = view.firstMapping(named: name)?.start
+        case .region(let name): base = try? view.regionStart(named: name)  // nil when unknown or ambiguous
         case .symbol(let name, _): base = name.hasPrefix("missing") ? nil : symbolBase
         }
         do {
