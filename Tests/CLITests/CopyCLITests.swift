@@ -102,7 +102,7 @@ import VmioTestSupport
         #expect(stop["side"] as? String == "destination" && stop["fault_address"] as? String == hx(ro), "\(stop)")
         #expect(
             result.stderrLines == [
-                "vmio-ptrace: partial copy: 0 of 64 bytes moved; first faulting address \(hx(ro)) (in the destination)"
+                "vmio-ptrace: partial copy: 0 of 64 bytes moved; first faulting address \(hx(ro)) (in the destination, pid \(a.pid))"
             ], "\(result.stderr)")
     }
 
