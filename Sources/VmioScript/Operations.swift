@@ -58,9 +58,13 @@ public enum Operations {
         do {
             report = try destination.copy(
                 from: source, at: from, to: to, count: count, skipFaults: skipFaults, fillHoles: bestEffort)
-        } catch TargetError.model(.rangeNotCovered(let gap)) {
+        } catch {
+            // A guard, not `catch TargetError.model(…)`: that pattern over a typed throw
+            // crashes Swift 6.3's SILGen ("Found ownership error").
+            guard case .model(.rangeNotCovered(let gap)) = error else { throw error }
+            let range = "destination range \(to.hex)+\(count)"
             throw CommandError.badInput(
-                "destination range \(to.hex)+\(count) leaves the mappings of pid \(destination.pid) at \(gap.hex)")
+                "\(range) leaves the mappings of pid \(destination.pid): \(gap.hex) is in no mapping")
         }
         var o = Outcome()
         o.json =

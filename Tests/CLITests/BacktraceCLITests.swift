@@ -382,7 +382,7 @@ private func threads(_ result: RunResult) throws -> [JSONThread] {
         print(result.stdoutText, terminator: "")
         #expect(result.exited(0), "\(result)")  // it exits 1 if the two readers disagree on the frames
         // Counts, not times (those are for the benchmark to print): the whole deep stack was
-        // unwound, and the cache served libunwind's word reads with a few page reads.
+        // unwound, and the cache served the unwinder's word reads with a few page reads.
         let text = result.stdoutText
         let frames = try #require(
             text.firstMatch(of: /: (\d+) frames/).flatMap { Int($0.1) }, "no frame count: \(text)")

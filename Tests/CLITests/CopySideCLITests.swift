@@ -29,7 +29,8 @@ import VmioTestSupport
         #expect(result.exited(1), "\(result)")
         let end = hx(b.address("edge") + 4096)
         #expect(
-            result.stderr.contains("destination range \(hx(to))+16 leaves the mappings of pid \(b.pid) at \(end)"),
+            result.stderr.contains(
+                "destination range \(hx(to))+16 leaves the mappings of pid \(b.pid): \(end) is in no mapping"),
             "\(result.stderr)")
         #expect(try b.get(to, 8) == [UInt8](repeating: 0xab, count: 8), "nothing written")
     }
