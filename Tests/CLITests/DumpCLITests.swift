@@ -136,7 +136,7 @@ func dumpableLines(_ pid: Int32) -> [ProcMapsLine] {
 /// Runs `program args…` with posix_spawn (stdin and stdout on /dev/null, stderr on
 /// `stderrFD` or /dev/null) and returns its exit status (-signal if killed) and its peak
 /// resident set size in KiB: the largest `VmHWM` of /proc/PID/status, sampled every 2 ms
-/// until it exits.
+/// from its exec until it exits.
 ///
 /// Not `ru_maxrss` from wait4: glibc's posix_spawn (and so Foundation's Process) starts
 /// the child with CLONE_VM|CLONE_VFORK, and at exec the kernel folds the high-water RSS of
@@ -164,7 +164,13 @@ func spawnMeasuringPeakMemory(_ program: String, _ arguments: [String], stderrFD
     var peak = 0
     while true {
         // Sampled before reaping: while it runs (a zombie has no VmHWM line).
-        if let hwm = procStatus(pid)["VmHWM"], let kib = Int(hwm.split(separator: " ").first ?? "") {
+        // Only once the child is the program: exec releases a vfork parent before it swaps
+        // the mm, so an early sample can read the parent's VmHWM (measured: 567 MiB); the
+        // name changes after the swap.
+        let fields = procStatus(pid)
+        if fields["Name"] == String(String(program.split(separator: "/").last ?? "").prefix(15)),
+            let hwm = fields["VmHWM"], let kib = Int(hwm.split(separator: " ").first ?? "")
+        {
             peak = max(peak, kib)
         }
         let done = waitpid(pid, &status, WNOHANG)
