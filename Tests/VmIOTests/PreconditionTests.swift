@@ -95,6 +95,47 @@ struct PreconditionTests {
         }
     }
 
+    @Test("owner kinds: remote cursors need fallible, non-kernel owners; local ones infallible, kernel, in the buffer")
+    func ownerKinds() throws {
+        let buffer = LocalBuffer(count: 64)
+        /// What making a cursor of `o` throws, if anything.
+        func refusal(_ o: consuming VmIoOwner, remote: Bool, write: Bool) -> VmIoError? {
+            do throws(VmIoError) {
+                switch (remote, write) {
+                case (true, true): _ = try VmWriter(remote: 9, owner: o)
+                case (true, false): _ = try VmReader(remote: 9, owner: o)
+                case (false, true): _ = try VmWriter(local: buffer, owner: o)
+                case (false, false): _ = try VmReader(local: buffer, owner: o)
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        for (fallible, kernel) in [(true, false), (false, true), (true, true), (false, false)] {
+            for write in [false, true] {
+                for remote in [false, true] {
+                    let o = try VmIoOwner(
+                        range: buffer.range, isFallible: fallible, isKernel: kernel,
+                        memView: write ? .write(buffer.memView) : .read(buffer.memView))
+                    let id = o.id
+                    let fits = remote ? fallible && !kernel : !fallible && kernel
+                    #expect(
+                        refusal(o, remote: remote, write: write)
+                            == (fits ? nil : .wrongOwnerKind(owner: id, expected: remote ? .remote : .local)),
+                        "remote \(remote), fallible \(fallible), kernel \(kernel), write \(write)")
+                }
+            }
+        }
+        // A local owner outside the buffer: refused, naming the buffer.
+        let other = LocalBuffer(count: 8)
+        for write in [false, true] {
+            let o = other.makeOwner(write ? .write : .read)
+            let id = o.id
+            #expect(refusal(o, remote: false, write: write) == .outsideBuffer(owner: id, buffer: buffer.range))
+        }
+    }
+
     @Test("an owner over an uncovered range: rangeNotCovered naming the first gap address")
     func rangeNotCovered() async {
         let input = zip(Gens.layout, Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...Int(Int32.max)), Gen.bool)
