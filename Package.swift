@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Linux only: the tool works through process_vm_readv, ptrace and /proc.
+#if !os(Linux)
+    #error("vmio-ptrace builds on Linux only (process_vm_readv, ptrace, /proc)")
+#endif
+
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
 let fixtures = [
     "holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny",
@@ -13,7 +18,6 @@ let benchmarkPrograms = ["bench-c-read", "bench-c-dump", "bench-c-search", "benc
 
 let package = Package(
     name: "vmio-ptrace",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "vmio-ptrace", targets: ["vmio-ptrace"]),
         .library(name: "VmIO", targets: ["VmIO"]),

@@ -218,7 +218,9 @@ final class ElfImage {
         return best
     }
 
-    nonisolated(unsafe) private static var versionSet = false
+    /// libelf's one-time set-up, run once whatever thread loads first (a lazy static is
+    /// initialised once, under a lock).
+    private static let libelfReady: Void = { _ = elf_version(UInt32(EV_CURRENT)) }()
 
     /// Reads `path` with libelf; nil when it cannot be opened or is not ELF. When the file
     /// has no `.symtab` (a stripped library) and a separate debug file is installed for its
@@ -243,13 +245,9 @@ final class ElfImage {
     /// The `PT_LOAD` segments, the defined symbols of `.symtab` and `.dynsym` (in table
     /// order), whether there was a `.symtab`, and the GNU build id of one ELF file.
     private static func read(_ path: String) -> ([Load], [Symbol], Bool, [UInt8]?)? {
-        if !versionSet {
-            versionSet = true
-            _ = elf_version(UInt32(EV_CURRENT))
-        }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        _ = libelfReady
+        guard let fd = try? Sys.open(path, O_RDONLY) else { return nil }
+        defer { Sys.close(fd) }
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return nil }
         defer { elf_end(elf) }
         guard elf_kind(elf) == ELF_K_ELF else { return nil }

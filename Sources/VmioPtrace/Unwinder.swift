@@ -98,13 +98,11 @@ public final class PageCache {
         victim = (victim + 1) % capacity
         tags[slot] = .max
         stats.pageReads += 1
-        var local = iovec(iov_base: storage + slot * Self.pageSize, iov_len: Self.pageSize)
-        var remote = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(page)), iov_len: Self.pageSize)
-        while true {
-            let n = vmio_process_vm_readv(pid, &local, 1, &remote, 1)
-            if n == Self.pageSize { break }
-            if n < 0 && vmio_errno() == EINTR { continue }
-            if n < 0 && vmio_errno() == ESRCH { sawTargetGone = true }
+        let local = UnsafeMutableRawBufferPointer(start: storage + slot * Self.pageSize, count: Self.pageSize)
+        do {
+            guard try Sys.processVMReadv(pid: pid, into: local, from: page) == Self.pageSize else { return nil }
+        } catch {
+            if error == .noSuchProcess { sawTargetGone = true }
             return nil
         }
         tags[slot] = page
@@ -118,8 +116,7 @@ public final class PageCache {
             return nil
         }
         stats.peeks += 1
-        var word: UInt64 = 0
-        guard vmio_ptrace_peekdata(tid, address, &word) == 0 else {
+        guard let word = try? Sys.ptracePeekData(tid, at: address) else {
             // ESRCH here may only mean "not stopped by us": not proof the target is gone.
             stats.failures += 1
             return nil
@@ -493,8 +490,12 @@ public final class Unwinder {
     /// (SIGKILL), and then `PTRACE_GETREGS` fails with `ESRCH`.
     private func isGone(_ tid: Int32) -> Bool {
         if cache?.sawTargetGone == true { return true }
-        var regs = user_regs_struct()
-        return vmio_ptrace_getregs(tid, &regs) != 0 && vmio_errno() == ESRCH
+        do {
+            _ = try Sys.ptraceGetRegisters(tid)
+            return false
+        } catch {
+            return error == .noSuchProcess
+        }
     }
 }
 

@@ -70,9 +70,11 @@ func symbolValues(readelfOutput: String) -> [String: [UInt64]] {
         defer { fixture.terminate() }
         let result = try Tool.run("backtrace", fixture.pidArg, "--json")
         #expect(result.exited(0), "\(result)")
-        let list = frames(try threadsByName(result)["in-handler"])
+        let thread = try threadsByName(result)["in-handler"]
+        let list = frames(thread)
         let names = list.map { $0["function"] as? String ?? "??" }
-        let handler = try #require(names.firstIndex(of: "on_signal"), "\(names)")
+        let others = (try? threadsByName(result).keys.sorted()) ?? []
+        let handler = try #require(names.firstIndex(of: "on_signal"), "\(names); threads: \(others)")
         try #require(list.count > handler + 3, "\(names)")
         #expect(names[handler - 1] == "handler_blocked" && names[handler + 3] == "wait_for_signal", "\(names)")
         // The frame the kernel pushed (the trampoline, in libc) and the one it interrupted.
