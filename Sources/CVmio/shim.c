@@ -40,6 +40,15 @@ long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs) {
     return ptrace(PTRACE_GETREGS, tid, 0, regs);
 }
 
+long vmio_ptrace_getregset(pid_t tid, unsigned int type, void *buffer, size_t *length) {
+    struct iovec vector = {.iov_base = buffer, .iov_len = *length};
+    long result = ptrace(PTRACE_GETREGSET, tid, (void *)(unsigned long)type, &vector);
+    if (result == 0) *length = vector.iov_len;
+    return result;
+}
+
+long vmio_ptrace_getsiginfo(pid_t tid, void *info) { return ptrace(PTRACE_GETSIGINFO, tid, 0, info); }
+
 int vmio_errno(void) { return errno; }
 
 int vmio_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

@@ -12,6 +12,11 @@ public struct MappingUsage: Hashable, Sendable {
     public var pss: UInt64 = 0
     public var privateDirty: UInt64 = 0
     public var swap: UInt64 = 0
+    /// Anonymous pages (`Anonymous`): the private copies a file mapping made, or all the
+    /// resident pages of anonymous memory.
+    public var anonymous: UInt64 = 0
+    /// The two-letter `VmFlags` (`rd`, `wr`, `sh`, `dd` for `MADV_DONTDUMP`, `ht` for hugetlb…).
+    public var vmFlags: Set<String> = []
 
     public init(
         mapping: Mapping, size: UInt64 = 0, rss: UInt64 = 0, pss: UInt64 = 0, privateDirty: UInt64 = 0,
@@ -63,8 +68,8 @@ public enum ProcessSmaps {
     }
 
     /// Parses smaps text: a maps line (see ``MapsParser``) for each mapping, then its
-    /// `Name:   N kB` fields. Fields this type does not keep (and lines without `kB`, such as
-    /// `VmFlags:` and `THPeligible:`) are skipped; a field before the first mapping, a
+    /// `Name:   N kB` fields and its `VmFlags:`. Fields this type does not keep (and other lines
+    /// without `kB`, such as `THPeligible:`) are skipped; a field before the first mapping, a
     /// malformed number or mappings out of order are ``VmIoError/mapsSyntax(line:column:reason:)``
     /// and ``VmIoError/mappingsOverlap(index:)`` / ``VmIoError/mappingsUnsorted(index:)``.
     public static func parse(_ text: String) throws(VmIoError) -> [MappingUsage] {
@@ -82,6 +87,10 @@ public enum ProcessSmaps {
                 throw .mapsSyntax(line: lineNumber, column: 1, reason: .fieldBeforeFirstMapping)
             }
             let words = line[firstWordEnd...].split(separator: " ")
+            if line[..<firstWordEnd] == "VmFlags:" {
+                usages[usages.count - 1].vmFlags = Set(words.map(String.init))
+                continue
+            }
             guard words.count == 2, words[1] == "kB" else { continue }
             guard let kib = UInt64(words[0]), kib <= UInt64.max >> 10 else {
                 let column = line.distance(from: line.startIndex, to: words[0].startIndex) + 1
@@ -94,6 +103,7 @@ public enum ProcessSmaps {
             case "Pss:": usages[usages.count - 1].pss = bytes
             case "Private_Dirty:": usages[usages.count - 1].privateDirty = bytes
             case "Swap:": usages[usages.count - 1].swap = bytes
+            case "Anonymous:": usages[usages.count - 1].anonymous = bytes
             default: break
             }
         }

@@ -32,6 +32,9 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case cxxNames = "cxx-names"
     /// A split heap, anonymous memory, files sharing a basename, a file mapped twice.
     case regions
+    /// A file-backed shared page, an anonymous shared one, a MADV_DONTDUMP one, and a big
+    /// buffer of zeros: what a core's filter sorts.
+    case coreMaps = "core-maps"
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

@@ -36,6 +36,12 @@ long vmio_ptrace_listen(pid_t tid);
 long vmio_ptrace_peekdata(pid_t tid, uint64_t address, uint64_t *word);
 /// ptrace(PTRACE_GETREGS, tid, 0, regs)
 long vmio_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
+/// ptrace(PTRACE_GETREGSET, tid, type, &{buffer, *length}): one register set of a stopped thread in
+/// the layout of the thread's own ABI; *length becomes the size the kernel filled.
+long vmio_ptrace_getregset(pid_t tid, unsigned int type, void *buffer, size_t *length);
+/// ptrace(PTRACE_GETSIGINFO, tid, 0, info): the siginfo of the signal a thread stopped on
+/// (128 bytes, the tracer's own layout).
+long vmio_ptrace_getsiginfo(pid_t tid, void *info);
 /// ptrace(PTRACE_TRACEME, 0, 0, 0)
 long vmio_ptrace_traceme(void);
 

@@ -46,6 +46,33 @@ extension Sys {
         _ = try retryingInterrupts { vmio_ptrace_getregs(tid, &regs) }
         return regs
     }
+
+    /// `ptrace(PTRACE_GETREGSET, tid, type, &iov)`: the register set `type` (`NT_PRSTATUS`,
+    /// `NT_PRFPREG`, `NT_X86_XSTATE`…) of a stopped thread, in the layout of the thread's own
+    /// ABI (a 32-bit thread's sets are the i386 ones), at most `capacity` bytes: the kernel
+    /// says how many it filled.
+    static func ptraceGetRegisterSet(_ tid: Int32, type: UInt32, capacity: Int) throws(Errno) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: capacity)
+        var length = capacity
+        let result = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(Errno) in
+                try retryingInterrupts { vmio_ptrace_getregset(tid, type, raw.baseAddress, &length) }
+            }
+        }
+        _ = try result.get()
+        return Array(bytes[0..<min(length, capacity)])
+    }
+
+    /// `ptrace(PTRACE_GETSIGINFO, tid, 0, &info)`: the 128-byte `siginfo_t` of the signal a
+    /// stopped thread stopped on (this process's 64-bit layout).
+    static func ptraceGetSignalInfo(_ tid: Int32) throws(Errno) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 128)
+        let result = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(Errno) in try retryingInterrupts { vmio_ptrace_getsiginfo(tid, raw.baseAddress) } }
+        }
+        _ = try result.get()
+        return bytes
+    }
 }
 
 /// A `waitpid(2)` status, decoded the way the macros of `<sys/wait.h>` (which Swift cannot

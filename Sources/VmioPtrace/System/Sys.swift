@@ -192,6 +192,11 @@ enum Sys {
         return withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
+    /// The clock ticks a second of `/proc/PID/stat`'s times (`sysconf(3)` `_SC_CLK_TCK`).
+    static var clockTicksPerSecond: Int {
+        Glibc.sysconf(Int32(_SC_CLK_TCK))
+    }
+
     /// Sleeps about `microseconds` (`usleep(3)`), for the bounded polls of ptrace stops.
     static func pause(microseconds: UInt32) {
         Glibc.usleep(microseconds)

@@ -1,0 +1,196 @@
+import VmIO
+
+/// The process-wide facts of `NT_PRPSINFO` (`struct elf_prpsinfo`), as `/proc/PID/stat`,
+/// `status` and `cmdline` give them; ids are in the target's pid namespace.
+public struct CoreProcessFacts: Hashable, Sendable {
+    /// The state letter of `stat` (`R`, `S`, `D`, `T`, `t`, `Z`…).
+    public var state: Character = "R"
+    public var nice: Int32 = 0
+    /// The task's `PF_*` flags.
+    public var flags: UInt64 = 0
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var pid: Int32 = 0
+    public var parent: Int32 = 0
+    public var processGroup: Int32 = 0
+    public var session: Int32 = 0
+    /// `comm`: at most 15 bytes are kept.
+    public var command = ""
+    /// `cmdline`: the arguments, each NUL-terminated.
+    public var arguments: [UInt8] = []
+    public init() {}
+}
+
+/// One thread's facts: its `NT_PRSTATUS` fields and the register sets that follow it.
+public struct CoreThreadFacts: Hashable, Sendable {
+    /// The thread id in the target's pid namespace.
+    public var tid: Int32 = 0
+    /// The signal the thread stopped on (0 for the stop this tool asked for).
+    public var signal: Int32 = 0
+    /// `SigPnd` and `SigBlk` of its `status`.
+    public var pendingSignals: UInt64 = 0
+    public var blockedSignals: UInt64 = 0
+    public var parent: Int32 = 0
+    public var processGroup: Int32 = 0
+    public var session: Int32 = 0
+    /// User, system, and children's user and system time, in microseconds.
+    public var times: [UInt64] = [0, 0, 0, 0]
+    /// `pr_reg`: the general registers as `PTRACE_GETREGSET(NT_PRSTATUS)` gives them.
+    public var generalRegisters: [UInt8] = []
+    /// The further register sets, in order (`NT_FPREGSET`, `NT_X86_XSTATE`…): type and bytes.
+    public var registerSets: [RegisterSet] = []
+    /// The 128-byte `siginfo_t` of ``signal`` (this tool's 64-bit layout), when it stopped on one.
+    public var signalInfo: [UInt8]?
+    public init() {}
+
+    public struct RegisterSet: Hashable, Sendable {
+        public var type: UInt32
+        public var bytes: [UInt8]
+        public init(type: UInt32, bytes: [UInt8]) {
+            self.type = type
+            self.bytes = bytes
+        }
+    }
+}
+
+/// One entry of `NT_FILE`: a file-backed mapping, its file offset and the file's name.
+public struct CoreFileEntry: Hashable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+    public var offset: UInt64
+    public var name: String
+    public init(start: UInt64, end: UInt64, offset: UInt64, name: String) {
+        self.start = start
+        self.end = end
+        self.offset = offset
+        self.name = name
+    }
+}
+
+extension CoreFormat {
+    /// `pr_reg`'s size: `struct user_regs_struct` of the class (27 × 8 or 17 × 4 bytes).
+    public var generalRegistersSize: Int { is64Bit ? 216 : 68 }
+
+    /// `NT_PRSTATUS` of one thread (`struct elf_prstatus`: 336 bytes in ELFCLASS64, 144 in
+    /// the i386 layout).
+    public func prstatus(_ t: CoreThreadFacts, floatingPointValid: Bool) -> [UInt8] {
+        var out = ByteWriter(self)
+        out.i32(t.signal)  // pr_info.si_signo
+        out.i32(0)  // si_code
+        out.i32(0)  // si_errno
+        out.u16(UInt16(truncatingIfNeeded: t.signal))  // pr_cursig
+        out.align(wordSize)
+        out.word(truncate(t.pendingSignals))
+        out.word(truncate(t.blockedSignals))
+        for id in [t.tid, t.parent, t.processGroup, t.session] { out.i32(id) }
+        for microseconds in t.times.prefix(4) + [UInt64](repeating: 0, count: max(0, 4 - t.times.count)) {
+            out.word(microseconds / 1_000_000)
+            out.word(microseconds % 1_000_000)
+        }
+        out.fixedString(t.generalRegisters, count: generalRegistersSize)
+        out.i32(floatingPointValid ? 1 : 0)
+        out.align(wordSize)
+        return out.data
+    }
+
+    /// `NT_PRPSINFO` (`struct elf_prpsinfo`: 136 bytes in ELFCLASS64, 124 in the i386 layout,
+    /// whose uid and gid are 16 bits).
+    public func prpsinfo(_ p: CoreProcessFacts) -> [UInt8] {
+        var out = ByteWriter(self)
+        // pr_state is the index of the state as the kernel counts them; pr_sname its letter.
+        let states: [Character] = ["R", "S", "D", "T", "Z", "W"]
+        let letter = p.state == "t" ? "T" : p.state
+        let index = states.firstIndex(of: letter) ?? 0
+        out.u8(UInt8(index))
+        out.u8(letter.asciiValue ?? UInt8(ascii: "."))
+        out.u8(letter == "Z" ? 1 : 0)
+        out.u8(UInt8(truncatingIfNeeded: p.nice))
+        out.align(wordSize)
+        out.word(truncate(p.flags))
+        if is64Bit {
+            out.u32(p.uid)
+            out.u32(p.gid)
+        } else {
+            out.u16(UInt16(truncatingIfNeeded: p.uid))
+            out.u16(UInt16(truncatingIfNeeded: p.gid))
+        }
+        for id in [p.pid, p.parent, p.processGroup, p.session] { out.i32(id) }
+        out.fixedString(Array(p.command.utf8.prefix(15)), count: 16)
+        // The arguments with their NULs as spaces, at most 79 bytes and a NUL.
+        var arguments = Array(p.arguments.prefix(79)).map { $0 == 0 ? UInt8(ascii: " ") : $0 }
+        while arguments.last == UInt8(ascii: " ") { arguments.removeLast() }
+        out.fixedString(arguments, count: 80)
+        return out.data
+    }
+
+    /// `NT_FILE`: the count, the page size, `(start, end, offset in pages)` for each entry,
+    /// then the names, each NUL-terminated.
+    public func fileNote(_ files: [CoreFileEntry], pageSize: UInt64 = 4096) -> [UInt8] {
+        var out = ByteWriter(self)
+        out.word(UInt64(files.count))
+        out.word(pageSize)
+        for f in files {
+            out.word(f.start)
+            out.word(f.end)
+            out.word(f.offset / pageSize)
+        }
+        for f in files { out.bytes(Array(f.name.utf8) + [0]) }
+        return out.data
+    }
+
+    /// `NT_SIGINFO` in the class's layout: the 64-bit `siginfo_t` as it is, or converted to the
+    /// i386 one (the union starts at 12, not 16; a fault's address is 4 bytes, other members
+    /// are ints and move as they are).
+    public func signalInfo(_ native: [UInt8]) -> [UInt8] {
+        let info = Array(native.prefix(128)) + [UInt8](repeating: 0, count: max(0, 128 - native.count))
+        if is64Bit { return info }
+        var out = Array(info[0..<12])
+        let signal = Int32(littleEndianBytes: info[0..<4])
+        // SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV carry an address.
+        if [4, 5, 7, 8, 11].contains(signal) {
+            out += info[16..<20]
+        } else {
+            out += info[16..<128]
+        }
+        return out + [UInt8](repeating: 0, count: 128 - out.count)
+    }
+
+    /// The notes of a core, in the order Linux writes them: for each thread its
+    /// `NT_PRSTATUS`, after the first one `NT_PRPSINFO`, `NT_AUXV` and `NT_FILE`, then the
+    /// thread's register sets and its `NT_SIGINFO`. The first thread is the one debuggers
+    /// select first.
+    public func notes(
+        process: CoreProcessFacts, threads: [CoreThreadFacts], auxv: [UInt8], files: [CoreFileEntry]
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        func add(_ type: UInt32, _ description: [UInt8]) {
+            out += note(name: CoreNoteType.name(of: type), type: type, description: description)
+        }
+        for (i, t) in threads.enumerated() {
+            let fpValid = t.registerSets.contains { $0.type == CoreNoteType.fpregset }
+            add(CoreNoteType.prstatus, prstatus(t, floatingPointValid: fpValid))
+            if i == 0 {
+                add(CoreNoteType.prpsinfo, prpsinfo(process))
+                if !auxv.isEmpty { add(CoreNoteType.auxv, auxv) }
+                add(CoreNoteType.file, fileNote(files))
+            }
+            for set in t.registerSets { add(set.type, set.bytes) }
+            if let info = t.signalInfo { add(CoreNoteType.siginfo, signalInfo(info)) }
+        }
+        return out
+    }
+
+    /// A value as the class's `unsigned long` holds it.
+    private func truncate(_ value: UInt64) -> UInt64 {
+        is64Bit ? value : value & 0xffff_ffff
+    }
+}
+
+extension Int32 {
+    /// The little-endian value of 4 bytes.
+    init(littleEndianBytes bytes: ArraySlice<UInt8>) {
+        var raw: UInt32 = 0
+        for (k, b) in bytes.prefix(4).enumerated() { raw |= UInt32(b) << (8 * UInt32(k)) }
+        self = Int32(bitPattern: raw)
+    }
+}
