@@ -90,18 +90,28 @@ public final class CommandContext {
     /// the ones the stopped process has — and the threads are let go on every path. A
     /// target already stopped (a session's `stop`) stays as it is.
     public func withTarget<Result>(
-        _ pid: Int32? = nil, stop policy: StopPolicy = .running, attach: AttachOptions = AttachOptions(),
+        _ pid: Int32? = nil, stop policy: StopPolicy = .running, attach: AttachOptions? = nil,
         _ body: (Target) throws -> Result
     ) throws -> Result {
         guard let pid = pid ?? self.pid else { throw CommandError.usage("no target process given") }
         let target = try targets.target(pid)
         let timeout = target.attachTimeout
-        if let duration = attach.duration { target.attachTimeout = duration }
+        if let duration = attach?.duration { target.attachTimeout = duration }
         defer { target.attachTimeout = timeout }
         let stoppedHere = try stop(target, policy)
         defer { if stoppedHere { target.resume() } }
         if stoppedHere { try target.refresh() }
         return try body(target)
+    }
+
+    /// Runs `body` with a progress line for `verb` over `total` bytes (drawn on a terminal,
+    /// on the command line only), erased on every path before anything else is printed.
+    public func withProgress<Result>(
+        _ verb: String, total: UInt64, _ body: (@escaping (UInt64) -> Void) throws -> Result
+    ) rethrows -> Result {
+        let line = ProgressLine(verb, total: total, enabled: showsProgress)
+        defer { line.finish() }
+        return try body(line.update)
     }
 
     /// Stops `target` as `policy` asks; true when this call stopped it.

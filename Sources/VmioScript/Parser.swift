@@ -158,48 +158,63 @@ public struct Parser {
         }
     }
 
-    /// Checks a verb's words against its shape.
+    /// Checks a verb's words against its syntax: the command line's options (`--name VALUE`,
+    /// `--name=VALUE`, `-o VALUE`, flags), then its positional arguments.
     func verbCall(_ verb: Verb, _ ws: [Word]) throws(ScriptError) -> VerbCall {
-        let shape = verb.shape
+        let syntax = verb.syntax
         var call = VerbCall(verb: verb, column: ws[0].column)
         var i = 1
         while i < ws.count {
             let w = ws[i]
-            if !w.quoted && w.text.hasPrefix("--") {
-                if shape.flags.contains(w.text) {
-                    call.flags.insert(w.text)
-                } else if shape.valued.contains(w.text) || shape.repeatable.contains(w.text) {
-                    guard i + 1 < ws.count else { throw fail(w.column, "\(w.text) needs a value") }
-                    if shape.valued.contains(w.text), call.options[w.text] != nil {
-                        throw fail(w.column, "\(w.text) given twice")
-                    }
-                    call.options[w.text, default: []].append(ws[i + 1])
-                    i += 1
-                } else {
-                    let known = (shape.flags.union(shape.valued).union(shape.repeatable)).sorted()
+            i += 1
+            guard !w.quoted, Self.isOption(w.text) else {
+                guard call.positionals.count < syntax.positionals.count else {
+                    let takes = syntax.positionals.map { Verb.metavariable($0.name) }.joined(separator: " ")
                     throw fail(
                         w.column,
-                        "\(verb.rawValue) has no option \(w.text)"
-                            + (known.isEmpty ? "" : " (it takes \(known.joined(separator: ", ")))"))
-                }
-            } else {
-                guard call.positionals.count < shape.positionals.count else {
-                    throw fail(
-                        w.column,
-                        "unexpected argument '\(w.text)': \(verb.rawValue) takes \(shape.positionals.isEmpty ? "no arguments" : shape.positionals.joined(separator: " "))"
-                    )
+                        "unexpected argument '\(w.text)': \(verb.rawValue) takes \(takes.isEmpty ? "no arguments" : takes)")
                 }
                 call.positionals.append(w)
+                continue
             }
-            i += 1
+            let spelled = String(w.text.prefix { $0 != "=" })
+            guard let option = syntax.option(spelled) else {
+                let known = syntax.options.map(\.name).sorted()
+                throw fail(
+                    w.column,
+                    "\(verb.rawValue) has no option \(spelled)"
+                        + (known.isEmpty ? "" : " (it takes \(known.joined(separator: ", ")))"))
+            }
+            guard option.takesValue else {
+                call.flags.insert(option.name)
+                continue
+            }
+            let value: Word
+            if spelled.count < w.text.count {
+                value = Word(text: String(w.text.dropFirst(spelled.count + 1)), column: w.column + spelled.count + 1, quoted: false)
+            } else {
+                guard i < ws.count else { throw fail(w.column, "\(w.text) needs a value") }
+                value = ws[i]
+                i += 1
+            }
+            if !option.isRepeating, call.options[option.name] != nil { throw fail(w.column, "\(spelled) given twice") }
+            call.options[option.name, default: []].append(value)
         }
-        if call.positionals.count < shape.positionals.count {
-            let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
-            throw fail(
-                end,
-                "\(verb.rawValue) needs \(shape.positionals.dropFirst(call.positionals.count).joined(separator: " "))")
+        let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
+        let missing = syntax.positionals.dropFirst(call.positionals.count).filter { !$0.isOptional }
+        if !missing.isEmpty {
+            throw fail(end, "\(verb.rawValue) needs \(missing.map { Verb.metavariable($0.name) }.joined(separator: " "))")
+        }
+        if let required = syntax.options.first(where: { $0.isRequired && call.options[$0.name] == nil }) {
+            throw fail(end, "\(verb.rawValue) needs \(required.names[0]) \(Verb.metavariable(required.valueName))")
         }
         return call
+    }
+
+    /// `--name`, `--name=value` or `-x`: an option, not a value (`-5`, `-$x` are values).
+    static func isOption(_ text: String) -> Bool {
+        if text.hasPrefix("--") { return text.count > 2 }
+        return text.hasPrefix("-") && text.dropFirst().first?.isLetter == true
     }
 
     /// `expect LEFT [OP RIGHT]`: the operator is found outside quotes and parentheses.

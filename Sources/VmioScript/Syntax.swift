@@ -19,29 +19,41 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
     public var description: String { "line \(line):\(column): \(message)" }
 }
 
-/// The verbs a session shares with the command line.
+/// The verbs a session shares with the command line. Each runs its shared command, whose
+/// definition is its syntax: the command line's, less the pid (and `--json`, which is the
+/// session's), plus the session's own `search --nth N`.
 public enum Verb: String, CaseIterable, Sendable {
     case maps, read, write, copy, search, dump, restore, backtrace, regs, symbol
 
-    /// Positional arguments, and the options each verb takes (valued, repeatable, flags).
-    var shape: (positionals: [String], valued: Set<String>, repeatable: Set<String>, flags: Set<String>) {
-        let typed = Set(PayloadSpec.typedFormats.map { "--" + $0.rawValue })
+    /// The shared command this verb runs.
+    public var command: any VmioCommand.Type {
         switch self {
-        case .maps: return ([], [], [], [])
-        case .read: return (["ADDR", "LEN"], ["--format"], [], ["--skip-faults"])
-        case .write:
-            return (
-                ["ADDR"], typed.union(["--hex", "--string", "--utf16", "--file"]), [], ["--nul", "--force", "--verify"]
-            )
-        case .copy: return (["SRC", "DST", "LEN"], [], [], ["--skip-faults"])
-        case .search:
-            return ([], typed.union(["--hex", "--string", "--utf16", "--align", "--max", "--nth"]), ["--region"], [])
-        case .dump: return (["DIR"], [], ["--region"], ["--force"])
-        case .restore: return (["DIR"], [], ["--skip"], ["--skip-mismatched", "--force", "--verify"])
-        case .backtrace: return ([], ["--thread", "--depth"], [], ["--snapshot"])
-        case .regs: return ([], ["--thread"], [], [])
-        case .symbol: return (["ADDR"], [], [], [])
+        case .maps: MapsCommand.self
+        case .read: ReadCommand.self
+        case .write: WriteCommand.self
+        case .copy: CopyCommand.self
+        case .search: SearchCommand.self
+        case .dump: DumpCommand.self
+        case .restore: RestoreCommand.self
+        case .backtrace: BacktraceCommand.self
+        case .regs: RegsCommand.self
+        case .symbol: SymbolCommand.self
         }
+    }
+
+    /// The words this verb takes.
+    public var syntax: CommandSyntax { Verb.syntaxes[self]! }
+
+    private static let syntaxes: [Verb: CommandSyntax] = Dictionary(
+        uniqueKeysWithValues: allCases.map { verb in
+            let own = CommandSyntax(of: verb.command)
+            return (verb, verb == .search ? own.adding([CommandSyntax.valued("--nth")]) : own)
+        })
+
+    /// How messages name a positional argument: as the README writes it (`ADDR`, `LEN`).
+    static func metavariable(_ name: String) -> String {
+        let names = ["address": "ADDR", "length": "LEN", "source": "SRC", "destination": "DST", "directory": "DIR"]
+        return names[name] ?? name.uppercased()
     }
 }
 
@@ -52,7 +64,8 @@ public struct Word: Sendable, Equatable {
     public let quoted: Bool
 }
 
-/// A verb with its arguments, checked against the verb's shape.
+/// A verb with its arguments, checked against the verb's syntax. Options are keyed by
+/// their long name (`-o` is `--output`).
 public struct VerbCall: Sendable {
     public let verb: Verb
     public let column: Int

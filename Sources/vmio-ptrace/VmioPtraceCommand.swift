@@ -24,27 +24,45 @@ struct VmioPtraceCommand: ParsableCommand {
     )
 
     /// Like the default, but a malformed command line is one line on stderr (with where to
-    /// find the usage), not the usage block: scripts read one clear line and status 64.
+    /// find the usage), not the usage block: scripts read one clear line and status 64. With
+    /// `--json` the same error is also `{"error", "status"}` on stdout, as for every error.
     static func main() {
         // No subcommand is a malformed command line: the usage, on stderr, and status 64.
         if CommandLine.arguments.count == 1 {
             printError(helpMessage())
             Glibc.exit(ExitStatus.usage.rawValue)
         }
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch {
-            let code = exitCode(for: error)
-            guard code == .validationFailure else { exit(withError: error) }
-            let message = oneLineMessage(fullMessage(for: error))
-            let words = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }
-            let topic =
-                words.first.flatMap { name in
-                    configuration.subcommands.contains { $0._commandName == name } ? " " + name : nil
-                } ?? ""
-            printError("vmio-ptrace: \(message) (see: vmio-ptrace help\(topic))")
-            Glibc.exit(code.rawValue)
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let subcommand = arguments.first.flatMap { name in configuration.subcommands.first { $0._commandName == name } }
+        // What the parser would let through (an option given twice) or blame on the wrong word
+        // (a negative pid), checked against the subcommand's own definition first.
+        if let subcommand, let misuse = CommandSyntax(of: subcommand).misuse(in: Array(arguments.dropFirst())) {
+            refuse(misuse, topic: subcommand._commandName, json: arguments.contains("--json"))
         }
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            refuse(
+                oneLineMessage(fullMessage(for: error)), topic: subcommand?._commandName,
+                json: arguments.contains("--json"))
+        }
+        do {
+            try command.run()
+        } catch let status as ExitCode {
+            Glibc.exit(status.rawValue)  // already reported
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// Ends a malformed command line: one line on stderr naming where the usage is (and the
+    /// error object on stdout with `--json`), status 64.
+    static func refuse(_ message: String, topic: String?, json: Bool) -> Never {
+        let failure = CommandError.usage("\(message) (see: vmio-ptrace help\(topic.map { " " + $0 } ?? ""))")
+        printError("vmio-ptrace: " + failure.message)
+        if json { print(failure.json.rendered) }
+        Glibc.exit(failure.exitStatus.rawValue)
     }
 }

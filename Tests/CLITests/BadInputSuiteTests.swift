@@ -297,16 +297,16 @@ func visibleKernelThread() -> Int32? {
             ("0x0x", "'0x' is not a hex byte"),
             ("\u{00e9}\u{00e9}", "not a hex byte"),
         ] {
-            add(["write", "PID", "BUF", "--hex", hex], 1, mentions)
+            add(["write", "PID", "BUF", "--hex", hex], 64, mentions)  // a malformed value (issue 12, bug 13)
         }
-        add(["write", "PID", "BUF", "--hex=-0"], 1, "-0")
+        add(["write", "PID", "BUF", "--hex=-0"], 64, "-0")
         for (option, value) in [
             ("--u8", "256"), ("--u8", "-1"), ("--u16", "65536"), ("--u32", "0x100000000"),
             ("--u64", "0x10000000000000000"),
             ("--i8", "128"), ("--i16", "-32769"), ("--i32", "2147483648"), ("--i64", "9223372036854775808"),
             ("--f32", "x"), ("--f64", "1.0.0"), ("--u32", "zz"), ("--u16", "1e3"),
         ] {
-            add(["write", "PID", "BUF", "\(option)=\(value)"], 1, value)
+            add(["write", "PID", "BUF", "\(option)=\(value)"], 64, value)
         }
         add(["write", "PID", "BUF", "--u64="], 64, "--u64")
         for (pattern, mentions) in [
@@ -314,10 +314,16 @@ func visibleKernelThread() -> Int32? {
             ("a", "odd number"),
             ("", "empty"), ("de ad ?", "odd number"), ("de+ad", "de+ad"), ("0x", "0x"),
         ] {
-            add(["search", "PID", "--hex", pattern], 1, mentions)
+            add(["search", "PID", "--hex", pattern], 64, mentions)
         }
-        add(["search", "PID", "--string", ""], 1, "empty")
-        add(["search", "PID", "--u32", "0x100000000"], 1, "u32")
+        add(["search", "PID", "--string", ""], 64, "empty")
+        add(["search", "PID", "--u32", "0x100000000"], 64, "u32")
+        add(["search", "PID", "--u32", "-1"], 64, "u32")
+        add(["search", "PID", "--u8", "256"], 64, "u8")
+        // An option that takes one value, given twice (issue 12, bug 14).
+        add(["search", "PID", "--string", "A", "--string", "B"], 64, "--string given twice")
+        add(["write", "PID", "BUF", "--u8", "1", "--u8", "2"], 64, "--u8 given twice")
+        add(["read", "PID", "BUF", "16", "--format", "u8", "--format=u16"], 64, "--format given twice")
         add(["search", "PID", "--hex", "de", "--region", "[nosuch]"], 1, "no readable mapping")
         add(["search", "PID", "--hex", "de", "--region", "0x10-0x20"], 1, "no readable mapping")
         add(["search", "PID", "--hex", "de", "--max", "0"], 64, "--max")
@@ -458,7 +464,7 @@ func visibleKernelThread() -> Int32? {
             (")", 1, "unbalanced ')'"),
             ("let x = (read", 1, "unbalanced '('"),
             ("read BUF 16 --bogus", 1, "has no option --bogus"),
-            ("dump -o TMP/x/y", 1, "dump takes DIR"),
+            ("dump TMP/x", 1, "dump takes no arguments"),
             ("echo ok\nfrob", 1, "line 2:1: unknown command 'frob'"),
             ("read 0x10 16", 1, "0x10 is in no mapping"),
             ("read [nosuch] 16", 1, "[nosuch]"),
@@ -467,12 +473,12 @@ func visibleKernelThread() -> Int32? {
             ("read BUF+0xffffffffffffffff 16", 1, "outside"),
             ("read BUF 7 --format u32", 1, "not a multiple"),
             ("write 0x10 --hex 00", 1, "0x10 is in no mapping"),
-            ("write BUF --hex zz", 1, "'zz' is not a hex byte"),
+            ("write BUF --hex zz", 64, "'zz' is not a hex byte"),
             ("copy BUF 999999:0x1000 16", 4, "no such process: 999999"),
             ("copy BUF PID:0x10 16", 1, "0x10 is in no mapping"),
-            ("search --hex ??", 1, "bad search pattern"),
-            ("search --hex zz", 1, "bad search pattern"),
-            ("search --string \"\"", 1, "bad search pattern"),
+            ("search --hex ??", 64, "bad search pattern"),
+            ("search --hex zz", 64, "bad search pattern"),
+            ("search --string \"\"", 64, "bad search pattern"),
             ("restore /nope", 1, "no dump manifest"),
             ("echo $undefined", 1, "unknown variable $undefined"),
             ("let x = 0xffffffffffffffff * 0xffffffffffffffff", 1, "overflows"),
@@ -506,11 +512,15 @@ func visibleKernelThread() -> Int32? {
             (["read", "PID", "0x10", "16"], 1, "in no mapping"),
             (["read", "PID", "sym:nope", "8"], 1, "unknown symbol"),
             (["read", "PID", "BUF", "6", "--format", "u32"], 1, "not a multiple"),
-            (["write", "PID", "BUF", "--hex", "zz"], 1, "not a hex byte"),
+            (["write", "PID", "BUF", "--hex", "zz"], 64, "not a hex byte"),
             (["write", "PID", "0xffffffffffffffff", "--hex", "0011"], 1, "overflow"),
             (["copy", "PID:0x10", "PID:BUF", "16"], 1, "in no mapping"),
             (["maps", "999999"], 4, "no such process"),
-            (["search", "PID", "--hex", "??"], 1, "at least one known byte"),
+            (["search", "PID", "--hex", "??"], 64, "at least one known byte"),
+            // Usage errors too (issue 12, bug 3).
+            (["read", "abc", "0x1", "8"], 64, "'abc' is invalid for '<pid>'"),
+            (["read", "PID", "BUF", "8", "--format", "u128"], 64, "u128"),
+            (["search", "PID", "--u8", "1", "--u8", "2"], 64, "--u8 given twice"),
             (["dump", "PID", "--region", "[nosuch]", "-o", "TMP/d"], 1, "no readable mapping"),
             (["restore", "PID", "/nope"], 1, "no dump manifest"),
             (["backtrace", "self"], 1, "cannot trace its own"),

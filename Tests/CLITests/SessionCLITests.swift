@@ -379,7 +379,7 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         let counterPage = h.address("counter") & ~0xfff
         let script = try ScriptFile([
             "stop",
-            "dump --region \(range) --region \(hx(counterPage))-\(hx(counterPage + 0x1000)) \(dir.sub("d"))",
+            "dump --region \(range) --region \(hx(counterPage))-\(hx(counterPage + 0x1000)) -o \(dir.sub("d"))",
             #"write \#(hx(buf + 0x100)) --string "CHANGED-MARKER!!""#,
             "write sym:counter --u64 7",
             #"expect (read \#(hx(buf + 0x100)) 16 --format str) == "CHANGED-MARKER!!""#,

@@ -35,6 +35,8 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     /// A file-backed shared page, an anonymous shared one, a MADV_DONTDUMP one, and a big
     /// buffer of zeros: what a core's filter sorts.
     case coreMaps = "core-maps"
+    /// Threads that keep mapping and unmapping regions and starting short-lived threads.
+    case mappingChurn = "mapping-churn"
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

@@ -346,7 +346,8 @@ private final class OwnPages {
         #expect(status == .badInput)
         #expect(captured.err == ["vmio-ptrace: line 1:1: vmio-ptrace cannot trace its own threads; give another pid"])
         let (again, capturedAgain) = try makeInterpreter(fresh: true)
-        #expect(again.run(script: "backtrace --depth 0\n") == .badInput)
+        // A malformed value is a usage error, in a session as on the command line.
+        #expect(again.run(script: "backtrace --depth 0\n") == .usage)
         #expect(capturedAgain.err.first?.contains("--depth must be at least 1") == true)
     }
 }

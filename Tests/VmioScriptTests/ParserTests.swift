@@ -169,8 +169,8 @@ private func expression(_ text: String) throws -> String {
 
     @Test func dumpAndRestore() throws {
         #expect(
-            show(try verbCall("dump /tmp/d --region [heap] --region [stack] --force"))
-                == "{dump /tmp/d --region=[heap] --region=[stack] --force}")
+            show(try verbCall("dump --region [heap] -o /tmp/d --region [stack] --force"))
+                == "{dump --output=/tmp/d --region=[heap] --region=[stack] --force}")
         #expect(
             show(try verbCall(#"restore "/tmp/my dump" --skip [stack] --skip-mismatched --force --verify"#))
                 == "{restore /tmp/my dump --skip=[stack] --force --skip-mismatched --verify}")
@@ -189,7 +189,7 @@ private func expression(_ text: String) throws -> String {
         // One minimal line a verb, so a new verb without a test here shows up.
         let minimal: [Verb: String] = [
             .maps: "maps", .read: "read 1 1", .write: "write 1 --u8 1", .copy: "copy 1 2 3",
-            .search: "search --u8 1", .dump: "dump d", .restore: "restore d", .backtrace: "backtrace", .regs: "regs",
+            .search: "search --u8 1", .dump: "dump -o d", .restore: "restore d", .backtrace: "backtrace", .regs: "regs",
             .symbol: "symbol [heap]",
         ]
         for verb in Verb.allCases {
@@ -381,13 +381,20 @@ private func expression(_ text: String) throws -> String {
             "  Read 1 2",
             "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
-        ("read 0x10 8 --bogus", "line 1:13: read has no option --bogus (it takes --format, --skip-faults)"),
+        (
+            "read 0x10 8 --bogus",
+            "line 1:13: read has no option --bogus (it takes --attach-timeout, --best-effort, --force, --format, "
+                + "--output, --skip-faults, --stop, --words)"
+        ),
         ("maps --json", "line 1:6: maps has no option --json"),
-        ("regs --depth 3", "line 1:6: regs has no option --depth (it takes --thread)"),
+        ("regs --depth 3", "line 1:6: regs has no option --depth (it takes --attach-timeout, --thread)"),
         ("read 0x10", "line 1:10: read needs LEN"),
         ("read", "line 1:5: read needs ADDR LEN"),
         ("copy 1:0x10 2:0x20", "line 1:19: copy needs LEN"),
-        ("dump", "line 1:5: dump needs DIR"),
+        ("dump", "line 1:5: dump needs -o DIR"),
+        ("dump /tmp/d", "line 1:6: unexpected argument '/tmp/d': dump takes no arguments"),
+        ("read 0x10 8 --format u8 --format u16", "line 1:25: --format given twice"),
+        ("read 0x10 8 --nth 2", "line 1:13: read has no option --nth (it takes --attach-timeout, --best-effort, --force, --format, --output, --skip-faults, --stop, --words)"),
         ("read 0x10 8 9", "line 1:13: unexpected argument '9': read takes ADDR LEN"),
         ("maps extra", "line 1:6: unexpected argument 'extra': maps takes no arguments"),
         ("write 0x10 0x20 --u8 1", "line 1:12: unexpected argument '0x20': write takes ADDR"),

@@ -26,8 +26,10 @@ public struct SymbolCommand: VmioCommand {
 
     public func run(in context: CommandContext) throws -> Outcome {
         // Nothing attaches: the maps and the ELF files say it all.
-        guard let pid = context.pid else { throw CommandError.usage("no target process given") }
-        let target = try context.targets.target(pid)
+        try context.withTarget { target in try describe(target) }
+    }
+
+    private func describe(_ target: Target) throws -> Outcome {
         let descriptions = try addresses.map { target.symbols.describe(try target.resolve($0)) }
         var o = Outcome()
         o.text = descriptions.map(\.line)

@@ -1,11 +1,10 @@
 import VmIO
-import VmioCommands
 import VmioPtrace
 
-extension Operations {
+extension MapsCommand {
     /// `maps --sizes`: each mapping with what it costs, from `/proc/PID/smaps` (in KiB, as
     /// `pmap -X` prints them), and the totals.
-    public static func mapSizes(_ target: Target) throws -> Outcome {
+    func mapSizes(_ target: Target) throws -> Outcome {
         let usages = try ProcessSmaps.read(pid: target.pid)
         let total = MappingUsage.total(usages)
         var o = Outcome()
@@ -54,7 +53,7 @@ extension Operations {
         return o
     }
 
-    private static func pad(_ text: String, _ width: Int) -> String {
+    private func pad(_ text: String, _ width: Int) -> String {
         String(repeating: " ", count: max(0, width - text.count)) + text
     }
 }

@@ -1,0 +1,141 @@
+import Glibc
+import VmIO
+import VmioCommands
+import VmioPtrace
+
+/// Expressions: their values, comparisons and truth, and `$name` inside echo words.
+extension Interpreter {
+    public func evaluate(_ e: Expression, parser: Parser) throws -> Value {
+        switch e {
+        case .literal(let v): return v
+        case .variable(let name, let column):
+            guard let v = variables[name] else {
+                throw ScriptError(line: parser.line, column: column, "unknown variable $\(name)")
+            }
+            return v
+        case .address(let a, let column):
+            do { return .int(Int128(try target.resolve(a))) } catch {
+                throw ScriptError(line: parser.line, column: column, CommandError(error).message)
+            }
+        case .negate(let inner, let column):
+            switch try evaluate(inner, parser: parser) {
+            case .int(let i): return .int(-i)
+            case .double(let d): return .double(-d)
+            case let v: throw ScriptError(line: parser.line, column: column, "cannot negate \(v.kind) \(v)")
+            }
+        case .binary(let op, let l, let r, let column):
+            let a = try evaluate(l, parser: parser), b = try evaluate(r, parser: parser)
+            switch (a, b) {
+            case (.int(let x), .int(let y)):
+                let (v, overflow): (Int128, Bool) =
+                    switch op {
+                    case "+": x.addingReportingOverflow(y)
+                    case "-": x.subtractingReportingOverflow(y)
+                    default: x.multipliedReportingOverflow(by: y)
+                    }
+                guard !overflow else {
+                    throw ScriptError(line: parser.line, column: column, "\(x) \(op) \(y) overflows")
+                }
+                return .int(v)
+            case (.double, _), (_, .double):
+                guard let x = a.asDouble, let y = b.asDouble else { break }
+                return .double(op == "+" ? x + y : op == "-" ? x - y : x * y)
+            case (.string(let x), .string(let y)) where op == "+": return .string(x + y)
+            case (.bytes(let x), .bytes(let y)) where op == "+": return .bytes(x + y)
+            default: break
+            }
+            throw ScriptError(line: parser.line, column: column, "cannot compute \(a.kind) \(op) \(b.kind)")
+        case .call(let call):
+            let o = try run(call, parser: parser)
+            if o.status != .ok {
+                throw ScriptError(
+                    line: parser.line, column: call.column, o.message ?? "\(call.verb.rawValue) failed",
+                    status: o.status)
+            }
+            guard let v = o.value else {
+                if call.verb == .search {
+                    // Say what was looked for, where, and how much was read.
+                    let pattern = o.json.first { $0.0 == "pattern" }.map { ValueFormat.text($0.1) } ?? "the pattern"
+                    let regions = call.options["--region"]?.map(\.text).joined(separator: ", ")
+                    throw ScriptError(
+                        line: parser.line, column: call.column,
+                        "search found no \(pattern) in \(regions ?? "the readable memory") of pid \(target.pid)"
+                            + (o.message.map { " (\($0))" } ?? ""))
+                }
+                throw ScriptError(line: parser.line, column: call.column, "\(call.verb.rawValue) gave no value here")
+            }
+            return v
+        }
+    }
+
+    func compare(_ a: Value, _ op: Comparison, _ b: Value, line: Int) throws -> Bool {
+        let order: Int
+        switch (a, b) {
+        case (.int(let x), .int(let y)): order = x < y ? -1 : x > y ? 1 : 0
+        case (.string(let x), .string(let y)): order = x < y ? -1 : x > y ? 1 : 0
+        case (.bytes(let x), .bytes(let y)):
+            order = x.lexicographicallyPrecedes(y) ? -1 : y.lexicographicallyPrecedes(x) ? 1 : 0
+        case (.string(let s), .bytes(let x)), (.bytes(let x), .string(let s)):
+            // A string read with --format str compares with its bytes.
+            let y = Array(s.utf8)
+            let o = x.lexicographicallyPrecedes(y) ? -1 : y.lexicographicallyPrecedes(x) ? 1 : 0
+            order = { if case .string = a { -o } else { o } }()
+        default:
+            guard let x = a.asDouble, let y = b.asDouble else {
+                throw ScriptError(line: line, column: 1, "cannot compare \(a.kind) \(a) with \(b.kind) \(b)")
+            }
+            order = x < y ? -1 : x > y ? 1 : 0
+        }
+        switch op {
+        case .equal: return order == 0
+        case .notEqual: return order != 0
+        case .less: return order < 0
+        case .lessOrEqual: return order <= 0
+        case .greater: return order > 0
+        case .greaterOrEqual: return order >= 0
+        }
+    }
+
+    func truth(_ v: Value) -> Bool {
+        switch v {
+        case .int(let i): i != 0
+        case .double(let d): d != 0
+        case .string(let s): !s.isEmpty
+        case .bytes(let b): !b.isEmpty
+        }
+    }
+
+    /// `$name` and `${name}` inside an echo word.
+    func interpolate(_ word: Word, parser: Parser) throws -> String {
+        var out = ""
+        var chars = Array(word.text)[...]
+        while let c = chars.first {
+            chars = chars.dropFirst()
+            // A `$` not followed by a name is itself (`echo costs $5`).
+            guard c == "$", let next = chars.first, next.isLetter || next == "_" || next == "{" else {
+                out.append(c)
+                continue
+            }
+            let braced = chars.first == "{"
+            if braced { chars = chars.dropFirst() }
+            let name = String(chars.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+            chars = chars.dropFirst(name.count)
+            if braced { chars = chars.dropFirst() }
+            guard let v = variables[name] else {
+                throw ScriptError(line: parser.line, column: word.column, "unknown variable $\(name)")
+            }
+            out += v.description
+        }
+        return out
+    }
+}
+
+extension Value {
+    var asDouble: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+}
