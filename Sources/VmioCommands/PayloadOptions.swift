@@ -39,7 +39,8 @@ public struct PayloadOptions: ParsableArguments {
                 throw error
             }
         } catch VmIoError.badPattern(_, let reason) {
-            throw ValidationError(pattern ? "bad search pattern '\(hex ?? spec().label)': \(reason)" : "malformed hex: \(reason)")
+            throw ValidationError(
+                pattern ? "bad search pattern '\(hex ?? spec().label)': \(reason)" : "malformed hex: \(reason)")
         }
     }
 

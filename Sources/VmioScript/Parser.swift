@@ -149,10 +149,8 @@ public struct Parser {
             return .sleep(d)
         default:
             guard let verb = Verb(rawValue: keyword) else {
-                throw fail(
-                    first.column,
-                    "unknown command '\(keyword)' (expected \((Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]).joined(separator: ", ")))"
-                )
+                let known = Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]
+                throw fail(first.column, "unknown command '\(keyword)' (expected \(known.joined(separator: ", ")))")
             }
             return .verb(try verbCall(verb, ws))
         }
@@ -169,10 +167,9 @@ public struct Parser {
             i += 1
             guard !w.quoted, Self.isOption(w.text) else {
                 guard call.positionals.count < syntax.positionals.count else {
-                    let takes = syntax.positionals.map { Verb.metavariable($0.name) }.joined(separator: " ")
-                    throw fail(
-                        w.column,
-                        "unexpected argument '\(w.text)': \(verb.rawValue) takes \(takes.isEmpty ? "no arguments" : takes)")
+                    let names = syntax.positionals.map { Verb.metavariable($0.name) }.joined(separator: " ")
+                    let takes = names.isEmpty ? "no arguments" : names
+                    throw fail(w.column, "unexpected argument '\(w.text)': \(verb.rawValue) takes \(takes)")
                 }
                 call.positionals.append(w)
                 continue
@@ -191,7 +188,9 @@ public struct Parser {
             }
             let value: Word
             if spelled.count < w.text.count {
-                value = Word(text: String(w.text.dropFirst(spelled.count + 1)), column: w.column + spelled.count + 1, quoted: false)
+                value = Word(
+                    text: String(w.text.dropFirst(spelled.count + 1)), column: w.column + spelled.count + 1,
+                    quoted: false)
             } else {
                 guard i < ws.count else { throw fail(w.column, "\(w.text) needs a value") }
                 value = ws[i]
@@ -203,7 +202,8 @@ public struct Parser {
         let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
         let missing = syntax.positionals.dropFirst(call.positionals.count).filter { !$0.isOptional }
         if !missing.isEmpty {
-            throw fail(end, "\(verb.rawValue) needs \(missing.map { Verb.metavariable($0.name) }.joined(separator: " "))")
+            throw fail(
+                end, "\(verb.rawValue) needs \(missing.map { Verb.metavariable($0.name) }.joined(separator: " "))")
         }
         if let required = syntax.options.first(where: { $0.isRequired && call.options[$0.name] == nil }) {
             throw fail(end, "\(verb.rawValue) needs \(required.names[0]) \(Verb.metavariable(required.valueName))")

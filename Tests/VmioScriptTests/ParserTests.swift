@@ -394,7 +394,10 @@ private func expression(_ text: String) throws -> String {
         ("dump", "line 1:5: dump needs -o DIR"),
         ("dump /tmp/d", "line 1:6: unexpected argument '/tmp/d': dump takes no arguments"),
         ("read 0x10 8 --format u8 --format u16", "line 1:25: --format given twice"),
-        ("read 0x10 8 --nth 2", "line 1:13: read has no option --nth (it takes --attach-timeout, --best-effort, --force, --format, --output, --skip-faults, --stop, --words)"),
+        (
+            "read 0x10 8 --nth 2",
+            "line 1:13: read has no option --nth (it takes --attach-timeout, --best-effort, --force, --format, --output, --skip-faults, --stop, --words)"
+        ),
         ("read 0x10 8 9", "line 1:13: unexpected argument '9': read takes ADDR LEN"),
         ("maps extra", "line 1:6: unexpected argument 'extra': maps takes no arguments"),
         ("write 0x10 0x20 --u8 1", "line 1:12: unexpected argument '0x20': write takes ADDR"),
