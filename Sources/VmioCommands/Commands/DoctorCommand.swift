@@ -12,7 +12,8 @@ public struct DoctorCommand: VmioCommand {
             /proc, the target (owner, state, zombie), the caller's uid and CAP_SYS_PTRACE, \
             kernel.yama.ptrace_scope (0 classic, 1 ancestors only, 2 CAP_SYS_PTRACE only, 3 nobody \
             until the next reboot), whether the target is dumpable, another tracer (TracerPid), \
-            whether its maps can be read, the caller's seccomp mode, a 1-byte probe of process_vm_readv and of /proc/PID/mem (nothing is written), whether \
+            whether its maps can be read, the caller's seccomp mode, a 1-byte probe of \
+            process_vm_readv and of /proc/PID/mem (nothing is written), whether \
             /proc/PID/mem may be written (proc_mem.force_override), the target's pid namespace \
             (NSpid) and its ABI (from the ELF header of /proc/PID/exe). Then the one fix that \
             would make --for OPERATION work. The same checks run before any permission error is \

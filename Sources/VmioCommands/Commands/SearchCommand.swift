@@ -69,7 +69,8 @@ public struct SearchCommand: VmioCommand {
         let unreadable = report.holes.reduce(0) { $0 + $1.length }
         var o = Outcome()
         o.json = [
-            ("pid", .int(Int64(target.pid))), ("pattern", .string(label)), ("hits", .array(report.hits.map { $0.json(label: target.view.label(of: $0.address)) })),
+            ("pid", .int(Int64(target.pid))), ("pattern", .string(label)),
+            ("hits", .array(report.hits.map { $0.json(label: target.view.label(of: $0.address)) })),
             ("truncated", .bool(report.truncated)), ("scanned", .uint(report.scanned)),
             ("unreadable", .uint(unreadable)),
         ]
