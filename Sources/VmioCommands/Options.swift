@@ -85,21 +85,28 @@ public struct TargetOptions: ParsableArguments {
 
 /// `--attach-timeout`, on every command that can stop a target.
 public struct AttachOptions: ParsableArguments {
-    @Option(
-        name: .customLong("attach-timeout"),
-        help: ArgumentHelp(
-            "How long to wait for the threads to stop when attaching, in seconds (default 5).",
-            discussion: """
-                A thread that does not stop in time (uninterruptible sleep, D) is named with its state; \
-                reads go on without stopping, anything that needs the stop fails (status 1) with every \
-                thread let go.
-                """,
-            valueName: "seconds"))
+    @Option(name: .customLong("attach-timeout"), help: AttachOptions.help)
     public var attachTimeout: Double?
 
     public init() {}
 
+    /// The option's help, shared with ``StopOptions``, which declares the option itself
+    /// rather than nest this group: swift-argument-parser's debug-build checks of a
+    /// definition cost a factor at each level of nested groups, at every start of the tool.
+    static let help = ArgumentHelp(
+        "How long to wait for the threads to stop when attaching, in seconds (default 5).",
+        discussion: """
+            A thread that does not stop in time (uninterruptible sleep, D) is named with its state; \
+            reads go on without stopping, anything that needs the stop fails (status 1) with every \
+            thread let go.
+            """,
+        valueName: "seconds")
+
     public func validate() throws {
+        try Self.validate(attachTimeout)
+    }
+
+    static func validate(_ attachTimeout: Double?) throws {
         if let attachTimeout, !(attachTimeout > 0 && attachTimeout <= 86_400) {
             throw ValidationError("--attach-timeout must be more than 0 and at most 86400 seconds")
         }
@@ -117,7 +124,19 @@ public struct StopOptions: ParsableArguments {
     @Flag(help: "Stop every thread of the target while the command runs (resumed afterwards on every path).")
     public var stop = false
 
-    @OptionGroup public var attach: AttachOptions
+    @Option(name: .customLong("attach-timeout"), help: AttachOptions.help)
+    public var attachTimeout: Double?
 
     public init() {}
+
+    public func validate() throws {
+        try AttachOptions.validate(attachTimeout)
+    }
+
+    /// The `--attach-timeout` given, as the commands that only attach take it.
+    public var attach: AttachOptions {
+        var options = AttachOptions()
+        options.attachTimeout = attachTimeout
+        return options
+    }
 }
