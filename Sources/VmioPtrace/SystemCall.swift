@@ -18,9 +18,28 @@ public enum SystemCall {
         return nil
     }
 
-    private static func lookup(_ table: [StaticString], _ number: UInt64) -> String? {
-        guard number < UInt64(table.count) else { return nil }
-        let name = table[Int(number)]
-        return name.utf8CodeUnitCount == 0 ? nil : name.description
+    /// The generated tables by number, each read once, on first use.
+    static let x86_64Names = names(byNumber: x86_64Table)
+    static let i386Names = names(byNumber: i386Table)
+    static let x32Names = names(byNumber: x32Table)
+
+    /// The names of a generated table indexed by number, nil where a number is unused. The table
+    /// lists the names in the order of their numbers from 0, separated by white space; where
+    /// numbers are left unused, the number of the next name stands before it.
+    static func names(byNumber table: String) -> [String?] {
+        var names: [String?] = []
+        for word in table.split(whereSeparator: \.isWhitespace) {
+            if let number = Int(word) {
+                precondition(number >= names.count, "system-call numbers out of order at \(number)")
+                names += repeatElement(nil, count: number - names.count)
+            } else {
+                names.append(String(word))
+            }
+        }
+        return names
+    }
+
+    private static func lookup(_ table: [String?], _ number: UInt64) -> String? {
+        number < UInt64(table.count) ? table[Int(number)] : nil
     }
 }
