@@ -7,10 +7,7 @@ public struct Permissions: Hashable, Sendable, CustomStringConvertible {
     public var shared: Bool
 
     public init(read: Bool, write: Bool, execute: Bool, shared: Bool) {
-        self.read = read
-        self.write = write
-        self.execute = execute
-        self.shared = shared
+        (self.read, self.write, self.execute, self.shared) = (read, write, execute, shared)
     }
 
     public static let readWrite = Permissions(read: true, write: true, execute: false, shared: false)

@@ -26,9 +26,7 @@ public struct RunState: Hashable, Sendable, CustomStringConvertible {
     public let tracerPid: Int32
 
     public init(kind: Kind, state: String, tracerPid: Int32) {
-        self.kind = kind
-        self.state = state
-        self.tracerPid = tracerPid
+        (self.kind, self.state, self.tracerPid) = (kind, state, tracerPid)
     }
 
     /// The state's letter (`R`, `S`, `D`, `T`, `t`, `Z`…).

@@ -29,10 +29,8 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
     public let source: Source
 
     public init(pointerWidth: Int, byteOrder: ByteOrder, machine: UInt16, source: Source) {
-        self.pointerWidth = pointerWidth
-        self.byteOrder = byteOrder
-        self.machine = machine
-        self.source = source
+        (self.pointerWidth, self.byteOrder) = (pointerWidth, byteOrder)
+        (self.machine, self.source) = (machine, source)
     }
 
     /// This tool's own ABI.

@@ -14,11 +14,7 @@ public struct Hole: Hashable, Sendable {
     public init(
         address: Address, length: UInt64, kind: FaultKind, mechanism: AccessMechanism? = nil, errno: Int32? = nil
     ) {
-        self.address = address
-        self.length = length
-        self.kind = kind
-        self.mechanism = mechanism
-        self.errno = errno
+        (self.address, self.length, self.kind, self.mechanism, self.errno) = (address, length, kind, mechanism, errno)
     }
 }
 
@@ -28,9 +24,7 @@ public struct MovedRange: Hashable, Sendable {
     public var length: UInt64
     public let mechanism: AccessMechanism
     public init(address: Address, length: UInt64, mechanism: AccessMechanism) {
-        self.address = address
-        self.length = length
-        self.mechanism = mechanism
+        (self.address, self.length, self.mechanism) = (address, length, mechanism)
     }
 }
 
