@@ -101,7 +101,7 @@ public struct ProcessMemory: ~Copyable {
         do { fd = try descriptor(writable: false) } catch {
             return Access(moved: 0, mechanism: .pread, stop: openFailure(error, .pread))
         }
-        return Self.positional(.pread, address: address, count: destination.count) {
+        return Self.chunked(.pread, address: address, count: destination.count, shortCount: .endOfFile) {
             (done, chunk, offset) throws(Errno) in
             try Sys.pread(
                 fd, into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<done + chunk]), at: offset)
@@ -123,7 +123,7 @@ public struct ProcessMemory: ~Copyable {
         do { fd = try descriptor(writable: false) } catch {
             return Access(moved: 0, mechanism: .pread, stop: openFailure(error, .pread))
         }
-        let access = Self.positional(.pread, address: address, count: allowed.count) {
+        let access = Self.chunked(.pread, address: address, count: allowed.count, shortCount: .endOfFile) {
             (done, chunk, offset) throws(Errno) in
             try Sys.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: allowed[done..<done + chunk]), at: offset)
         }
@@ -138,23 +138,11 @@ public struct ProcessMemory: ~Copyable {
     static func processVMRead(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer)
         -> Access
     {
-        var done = 0
-        while done < destination.count {
-            let chunk = min(destination.count - done, maxBytesPerCall)
-            let n: Int
-            do {
-                n = try Sys.processVMReadv(
-                    pid: pid, into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<done + chunk]),
-                    from: address + Address(done))
-            } catch {
-                return Access(moved: done, mechanism: .processVMReadv, stop: AccessStop(error, .processVMReadv))
-            }
-            done += n
-            if n < chunk {
-                return Access(moved: done, mechanism: .processVMReadv, stop: AccessStop(.badAddress, .processVMReadv))
-            }
+        chunked(.processVMReadv, address: address, count: destination.count, shortCount: .fault) {
+            (done, chunk, remote) throws(Errno) in
+            try Sys.processVMReadv(
+                pid: pid, into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<done + chunk]), from: remote)
         }
-        return Access(moved: done, mechanism: .processVMReadv)
     }
 
     /// `PTRACE_PEEKDATA` of the `allowed` part of a read of `wanted` bytes, one aligned
@@ -196,7 +184,8 @@ public struct ProcessMemory: ~Copyable {
         do { fd = try descriptor(writable: true) } catch {
             return Access(moved: 0, mechanism: .pwrite, stop: openFailure(error, .pwrite))
         }
-        return Self.positional(.pwrite, address: address, count: source.count) { (done, chunk, offset) throws(Errno) in
+        return Self.chunked(.pwrite, address: address, count: source.count, shortCount: .endOfFile) {
+            (done, chunk, offset) throws(Errno) in
             try Sys.pwrite(fd, UnsafeRawBufferPointer(rebasing: source[done..<done + chunk]), at: offset)
         }
     }
@@ -210,23 +199,11 @@ public struct ProcessMemory: ~Copyable {
     /// `process_vm_writev` of one range, looping on the count; a short count is a fault at
     /// the next byte (`EFAULT`).
     static func processVMWrite(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Access {
-        var done = 0
-        while done < source.count {
-            let chunk = min(source.count - done, maxBytesPerCall)
-            let n: Int
-            do {
-                n = try Sys.processVMWritev(
-                    pid: pid, from: UnsafeRawBufferPointer(rebasing: source[done..<done + chunk]),
-                    to: address + Address(done))
-            } catch {
-                return Access(moved: done, mechanism: .processVMWritev, stop: AccessStop(error, .processVMWritev))
-            }
-            done += n
-            if n < chunk {
-                return Access(moved: done, mechanism: .processVMWritev, stop: AccessStop(.badAddress, .processVMWritev))
-            }
+        chunked(.processVMWritev, address: address, count: source.count, shortCount: .fault) {
+            (done, chunk, remote) throws(Errno) in
+            try Sys.processVMWritev(
+                pid: pid, from: UnsafeRawBufferPointer(rebasing: source[done..<done + chunk]), to: remote)
         }
-        return Access(moved: done, mechanism: .processVMWritev)
     }
 
     // MARK: /proc/PID/mem
@@ -245,21 +222,35 @@ public struct ProcessMemory: ~Copyable {
         AccessStop(errno == .noSuchFileOrDirectory ? .noSuchProcess : errno, mechanism)
     }
 
-    /// `pread` / `pwrite` on `/proc/PID/mem`, looping on the count: `call(done, chunk,
-    /// offset)` moves at most `chunk` bytes. An end of file (0) is a fault at the next byte
-    /// (`EIO`, as the kernel reports an unmapped address there).
-    static func positional(
-        _ mechanism: AccessMechanism, address: Address, count: Int, call: (Int, Int, UInt64) throws(Errno) -> Int
+    /// What a call that moves fewer bytes than it was asked for means.
+    enum ShortCount {
+        /// `process_vm_readv` / `process_vm_writev`: it stopped at a fault at the next byte (`EFAULT`).
+        case fault
+        /// `pread` / `pwrite` on `/proc/PID/mem`: only 0, the end of file, is a fault at the next
+        /// byte (`EIO`, as the kernel reports an unmapped address there); any other count goes on.
+        case endOfFile
+    }
+
+    /// `count` bytes at `address` by `mechanism`, looping on the count: `call(done, chunk,
+    /// address + done)` moves at most `chunk` bytes; `shortCount` says when fewer end it.
+    static func chunked(
+        _ mechanism: AccessMechanism, address: Address, count: Int, shortCount: ShortCount,
+        call: (Int, Int, Address) throws(Errno) -> Int
     ) -> Access {
         var done = 0
         while done < count {
             let chunk = min(count - done, maxBytesPerCall)
             let n: Int
-            do { n = try call(done, chunk, address + UInt64(done)) } catch {
+            do { n = try call(done, chunk, address + Address(done)) } catch {
                 return Access(moved: done, mechanism: mechanism, stop: AccessStop(error, mechanism))
             }
-            if n == 0 { return Access(moved: done, mechanism: mechanism, stop: AccessStop(.ioError, mechanism)) }
             done += n
+            let fault: Errno? =
+                switch shortCount {
+                case .fault: n < chunk ? .badAddress : nil
+                case .endOfFile: n == 0 ? .ioError : nil
+                }
+            if let fault { return Access(moved: done, mechanism: mechanism, stop: AccessStop(fault, mechanism)) }
         }
         return Access(moved: done, mechanism: mechanism)
     }
