@@ -104,10 +104,7 @@ public final class OwnerRegistry: Sendable {
     public func lend<Result, Failure: Error>(
         _ reader: consuming VmReader, to body: (inout VmReader) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var reader = reader
-        let outcome = Swift.Result { () throws(Failure) -> Result in try body(&reader) }
-        try? release(reader.finish())
-        return try outcome.get()
+        try lend(reader, to: body, finish: { $0.finish() })
     }
 
     /// Lends `writer` to `body` and takes its owner back (``release(_:)``) when `body`
@@ -115,9 +112,18 @@ public final class OwnerRegistry: Sendable {
     public func lend<Result, Failure: Error>(
         _ writer: consuming VmWriter, to body: (inout VmWriter) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var writer = writer
-        let outcome = Swift.Result { () throws(Failure) -> Result in try body(&writer) }
-        try? release(writer.finish())
+        try lend(writer, to: body, finish: { $0.finish() })
+    }
+
+    /// Lends `cursor` to `body`, then ends it with `finish` and releases the owner that gives
+    /// back, whether `body` returned or threw.
+    private func lend<Cursor: ~Copyable, Result, Failure: Error>(
+        _ cursor: consuming Cursor, to body: (inout Cursor) throws(Failure) -> Result,
+        finish: (consuming Cursor) -> VmIoOwner
+    ) throws(Failure) -> Result {
+        var cursor = cursor
+        let outcome = Swift.Result { () throws(Failure) -> Result in try body(&cursor) }
+        try? release(finish(cursor))
         return try outcome.get()
     }
 

@@ -9,15 +9,11 @@
 /// owner by exactly the bytes consumed, success or fault. ``finish()`` gives the owner
 /// back whole.
 public struct VmReader: ~Copyable {
-    public let space: AddressSpace
+    /// The owner, its address space and the local buffer it reads (keeping it alive).
     var held: HeldOwner
-    /// Keeps local memory alive while the reader exists.
-    let storage: LocalBuffer?
 
     init(owner: consuming VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
-        self.held = HeldOwner(owner)
-        self.space = space
-        self.storage = storage
+        held = HeldOwner(owner, space: space, storage: storage)
     }
 
     /// A reader over target memory. The owner must keep ``VmIoOwner/inv``, carry a read
@@ -26,19 +22,14 @@ public struct VmReader: ~Copyable {
     /// otherwise. On a throw the owner is dropped; ``OwnerRegistry/reader(remote:range:view:)``
     /// makes readers that cannot be refused.
     public init(remote pid: Int32, owner: consuming VmIoOwner) throws(VmIoError) {
-        try owner.checkInvariant()
-        guard owner.canRead else { throw .notAReadView(owner: owner.id) }
-        guard owner.isFallible, !owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .remote) }
+        try owner.checkCursorOwner(for: .read, buffer: nil)
         self.init(owner: owner, space: .remote(pid: pid), storage: nil)
     }
 
     /// A reader over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
     /// read view, be a local owner (infallible, kernel) and lie inside the buffer.
     public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
-        try owner.checkInvariant()
-        guard owner.canRead else { throw .notAReadView(owner: owner.id) }
-        guard !owner.isFallible, owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .local) }
-        guard buffer.range.contains(owner.range) else { throw .outsideBuffer(owner: owner.id, buffer: buffer.range) }
+        try owner.checkCursorOwner(for: .read, buffer: buffer)
         self.init(owner: owner, space: .local, storage: buffer)
     }
 
@@ -47,10 +38,11 @@ public struct VmReader: ~Copyable {
         _read { yield held.ahead }
     }
 
-    public var cursor: Address { held.ahead.range.start }
-    public var end: Address { held.ahead.range.end }
+    public var space: AddressSpace { held.space }
+    public var cursor: Address { held.cursor }
+    public var end: Address { held.end }
     /// Bytes left to read.
-    public var remain: UInt64 { held.ahead.range.count }
+    public var remain: UInt64 { held.count }
 
     /// Moves the cursor (and the owner) forward by `n <= remain` bytes.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
@@ -60,8 +52,7 @@ public struct VmReader: ~Copyable {
     /// Shrinks the end so that at most `max` bytes remain (the owner's part past it is
     /// kept aside and handed back by ``finish()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
-        try owner.checkInvariant()
-        if max < remain { try held.limit(max) }
+        try held.limit(max)
     }
 
     /// Ends the reader and gives its owner back whole: the range it was made over, with
@@ -70,7 +61,7 @@ public struct VmReader: ~Copyable {
         held.whole()
     }
 
-    var endpoint: Endpoint { Endpoint(space: space, address: cursor) }
+    var endpoint: Endpoint { held.endpoint }
 
     /// Local → local: moves exactly `min(remain, writer.avail)` bytes; never fails.
     /// Throws ``VmIoError/addressSpaceMismatch(expected:got:)`` when either side is remote,

@@ -4,14 +4,11 @@
 /// Every write advances the owner with the cursor by exactly the bytes that moved.
 /// ``finish()`` gives the owner back whole; ``readBack()`` gives it back as a reader.
 public struct VmWriter: ~Copyable {
-    public let space: AddressSpace
+    /// The owner, its address space and the local buffer it writes (keeping it alive).
     var held: HeldOwner
-    let storage: LocalBuffer?
 
     init(owner: consuming VmIoOwner, space: AddressSpace, storage: LocalBuffer?) {
-        self.held = HeldOwner(owner)
-        self.space = space
-        self.storage = storage
+        held = HeldOwner(owner, space: space, storage: storage)
     }
 
     /// A writer over target memory. The owner must keep ``VmIoOwner/inv``, carry a write
@@ -20,19 +17,14 @@ public struct VmWriter: ~Copyable {
     /// otherwise. On a throw the owner is dropped; ``OwnerRegistry/writer(remote:range:view:)``
     /// makes writers that cannot be refused.
     public init(remote pid: Int32, owner: consuming VmIoOwner) throws(VmIoError) {
-        try owner.checkInvariant()
-        guard owner.canWrite else { throw .notAWriteView(owner: owner.id) }
-        guard owner.isFallible, !owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .remote) }
+        try owner.checkCursorOwner(for: .write, buffer: nil)
         self.init(owner: owner, space: .remote(pid: pid), storage: nil)
     }
 
     /// A writer over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
     /// write view, be a local owner (infallible, kernel) and lie inside the buffer.
     public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
-        try owner.checkInvariant()
-        guard owner.canWrite else { throw .notAWriteView(owner: owner.id) }
-        guard !owner.isFallible, owner.isKernel else { throw .wrongOwnerKind(owner: owner.id, expected: .local) }
-        guard buffer.range.contains(owner.range) else { throw .outsideBuffer(owner: owner.id, buffer: buffer.range) }
+        try owner.checkCursorOwner(for: .write, buffer: buffer)
         self.init(owner: owner, space: .local, storage: buffer)
     }
 
@@ -41,12 +33,13 @@ public struct VmWriter: ~Copyable {
         _read { yield held.ahead }
     }
 
-    public var cursor: Address { held.ahead.range.start }
-    public var end: Address { held.ahead.range.end }
+    public var space: AddressSpace { held.space }
+    public var cursor: Address { held.cursor }
+    public var end: Address { held.end }
     /// Bytes of room left.
-    public var avail: UInt64 { held.ahead.range.count }
+    public var avail: UInt64 { held.count }
 
-    var endpoint: Endpoint { Endpoint(space: space, address: cursor) }
+    var endpoint: Endpoint { held.endpoint }
 
     /// Moves the cursor (and the owner) forward by `n <= avail` bytes without writing.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
@@ -56,8 +49,7 @@ public struct VmWriter: ~Copyable {
     /// Shrinks the end so that at most `max` bytes of room remain (the owner's part past
     /// it is kept aside and handed back by ``finish()`` and ``readBack()``).
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
-        try owner.checkInvariant()
-        if max < avail { try held.limit(max) }
+        try held.limit(max)
     }
 
     /// Writes `bytes` at the cursor; fallible like ``VmReader/readFallible(into:using:)``:
@@ -142,6 +134,7 @@ public struct VmWriter: ~Copyable {
     /// joined to the rest, and the owner's ``VmIoOwner/writeToRead()`` turns the view
     /// (same id, same range, same flags) — so the bytes can be read back and verified.
     public consuming func readBack() -> VmReader {
+        let (space, storage) = (held.space, held.storage)
         var owner = held.whole()
         owner.writeToReadCut()
         return VmReader(owner: owner, space: space, storage: storage)
