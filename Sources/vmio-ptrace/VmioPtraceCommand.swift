@@ -19,7 +19,7 @@ struct VmioPtraceCommand: ParsableCommand {
         version: vmioPtraceVersion,
         subcommands: [
             Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self,
-            Regs.self, Symbol.self, Session.self, Run.self, Doctor.self, Demo.self,
+            Core.self, Regs.self, Symbol.self, Session.self, Run.self, Doctor.self, Demo.self,
         ]
     )
 

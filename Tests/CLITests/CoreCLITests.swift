@@ -389,3 +389,97 @@ private func settleSignals() {
     _ = try? Tracer(pid: Int32.max)
     _ = signal(SIGPIPE, SIG_IGN)
 }
+
+/// `vmio-ptrace core`: its output, JSON, exit statuses and file handling.
+@Suite(.serialized) struct CoreCommandCLITests {
+    @Test func writesACoreAndSaysWhatItHolds() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("h.core").path
+        let result = try Tool.run("core", holder.pidArg, "-o", path, "--json")
+        #expect(result.exited(0), "\(result)")
+        let json = try #require(result.json, "\(result)")
+        #expect(json["pid"] as? Int == Int(holder.pid))
+        #expect(json["output"] as? String == path)
+        #expect(json["class"] as? String == "ELF64" && json["machine"] as? String == "x86_64")
+        #expect(json["threads"] as? [Int] == [Int(holder.pid)])
+        #expect(json["complete"] as? Bool == true && json["stopped"] as? Bool == true)
+        #expect(json["filter"] as? String == "0x33")
+        #expect((json["holes"] as? [Any])?.isEmpty == true)
+        let size = try #require(json["file_size"] as? Int)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == size)
+        expectRunning(holder.pid)
+        let buf = holder.address("buf")
+        let shown = try gdb(Fixtures.path(of: .holder).path, path, ["x/2gx \(hx(buf + 0x200))"])
+        #expect(gdbWords(shown) == words(try holderBytes(holder, buf + 0x200, 16)))
+
+        // An existing file is kept (exit 1) unless --force; the text names what was written.
+        let again = try Tool.run("core", holder.pidArg, "-o", path)
+        #expect(again.exited(1), "\(again)")
+        #expect(again.stderr.contains("exists; pass --force"), "\(again.stderr)")
+        let forced = try Tool.run("core", holder.pidArg, "-o", path, "--force", "--sparse")
+        #expect(forced.exited(0), "\(forced)")
+        #expect(forced.lines.first?.hasPrefix("wrote \(path): 1 thread, ") == true, "\(forced)")
+        #expect(forced.stderr.isEmpty, "\(forced.stderr)")
+    }
+
+    @Test func aSymlinkAtTheNameIsReplacedNeverFollowed() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let victim = dir.appendingPathComponent("victim").path
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: victim))
+        let link = dir.appendingPathComponent("link.core").path
+        #expect(symlink(victim, link) == 0)
+        let result = try Tool.run("core", holder.pidArg, "-o", link, "--force")
+        #expect(result.exited(0), "\(result)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep")
+        #expect(try FileManager.default.attributesOfItem(atPath: link)[.type] as? FileAttributeType == .typeRegular)
+    }
+
+    @Test func holesAreListedAndExitTwoWithTheCoreKept() throws {
+        let fixture = try Fixtures.launch(.truncated)
+        defer { fixture.terminate() }
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("t.core").path
+        let result = try Tool.run("core", fixture.pidArg, "-o", path, "--filter", "0x37", "--json")
+        #expect(result.exited(2), "\(result)")
+        let json = try #require(result.json, "\(result)")
+        let holes = try #require(json["holes"] as? [[String: Any]])
+        let map = fixture.address("map")
+        #expect(holes.contains { $0["address"] as? String == hx(map + 4096) && $0["length"] as? Int == 12288 })
+        #expect(holes.allSatisfy { $0["errno"] is Int && $0["mechanism"] is String }, "\(holes)")
+        #expect(json["complete"] as? Bool == false)
+        #expect(FileManager.default.fileExists(atPath: path))
+        expectRunning(fixture.pid)
+    }
+
+    @Test func badFilterIsAUsageErrorAndAGoneTargetIsFour() throws {
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("x.core").path
+        let bad = try Tool.run("core", "self", "-o", path, "--filter", "0x200")
+        #expect(bad.exited(64), "\(bad)")
+        let gone = try Tool.run("core", String(Int32.max - 7), "-o", path)
+        #expect(gone.exited(4), "\(gone)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func targetKilledDuringTheCoreExitsFourAndLeavesNoFile() throws {
+        let fixture = try Fixtures.launch(.exiter, arguments: ["1024"])
+        defer { fixture.terminate() }
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("gone.core").path
+        let pid = fixture.pid
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { kill(pid, SIGKILL) }
+        let result = try Tool.run("core", fixture.pidArg, "-o", path)
+        #expect(result.exited(4), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path)).isEmpty)
+    }
+}

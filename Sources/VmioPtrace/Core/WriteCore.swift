@@ -66,8 +66,9 @@ extension Target {
     /// cannot be read are zeros in the core and ``CoreReport/holes``. The target is stopped
     /// while it is taken unless it already is or `options.stop` is false, and let go after.
     /// ARCHITECTURE.md describes the path of a core.
+    /// `progress` is told the bytes of memory written so far and the total, after each chunk.
     public func writeCore(
-        to path: String, options: CoreOptions = CoreOptions(), progress: ((UInt64) -> Void)? = nil
+        to path: String, options: CoreOptions = CoreOptions(), progress: ((UInt64, UInt64) -> Void)? = nil
     ) throws(TargetError) -> CoreReport {
         let stoppedHere = options.stop && !isStopped
         if stoppedHere {
@@ -93,6 +94,7 @@ extension Target {
         try writeHead(file, layout: layout, segments: segments, notes: notes)
         var holes: [Hole] = []
         var done: UInt64 = 0
+        let total = segments.reduce(0) { $0 + $1.fileSize }
         for segment in segments where segment.fileSize > 0 {
             let range = AddressRange(clamping: segment.mapping.start, segment.mapping.start + segment.fileSize)
             let report = try stream(range, policy: .skip) { (at, chunk) throws(TargetError) in
@@ -103,7 +105,7 @@ extension Target {
                     try file.write(chunk, at: offset)
                 }
                 done += UInt64(chunk.count)
-                progress?(done)
+                progress?(done, total)
                 return true
             }
             // A target gone mid-way (or any stop but a page fault) ends the core: nothing is kept.
@@ -116,7 +118,7 @@ extension Target {
         return CoreReport(
             path: path, pid: pid, format: format, stopped: isStopped, filter: filter,
             threads: threads.map(\.tid), segments: segments,
-            memoryBytes: segments.reduce(0) { $0 + $1.fileSize }, holes: holes, fileSize: layout.fileSize,
+            memoryBytes: total, holes: holes, fileSize: layout.fileSize,
             diskBytes: status.map { UInt64($0.st_blocks) * 512 } ?? layout.fileSize)
     }
 
@@ -252,6 +254,7 @@ extension Target {
         tids.sort { ($0 == pid ? 0 : 1, $0) < ($1 == pid ? 0 : 1, $1) }
         let ticks = UInt64(max(Sys.clockTicksPerSecond, 1))
         var threads: [CoreThreadFacts] = []
+        var lastFailure: TargetError?
         for tid in tids {
             var t = CoreThreadFacts()
             let taskPath = "/proc/\(pid)/task/\(tid)"
@@ -270,13 +273,17 @@ extension Target {
                     return true
                 }
             } catch {
-                // A thread that exited meanwhile is left out; the process gone ends the core.
-                guard case .noSuchThread = error else { throw error }
+                // A thread that exited meanwhile is left out, and so is one that did not stop in
+                // time (uninterruptible sleep) while the target runs; the process gone ends the core.
+                switch error {
+                case .noSuchThread, .attachTimeout: lastFailure = error
+                default: throw error
+                }
                 taken = false
             }
             if taken { threads.append(t) }
         }
-        if threads.isEmpty { throw .noSuchProcess(pid: pid) }
+        if threads.isEmpty { throw lastFailure ?? .noSuchProcess(pid: pid) }
         return threads
     }
 
