@@ -2,7 +2,7 @@
 // in one run, and prints each figure as a ratio against a baseline measured in the
 // same invocation (see README.md, "Benchmarks"). Not part of the test suite.
 //
-//   vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4]
+//   vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4,6]
 //
 // Every time is the median of N repetitions (default 5), taken after one warm-up
 // round that is not counted; the measurements of one item are interleaved
@@ -283,8 +283,9 @@ struct Options {
     var tmp = NSTemporaryDirectory()
     var gdb = true
     var scanmem = true
-    /// Which items to run (1 bulk read, 2 dump, 3 maps + scattered reads, 4 search); 5 comes with 2 and 4.
-    var only: Set<Int> = [1, 2, 3, 4]
+    /// Which items to run (1 bulk read, 2 dump, 3 maps + scattered reads, 4 search, 6 core); 5 comes
+    /// with 2 and 4.
+    var only: Set<Int> = [1, 2, 3, 4, 6]
 
     init(_ args: [String]) {
         var it = args.makeIterator()
@@ -304,7 +305,7 @@ struct Options {
             case "--only": only = Set(value(a).split(separator: ",").compactMap { Int($0) })
             case "-h", "--help":
                 emit(
-                    "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4]"
+                    "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4,6]"
                 )
                 exit(0)
             default: die("unknown argument \(a) (try --help)")
@@ -358,7 +359,10 @@ struct Bench {
         emit("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, kernel \(release), load \(loadAverage())")
 
         // --- the random fixture ------------------------------------------------
-        if !opts.only.isDisjoint(with: [1, 2, 4]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
+        if !opts.only.isDisjoint(with: [1, 2, 4, 6]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
+
+        // --- the core-maps fixture: a sparse core of a mostly zero buffer ------
+        if opts.only.contains(6) { sparseCore(cli: cli, gdb: gdbPath) }
 
         // --- the many-maps fixture ---------------------------------------------
         if opts.only.contains(3) {
@@ -394,6 +398,7 @@ struct Bench {
 
         if opts.only.contains(1) { bulkRead(pid: pid, base: base, length: length) }
         if opts.only.contains(2) { dump(pid: pid, base: base, end: end, cli: cli, gdb: gdbPath) }
+        if opts.only.contains(6) { core(pid: pid, base: base, length: length, cli: cli, gdb: gdbPath) }
         if opts.only.contains(4) {
             search(
                 pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
@@ -460,6 +465,114 @@ struct Bench {
             "1: Target.stream by chunk:     "
                 + ourChunks.map { "\($0 >> 20) MiB \(seconds(median(ours[$0]!))) (\(gbps(length, median(ours[$0]!))))" }
                 .joined(separator: ", "))
+    }
+
+    // MARK: 6. core
+
+    /// A core of the random fixture (its buffer and everything else the filter keeps): our
+    /// `core` against the C baseline's read+write of the buffer alone and against gdb's gcore.
+    mutating func core(pid: pid_t, base: UInt64, length: UInt64, cli: String, gdb: String?) {
+        note("6/6 core (each run writes about \(length >> 20) MiB to \(opts.tmp))")
+        let cDump = bin("bench-c-dump")
+        let work = (opts.tmp as NSString).appendingPathComponent("vmio-bench-core-\(getpid())")
+        try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let cFile = "\(work)/c.bin", ourFile = "\(work)/ours.core", gdbFile = "\(work)/gdb.core"
+        var c: [Double] = [], ours: [Double] = [], g: [Double] = []
+        var oursRSS: [Int] = [], gdbRSS: [Int] = [], ourSize: UInt64 = 0, gdbSize: UInt64 = 0
+        var calls = 0
+        let n = gdb == nil ? 2 : 3
+        interleaved(n) { k in
+            let counted = calls >= n
+            calls += 1
+            switch k {
+            case 0:
+                let r = runChecked([cDump, String(pid), hex(base), String(length), cFile], what: "bench-c-dump")
+                if counted { c.append(r.seconds) }
+                removeAndSync(cFile)
+            case 1:
+                let r = runChecked([cli, "core", String(pid), "-o", ourFile], what: "vmio-ptrace core")
+                ourSize = fileSize(ourFile)
+                if counted { ours.append(r.seconds); oursRSS.append(r.maxRSSKiB) }
+                removeAndSync(ourFile)
+            default:
+                let r = run([gdb!, "-p", String(pid), "-batch", "-ex", "gcore \(gdbFile)"])
+                gdbSize = fileSize(gdbFile)
+                if gdbSize < length { note("gdb gcore failed (status \(r.status)):\n\(r.output)") }
+                if counted && gdbSize >= length { g.append(r.seconds); gdbRSS.append(r.maxRSSKiB) }
+                removeAndSync(gdbFile)
+            }
+        }
+        details.append(
+            "6: spread (min–max of \(opts.reps)): ours \(spread(ours)), C \(spread(c))"
+                + (g.isEmpty ? "" : ", gdb \(spread(g))") + "; core sizes: ours \(ourSize >> 20) MiB"
+                + (g.isEmpty ? "" : ", gdb \(gdbSize >> 20) MiB") + " (the C baseline writes the buffer only)")
+        let cm = median(c), om = median(ours)
+        rows.append(
+            Row(
+                name: "6 core of \(length >> 20) MiB (CLI) vs C read+write", ours: "\(seconds(om)) \(gbps(length, om))",
+                baseline: "\(seconds(cm)) \(gbps(length, cm)) (C readv+write)", ratio: cm / om, target: ">= 0.85x",
+                pass: cm / om >= 0.85))
+        if g.isEmpty {
+            rows.append(
+                Row(
+                    name: "6 core vs gdb gcore (headline)", ours: seconds(om), baseline: "n/a (gdb)", ratio: nil,
+                    target: ">= 2x", pass: nil))
+        } else {
+            let gm = median(g)
+            rows.append(
+                Row(
+                    name: "6 core vs gdb gcore (headline)", ours: seconds(om), baseline: "\(seconds(gm)) (gdb)",
+                    ratio: gm / om, target: ">= 2x", pass: gm / om >= 2))
+        }
+        let peak = oursRSS.max()!
+        let gdbPeak = gdbRSS.max()
+        rows.append(
+            Row(
+                name: "6 peak memory, core of \(length >> 20) MiB", ours: mib(peak),
+                baseline: gdbPeak.map { "\(mib($0)) (gdb)" } ?? "n/a (gdb)",
+                ratio: gdbPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
+    }
+
+    /// `core --sparse` of a mostly zero buffer (the core-maps fixture: every page written, all
+    /// zero but 16 bytes): the disk it takes against gdb's gcore of the same process. One run.
+    mutating func sparseCore(cli: String, gdb: String?) {
+        note("6/6 sparse core of a mostly zero \(opts.mib) MiB buffer")
+        let fixture = Fixture([bin("vmio-fixture-core-maps"), String(opts.mib)])
+        defer { fixture.stop() }
+        let work = (opts.tmp as NSString).appendingPathComponent("vmio-bench-sparse-\(getpid())")
+        try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let ourFile = "\(work)/ours.core", gdbFile = "\(work)/gdb.core"
+        let r = runChecked(
+            [cli, "core", String(fixture.pid), "-o", ourFile, "--sparse"], what: "vmio-ptrace core --sparse")
+        let ours = diskBytes(ourFile)
+        var row = Row(
+            name: "6 sparse core of a mostly zero \(opts.mib) MiB buffer, disk used",
+            ours: "\(ours >> 10) KiB of \(fileSize(ourFile) >> 20) MiB in \(seconds(r.seconds))", baseline: "n/a (gdb)",
+            ratio: nil, target: "< 10% of gdb's", pass: nil)
+        if let gdb {
+            _ = run([gdb, "-p", String(fixture.pid), "-batch", "-ex", "gcore \(gdbFile)"])
+            let theirs = diskBytes(gdbFile)
+            if theirs > 0 {
+                row.baseline = "\(theirs >> 20) MiB (gdb gcore)"
+                row.ratio = Double(theirs) / Double(max(ours, 1))
+                row.pass = ours * 10 < theirs
+            }
+        }
+        rows.append(row)
+    }
+
+    /// The length of a file, 0 when there is none.
+    func fileSize(_ path: String) -> UInt64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_size) : 0
+    }
+
+    /// What a file takes on disk (`st_blocks` × 512), 0 when there is none.
+    func diskBytes(_ path: String) -> UInt64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
     }
 
     // MARK: 2. dump

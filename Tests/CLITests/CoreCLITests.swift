@@ -469,6 +469,28 @@ private func settleSignals() {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    @Test func idsAreTheTargetsOwnPidNamespaces() throws {
+        let fixture = try Fixtures.launch(
+            .holder, wrapper: ["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"])
+        defer { fixture.terminate() }
+        var host: Int32 = 0
+        _ = waitUntil {
+            host = childrenOf(fixture.pid).first ?? 0
+            return host != 0
+        }
+        #expect(fixture.number("pid") == 1)
+        let dir = try coreDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("ns.core").path
+        let result = try Tool.run("core", String(host), "-o", path, "--json")
+        #expect(result.exited(0), "\(result)")
+        #expect(result.json?["threads"] as? [Int] == [1], "\(result)")
+        let notes = try Tool.runProgram("/usr/bin/eu-readelf", ["-n", path])
+        // As the kernel writes them: pid 1, and a parent outside the namespace is 0.
+        #expect(notes.stdoutText.contains("pid: 1, ppid: 0, "), "\(notes.stdoutText.prefix(2000))")
+        #expect(isFreeRunning(host))
+    }
+
     @Test func targetKilledDuringTheCoreExitsFourAndLeavesNoFile() throws {
         let fixture = try Fixtures.launch(.exiter, arguments: ["1024"])
         defer { fixture.terminate() }
