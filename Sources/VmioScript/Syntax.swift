@@ -23,7 +23,7 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 /// definition is its syntax: the command line's, less the pid (and `--json`, which is the
 /// session's), plus the session's own `search --nth N`.
 public enum Verb: String, CaseIterable, Sendable {
-    case maps, read, write, copy, search, dump, restore, backtrace, regs, symbol
+    case maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol
 
     /// The shared command this verb runs.
     public var command: any VmioCommand.Type {
@@ -35,6 +35,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .search: SearchCommand.self
         case .dump: DumpCommand.self
         case .restore: RestoreCommand.self
+        case .core: CoreCommand.self
         case .backtrace: BacktraceCommand.self
         case .regs: RegsCommand.self
         case .symbol: SymbolCommand.self

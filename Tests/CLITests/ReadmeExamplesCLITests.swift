@@ -19,7 +19,7 @@ import VmioTestSupport
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md")
         let text = (try? String(contentsOf: readme, encoding: .utf8)) ?? ""
-        let verbs: Set = ["maps", "read", "write", "copy", "search", "dump", "restore", "backtrace", "regs"]
+        let verbs: Set = ["maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs"]
         var inCode = false
         var out: [[String]] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -66,7 +66,7 @@ import VmioTestSupport
 
     @Test func theReadmeHasAnExampleOfEveryVerb() {
         let verbs = Set(Self.examples.map { $0[0] })
-        #expect(verbs == ["maps", "read", "write", "copy", "search", "dump", "restore", "backtrace", "regs"])
+        #expect(verbs == ["maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs"])
     }
 
     @Test func everyExampleRunsAsASessionLineToo() throws {
@@ -79,10 +79,11 @@ import VmioTestSupport
                     .replacingOccurrences(of: "5678", with: holder.pidArg)
                     .replacingOccurrences(of: "stack-dump", with: dir.sub("stack-dump"))
                     .replacingOccurrences(of: "chunk.bin", with: dir.sub("chunk.bin"))
+                    .replacingOccurrences(of: "app.core", with: dir.sub("app.core"))
             }
             // Files an example writes are removed before the next run, so both runs start alike.
             let clean = {
-                for name in ["stack-dump", "chunk.bin", "chunk.bin.partial"] {
+                for name in ["stack-dump", "chunk.bin", "chunk.bin.partial", "app.core"] {
                     try? FileManager.default.removeItem(atPath: dir.sub(name))
                 }
             }

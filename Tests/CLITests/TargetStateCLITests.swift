@@ -30,6 +30,7 @@ private func kernelThread() -> Int32? {
             ["maps", pid], ["read", pid, "0x1000", "16"], ["read", pid, "[stack]", "8", "--stop"],
             ["write", pid, "0x1000", "--hex", "00"], ["search", pid, "--hex", "de ad"],
             ["dump", pid, "-o", NSTemporaryDirectory() + "vmio-state-\(getpid())"],
+            ["core", pid, "-o", NSTemporaryDirectory() + "vmio-state-\(getpid()).core"],
             ["copy", "\(pid):0x1000", "\(holder.pid):\(buf)", "16"],
             ["copy", "\(holder.pid):\(buf)", "\(pid):0x1000", "16"],
             ["backtrace", pid], ["regs", pid],

@@ -189,7 +189,9 @@ private func expression(_ text: String) throws -> String {
         // One minimal line a verb, so a new verb without a test here shows up.
         let minimal: [Verb: String] = [
             .maps: "maps", .read: "read 1 1", .write: "write 1 --u8 1", .copy: "copy 1 2 3",
-            .search: "search --u8 1", .dump: "dump -o d", .restore: "restore d", .backtrace: "backtrace", .regs: "regs",
+            .search: "search --u8 1", .dump: "dump -o d", .restore: "restore d", .core: "core -o c",
+            .backtrace: "backtrace",
+            .regs: "regs",
             .symbol: "symbol [heap]",
         ]
         for verb in Verb.allCases {
@@ -375,11 +377,11 @@ private func expression(_ text: String) throws -> String {
     static let cases: [(String, String)] = [
         (
             "frob 1",
-            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "  Read 1 2",
-            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "read 0x10 8 --bogus",

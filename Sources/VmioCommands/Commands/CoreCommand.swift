@@ -57,7 +57,11 @@ public struct CoreCommand: VmioCommand {
     public init() {}
 
     public func run(in context: CommandContext) throws -> Outcome {
-        try context.withTarget(stop: noStop ? .running : .consistent, attach: attach) { target in
+        // Registers are taken in ptrace stops, which this process cannot put itself in.
+        guard context.pid != ProcFS.ownPID else {
+            throw CommandError.badInput("vmio-ptrace cannot trace its own threads; give another pid")
+        }
+        return try context.withTarget(stop: noStop ? .running : .consistent, attach: attach) { target in
             // The context stops the target (or warns that it could not and goes on without).
             let options = CoreOptions(filter: filter?.value, sparse: sparse, replace: force, stop: false)
             var line: ProgressLine?
