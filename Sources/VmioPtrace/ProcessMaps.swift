@@ -1,3 +1,4 @@
+import Glibc
 import SystemPackage
 import VmIO
 
@@ -5,14 +6,20 @@ import VmIO
 public enum ProcessMaps {
     /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
     public static func read(pid: Int32, generation: UInt64 = 0) throws(TargetError) -> MemView {
-        // A read of /proc/PID/maps is not atomic: a target that maps and unmaps while it is
-        // read can hand out overlapping or unsorted lines. Read again before calling it bad.
+        // A read of /proc/PID/maps is not atomic: the kernel prints it a chunk at a time, and a
+        // target that maps and unmaps meanwhile can hand out overlapping or unsorted lines
+        // (README.md, "Sanitizers": one read in four or more, for a process splitting and
+        // merging mappings, as a sanitized one does; more on a loaded machine). Read again
+        // until one is consistent: at least 8 times, and for up to 2 seconds.
+        let deadline = ContinuousClock.now + .seconds(2)
         var attempt = 0
         while true {
             do { return try readOnce(pid: pid, generation: generation) } catch {
-                guard case .model(let e) = error, attempt < 8 else { throw error }
+                guard case .model(let e) = error, attempt < 8 || ContinuousClock.now < deadline else { throw error }
                 switch e {
-                case .mappingsOverlap, .mappingsUnsorted: attempt += 1
+                case .mappingsOverlap, .mappingsUnsorted:
+                    attempt += 1
+                    sched_yield()  // let the writer finish what it is changing
                 default: throw error
                 }
             }
