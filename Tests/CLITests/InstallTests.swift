@@ -53,6 +53,12 @@ import VmioTestSupport
         let prefix = work.appendingPathComponent("prefix")
         let version = try VersionTests.written()
 
+        // An option is not a prefix: usage, status 64, nothing built or installed.
+        for script in ["install", "uninstall", "package"] {
+            let usage = try Tool.runProgram(Self.scripts.appendingPathComponent(script).path, ["--help"])
+            #expect(usage.exited(64) && usage.stderr.hasPrefix("usage: scripts/\(script) "), "\(usage)")
+        }
+
         let install = try Tool.runProgram(
             Self.scripts.appendingPathComponent("install").path, [prefix.path], timeout: Self.buildTimeout)
         #expect(install.exited(0), "\(install)")
