@@ -283,9 +283,11 @@ struct Options {
     var tmp = NSTemporaryDirectory()
     var gdb = true
     var scanmem = true
-    /// Which items to run (1 bulk read, 2 dump, 3 maps + scattered reads, 4 search, 6 core); 5 comes
-    /// with 2 and 4.
-    var only: Set<Int> = [1, 2, 3, 4, 6]
+    /// Which items to run (1 bulk read, 2 dump, 3 maps + scattered reads, 4 search, 6 core,
+    /// 7 hex dump); 5 comes with 2 and 4.
+    var only: Set<Int> = [1, 2, 3, 4, 6, 7]
+    /// MiB of the random fixture's buffer item 7 prints as a hex dump.
+    var hexMiB: UInt64 = 100
 
     init(_ args: [String]) {
         var it = args.makeIterator()
@@ -303,15 +305,18 @@ struct Options {
             case "--no-gdb": gdb = false
             case "--no-scanmem": scanmem = false
             case "--only": only = Set(value(a).split(separator: ",").compactMap { Int($0) })
+            case "--hex-mib": hexMiB = UInt64(value(a)) ?? 0
             case "-h", "--help":
                 emit(
-                    "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4,6]"
+                    "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--no-gdb] [--no-scanmem] [--only 1,2,3,4,6,7] [--hex-mib N]"
                 )
                 exit(0)
             default: die("unknown argument \(a) (try --help)")
             }
         }
-        guard reps >= 1, mib >= 1, maps >= 1 else { die("--reps, --mib and --maps must be at least 1") }
+        guard reps >= 1, mib >= 1, maps >= 1, hexMiB >= 1 else {
+            die("--reps, --mib, --maps and --hex-mib must be at least 1")
+        }
     }
 }
 
@@ -359,7 +364,7 @@ struct Bench {
         emit("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, kernel \(release), load \(loadAverage())")
 
         // --- the random fixture ------------------------------------------------
-        if !opts.only.isDisjoint(with: [1, 2, 4, 6]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
+        if !opts.only.isDisjoint(with: [1, 2, 4, 6, 7]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
 
         // --- the core-maps fixture: a sparse core of a mostly zero buffer ------
         if opts.only.contains(6) { sparseCore(cli: cli, gdb: gdbPath) }
@@ -399,6 +404,7 @@ struct Bench {
         if opts.only.contains(1) { bulkRead(pid: pid, base: base, length: length) }
         if opts.only.contains(2) { dump(pid: pid, base: base, end: end, cli: cli, gdb: gdbPath) }
         if opts.only.contains(6) { core(pid: pid, base: base, length: length, cli: cli, gdb: gdbPath) }
+        if opts.only.contains(7) { hexDump(pid: pid, base: base, length: min(length, opts.hexMiB << 20), cli: cli) }
         if opts.only.contains(4) {
             search(
                 pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
@@ -465,6 +471,56 @@ struct Bench {
             "1: Target.stream by chunk:     "
                 + ourChunks.map { "\($0 >> 20) MiB \(seconds(median(ours[$0]!))) (\(gbps(length, median(ours[$0]!))))" }
                 .joined(separator: ", "))
+    }
+
+    // MARK: 7. hex dump
+
+    /// `read PID ADDR LEN` (the default format, an xxd-style hex dump) against `xxd` on the
+    /// same bytes in a file (written once by `read --format raw -o`), both to /dev/null
+    /// through `sh -c` (the same start-up on both sides). The first lines are compared once.
+    mutating func hexDump(pid: pid_t, base: UInt64, length: UInt64, cli: String) {
+        guard let xxd = onPath("xxd") else {
+            note("7: xxd is not installed (apt-get install xxd): no hex dump row")
+            return
+        }
+        note("7 hex dump of \(length >> 20) MiB")
+        let work = (opts.tmp as NSString).appendingPathComponent("vmio-bench-hex-\(getpid())")
+        try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let raw = "\(work)/bytes.bin"
+        _ = runChecked(
+            [cli, "read", String(pid), hex(base), String(length), "--format", "raw", "-o", raw], what: "read -o")
+        // The same bytes, the same columns: our lines are xxd's after the address.
+        let ours = runChecked([cli, "read", String(pid), hex(base), "64"], what: "read").output
+        let theirs = runChecked(["/bin/sh", "-c", "head -c 64 \"$0\" | \"$1\"", raw, xxd], what: "xxd").output
+        func columns(_ text: String) -> [Substring] {
+            text.split(separator: "\n").map { $0.drop { $0 != ":" } }
+        }
+        guard columns(ours) == columns(theirs) else { die("7: our hex dump differs from xxd's:\n\(ours)\n\(theirs)") }
+        var o: [Double] = [], x: [Double] = []
+        var calls = 0
+        interleaved(2) { k in
+            let counted = calls >= 2
+            calls += 1
+            if k == 0 {
+                let r = runChecked(
+                    [
+                        "/bin/sh", "-c", "\"$0\" read \"$1\" \"$2\" \"$3\" > /dev/null", cli, String(pid), hex(base),
+                        String(length),
+                    ],
+                    what: "vmio-ptrace read (hex dump)")
+                if counted { o.append(r.seconds) }
+            } else {
+                let r = runChecked(["/bin/sh", "-c", "\"$0\" \"$1\" > /dev/null", xxd, raw], what: "xxd")
+                if counted { x.append(r.seconds) }
+            }
+        }
+        let om = median(o), xm = median(x)
+        rows.append(
+            Row(
+                name: "7 hex dump \(length >> 20) MiB (CLI read) vs xxd", ours: seconds(om),
+                baseline: "\(seconds(xm)) (xxd on a file)", ratio: xm / om, target: ">= 1.0x", pass: xm / om >= 1.0))
+        details.append("7: spread (min–max of \(opts.reps)): ours \(spread(o)), xxd \(spread(x))")
     }
 
     // MARK: 6. core
