@@ -113,7 +113,9 @@ extension Target {
             holes += report.holes
         }
         try file.finish(length: layout.fileSize)
-        try file.commit()
+        // Not fsynced: the rename makes it complete or absent for every reader, and a flush of
+        // gigabytes would cost seconds that neither the kernel's cores nor gdb's pay.
+        try file.commit(durable: false)
         let status = try? Sys.fileStatus(path)
         return CoreReport(
             path: path, pid: pid, format: format, stopped: isStopped, filter: filter,

@@ -40,10 +40,12 @@ public final class OutputFile {
     }
 
     /// Puts a finished file in place (a symlink at its name is replaced, never followed).
-    public func commit() throws(TargetError) {
+    /// `durable` flushes it to disk first (`fsync`); a core leaves that to the kernel's
+    /// write-back, as dump's data files do: its gigabytes would cost seconds.
+    public func commit(durable: Bool = true) throws(TargetError) {
         guard isFile, !committed, let temporary, let path else { return }
         do {
-            try Sys.fsync(fd)
+            if durable { try Sys.fsync(fd) }
             try Sys.rename(temporary, to: path)
         } catch { throw .file(path: path, .cannotFinish(error)) }
         committed = true
