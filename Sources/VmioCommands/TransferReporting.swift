@@ -71,12 +71,10 @@ extension TransferReport {
                 "holes",
                 .array(
                     holes.map { hole in
-                        .object([
-                            ("address", .string(hole.address.hex)), ("length", .uint(hole.length)),
-                            ("reason", .string(hole.kind.description)),
+                        Self.range(
+                            hole.address, hole.length, ("reason", .string(hole.kind.description)),
                             ("errno", hole.errno.map { .int(Int64($0)) } ?? .null),
-                            ("mechanism", hole.mechanism.map { .string($0.rawValue) } ?? .null),
-                        ])
+                            ("mechanism", hole.mechanism.map { .string($0.rawValue) } ?? .null))
                     })
             ),
             (
@@ -94,13 +92,7 @@ extension TransferReport {
             // Which mechanism moved each range (process_vm_readv, pread, peekdata).
             (
                 "ranges",
-                .array(
-                    ranges.map { r in
-                        .object([
-                            ("address", .string(r.address.hex)), ("length", .uint(r.length)),
-                            ("mechanism", .string(r.mechanism.rawValue)),
-                        ])
-                    })
+                .array(ranges.map { Self.range($0.address, $0.length, ("mechanism", .string($0.mechanism.rawValue))) })
             ),
             (
                 "mechanism",
@@ -110,5 +102,10 @@ extension TransferReport {
                 } ?? .null
             ),
         ]
+    }
+
+    /// A range's object: its address and length, then `fields`.
+    private static func range(_ address: Address, _ length: UInt64, _ fields: (String, JSONValue)...) -> JSONValue {
+        .object([("address", .string(address.hex)), ("length", .uint(length))] + fields)
     }
 }

@@ -85,8 +85,7 @@ private func mapping(
 
     @Test func prstatusAndPrpsinfoHaveTheKernelsSizesAndOffsets() {
         var t = CoreThreadFacts()
-        t.tid = 1234
-        t.parent = 1
+        t.ids = CoreTaskIDs(pid: 1234, parent: 1)
         t.signal = 11
         t.blockedSignals = 0x8000_0000_0000_0001
         t.generalRegisters = [UInt8](repeating: 0xab, count: 216)
@@ -109,7 +108,7 @@ private func mapping(
 
         var p = CoreProcessFacts()
         p.state = "S"
-        p.pid = 42
+        p.ids.pid = 42
         p.uid = 1000
         p.command = "a-very-long-command-name"
         p.arguments = Array("prog\u{0}arg\u{0}".utf8)
@@ -153,10 +152,10 @@ private func mapping(
 
     @Test func notesPutProcessNotesAfterTheFirstThreadsStatus() {
         var a = CoreThreadFacts()
-        a.tid = 1
+        a.ids.pid = 1
         a.registerSets = [.init(type: CoreNoteType.fpregset, bytes: [0, 0, 0, 0])]
         var b = a
-        b.tid = 2
+        b.ids.pid = 2
         b.signalInfo = [UInt8](repeating: 0, count: 128)
         let notes = format64.notes(process: CoreProcessFacts(), threads: [a, b], auxv: [1, 2, 3, 4], files: [])
         var types: [UInt32] = []

@@ -49,8 +49,7 @@ public struct CoreCommand: VmioCommand {
     @Flag(help: "Leave all-zero pages as holes of the file (no disk blocks) instead of writing zeros.")
     public var sparse = false
 
-    @Flag(help: "Replace an existing file.")
-    public var force = false
+    @Flag(help: "Replace an existing file.") public var force = false
 
     @OptionGroup public var attach: AttachOptions
 

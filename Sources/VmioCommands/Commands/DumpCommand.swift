@@ -32,8 +32,7 @@ public struct DumpCommand: VmioCommand {
         help: ArgumentHelp("The directory to write (created if missing).", valueName: "directory"))
     public var directory: String
 
-    @Flag(help: "Replace a dump already in the directory.")
-    public var force = false
+    @Flag(help: "Replace a dump already in the directory.") public var force = false
 
     @Flag(help: "Exit 0 even when holes were met (they are zeros in the data files and listed in the manifest).")
     public var bestEffort = false

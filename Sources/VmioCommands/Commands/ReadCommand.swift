@@ -40,8 +40,7 @@ public struct ReadCommand: VmioCommand {
     )
     public var bestEffort = false
 
-    @Flag(help: "Replace the -o file if it exists.")
-    public var force = false
+    @Flag(help: "Replace the -o file if it exists.") public var force = false
 
     @Flag(help: "Group the hex dump by the target's words (its pointer width, in its byte order), like xxd -e.")
     public var words = false

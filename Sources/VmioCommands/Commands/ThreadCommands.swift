@@ -60,24 +60,12 @@ public struct BacktraceCommand: VmioCommand {
             let unwinder = try Unwinder(pid: target.pid, access: memory)
             // Threads stopped one at a time: the run state is checked once, after the last.
             defer { target.finishThreadStops() }
-            var traces: [ThreadBacktrace] = []
-            for info in threads {
-                do throws(TargetError) {
-                    let (frames, end) = try target.withThreadStopped(info.tid) { () throws(TargetError) in
-                        try unwinder.unwind(tid: info.tid, maxDepth: depth, view: target.view, symbols: target.symbols)
-                    }
-                    traces.append(ThreadBacktrace(thread: info, frames: frames, end: end))
-                } catch {
-                    // A switch, not `catch TargetError.x`: that pattern over a typed throw crashes
-                    // Swift 6.3's SILGen.
-                    switch error {
-                    case .noSuchThread where thread == nil: continue  // the thread exited after it was listed
-                    case .noSuchProcess:
-                        throw CommandError.targetGone(
-                            "pid \(target.pid) exited during the backtrace (while unwinding thread \(info.tid))")
-                    default: throw error
-                    }
-                }
+            let traces = try eachThreadStopped(
+                threads, of: target, asked: thread, exited: { "during the backtrace (while unwinding thread \($0))" }
+            ) { info throws(TargetError) in
+                let (frames, end) = try unwinder.unwind(
+                    tid: info.tid, maxDepth: depth, view: target.view, symbols: target.symbols)
+                return ThreadBacktrace(thread: info, frames: frames, end: end)
             }
             var o = Outcome()
             o.json = [
@@ -116,24 +104,10 @@ public struct RegsCommand: VmioCommand {
         try context.withTarget(attach: attach) { target in
             try refuseSelf(target)
             let threads = try selectThreads(of: target, thread)
-            var results: [(ThreadInfo, Registers)] = []
             defer { target.finishThreadStops() }
-            for info in threads {
-                do throws(TargetError) {
-                    let registers = try target.withThreadStopped(info.tid) { () throws(TargetError) in
-                        try Registers.read(pid: target.pid, tid: info.tid)
-                    }
-                    results.append((info, registers))
-                } catch {
-                    switch error {
-                    case .noSuchThread where thread == nil: continue  // the thread exited after it was listed
-                    case .noSuchProcess:
-                        throw CommandError.targetGone(
-                            "pid \(target.pid) exited while its registers were read (thread \(info.tid))")
-                    default: throw error
-                    }
-                }
-            }
+            let results = try eachThreadStopped(
+                threads, of: target, asked: thread, exited: { "while its registers were read (thread \($0))" }
+            ) { info throws(TargetError) in (info, try Registers.read(pid: target.pid, tid: info.tid)) }
             return outcome(target, results)
         }
     }
@@ -206,6 +180,29 @@ private func selectThreads(of target: Target, _ tid: Int32?) throws -> [ThreadIn
         throw CommandError.badInput("pid \(target.pid) has no thread \(tid) (\(describeThreads(all.map(\.tid))))")
     }
     return [one]
+}
+
+/// `body` on each of `threads`, each held in a stop of its own; what it gave, in order. A thread
+/// that exited after it was listed is left out unless `--thread` asked for it; the process
+/// exiting ends the command: "pid P exited \(exited(tid))".
+private func eachThreadStopped<T>(
+    _ threads: [ThreadInfo], of target: Target, asked: Int32?, exited: (Int32) -> String,
+    _ body: (ThreadInfo) throws(TargetError) -> T
+) throws -> [T] {
+    var results: [T] = []
+    for info in threads {
+        do throws(TargetError) {
+            results.append(try target.withThreadStopped(info.tid) { () throws(TargetError) in try body(info) })
+        } catch {
+            // A switch, not `catch TargetError.x`: that pattern over a typed throw crashes Swift 6.3's SILGen.
+            switch error {
+            case .noSuchThread where asked == nil: continue  // the thread exited after it was listed
+            case .noSuchProcess: throw CommandError.targetGone("pid \(target.pid) exited \(exited(info.tid))")
+            default: throw error
+            }
+        }
+    }
+    return results
 }
 
 /// `its 3 threads: 10 11 12`, or for many `its 1021 threads: 10 11 12 13 14 … 1030` (a few

@@ -1,7 +1,19 @@
 import VmIO
 
+/// A task's ids as its core shows them (`pr_pid`, `pr_ppid`, `pr_pgrp`, `pr_sid`), in the
+/// task's own pid namespace; `pid` is the thread's id in `NT_PRSTATUS`.
+public struct CoreTaskIDs: Hashable, Sendable {
+    public var pid: Int32
+    public var parent: Int32
+    public var processGroup: Int32
+    public var session: Int32
+    public init(pid: Int32 = 0, parent: Int32 = 0, processGroup: Int32 = 0, session: Int32 = 0) {
+        (self.pid, self.parent, self.processGroup, self.session) = (pid, parent, processGroup, session)
+    }
+}
+
 /// The process-wide facts of `NT_PRPSINFO` (`struct elf_prpsinfo`), as `/proc/PID/stat`,
-/// `status` and `cmdline` give them; ids are in the target's pid namespace.
+/// `status` and `cmdline` give them.
 public struct CoreProcessFacts: Hashable, Sendable {
     /// The state letter of `stat` (`R`, `S`, `D`, `T`, `t`, `Z`…).
     public var state: Character = "R"
@@ -10,10 +22,7 @@ public struct CoreProcessFacts: Hashable, Sendable {
     public var flags: UInt64 = 0
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
-    public var pid: Int32 = 0
-    public var parent: Int32 = 0
-    public var processGroup: Int32 = 0
-    public var session: Int32 = 0
+    public var ids = CoreTaskIDs()
     /// `comm`: at most 15 bytes are kept.
     public var command = ""
     /// `cmdline`: the arguments, each NUL-terminated.
@@ -23,16 +32,13 @@ public struct CoreProcessFacts: Hashable, Sendable {
 
 /// One thread's facts: its `NT_PRSTATUS` fields and the register sets that follow it.
 public struct CoreThreadFacts: Hashable, Sendable {
-    /// The thread id in the target's pid namespace.
-    public var tid: Int32 = 0
+    /// `ids.pid` is the thread id.
+    public var ids = CoreTaskIDs()
     /// The signal the thread stopped on (0 for the stop this tool asked for).
     public var signal: Int32 = 0
     /// `SigPnd` and `SigBlk` of its `status`.
     public var pendingSignals: UInt64 = 0
     public var blockedSignals: UInt64 = 0
-    public var parent: Int32 = 0
-    public var processGroup: Int32 = 0
-    public var session: Int32 = 0
     /// User, system, and children's user and system time, in microseconds.
     public var times: [UInt64] = [0, 0, 0, 0]
     /// `pr_reg`: the general registers as `PTRACE_GETREGSET(NT_PRSTATUS)` gives them.
@@ -47,8 +53,7 @@ public struct CoreThreadFacts: Hashable, Sendable {
         public var type: UInt32
         public var bytes: [UInt8]
         public init(type: UInt32, bytes: [UInt8]) {
-            self.type = type
-            self.bytes = bytes
+            (self.type, self.bytes) = (type, bytes)
         }
     }
 }
@@ -82,8 +87,8 @@ extension CoreFormat {
         out.align(wordSize)
         out.word(truncate(t.pendingSignals))
         out.word(truncate(t.blockedSignals))
-        for id in [t.tid, t.parent, t.processGroup, t.session] { out.i32(id) }
-        for microseconds in t.times.prefix(4) + [UInt64](repeating: 0, count: max(0, 4 - t.times.count)) {
+        out.ids(t.ids)
+        for microseconds in t.times.fitted(to: 4, with: 0) {
             out.word(microseconds / 1_000_000)
             out.word(microseconds % 1_000_000)
         }
@@ -114,7 +119,7 @@ extension CoreFormat {
             out.u16(UInt16(truncatingIfNeeded: p.uid))
             out.u16(UInt16(truncatingIfNeeded: p.gid))
         }
-        for id in [p.pid, p.parent, p.processGroup, p.session] { out.i32(id) }
+        out.ids(p.ids)
         out.fixedString(Array(p.command.utf8.prefix(15)), count: 16)
         // The arguments with their NULs as spaces, at most 79 bytes and a NUL.
         var arguments = Array(p.arguments.prefix(79)).map { $0 == 0 ? UInt8(ascii: " ") : $0 }
@@ -142,7 +147,7 @@ extension CoreFormat {
     /// i386 one (the union starts at 12, not 16; a fault's address is 4 bytes, other members
     /// are ints and move as they are).
     public func signalInfo(_ native: [UInt8]) -> [UInt8] {
-        let info = Array(native.prefix(128)) + [UInt8](repeating: 0, count: max(0, 128 - native.count))
+        let info = native.fitted(to: 128, with: 0)
         if is64Bit { return info }
         var out = Array(info[0..<12])
         let signal = Int32(littleEndianBytes: info[0..<4])
@@ -183,6 +188,20 @@ extension CoreFormat {
     /// A value as the class's `unsigned long` holds it.
     private func truncate(_ value: UInt64) -> UInt64 {
         is64Bit ? value : value & 0xffff_ffff
+    }
+}
+
+extension ByteWriter {
+    /// `pr_pid`, `pr_ppid`, `pr_pgrp`, `pr_sid`, as `NT_PRSTATUS` and `NT_PRPSINFO` both hold them.
+    fileprivate mutating func ids(_ ids: CoreTaskIDs) {
+        for id in [ids.pid, ids.parent, ids.processGroup, ids.session] { i32(id) }
+    }
+}
+
+extension Array {
+    /// The first `count` elements, `filler` after them where there are fewer.
+    fileprivate func fitted(to count: Int, with filler: Element) -> [Element] {
+        Array(prefix(count)) + repeatElement(filler, count: Swift.max(0, count - self.count))
     }
 }
 

@@ -119,7 +119,7 @@ extension Target {
         let status = try? Sys.fileStatus(path)
         return CoreReport(
             path: path, pid: pid, format: format, stopped: isStopped, filter: filter,
-            threads: threads.map(\.tid), segments: segments,
+            threads: threads.map(\.ids.pid), segments: segments,
             memoryBytes: total, holes: holes, fileSize: layout.fileSize,
             diskBytes: status.map { UInt64($0.st_blocks) * 512 } ?? layout.fileSize)
     }
@@ -236,7 +236,7 @@ extension Target {
         p.nice = fields.count > 16 ? Int32(fields[16]) ?? 0 : 0
         p.uid = status["Uid"].flatMap { UInt32($0.split(separator: "\t").first ?? "") } ?? 0
         p.gid = status["Gid"].flatMap { UInt32($0.split(separator: "\t").first ?? "") } ?? 0
-        (p.pid, p.parent, p.processGroup, p.session) = Self.namespaceIDs(pid: pid, status: status)
+        p.ids = Self.namespaceIDs(pid: pid, status: status)
         p.command = ProcFS.command(pid)
         p.arguments = (try? ProcFS.readAll("/proc/\(pid)/cmdline")) ?? []
         return p
@@ -261,7 +261,7 @@ extension Target {
             var t = CoreThreadFacts()
             let taskPath = "/proc/\(pid)/task/\(tid)"
             let status = ProcFS.parseStatus((try? ProcFS.readText(taskPath + "/status")) ?? "")
-            (t.tid, t.parent, t.processGroup, t.session) = Self.namespaceIDs(pid: tid, status: status)
+            t.ids = Self.namespaceIDs(pid: tid, status: status)
             t.pendingSignals = status["SigPnd"].flatMap { UInt64($0, radix: 16) } ?? 0
             t.blockedSignals = status["SigBlk"].flatMap { UInt64($0, radix: 16) } ?? 0
             let fields = Self.statFields(taskPath + "/stat")
@@ -324,7 +324,7 @@ extension Target {
     /// The pid, parent, process group and session of `status`, in the task's own (innermost)
     /// pid namespace: the last of `NSpid`, `NSpgid`, `NSsid`; the parent's likewise, 0 when
     /// it lies outside that namespace.
-    static func namespaceIDs(pid: Int32, status: [String: String]) -> (Int32, Int32, Int32, Int32) {
+    static func namespaceIDs(pid: Int32, status: [String: String]) -> CoreTaskIDs {
         func innermost(_ key: String, _ fallback: String) -> (Int32, Int) {
             let ids = (status[key] ?? status[fallback] ?? "").split(whereSeparator: { $0 == "\t" || $0 == " " })
             return (ids.last.flatMap { Int32($0) } ?? 0, ids.count)
@@ -338,7 +338,7 @@ extension Target {
             let ids = ProcFS.nspid(parentPid)
             parent = ids.count == depth ? ids[depth - 1] : 0
         }
-        return (own == 0 ? pid : own, parent, group, session)
+        return CoreTaskIDs(pid: own == 0 ? pid : own, parent: parent, processGroup: group, session: session)
     }
 }
 
