@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import VmIO
 import VmioPtrace
 
@@ -9,7 +8,7 @@ public struct PID: ExpressibleByArgument, CustomStringConvertible, Sendable {
 
     public init?(argument: String) {
         if argument == "self" {
-            value = getpid()
+            value = ProcFS.ownPID
         } else if let n = Int32(argument), n > 0 {
             value = n
         } else {

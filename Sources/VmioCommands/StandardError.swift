@@ -1,20 +1,11 @@
-import Glibc
+import VmioPtrace
 
 /// The tool's standard error: unbuffered, so a line shows at once and in order with the
 /// progress line.
 public enum StandardError {
-    /// Writes `text` as it is.
+    /// Writes `text` as it is (a failure is not reported: there is nowhere left to report it).
     public static func write(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.write(2, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                done += n
-            }
-        }
+        Console.write(fd: 2, text)
     }
 
     /// Writes one line.

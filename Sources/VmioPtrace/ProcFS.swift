@@ -87,6 +87,11 @@ public enum ProcFS {
         try Sys.directoryEntries("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
     }
 
+    /// The pids under `/proc` (its numeric names), sorted; none when it cannot be listed.
+    public static func processIDs() -> [Int32] {
+        ((try? Sys.directoryEntries("/proc")) ?? []).compactMap { Int32($0) }.filter { $0 > 0 }.sorted()
+    }
+
     /// The one-letter state of a thread (`R`, `S`, `D`, `T`, `t`, `Z`…) from its `stat` line.
     public static func threadState(pid: Int32, tid: Int32) -> String {
         guard let text = try? readText("/proc/\(pid)/task/\(tid)/stat"), let stat = ProcessStat(text) else {

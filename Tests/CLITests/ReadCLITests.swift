@@ -82,6 +82,16 @@ let kernelNamesAnonymousMemory: Bool = {
         #expect(result.stdout[0x100..<0x110].elementsEqual("VMIO-MARKER-0001".utf8))
     }
 
+    /// Standard output that refuses the bytes (a full device) is a failed write, named with
+    /// its errno's text: status 1, for the buffered hex dump and the raw bytes alike.
+    @Test(arguments: ["hex", "raw"])
+    func aFullStandardOutputIsAFailedWrite(format: String) throws {
+        let script = #"exec "$0" read "$1" "$2" 4096 --format "$3" > /dev/full"#
+        let result = try Tool.runProgram("/bin/sh", ["-c", script, Tool.path, box.pid, hx(box.buf), format])
+        #expect(result.exited(1), "\(result)")
+        #expect(result.stderrLines == ["vmio-ptrace: write failed: No space left on device"], "\(result)")
+    }
+
     @Test func rawToAFileIsTheWholeBuffer() throws {
         let out = TempPath("buf.bin")
         let result = try Tool.run("read", box.pid, hx(box.buf), "64K", "--format", "raw", "-o", out.path)
