@@ -174,11 +174,13 @@ import VmioTestSupport
         #expect(inside.lines.contains { $0.hasSuffix(" /usr/bin/vmio-ptrace") }, "maps self: \(inside.lines.prefix(5))")
         #expect(inside.lines.last?.contains("nothing is left running") == true, "\(inside.lines.suffix(3))")
         // The control: the test's debug build, which loads the Swift runtime from the
-        // toolchain, does not run there.
-        try FileManager.default.copyItem(atPath: Tool.path, toPath: chroot.appendingPathComponent("debug-tool").path)
+        // toolchain, does not run there. Copied by cp, not by this process: a process of the
+        // parallel suite forked while this one held the copy open for writing would make its
+        // exec fail with ETXTBSY ('Text file busy', status 126) instead.
         let debug = try Self.shell(
-            "unshare -m --propagation private sh -c 'mount -t proc proc \"$ROOT/proc\" && chroot \"$ROOT\" /debug-tool --version'",
-            ["ROOT=" + chroot.path])
+            #"cp "$TOOL" "$ROOT/debug-tool" && "#
+                + "unshare -m --propagation private sh -c 'mount -t proc proc \"$ROOT/proc\" && chroot \"$ROOT\" /debug-tool --version'",
+            ["ROOT=" + chroot.path, "TOOL=" + Tool.path])
         #expect(!debug.exited(0) && debug.stderr.contains("libswift"), "\(debug)")
     }
 
