@@ -501,19 +501,54 @@ private func settleSignals() {
     }
 }
 
-/// Kills `pid` once a core being written in `directory` (its temporary `.part` file) holds 8 MiB:
-/// the core has reached the exiter's 1 GiB buffer. Polled from another thread.
+/// Whether `pid` has released its memory: gone, or a zombie (its mm is torn down before).
+private func isDeadOrZombie(_ pid: Int32) -> Bool {
+    guard let stat = readProcFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+}
+
+/// Kills `pid` (and waits until its memory is gone) once a core being written in `directory`
+/// (its temporary `.part` file) holds 8 MiB: the core has reached the exiter's 1 GiB buffer.
+/// Polled from another thread, with the writer (the `vmio-ptrace core` whose command line names
+/// `directory`) held in SIGSTOP at each look, so that it cannot finish between a look and the
+/// kill however loaded the machine is.
 private func killOnceWriting(_ pid: Int32, _ directory: String) {
     DispatchQueue.global().async {
-        let deadline = Date(timeIntervalSinceNow: 60)
+        let deadline = Date(timeIntervalSinceNow: 120)
+        var writer: Int32?
         while Date() < deadline {
+            if writer == nil {
+                writer = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap {
+                    Int32($0)
+                }.first { candidate in
+                    let command = readProcFile("/proc/\(candidate)/cmdline") ?? ""
+                    return command.contains(directory) && command.contains("core")
+                }
+            }
+            if let writer { kill(writer, SIGSTOP) }
             let parts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
                 $0.hasSuffix(".part")
             }
             if parts.contains(where: { (fileSize(directory + "/" + $0) ?? 0) >= 8 << 20 }) { break }
-            usleep(1_000)
+            if let writer { kill(writer, SIGCONT) }
+            usleep(writer == nil ? 200 : 2_000)
         }
         kill(pid, SIGKILL)
+        _ = waitUntil(timeout: 30) { isDeadOrZombie(pid) }
+        if let writer { kill(writer, SIGCONT) }
+    }
+}
+
+/// The library's core of `pid` at `path`, with `pid` killed (and its memory gone) from the
+/// progress report once 8 MiB are written: deterministic, whatever the load.
+private func writeCoreKillingMidway(_ pid: Int32, _ path: String) throws {
+    let target = try Target(pid: pid)
+    var killed = false
+    _ = try target.writeCore(to: path) { done, _ in
+        guard !killed, done >= 8 << 20 else { return }
+        killed = true
+        kill(pid, SIGKILL)
+        _ = waitUntil(timeout: 30) { isDeadOrZombie(pid) }
     }
 }
 
@@ -529,9 +564,8 @@ extension HeavyOrTimed {
             defer { try? FileManager.default.removeItem(at: dir) }
             let path = dir.appendingPathComponent("gone.core").path
             let pid = fixture.pid
-            killOnceWriting(pid, dir.path)
             do {
-                try writeCore(pid, path)
+                try writeCoreKillingMidway(pid, path)
                 Issue.record("the core of a target killed during it was written")
             } catch let error as TargetError {
                 #expect(error.kind == .targetGone, "\(error)")
