@@ -24,6 +24,8 @@ struct ReadStream {
             let report = try streamData(into: &object)
             try object.fields(report.jsonFields)
             try object.end()
+            // Flushed here, not left to the sink's end, which cannot report a failed write.
+            try stdout.flush()
             command.conclude(report, into: &outcome)
             outcome.printed = true
             return outcome
