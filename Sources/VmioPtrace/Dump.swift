@@ -60,7 +60,7 @@ public struct DumpManifest: Codable, Sendable {
     public static func decode(_ data: Data, path: String) throws(DumpError) -> DumpManifest {
         let manifest: DumpManifest
         do { manifest = try JSONDecoder().decode(DumpManifest.self, from: data) } catch {
-            throw .badManifest(path, "\(error)")
+            throw .badManifest(path, explain(error))
         }
         guard manifest.format == currentFormat else {
             throw .badManifest(path, "format '\(manifest.format)' is not \(currentFormat)")

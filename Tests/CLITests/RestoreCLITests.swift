@@ -91,7 +91,7 @@ struct RestoreJSON {
         #expect(readOnly > 0)
         #expect(
             result.lines == [
-                "restored \(writable.reduce(0) { $0 + $1.count }) bytes into pid \(holder.pid)",
+                "restored \(writable.reduce(0) { $0 + $1.count }) bytes into pid \(holder.pid) (verified)",
                 "left out \(readOnly) regions the target maps read-only (--force restores them)",
             ])
         #expect(try holder.get(buf, 65536) == original)
@@ -106,8 +106,8 @@ struct RestoreJSON {
         let json = try Tool.run("restore", pid, dir.sub("d"), "--verify", "--json")
         #expect(json.exited(0), "\(json)")
         let object = try RestoreJSON(json)
-        #expect(Set(object.raw.keys) == ["pid", "directory", "written", "regions", "mismatch"])
-        #expect(object.raw["mismatch"] is NSNull)
+        #expect(Set(object.raw.keys) == ["pid", "directory", "written", "verified", "regions", "mismatch"])
+        #expect(object.raw["mismatch"] is NSNull && object.raw["verified"] as? Bool == true)
         #expect(object.raw["directory"] as? String == dir.sub("d"))
         #expect(object.regions.map(\.start) == manifest.regions.map(\.start))
         for (entry, region) in zip(object.regions, manifest.regions) {
@@ -136,7 +136,7 @@ struct RestoreJSON {
         #expect(plain.exited(0), "\(plain)")
         #expect(
             plain.lines == [
-                "restored 8192 bytes into pid \(holder.pid)",
+                "restored 8192 bytes into pid \(holder.pid) (verified)",
                 "left out 1 region the target maps read-only (--force restores them)",
             ])
         #expect(try holder.get(ro, 16) == Array(repeating: 0, count: 16), "left as it was")
@@ -255,10 +255,11 @@ struct RestoreJSON {
         let manifest = try DumpManifestFile(dir.sub("t"))
         #expect(manifest.regions.first?.holes == [.init(address: map + 4096, length: 12288)])
 
+        // Its one region read-only: nothing is written, which is an error naming why (issue 12, bug 10).
         let plain = try Tool.run("restore", fixture.pidArg, dir.sub("t"), "--json")
-        #expect(plain.exited(0), "\(plain)")
-        #expect(try RestoreJSON(plain).regions.map(\.action) == ["read-only (use --force)"])
-        #expect(try RestoreJSON(plain).written == 0)
+        #expect(plain.exited(1), "\(plain)")
+        let error = plain.json?["error"] as? String ?? ""
+        #expect(error.contains("nothing to restore") && error.contains("1 region read-only"), "\(plain)")
 
         let forced = try Tool.run("restore", fixture.pidArg, dir.sub("t"), "--force", "--verify", "--json")
         #expect(forced.exited(0), "\(forced)")

@@ -14,7 +14,9 @@ public struct RestoreCommand: VmioCommand {
             read-only are left out and reported unless --force, which writes them through \
             /proc/PID/mem. Holes of the dump are not written. --verify reads each chunk back \
             through the write-to-read handover; a mismatch exits 2. --json prints \
-            {pid, directory, written, regions: [{start, end, path, action, written}], mismatch}.
+            {pid, directory, written, verified, regions: [{start, end, path, action, written}], mismatch}. \
+            A restore that writes no region (all mismatched, skipped or read-only) is an error \
+            naming why, exit 1.
             """
     )
 
@@ -47,15 +49,37 @@ public struct RestoreCommand: VmioCommand {
                     manifest, from: directory, skip: skip, skipMismatched: skipMismatched,
                     force: force, verify: verify, progress: $0)
             }
+            try refuseNothingWritten(target, report)
             return outcome(target, report)
         }
+    }
+
+    /// A restore that writes no region did nothing that was asked of it: an error naming
+    /// why (regions mismatched, skipped, read-only), exit 1, never `restored 0 bytes`.
+    private func refuseNothingWritten(_ target: Target, _ report: RestoreReport) throws(CommandError) {
+        guard !report.regions.contains(where: { $0.action == .write }) else { return }
+        var mismatches: [String] = []
+        for region in report.regions {
+            if case .mismatch(let why) = region.action { mismatches.append(why) }
+        }
+        let skipped = report.regions.count(where: { $0.action == .skipped })
+        let readOnly = report.regions.count(where: { $0.action == .readOnly })
+        var why: [String] = []
+        if let first = mismatches.first {
+            let more = mismatches.count > 1 ? ", …" : ""
+            why.append("\(counted(mismatches.count, "region")) no longer mapped as dumped (\(first)\(more))")
+        }
+        if skipped > 0 { why.append("\(counted(skipped, "region")) skipped") }
+        if readOnly > 0 { why.append("\(counted(readOnly, "region")) read-only (--force restores them)") }
+        if why.isEmpty { why.append("the dump has no regions") }
+        throw .badInput("nothing to restore into pid \(target.pid): " + why.joined(separator: "; "))
     }
 
     private func outcome(_ target: Target, _ report: RestoreReport) -> Outcome {
         var o = Outcome()
         o.json = [
             ("pid", .int(Int64(target.pid))), ("directory", .string(directory)),
-            ("written", .uint(report.written)),
+            ("written", .uint(report.written)), ("verified", .bool(verified(report))),
             (
                 "regions",
                 .array(
@@ -69,7 +93,8 @@ public struct RestoreCommand: VmioCommand {
             ),
             ("mismatch", report.mismatch.map { .string($0.hex) } ?? .null),
         ]
-        o.text = ["restored \(counted(report.written, "byte")) into pid \(target.pid)"]
+        let verifiedNote = verified(report) ? " (verified)" : ""
+        o.text = ["restored \(counted(report.written, "byte")) into pid \(target.pid)\(verifiedNote)"]
         let readOnly = report.regions.filter { $0.action == .readOnly }
         if !readOnly.isEmpty {
             o.text.append(
@@ -85,6 +110,11 @@ public struct RestoreCommand: VmioCommand {
         }
         return o
     }
+}
+
+extension RestoreCommand {
+    /// Whether everything written was read back and compared equal (`--verify`, no mismatch).
+    func verified(_ report: RestoreReport) -> Bool { verify && report.mismatch == nil }
 }
 
 extension RestoreAction {
