@@ -40,10 +40,16 @@ extension Interpreter {
             try target.stop()
             o.json = [("stopped", .array(target.stoppedThreads.map { .int(Int64($0)) }))]
             o.text = ["stopped \(counted(target.stoppedThreads.count, "thread")) of pid \(target.pid)"]
-        case .cont:
+        case .cont(let wait):
             target.resume()
-            o.json = [("running", .bool(true))]
-            o.text = ["pid \(target.pid) runs on"]
+            guard wait else {
+                o.json = [("running", .bool(true))]
+                o.text = ["pid \(target.pid) runs on"]
+                break
+            }
+            // Until the process ends; its end is reported as an event, once.
+            waitForEnd()
+            o.json = [("running", .bool(false))]
         case .echo(let words):
             let line = try words.map { try interpolate($0, parser: parser) }.joined(separator: " ")
             o.text = [line]

@@ -24,6 +24,11 @@ public final class Interpreter {
     /// The same failures as printed on stderr, each naming its line and column.
     private var failureLines: [String] = []
     public private(set) var commandsRun = 0
+    /// The target is this process's child (`run`): its end is watched between commands,
+    /// and its exit status or killing signal reported.
+    public var ownsProcess = false
+    /// How the target ended, once seen (reported once, as an event).
+    public private(set) var programEnd: ProcessEnd?
 
     public init(
         target: Target, json: Bool, keepGoing: Bool,
@@ -92,6 +97,7 @@ public final class Interpreter {
     /// The final status: that of the first failure, or ok. With `keepGoing`, every failure
     /// is listed once more at the end.
     func finish() -> ExitStatus {
+        watchEnd()
         if keepGoing && failures.count > 0 {
             diagnostics("vmio-ptrace: \(failures.count) of \(counted(commandsRun, "command")) failed:")
             for f in failureLines { diagnostics("  " + f) }
@@ -128,6 +134,8 @@ public final class Interpreter {
     @discardableResult
     public func execute(_ statement: Statement, line: Int, text: String) -> Bool {
         if case .empty = statement { return true }
+        watchEnd()
+        defer { watchEnd() }
         commandsRun += 1
         let parser = Parser(line: line, text: text)
         // Failures name the line and the column where the command starts.
@@ -148,6 +156,36 @@ public final class Interpreter {
                 message: failure.message, result: nil)
             return false
         }
+    }
+
+    // MARK: The process's end
+
+    /// Reports the end of a child process (`run`) that nothing traces, once it has ended.
+    func watchEnd() {
+        guard ownsProcess, programEnd == nil, !target.isStopped, let end = ProcessWatch.poll(child: target.pid)
+        else { return }
+        report(end: end)
+    }
+
+    /// Waits until the target has ended (`cont --wait`) and reports its end, unless it was
+    /// reported already.
+    func waitForEnd() {
+        guard programEnd == nil else { return }
+        report(end: ownsProcess ? ProcessWatch.wait(child: target.pid) : ProcessWatch.waitGone(target.pid))
+    }
+
+    /// `pid N exited with status 7` / `{"event": "exit", "pid", "status", "signal"}`.
+    private func report(end: ProcessEnd) {
+        programEnd = end
+        guard json else { return output("pid \(target.pid) \(end)") }
+        var status = JSONValue.null
+        var signal = JSONValue.null
+        if case .exited(let code) = end { status = .int(Int64(code)) }
+        if case .killed(let number) = end { signal = .string(ProcessEnd.signalName(number)) }
+        output(
+            JSONValue.object([
+                ("event", .string("exit")), ("pid", .int(Int64(target.pid))), ("status", status), ("signal", signal),
+            ]).rendered)
     }
 
     func report(

@@ -136,9 +136,13 @@ public struct Parser {
         case "expect":
             guard ws.count >= 2 else { throw fail(first.column, "expect needs an expression: expect EXPR OP EXPR") }
             return try expectation(from: ws[1].column - 1)
+        case "cont" where ws.count == 2 && ws[1].text == "--wait":
+            return .cont(wait: true)
         case "stop", "cont":
-            guard ws.count == 1 else { throw fail(ws[1].column, "\(keyword) takes no arguments") }
-            return keyword == "stop" ? .stop : .cont
+            guard ws.count == 1 else {
+                throw fail(ws[1].column, keyword == "cont" ? "cont takes only --wait" : "stop takes no arguments")
+            }
+            return keyword == "stop" ? .stop : .cont(wait: false)
         case "echo":
             return .echo(Array(ws.dropFirst()))
         case "sleep":

@@ -100,7 +100,8 @@ public enum Statement: Sendable {
     case assign(name: String, Expression)
     case expect(Expression, Comparison?, Expression?)
     case stop
-    case cont
+    /// `cont`, or `cont --wait`: until the process ends.
+    case cont(wait: Bool)
     case echo([Word])
     case sleep(Duration)
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import VmIO
 import VmioCommands
 import VmioPtrace
@@ -12,7 +13,10 @@ struct Run: ParsableCommand {
             read and patch it before it runs; `cont` lets it run, `stop` stops it again. At the \
             end the program is killed, or with --detach let go to run on. The session reads \
             --script, or standard input (the program's standard input is then /dev/null). \
-            The exit status is the session's.
+            The program's end (its exit status or the signal that killed it) is reported once, \
+            as `pid N exited with status S` or, with --json, {event: "exit", pid, status, signal}; \
+            `cont --wait` lets it run until it ends. With --json the first line is \
+            {event: "started", pid, command}. The exit status is the session's.
             """
     )
 
@@ -35,17 +39,29 @@ struct Run: ParsableCommand {
         try runReporting(json: options.json) {
             _ = try ScriptOptions.readScript(script)  // refuse an unreadable script before starting anything
             let target = try Target.launchStopped(command, nullStdin: script == nil || script == "-")
-            if !options.json {
+            if options.json {
+                // The pid first, so that a program driving the session knows what it runs.
+                let started = JSONValue.object([
+                    ("event", .string("started")), ("pid", .int(Int64(target.pid))),
+                    ("command", .array(command.map { .string($0) })),
+                ])
+                print(started.rendered)
+                fflush(nil)
+            } else {
                 printError("vmio-ptrace: started \(command[0]) as pid \(target.pid), stopped at its first instruction")
             }
+            var ended = false
             defer {
-                if detach {
+                // A program whose end was reported is reaped: its pid may be another's now.
+                if detach || ended {
                     target.resume()
                 } else {
                     target.killAndReap()
                 }
             }
-            return try options.run(script, on: target)
+            let (status, end) = try options.run(script, on: target, ownsProcess: true)
+            ended = end != nil
+            return status
         }
     }
 }

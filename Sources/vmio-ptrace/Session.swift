@@ -16,20 +16,70 @@ struct ScriptOptions: ParsableArguments {
 
     @OptionGroup var attach: AttachOptions
 
-    /// Runs `script` (a file, or standard input for nil or "-") against `target`.
-    func run(_ script: String?, on target: Target) throws -> ExitStatus {
+    /// Runs `script` (a file, or standard input for nil or "-") against `target`: the
+    /// session's exit status, and how the target ended if that was seen (`ownsProcess`: the
+    /// target is this process's child, started by `run`, whose end is watched and reported).
+    /// Standard input on a terminal is an interactive session: a prompt, `help`, and a line
+    /// that fails does not end it.
+    func run(
+        _ script: String?, on target: Target, ownsProcess: Bool = false
+    ) throws -> (status: ExitStatus, end: ProcessEnd?) {
         attach.apply(to: target)
+        let text = try Self.readScript(script)
+        let interactive = text == nil && isatty(STDIN_FILENO) == 1 && !json
         let interpreter = Interpreter(
-            target: target, json: json, keepGoing: keepGoing,
+            target: target, json: json, keepGoing: keepGoing || interactive,
             output: { line in
                 print(line)
                 fflush(nil)
             },
             diagnostics: { printError($0) })
-        if let text = try Self.readScript(script) {
-            return interpreter.run(script: text)
+        interpreter.ownsProcess = ownsProcess
+        let status: ExitStatus
+        if let text {
+            status = interpreter.run(script: text)
+        } else if interactive {
+            status = interpreter.run(lines: Self.prompting(target.pid))
+        } else {
+            status = interpreter.run(lines: { Swift.readLine(strippingNewline: true) })
         }
-        return interpreter.run(lines: { Swift.readLine(strippingNewline: true) })
+        return (status, interpreter.programEnd)
+    }
+
+    /// The lines of an interactive session: each read after a prompt on standard error;
+    /// `help` answered here; `quit`, `exit` or the end of input (Ctrl-D) ends it.
+    static func prompting(_ pid: Int32) -> () -> String? {
+        printError("vmio-ptrace: session on pid \(pid); help lists the commands, quit or Ctrl-D ends it")
+        return {
+            while true {
+                StandardError.write("vmio-ptrace \(pid)> ")
+                guard let line = Swift.readLine(strippingNewline: true) else {
+                    printError("")
+                    return nil
+                }
+                switch line.trimmingCharacters(in: .whitespaces) {
+                case "help": print(help)
+                case "quit", "exit": return nil
+                default: return line
+                }
+            }
+        }
+    }
+
+    /// What `help` prints in an interactive session: every verb with its command's abstract,
+    /// then the session's own statements.
+    static var help: String {
+        let verbs = Verb.allCases.map { ($0.rawValue, $0.command.configuration.abstract) }
+        let own = [
+            ("let", "let NAME = EXPR: a value, used as $NAME"),
+            ("expect", "expect EXPR [OP EXPR]: check a value (== != < <= > >=)"),
+            ("stop", "stop every thread of the target"), ("cont", "let it run on; cont --wait: until it ends"),
+            ("echo", "print words ($name interpolated)"), ("sleep", "sleep 100ms, sleep 2s"),
+            ("help", "this list"), ("quit", "end the session (also Ctrl-D)"),
+        ]
+        let lines = (verbs + own).map { name, what in name.padding(toLength: 10, withPad: " ", startingAt: 0) + what }
+        return (lines + ["Verbs take the command line's arguments and options, less the PID and --json."])
+            .joined(separator: "\n")
     }
 
     /// The text of the script file `script` (nil for standard input: nil or "-"). Read with
@@ -49,10 +99,12 @@ struct Session: ParsableCommand {
         discussion: """
             One command a line: maps, read, write, copy, search, dump, restore, core, backtrace, regs, \
             symbol (with the same options as the commands, less the PID), let NAME = EXPR, \
-            expect EXPR OP EXPR (== != < <= > >=), stop, cont, echo, sleep, and # comments. \
+            expect EXPR OP EXPR (== != < <= > >=), stop, cont [--wait], echo, sleep, and # comments. \
             A script file is checked whole before it runs; standard input runs line by line. \
             A failed command or expectation ends the session with its line and the exit status \
-            of the failure (1 for an expectation), unless --keep-going. The target is resumed \
+            of the failure (1 for an expectation), unless --keep-going. Standard input on a \
+            terminal is an interactive session: a prompt on stderr, help lists the verbs, a failing \
+            line does not end it, quit or Ctrl-D does. The target is resumed \
             and let go at the end. With --json each command prints \
             {line, verb, ok, status, result | error}, then {summary}.
             """
@@ -70,7 +122,7 @@ struct Session: ParsableCommand {
         try runReporting(json: options.json) {
             let target = try Target(pid: pid.value)
             defer { target.resume() }
-            return try options.run(script, on: target)
+            return try options.run(script, on: target).status
         }
     }
 }

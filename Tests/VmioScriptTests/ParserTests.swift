@@ -258,7 +258,8 @@ private func expression(_ text: String) throws -> String {
 
     @Test func stopContEchoSleep() throws {
         guard case .stop = try parse("stop") else { Issue.record("stop"); return }
-        guard case .cont = try parse("  cont  # go on") else { Issue.record("cont"); return }
+        guard case .cont(wait: false) = try parse("  cont  # go on") else { Issue.record("cont"); return }
+        guard case .cont(wait: true) = try parse("cont --wait") else { Issue.record("cont --wait"); return }
         #expect(try parse("stop").verbName == "stop" && parse("cont").verbName == "cont")
         guard case .echo(let words) = try parse(#"echo the value is $v "two  spaces" ${name}x"#) else {
             Issue.record("echo")
@@ -439,7 +440,7 @@ private func expression(_ text: String) throws -> String {
         ("let x = *5", "line 1:9: unexpected '*'"),
         ("expect $a = 5", "line 1:11: unexpected '='"),
         ("stop now", "line 1:6: stop takes no arguments"),
-        ("cont 1", "line 1:6: cont takes no arguments"),
+        ("cont 1", "line 1:6: cont takes only --wait"),
     ]
 
     @Test(arguments: cases)
