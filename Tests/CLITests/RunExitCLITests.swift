@@ -78,13 +78,14 @@ import VmioTestSupport
     @Test func contWaitInASessionWaitsForTheProcessToEnd() throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
-        let script = try SessionScript(["cont --wait"])
-        let running = try Running(Tool.path, ["session", holder.pidArg, script.path])
+        let script = try SessionScript(["echo waiting", "cont --wait"])
+        let running = try Conversation(Tool.path, ["session", holder.pidArg, script.path])
+        // The session has its target once it answers (a loaded machine starts the tool slowly).
+        #expect(running.nextLine(timeout: 30) == "waiting")
         usleep(300_000)
         #expect(running.isRunning, "cont --wait returned while the holder runs")
         try holder.write("quit")
-        let result = running.finish(timeout: 20)
-        #expect(result.exited(0), "\(result)")
-        #expect(result.lines == ["pid \(holder.pid) exited"], "\(result)")
+        #expect(running.waitExit(timeout: 20) == 0, "\(running.stderr)")
+        #expect(running.remainingLines() == ["pid \(holder.pid) exited"], "\(running.stderr)")
     }
 }

@@ -466,12 +466,16 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
 
     @Test func runWithoutAScriptTakesTheSessionOnStandardInput() throws {
         let run = try Conversation(Tool.path, ["run", "--json", "--", "/bin/sleep", "30"])
+        // The started pid first (issue 12, bug 15), before any command.
+        let started = try #require(run.nextObject())
+        #expect(started["event"] as? String == "started" && started["command"] as? [String] == ["/bin/sleep", "30"])
         try run.send("maps")
         let maps = try #require(run.nextObject())
         #expect(maps["verb"] as? String == "maps" && maps["ok"] as? Bool == true)
         let mappings = try #require((maps["result"] as? [String: Any])?["mappings"] as? [[String: Any]])
         #expect(mappings.contains { ($0["path"] as? String)?.hasSuffix("sleep") == true })
         let pid = try #require((maps["result"] as? [String: Any])?["pid"] as? Int)
+        #expect(started["pid"] as? Int == pid)
         // Stopped at its first instruction, traced by the tool.
         #expect(procStatus(Int32(pid))["State"]?.hasPrefix("t") == true)
         try run.send("cont")
@@ -489,9 +493,11 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         let run = try Conversation(
             Tool.path, ["run", "--detach", "--json", "--script", script.path, "--", "/bin/sleep", "30"])
         // The program keeps the tool's standard output open after the tool exits, so
-        // take its pid from the first answer rather than waiting for end of file.
+        // take its pid from the first line (the started event) rather than waiting for end of file.
+        let started = try #require(run.nextObject(), "no answer from run")
+        let pid = Int32(try #require(started["pid"] as? Int, "\(started)"))
         let maps = try #require(run.nextObject(), "no answer from run")
-        let pid = Int32(try #require((maps["result"] as? [String: Any])?["pid"] as? Int))
+        #expect((maps["result"] as? [String: Any])?["pid"] as? Int == Int(pid))
         defer {
             kill(pid, SIGKILL)
             waitUntil { isGone(pid) || procStatus(pid)["State"]?.hasPrefix("Z") == true }
