@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -77,12 +78,78 @@ void vmio_tracked_remove(pid_t tid) {
     }
 }
 
+// The dump being written: its directory, and 0 (none), 1 (armed) or 2 (armed, and the
+// directory is the dump's own). The path is written before the state is set.
+static char dump_directory[4096];
+static volatile int dump_state;
+
+void vmio_dump_cleanup_arm(const char *directory, int created) {
+    __atomic_store_n(&dump_state, 0, __ATOMIC_SEQ_CST);
+    size_t length = strlen(directory);
+    if (length >= sizeof dump_directory) return;
+    memcpy(dump_directory, directory, length + 1);
+    __atomic_store_n(&dump_state, created ? 2 : 1, __ATOMIC_SEQ_CST);
+}
+
+void vmio_dump_cleanup_disarm(void) { __atomic_store_n(&dump_state, 0, __ATOMIC_SEQ_CST); }
+
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+int vmio_is_dump_file_name(const char *name) {
+    if (strcmp(name, ".manifest.json.part") == 0) return 1;
+    const char *p = name;
+    int hidden = *p == '.';
+    if (hidden) p++;
+    // NNNN: four or more decimal digits, then -START-END in hex.
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') p++, digits++;
+    if (digits < 4 || *p++ != '-') return 0;
+    for (int part = 0; part < 2; part++) {
+        int hexDigits = 0;
+        while (is_hex(*p)) p++, hexDigits++;
+        if (hexDigits == 0) return 0;
+        if (part == 0 && *p++ != '-') return 0;
+    }
+    return strcmp(p, hidden ? ".bin.part" : ".bin") == 0;
+}
+
+// In the handler: removes the armed dump's files unless its manifest is in place.
+static void remove_dump(void) {
+    int state = __atomic_exchange_n(&dump_state, 0, __ATOMIC_SEQ_CST);
+    if (state == 0) return;
+    int dir = open(dump_directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0) return;
+    if (faccessat(dir, "manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        close(dir);
+        return;
+    }
+    char buffer[8192] __attribute__((aligned(8)));
+    // Entries removed while the directory is read may move the others: read it again from
+    // the start until a pass removes nothing (a few passes at most).
+    for (int pass = 0, removed = 1; removed && pass < 16; pass++) {
+        removed = 0;
+        lseek(dir, 0, SEEK_SET);
+        for (;;) {
+            long n = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+            if (n <= 0) break;
+            for (long offset = 0; offset < n;) {
+                struct dirent64 *entry = (struct dirent64 *)(buffer + offset);
+                if (vmio_is_dump_file_name(entry->d_name) && unlinkat(dir, entry->d_name, 0) == 0) removed = 1;
+                offset += entry->d_reclen;
+            }
+        }
+    }
+    close(dir);
+    if (state == 2) rmdir(dump_directory);
+}
+
 static void detach_all_and_reraise(int sig) {
     int saved = errno;
     for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
         pid_t tid = __atomic_exchange_n(&tracked[i], 0, __ATOMIC_SEQ_CST);
         if (tid > 0) ptrace(PTRACE_DETACH, tid, 0, 0);
     }
+    remove_dump();
     errno = saved;
     signal(sig, SIG_DFL);
     raise(sig);

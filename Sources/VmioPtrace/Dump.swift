@@ -1,3 +1,4 @@
+import CVmio
 import Foundation
 import Glibc
 import SystemPackage
@@ -98,12 +99,17 @@ public enum DumpError: Error, Hashable, Sendable, CustomStringConvertible {
     case exists(String)
     /// The target's maps no longer match the dump, one line a region.
     case layoutMismatch([String])
+    /// A directory that holds files a dump does not write (their names).
+    case notADump(String, [String])
 
     public var description: String {
         switch self {
         case .noManifest(let p): "no dump manifest at \(p)"
         case .badManifest(let p, let why): "bad dump manifest \(p): \(why)"
         case .exists(let p): "\(p) already holds a dump; pass --force to replace it"
+        case .notADump(let p, let names):
+            "\(p) is not empty and holds no dump (\(names.prefix(3).joined(separator: ", "))"
+                + (names.count > 3 ? ", …" : "") + "): dump into a new or empty directory"
         case .layoutMismatch(let lines):
             "the target's maps no longer match the dump (pass --skip SEL for each, or --skip-mismatched):\n  "
                 + lines.joined(separator: "\n  ")
@@ -122,7 +128,20 @@ extension Target {
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
         progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> DumpManifest {
-        try prepareDirectory(directory, replace: replace)
+        let created = try prepareDirectory(directory, replace: replace)
+        // Every exit path but success removes what this dump wrote: a thrown error here, a
+        // fatal signal in the handlers (which detach the target too).
+        Tracer.installSignalHandlersOnce()
+        Sys.armDumpCleanup(directory, created: created)
+        var finished = false
+        var written: [String] = []
+        defer {
+            Sys.disarmDumpCleanup()
+            if !finished {
+                for name in written { try? Sys.unlink(directory + "/" + name) }
+                if created { try? Sys.rmdir(directory) }
+            }
+        }
         var manifest = DumpManifest(
             format: DumpManifest.currentFormat, pid: pid, stopped: isStopped,
             complete: true, regions: [])
@@ -155,6 +174,7 @@ extension Target {
                 Sys.close(fd)
                 closed = true
                 try Sys.rename(part, to: directory + "/" + name)
+                written.append(name)
             } catch { throw .file(path: part, .failed(error)) }
             manifest.regions.append(
                 DumpManifest.Region(
@@ -179,24 +199,38 @@ extension Target {
             try data.withUnsafeBytes { raw in Result { () throws(Errno) in try Files.write(fd, raw, at: 0) } }.get()
             try Sys.fsync(fd)
             try Sys.rename(part, to: directory + "/manifest.json")
-        } catch { throw .file(path: part, .failed(error)) }
+        } catch {
+            try? Sys.unlink(part)
+            throw .file(path: part, .failed(error))
+        }
+        finished = true
         return manifest
     }
 
-    private func prepareDirectory(_ directory: String, replace: Bool) throws(TargetError) {
+    /// Makes `directory` ready for a dump; true when this made it. An existing directory
+    /// may hold only a dump's files: a dump (its manifest), replaced only when `replace`,
+    /// or the leftovers of one that was killed outright (no manifest), removed. Anything
+    /// else in it is refused, `replace` or not: it is no dump, and nothing of it is touched.
+    private func prepareDirectory(_ directory: String, replace: Bool) throws(TargetError) -> Bool {
         switch Files.kind(directory)?.type {
         case nil:
             do { try Sys.mkdir(directory, mode: 0o755) } catch { throw .file(path: directory, .failed(error)) }
+            return true
         // Never write through a symlink planted at the directory's name.
         case S_IFLNK: throw .file(path: directory, .isSymbolicLink)
         case S_IFDIR:
-            let manifestPath = directory + "/manifest.json"
-            guard (try? Sys.fileStatus(manifestPath)) != nil else { return }
-            guard replace else { throw .dump(.exists(directory)) }
-            // Take the old manifest away first, so a half-replaced dump never looks complete.
-            let old = try? DumpManifest.load(from: directory)
-            try? Sys.unlink(manifestPath)
-            for region in old?.regions ?? [] { try? Sys.unlink(directory + "/" + region.file) }
+            let names: [String]
+            do { names = try Sys.directoryEntries(directory) } catch { throw .file(path: directory, .failed(error)) }
+            let foreign = names.filter { $0 != "manifest.json" && vmio_is_dump_file_name($0) == 0 }.sorted()
+            guard foreign.isEmpty else { throw .dump(.notADump(directory, foreign)) }
+            if names.contains("manifest.json") {
+                guard replace else { throw .dump(.exists(directory)) }
+                // Take the old manifest away first, so a half-replaced dump never looks complete.
+                try? Sys.unlink(directory + "/manifest.json")
+            }
+            // The old dump's files, or the leftovers of one killed outright (SIGKILL).
+            for name in names where name != "manifest.json" { try? Sys.unlink(directory + "/" + name) }
+            return false
         default: throw .file(path: directory, .notADirectory)
         }
     }

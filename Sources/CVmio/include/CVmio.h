@@ -68,4 +68,15 @@ void vmio_tracked_remove(pid_t tid);
 /// so the tool dies of it as usual and no target is left stopped.
 void vmio_install_detach_handlers(void);
 
+/// A dump being written into `directory`, kept where the handlers above can reach it: on
+/// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE they remove its files (the names a dump writes:
+/// `NNNN-START-END.bin`, `.NNNN-START-END.bin.part`, `.manifest.json.part`; never anything
+/// else) unless its manifest is in place, and the directory when `created` (this dump made
+/// it). Async-signal-safe in the handler: open, getdents64, unlinkat, rmdir.
+void vmio_dump_cleanup_arm(const char *directory, int created);
+/// The dump is finished or cleaned up otherwise: the handlers leave it alone.
+void vmio_dump_cleanup_disarm(void);
+/// Whether `name` is one a dump writes (a region's data file, its `.part`, the manifest's `.part`).
+int vmio_is_dump_file_name(const char *name);
+
 #endif

@@ -11,7 +11,10 @@ public struct DumpCommand: VmioCommand {
             DIR receives one data file a region plus manifest.json: each region's range, \
             permissions, path, file offset, bytes saved, and the holes that faulted (zeros \
             in the data file). Files are written under temporary names and renamed when \
-            complete; the manifest comes last, so an interrupted dump never looks complete. \
+            complete; the manifest comes last, so an interrupted dump never looks complete, \
+            and a dump that does not finish (a signal, its target gone, a full disk) removes \
+            what it wrote. An existing dump is replaced only with --force; a directory holding \
+            anything else is refused. \
             Without --region every readable mapping is saved except [vvar], [vvar_vclock] \
             and [vsyscall]. Exit status 2 when any hole was met. --json prints \
             {pid, directory, regions, bytes_saved, holes, complete, stopped}.

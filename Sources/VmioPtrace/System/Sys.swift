@@ -138,6 +138,21 @@ enum Sys {
         _ = try retryingInterrupts { Glibc.unlink(path) }
     }
 
+    /// `rmdir(2)`.
+    static func rmdir(_ path: String) throws(Errno) {
+        _ = try retryingInterrupts { Glibc.rmdir(path) }
+    }
+
+    /// Keeps a dump's directory where the signal handlers reach it: on SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT or SIGPIPE they remove the dump's files (and the directory when
+    /// `created`) unless its manifest is in place (`vmio_dump_cleanup_arm`).
+    static func armDumpCleanup(_ directory: String, created: Bool) {
+        vmio_dump_cleanup_arm(directory, created ? 1 : 0)
+    }
+
+    /// The dump is finished, or cleaned up otherwise (`vmio_dump_cleanup_disarm`).
+    static func disarmDumpCleanup() { vmio_dump_cleanup_disarm() }
+
     /// `mkdir(2)`.
     static func mkdir(_ path: String, mode: mode_t) throws(Errno) {
         _ = try retryingInterrupts { Glibc.mkdir(path, mode) }

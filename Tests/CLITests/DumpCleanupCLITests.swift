@@ -1,0 +1,142 @@
+// Issue 12, bug 11: a dump leaves a directory holding a whole dump, or nothing of its own.
+// SIGINT part-way removes the hidden `.part` file and the region files already renamed into
+// place; a target that exits part-way leaves no region files without a manifest; the
+// leftovers of a dump killed outright (SIGKILL, which nothing can catch) are cleared by
+// the next dump into the directory; and a non-empty directory that holds no dump is refused.
+
+import Foundation
+import Testing
+import VmioTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite(.serialized) struct DumpCleanupCLITests {
+    /// Starts a dump of the whole exiter (its 512 MiB buffer among its other regions) and
+    /// waits until at least one region file is in place and the buffer's `.part` grows: the
+    /// dump is under way with files of both kinds on disk.
+    private func dumpUnderWay(_ exiter: FixtureProcess, into directory: String, stop: Bool) throws -> Running {
+        let running = try Running(Tool.path, ["dump", exiter.pidArg, "-o", directory] + (stop ? ["--stop"] : []))
+        let buf = exiter.address("buf")
+        let underWay = waitUntil(timeout: 30) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            let inPlace = names.contains { $0.hasSuffix(".bin") }
+            let growing = names.contains { name in
+                name.hasSuffix(".part") && name.contains(String(buf, radix: 16))
+                    && (fileSize(directory + "/" + name) ?? 0) > 8 << 20
+            }
+            return inPlace && growing
+        }
+        try #require(
+            underWay,
+            "the dump did not get under way: \(String(describing: try? FileManager.default.contentsOfDirectory(atPath: directory)))"
+        )
+        try #require(running.isRunning, "the dump finished before it could be interrupted")
+        return running
+    }
+
+    @Test(arguments: [false, true])
+    func sigintRemovesEverythingTheDumpWrote(stop: Bool) throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["512"])
+        defer { exiter.terminate() }
+        let dir = TempDir()
+        let running = try dumpUnderWay(exiter, into: dir.sub("d"), stop: stop)
+        kill(running.pid, SIGINT)
+        let result = running.finish(timeout: 20)
+        #expect(result.signaled && result.status == SIGINT, "the tool dies of SIGINT: \(result)")
+        #expect(dir.entries("d").isEmpty, "nothing of the dump is left: \(dir.entries("d"))")
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("d")), "the directory it created is gone")
+        #expect(waitUntil { isFreeRunning(exiter.pid) }, "\(procStatus(exiter.pid))")
+        #expect(try exiter.send("ping") == "pong")
+    }
+
+    /// Into a directory that existed before (empty): the directory stays, empty.
+    @Test func sigintLeavesAnExistingDirectoryEmpty() throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["512"])
+        defer { exiter.terminate() }
+        let dir = TempDir()
+        let running = try dumpUnderWay(exiter, into: dir.path, stop: false)
+        kill(running.pid, SIGTERM)
+        let result = running.finish(timeout: 20)
+        #expect(result.signaled && result.status == SIGTERM, "\(result)")
+        #expect(FileManager.default.fileExists(atPath: dir.path))
+        #expect(dir.entries().isEmpty, "\(dir.entries())")
+    }
+
+    @Test func aTargetThatExitsPartWayLeavesNoRegionFiles() throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["512"])
+        let dir = TempDir()
+        let running = try dumpUnderWay(exiter, into: dir.sub("d"), stop: true)
+        kill(exiter.pid, SIGKILL)
+        let result = running.finish(timeout: 20)
+        #expect(result.exited(4), "target gone: \(result)")
+        #expect(result.stderrLines.count == 1, "\(result.stderr)")
+        #expect(dir.entries("d").isEmpty, "no region files without a manifest: \(dir.entries("d"))")
+        exiter.terminate()
+    }
+
+    /// SIGKILL cannot be caught: its leftovers stay, and the next dump clears them (without
+    /// --force: they are no dump) so that the directory holds exactly the new dump.
+    @Test func theNextDumpClearsTheLeftoversOfAKilledOne() throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["512"])
+        defer { exiter.terminate() }
+        let dir = TempDir()
+        let running = try dumpUnderWay(exiter, into: dir.sub("d"), stop: false)
+        kill(running.pid, SIGKILL)
+        _ = running.finish(timeout: 20)
+        let leftovers = dir.entries("d")
+        try #require(leftovers.contains { $0.hasSuffix(".bin") } && !leftovers.contains("manifest.json"))
+
+        let again = try Tool.run("dump", exiter.pidArg, "--region", "[stack]", "--region", "[heap]", "-o", dir.sub("d"))
+        #expect(again.exited(0), "\(again)")
+        let manifest = try DumpManifestFile(dir.sub("d"))
+        #expect(dir.entries("d") == (manifest.regions.map(\.file) + ["manifest.json"]).sorted(), "no stale files")
+    }
+
+    @Test func aNonEmptyDirectoryThatIsNoDumpIsRefused() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let dir = TempDir()
+        mkdir(dir.sub("mine"), 0o755)
+        FileManager.default.createFile(atPath: dir.sub("mine/notes.txt"), contents: Data("keep me".utf8))
+        for force in [false, true] {
+            let result = try Tool.run(
+                ["dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("mine")] + (force ? ["--force"] : []))
+            #expect(result.exited(1), "\(result)")
+            #expect(result.stderrLines.count == 1, "\(result.stderr)")
+            #expect(
+                result.stderr.contains("not empty") && result.stderr.contains("notes.txt"),
+                "names what is there: \(result.stderr)")
+            #expect(dir.entries("mine") == ["notes.txt"], "nothing written, nothing removed")
+        }
+        // A dump with a foreign file beside it is no dump either.
+        let made = try Tool.run("dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("d"))
+        try #require(made.exited(0), "\(made)")
+        FileManager.default.createFile(atPath: dir.sub("d/extra"), contents: Data())
+        let over = try Tool.run("dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("d"), "--force")
+        #expect(over.exited(1) && over.stderr.contains("extra"), "\(over)")
+        #expect(dir.entries("d").contains("extra"))
+    }
+
+    /// Every exit path of a failed dump removes what it wrote: here the disk fills up at
+    /// the second region (a 100 KiB tmpfs; buf's 64 KiB fit, the stack's 132 KiB do not).
+    @Test func aDumpThatFailsToWriteLeavesNothing() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let dir = TempDir()
+        let mount = dir.sub("small")
+        mkdir(mount, 0o755)
+        let mounted = try Tool.runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=100k", "tmpfs", mount])
+        try #require(mounted.exited(0), "cannot mount a tmpfs here: \(mounted)")
+        defer { _ = try? Tool.runProgram("/bin/umount", [mount]) }
+        let buf = holder.address("buf")
+        let result = try Tool.run(
+            "dump", holder.pidArg, "--region", "\(hx(buf))-\(hx(buf + 65536))", "--region", "[stack]",
+            "-o", mount + "/d")
+        #expect(result.exited(1), "no space left: \(result)")
+        #expect(result.stderrLines.count == 1 && result.stderr.contains("No space left"), "\(result.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: mount + "/d")) ?? []
+        #expect(!FileManager.default.fileExists(atPath: mount + "/d"), "\(left)")
+    }
+}
