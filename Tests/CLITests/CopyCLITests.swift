@@ -88,22 +88,29 @@ import VmioTestSupport
         #expect(try a.get(buf, 64) == (0..<64).map(holderPattern))
     }
 
-    @Test func intoAReadOnlyDestinationStopsAtTheDestination() throws {
+    /// Issue 12, bug 12: a copy into a mapping the destination cannot write is refused as
+    /// `write` refuses it — the same check, message and exit status (3), nothing written —
+    /// unless --force, which writes through /proc/PID/mem. (It was a partial copy of 0 bytes,
+    /// exit 2, at the destination; 9c8067e pinned that, and this test replaces it.)
+    @Test func intoAReadOnlyDestinationIsRefusedAsAWriteIs() throws {
         let a = try Fixtures.launch(.holder)
         let ro = a.address("ro"), buf = a.address("buf")
-        // Not refused up front (a copy checks only that the range is mapped): the write into
-        // the r--p page faults at its first byte, a partial copy (exit 2) on the destination side.
-        let result = try Tool.run("copy", "\(a.pid):\(hx(buf))", "\(a.pid):\(hx(ro))", "64", "--json")
-        #expect(result.exited(2), "\(result)")
-        #expect(try a.get(ro, 64) == [UInt8](repeating: 0x5a, count: 64))
-        let json = try #require(result.json, "\(result)")
-        #expect(json["moved"] as? Int == 0 && json["complete"] as? Bool == false, "\(json)")
-        let stop = try #require(json["stop"] as? [String: Any], "\(json)")
-        #expect(stop["side"] as? String == "destination" && stop["fault_address"] as? String == hx(ro), "\(stop)")
+        let write = try Tool.run("write", a.pidArg, hx(ro), "--hex", "00")
+        #expect(write.exited(3), "\(write)")
+        let result = try Tool.run("copy", "\(a.pid):\(hx(buf))", "\(a.pid):\(hx(ro))", "64")
+        #expect(result.exited(3), "\(result)")
+        #expect(result.stdout.isEmpty, "\(result)")
+        #expect(result.stderrLines == write.stderrLines, "the same message as write's: \(result.stderr)")
         #expect(
-            result.stderrLines == [
-                "vmio-ptrace: partial copy: 0 of 64 bytes moved; first faulting address \(hx(ro)) (in the destination, pid \(a.pid))"
-            ], "\(result.stderr)")
+            result.stderr.contains("cannot write; --force writes through /proc/\(a.pid)/mem"), "\(result.stderr)")
+        #expect(try a.get(ro, 64) == [UInt8](repeating: 0x5a, count: 64), "nothing written")
+        let json = try Tool.run("copy", "\(a.pid):\(hx(buf))", "\(a.pid):\(hx(ro))", "64", "--json")
+        #expect(json.exited(3) && json.json?["status"] as? Int == 3, "\(json)")
+
+        let forced = try Tool.run("copy", "\(a.pid):\(hx(buf))", "\(a.pid):\(hx(ro))", "64", "--force")
+        #expect(forced.exited(0), "\(forced)")
+        #expect(try a.get(ro, 64) == (0..<64).map(holderPattern), "written through /proc/PID/mem")
+        #expect(procMapsLines(a.pid).first { $0.contains(ro) }?.perms == "r--p", "still read-only")
     }
 
     @Test func skipFaultsReportsEachHoleAndCopiesWhatFollows() throws {

@@ -9,7 +9,9 @@ public struct CopyCommand: VmioCommand {
         abstract: "Copy memory from one process to another (or within one).",
         discussion: """
             Bytes go through a bounded 1 MiB buffer, so memory use stays flat for any length. \
-            The destination range must lie in mappings of the destination. A copy that faults \
+            The destination range must lie in mappings of the destination. A mapping the \
+            destination cannot write (r-xp code, r--p data) is refused, exit 3, with nothing \
+            written, unless --force, which writes through /proc/PID/mem. A copy that faults \
             reports how many bytes moved and the first faulting address, and exits 2; with \
             --skip-faults, unreadable source pages are stepped over (the destination keeps its \
             bytes there), each hole is reported, and the exit status is 2 if any hole was \
@@ -36,6 +38,9 @@ public struct CopyCommand: VmioCommand {
             """
     )
     public var bestEffort = false
+
+    @Flag(help: "Write through /proc/PID/mem, which can write mappings the destination cannot (code, r--p data).")
+    public var force = false
 
     @OptionGroup public var stop: StopOptions
 
@@ -65,7 +70,8 @@ public struct CopyCommand: VmioCommand {
         let report: TransferReport
         do {
             report = try destination.copy(
-                from: source, at: from, to: to, count: count, skipFaults: skipFaults, fillHoles: bestEffort)
+                from: source, at: from, to: to, count: count, skipFaults: skipFaults, fillHoles: bestEffort,
+                force: force)
         } catch {
             // A guard, not `catch TargetError.model(…)`: that pattern over a typed throw
             // crashes Swift 6.3's SILGen ("Found ownership error").

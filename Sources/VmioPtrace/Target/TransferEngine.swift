@@ -180,10 +180,12 @@ extension Target {
     /// Copies `count` bytes from `source` memory at `from` to this target at `to` (remote →
     /// remote through a bounded bounce buffer). The source is read under `policy`: with
     /// `.skip` the destination's bytes at a source hole are left as they were, with `.fill`
-    /// they are overwritten with zeros. A destination fault always stops the copy. Writes
-    /// fall back to `/proc/PID/mem` only where the view says this target may write.
+    /// they are overwritten with zeros. A destination fault always stops the copy. A
+    /// destination the target cannot write is refused as a write is (``checkWritable``),
+    /// unless `force`, which writes through `/proc/PID/mem`; otherwise writes fall back to
+    /// `/proc/PID/mem` (the view says this target may write there).
     public func copy(
-        from source: Target, at from: Address, to: Address, count: UInt64, policy: FaultPolicy
+        from source: Target, at from: Address, to: Address, count: UInt64, policy: FaultPolicy, force: Bool = false
     ) throws(TargetError) -> TransferReport {
         let sourceRange: AddressRange, destinationRange: AddressRange
         do {
@@ -191,8 +193,9 @@ extension Target {
             destinationRange = try AddressRange(start: to, count: count)
         } catch { throw .model(error) }
         if let gap = view.firstAddress(in: destinationRange) { throw .model(.rangeNotCovered(address: gap)) }
-        let writable = view.firstAddress(in: destinationRange, where: { $0.permissions.write }) == nil
-        let route: ProcessMemory.WriteRoute = writable ? .fallback : .direct
+        // As `write`: a destination the target cannot write is refused before anything moves.
+        try checkWritable(destinationRange, force: force)
+        let route: ProcessMemory.WriteRoute = force ? .forced : .fallback
         let destination: VmWriter
         do { destination = try registry.writer(remote: pid, range: destinationRange, view: view) } catch {
             throw .model(error)
@@ -224,26 +227,20 @@ extension Target {
         }
     }
 
-    /// ``copy(from:at:to:count:policy:)`` with the policy spelled as the command-line flags.
+    /// ``copy(from:at:to:count:policy:force:)`` with the policy spelled as the command-line flags.
     public func copy(
-        from source: Target, at from: Address, to: Address, count: UInt64, skipFaults: Bool, fillHoles: Bool = false
+        from source: Target, at from: Address, to: Address, count: UInt64, skipFaults: Bool, fillHoles: Bool = false,
+        force: Bool = false
     ) throws(TargetError) -> TransferReport {
         try copy(
             from: source, at: from, to: to, count: count,
-            policy: FaultPolicy(skipFaults: skipFaults, fillHoles: fillHoles))
+            policy: FaultPolicy(skipFaults: skipFaults, fillHoles: fillHoles), force: force)
     }
 
-    /// Writes `bytes` at `address`. The whole range must lie in mappings of the view
-    /// (bad input otherwise, and nothing is written). Mappings the target cannot write
-    /// are refused unless `force`, which writes through `/proc/PID/mem`. With `verify`,
-    /// the written range is handed back through the owner's write-to-read handover and
-    /// read back; a mismatch is reported as the first differing address.
-    public func write(_ bytes: [UInt8], at address: Address, force: Bool, verify: Bool) throws(TargetError)
-        -> WriteReport
-    {
-        let range: AddressRange
-        do { range = try AddressRange(start: address, count: UInt64(bytes.count)) } catch { throw .model(error) }
-        if let gap = view.firstAddress(in: range) { throw .model(.rangeNotCovered(address: gap)) }
+    /// The one check of a write or a copy into this target: a mapping the target cannot
+    /// write in `range` is refused (nothing written) unless `force`, whose `/proc/PID/mem`
+    /// is then opened for writing.
+    func checkWritable(_ range: AddressRange, force: Bool) throws(TargetError) {
         if !force, let locked = view.firstAddress(in: range, where: { $0.permissions.write }),
             let m = view.translate(locked)?.mapping
         {
@@ -257,6 +254,20 @@ extension Target {
                 throw Classification.error(error, pid: pid, operation: .openMemory(pid: pid, writable: true))
             }
         }
+    }
+
+    /// Writes `bytes` at `address`. The whole range must lie in mappings of the view
+    /// (bad input otherwise, and nothing is written). Mappings the target cannot write
+    /// are refused unless `force`, which writes through `/proc/PID/mem`. With `verify`,
+    /// the written range is handed back through the owner's write-to-read handover and
+    /// read back; a mismatch is reported as the first differing address.
+    public func write(_ bytes: [UInt8], at address: Address, force: Bool, verify: Bool) throws(TargetError)
+        -> WriteReport
+    {
+        let range: AddressRange
+        do { range = try AddressRange(start: address, count: UInt64(bytes.count)) } catch { throw .model(error) }
+        if let gap = view.firstAddress(in: range) { throw .model(.rangeNotCovered(address: gap)) }
+        try checkWritable(range, force: force)
         var writer: VmWriter
         do { writer = try registry.writer(remote: pid, range: range, view: view) } catch { throw .model(error) }
         var report = WriteReport(address: address, requested: UInt64(bytes.count))
