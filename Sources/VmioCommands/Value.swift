@@ -40,6 +40,13 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The JSON of a value that is an address: a `0x…` string (an integer that is no
+    /// 64-bit address keeps its usual form).
+    public var addressJSON: JSONValue {
+        guard case .int(let i) = self, let address = UInt64(exactly: i) else { return json }
+        return .string(address.hex)
+    }
+
     public var json: JSONValue {
         switch self {
         case .int(let i):

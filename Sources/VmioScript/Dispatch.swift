@@ -14,7 +14,10 @@ extension Interpreter {
         case .assign(let name, let expression):
             let value = try evaluate(expression, parser: parser)
             variables[name] = value
-            o.json = [("name", .string(name)), ("value", value.json)]
+            // An address is a "0x…" string in JSON, as everywhere; other integers are numbers.
+            let isAddress = denotesAddress(expression)
+            if isAddress { addressNames.insert(name) } else { addressNames.remove(name) }
+            o.json = [("name", .string(name)), ("value", isAddress ? value.addressJSON : value.json)]
             o.value = value
         case .expect(let left, let op, let right):
             let l = try evaluate(left, parser: parser)

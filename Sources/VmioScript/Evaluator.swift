@@ -5,6 +5,20 @@ import VmioPtrace
 
 /// Expressions: their values, comparisons and truth, and `$name` inside echo words.
 extension Interpreter {
+    /// Whether `e` denotes an address: an address form (`[heap]+0x10`, `sym:NAME`), a search
+    /// hit, a `ptr` read, a variable that holds one, or one of these plus or minus an integer
+    /// (an address less an address is a size).
+    func denotesAddress(_ e: Expression) -> Bool {
+        switch e {
+        case .address: true
+        case .variable(let name, _): addressNames.contains(name)
+        case .call(let call): call.verb == .search || (call.verb == .read && call.option("--format")?.text == "ptr")
+        case .binary("+", let l, let r, _): denotesAddress(l) != denotesAddress(r)
+        case .binary("-", let l, let r, _): denotesAddress(l) && !denotesAddress(r)
+        default: false
+        }
+    }
+
     public func evaluate(_ e: Expression, parser: Parser) throws -> Value {
         switch e {
         case .literal(let v): return v

@@ -11,6 +11,8 @@ import VmioPtrace
 public final class Interpreter {
     public let target: Target
     public internal(set) var variables: [String: Value] = [:]
+    /// The variables that hold an address (`let m = search …`): JSON shows them as `0x…` strings.
+    var addressNames: Set<String> = []
     let json: Bool
     let keepGoing: Bool
     let output: (String) -> Void

@@ -296,7 +296,7 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(first["status"] as? Int == 0)
         let assigned = try #require(first["result"] as? [String: Any])
         #expect(assigned["name"] as? String == "m")
-        #expect((assigned["value"] as? NSNumber)?.uint64Value == buf + 0x100)
+        #expect(assigned["value"] as? String == hx(buf + 0x100), "an address is a 0x… string: \(assigned)")
         #expect(session.isRunning)
 
         try session.send("read $m 16 --format str")
