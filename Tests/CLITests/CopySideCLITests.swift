@@ -47,14 +47,24 @@ import VmioTestSupport
             "\(result.stderr)")
     }
 
-    /// A destination page the target cannot write (the guard page): the fault names the destination.
+    /// A destination page the target cannot write (the guard page) is refused before anything
+    /// moves, as `write` refuses it, naming the destination's pid (issue 12, bug 12; this was a
+    /// partial copy, exit 2). A destination that faults (with --force, the truncated fixture's
+    /// pages past the end of its file): the fault names the destination.
     @Test func destinationFaultNamesTheDestination() throws {
         let a = try Fixtures.launch(.holder), b = try Fixtures.launch(.holder)
         let to = b.address("guard")
         let result = try Tool.run("copy", "\(a.pid):\(hx(a.address("buf")))", "\(b.pid):\(hx(to))", "16")
-        #expect(result.exited(2), "\(result)")
+        #expect(result.exited(3), "\(result)")
+        #expect(result.stderr.contains("permission denied to write pid \(b.pid): \(hx(to))"), "\(result.stderr)")
+
+        let t = try Fixtures.launch(.truncated)
+        defer { t.terminate() }
+        let past = t.address("map") + 4096
+        let faulted = try Tool.run("copy", "\(a.pid):\(hx(a.address("buf")))", "\(t.pid):\(hx(past))", "16", "--force")
+        #expect(faulted.exited(2), "\(faulted)")
         #expect(
-            result.stderr.contains("first faulting address \(hx(to)) (in the destination, pid \(b.pid))"),
-            "\(result.stderr)")
+            faulted.stderr.contains("first faulting address \(hx(past)) (in the destination, pid \(t.pid))"),
+            "\(faulted.stderr)")
     }
 }
