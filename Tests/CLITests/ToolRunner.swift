@@ -221,6 +221,13 @@ private let ignoreSIGPIPEOnce: Void = {
 enum Tool {
     static var path: String { Fixtures.toolPath.path }
 
+    /// Whether the tool under test carries a sanitizer's runtime (scripts/sanitize builds it
+    /// so): its shadow memory and quarantine make its resident size no measure of its own use.
+    static let isSanitized: Bool = {
+        guard let binary = FileManager.default.contents(atPath: path) else { return false }
+        return binary.range(of: Data("__asan_init".utf8)) != nil || binary.range(of: Data("__tsan_init".utf8)) != nil
+    }()
+
     /// Runs `vmio-ptrace ARGS…` to completion (killed after `timeout` seconds).
     static func run(_ arguments: [String], timeout: TimeInterval = 60) throws -> RunResult {
         try Running(path, arguments).finish(timeout: timeout)
