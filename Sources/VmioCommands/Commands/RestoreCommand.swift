@@ -29,11 +29,9 @@ public struct RestoreCommand: VmioCommand {
     @Flag(help: "Leave out regions that no longer match the target's maps instead of refusing.")
     public var skipMismatched = false
 
-    @Flag(help: "Also restore regions the target maps read-only, through /proc/PID/mem.")
-    public var force = false
+    @Flag(help: "Also restore regions the target maps read-only, through /proc/PID/mem.") public var force = false
 
-    @Flag(help: "Read everything back after writing and compare.")
-    public var verify = false
+    @Flag(help: "Read everything back after writing and compare.") public var verify = false
 
     @OptionGroup public var stop: StopOptions
 
