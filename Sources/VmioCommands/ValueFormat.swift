@@ -60,3 +60,13 @@ public enum ValueFormat: String, CaseIterable, Sendable {
         }
     }
 }
+
+extension ValueFormat {
+    /// Bytes as `diff` and `monitor` show a side: hex, or the values of this format
+    /// (space-separated in text, an array in JSON).
+    func shown(_ bytes: [UInt8]) -> (text: String, json: JSONValue) {
+        guard width != nil else { return (hexString(bytes), .string(hexString(bytes))) }
+        let values = decode(bytes)
+        return (values.map { ValueFormat.text($0) }.joined(separator: " "), .array(values))
+    }
+}

@@ -110,6 +110,10 @@ public enum ProcFS {
         (try? readText("/proc/\(pid)/stat")).flatMap(ProcessStat.init)
     }
 
+    /// When `pid` started (`/proc/PID/stat`, field 22, clock ticks after boot); nil when
+    /// it cannot be read.
+    public static func startTime(_ pid: Int32) -> UInt64? { stat(pid)?.startTime ?? nil }
+
     /// Whether a process with this pid exists, visible in `/proc` or not: `kill(pid, 0)`
     /// succeeds, or fails only for want of permission.
     static func exists(_ pid: Int32) -> Bool {
@@ -158,6 +162,9 @@ struct ProcessStat: Hashable, Sendable {
     let parent: Int32
     /// The task's `PF_*` flags.
     let flags: UInt64
+    /// When the process started, in clock ticks after boot (field 22): with the pid, it
+    /// names one process (a pid is reused, its start time is not).
+    let startTime: UInt64?
 
     /// Parses a `stat` line: `PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS …` (the
     /// command may hold spaces and parentheses, so fields are counted from the last `)`).
@@ -167,6 +174,7 @@ struct ProcessStat: Hashable, Sendable {
         guard fields.count > 6, let letter = fields[0].first, let parent = Int32(fields[1]),
             let flags = UInt64(fields[6])
         else { return nil }
+        startTime = fields.count > 19 ? UInt64(fields[19]) : nil
         state = letter
         self.parent = parent
         self.flags = flags

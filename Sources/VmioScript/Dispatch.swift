@@ -75,12 +75,24 @@ extension Interpreter {
         _ = try targets.target(target.pid)
         let (on, words) = try commandWords(call, parser: parser)
         let context = self.context.with(pid: on.pid)
-        guard call.verb == .search, let nthWord = call.option("--nth") else {
+        guard [.search, .scan].contains(call.verb), let nthWord = call.option("--nth") else {
             return try call.verb.command.parse(words: words).run(in: context)
         }
-        // (search … --nth N) gives the Nth hit.
+        // (search … --nth N) gives the Nth hit, (scan … --nth N) the Nth candidate.
         let nth = try count(nthWord, parser: parser, what: "--nth")
         guard nth >= 1 else { throw ScriptError(line: parser.line, column: call.column, "--nth counts from 1") }
+        if call.verb == .scan {
+            var scan = try ScanCommand.parse(words: words)
+            scan.list = max(scan.list, Int(clamping: nth))
+            var (outcome, report) = try scan.scan(in: context)
+            guard report.listed.count >= nth else {
+                throw ScriptError(
+                    line: parser.line, column: call.column,
+                    "scan has \(counted(report.candidates, "candidate")), not \(nth)")
+            }
+            outcome.value = .int(Int128(report.listed[Int(nth) - 1].address))
+            return outcome
+        }
         var search = try SearchCommand.parse(words: words)
         search.max = max(search.max, Int(clamping: nth))
         var (outcome, report) = try search.search(in: context)

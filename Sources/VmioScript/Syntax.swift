@@ -21,9 +21,9 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 
 /// The verbs a session shares with the command line. Each runs its shared command, whose
 /// definition is its syntax: the command line's, less the pid (and `--json`, which is the
-/// session's), plus the session's own `search --nth N`.
+/// session's), plus the session's own `search --nth N` and `scan --nth N`.
 public enum Verb: String, CaseIterable, Sendable {
-    case maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol
+    case maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol
 
     /// The shared command this verb runs.
     public var command: any VmioCommand.Type {
@@ -35,6 +35,9 @@ public enum Verb: String, CaseIterable, Sendable {
         case .search: SearchCommand.self
         case .dump: DumpCommand.self
         case .restore: RestoreCommand.self
+        case .diff: DiffCommand.self
+        case .scan: ScanCommand.self
+        case .monitor: MonitorCommand.self
         case .core: CoreCommand.self
         case .backtrace: BacktraceCommand.self
         case .regs: RegsCommand.self
@@ -48,7 +51,7 @@ public enum Verb: String, CaseIterable, Sendable {
     private static let syntaxes: [Verb: CommandSyntax] = Dictionary(
         uniqueKeysWithValues: allCases.map { verb in
             let own = CommandSyntax(of: verb.command)
-            return (verb, verb == .search ? own.adding([CommandSyntax.valued("--nth")]) : own)
+            return (verb, [.search, .scan].contains(verb) ? own.adding([CommandSyntax.valued("--nth")]) : own)
         })
 
     /// How messages name a positional argument: as the README writes it (`ADDR`, `LEN`).

@@ -18,7 +18,8 @@ struct VmioPtraceCommand: ParsableCommand {
             """,
         version: vmioPtraceVersion,
         subcommands: [
-            Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Search.self, Backtrace.self,
+            Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Diff.self, Search.self, Scan.self,
+            Monitor.self, Backtrace.self,
             Core.self, Regs.self, Symbol.self, Session.self, Run.self, Doctor.self, Demo.self,
         ]
     )

@@ -37,6 +37,9 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case coreMaps = "core-maps"
     /// Threads that keep mapping and unmapping regions and starting short-lived threads.
     case mappingChurn = "mapping-churn"
+    /// Changes known bytes on command: a counter, a moving string, a rewritten buffer, a
+    /// region that grows, one that moves (diff, scan and monitor tests).
+    case changer
 
     /// The executable's file name, e.g. `vmio-fixture-many-maps`.
     public var executableName: String { "vmio-fixture-\(rawValue)" }

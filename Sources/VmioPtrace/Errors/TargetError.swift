@@ -29,6 +29,8 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
     case dump(DumpError)
     /// A file of the tool's own (an output file, a dump's data file) that cannot be used.
     case file(path: String, FileProblem)
+    /// A scan state that cannot be used for this process, or a filter it cannot take.
+    case scan(ScanProblem)
 
     /// What kind of failure this is, for a caller that maps errors to exit statuses.
     public enum Kind: String, Hashable, Sendable {
@@ -46,7 +48,7 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .noSuchProcess, .zombie: .targetGone
         case .kernelThread, .permissionDenied, .alreadyTraced: .permission
-        case .noSuchThread, .attachTimeout, .system, .dump, .file: .badInput
+        case .noSuchThread, .attachTimeout, .system, .dump, .file, .scan: .badInput
         case .model(let error):
             if case .partialCopy(let stop) = error { Self.kind(of: stop) } else { .badInput }
         case .transferStopped(let stop): Self.kind(of: stop)
@@ -82,6 +84,7 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         case .transferStopped(let stop): stop.description
         case .dump(let e): e.description
         case .file(let path, let problem): problem.message(path: path)
+        case .scan(let problem): problem.description
         }
     }
 }

@@ -1,0 +1,209 @@
+import Glibc
+import SystemPackage
+import VmIO
+
+/// One side of a diff: a dump directory (`vmio-ptrace dump`) or a live process.
+public enum DiffSource {
+    case dump(directory: String, manifest: DumpManifest)
+    case live(Target)
+
+    /// The regions `selectors` pick (every region of a dump, every readable mapping of a
+    /// process but the kernel's pages, when there are none), in address order.
+    public func regions(_ selectors: [RegionSelector]) -> [(mapping: Mapping, range: AddressRange)] {
+        switch self {
+        case .live(let target): return RegionSelector.select(selectors, in: target.view)
+        case .dump:
+            // A dump holds only what was chosen when it was written: all of it by default.
+            return selectors.isEmpty ? view.mappings.map { ($0, $0.range) } : RegionSelector.select(selectors, in: view)
+        }
+    }
+
+    /// The regions of this side as a view: a process's maps, a dump's regions (for labels).
+    public var view: MemView {
+        switch self {
+        case .live(let target): return target.view
+        case .dump(_, let manifest):
+            let mappings = manifest.regions.compactMap { region -> Mapping? in
+                guard let range = region.range else { return nil }
+                let p = Array(region.perms.utf8)
+                let permissions = Permissions(
+                    read: true, write: p.dropFirst().first == UInt8(ascii: "w"),
+                    execute: p.dropFirst(2).first == UInt8(ascii: "x"), shared: p.dropFirst(3).first == UInt8(ascii: "s"))
+                return Mapping(range: range, permissions: permissions, path: region.path, isDeleted: region.deleted)
+            }
+            // The manifest's regions ascend and never overlap (checked when it was loaded).
+            return (try? MemView(mappings: mappings)) ?? .empty
+        }
+    }
+
+    /// `DIR` or `pid N`, as messages name this side.
+    public var name: String {
+        switch self {
+        case .dump(let directory, _): directory
+        case .live(let target): "pid \(target.pid)"
+        }
+    }
+}
+
+/// Which side of a diff.
+public enum DiffSide: String, Sendable {
+    case a, b
+}
+
+/// A range of one side that could not be read (a hole of the dump, a fault of the process):
+/// never compared, never counted as a change.
+public struct DiffHole: Hashable, Sendable {
+    public var side: DiffSide
+    public var range: AddressRange
+}
+
+/// What a diff found besides the changed ranges (which it hands out as it finds them).
+public struct DiffReport: Sendable {
+    /// The regions as paired: compared (and resized), moved, in one side only.
+    public var pairings: [RegionPairing] = []
+    public var ranges: UInt64 = 0
+    public var bytesChanged: UInt64 = 0
+    /// Bytes compared (holes excluded).
+    public var bytesCompared: UInt64 = 0
+    public var holes: [DiffHole] = []
+    public var regionsCompared: Int { pairings.count { if case .compared = $0 { true } else { false } } }
+}
+
+/// What to compare and how to show it.
+public struct DiffOptions: Sendable {
+    /// Changes are widened to multiples of this (the width of a typed value).
+    public var alignment: UInt64 = 1
+    /// Changes less than this many unchanged bytes apart are one range.
+    public var join: UInt64 = 0
+    /// The bytes of each side kept for each range.
+    public var keep: Int = 256
+    public var chunkSize: Int = 1 << 20
+    public init() {}
+}
+
+extension DiffSource {
+    /// Compares the regions `selectors` pick in `a` and `b`, window by window through two
+    /// bounded buffers, handing each changed range to `changed` as it is found (README.md,
+    /// "diff"). Holes of either side are left out of the comparison and reported.
+    public static func diff(
+        _ a: DiffSource, _ b: DiffSource, selectors: [RegionSelector], options: DiffOptions = DiffOptions(),
+        progress: ((UInt64) -> Void)? = nil, changed: (ChangedRange) throws -> Void
+    ) throws -> DiffReport {
+        var report = DiffReport()
+        report.pairings = RegionPairing.pair(
+            a.regions(selectors).map { ($0.range, $0.mapping.path) },
+            b.regions(selectors).map { ($0.range, $0.mapping.path) })
+        let readerA = DiffReader(a), readerB = DiffReader(b)
+        var bufferA = [UInt8](repeating: 0, count: options.chunkSize)
+        var bufferB = [UInt8](repeating: 0, count: options.chunkSize)
+        var merger = ChangeMerger(alignment: options.alignment, join: options.join, keep: options.keep)
+        var found: [ChangedRange] = []
+        var done: UInt64 = 0
+        for case .compared(let rangeA, let rangeB, _, let common) in report.pairings {
+            var at = common.start
+            while at < common.end {
+                let window = AddressRange(clamping: at, min(common.end, at + UInt64(options.chunkSize)))
+                let count = Int(window.count)
+                let holesA = try bufferA.withUnsafeMutableBytes { raw throws in
+                    try readerA.read(window, of: rangeA, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
+                }
+                let holesB = try bufferB.withUnsafeMutableBytes { raw throws in
+                    try readerB.read(window, of: rangeB, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
+                }
+                report.add(holesA, side: .a)
+                report.add(holesB, side: .b)
+                bufferA.withUnsafeBytes { oldBytes in
+                    bufferB.withUnsafeBytes { newBytes in
+                        for piece in window.subtracting(holesA + holesB) {
+                            let lo = Int(piece.start - window.start), hi = Int(piece.end - window.start)
+                            report.bytesCompared += piece.count
+                            merger.compare(
+                                old: UnsafeRawBufferPointer(rebasing: oldBytes[lo..<hi]),
+                                new: UnsafeRawBufferPointer(rebasing: newBytes[lo..<hi]), at: piece.start
+                            ) { found.append($0) }
+                        }
+                    }
+                }
+                for range in found {
+                    report.ranges += 1
+                    report.bytesChanged += range.bytesChanged
+                    try changed(range)
+                }
+                found.removeAll(keepingCapacity: true)
+                done += window.count
+                progress?(done)
+                at = window.end
+            }
+            // A region ends its last range: the next region is not its continuation.
+            merger.finish { found.append($0) }
+            for range in found {
+                report.ranges += 1
+                report.bytesChanged += range.bytesChanged
+                try changed(range)
+            }
+            found.removeAll(keepingCapacity: true)
+        }
+        return report
+    }
+}
+
+extension DiffReport {
+    /// Records holes of one side, merged with the one before when they touch.
+    fileprivate mutating func add(_ ranges: [AddressRange], side: DiffSide) {
+        for range in ranges {
+            if let i = holes.lastIndex(where: { $0.side == side }), holes[i].range.end == range.start {
+                holes[i].range = AddressRange(clamping: holes[i].range.start, range.end)
+            } else {
+                holes.append(DiffHole(side: side, range: range))
+            }
+        }
+    }
+}
+
+/// Reads windows of one side: a dump's data files (kept open region by region; its holes
+/// from the manifest) or a process's memory (its faults).
+final class DiffReader {
+    let source: DiffSource
+    private var open: (region: AddressRange, fd: Int32, holes: [AddressRange], path: String)?
+
+    init(_ source: DiffSource) { self.source = source }
+
+    deinit { if let open { Sys.close(open.fd) } }
+
+    /// Fills `buffer` with `window` (inside `region`, a region of this side) and returns
+    /// the ranges that could not be read (zeros in the buffer).
+    func read(_ window: AddressRange, of region: AddressRange, into buffer: UnsafeMutableRawBufferPointer)
+        throws(TargetError) -> [AddressRange]
+    {
+        switch source {
+        case .live(let target):
+            return try target.read(window, into: buffer)
+        case .dump(let directory, let manifest):
+            if open?.region != region {
+                if let open { Sys.close(open.fd) }
+                open = nil
+                guard let entry = manifest.regions.first(where: { $0.range == region }) else { return [window] }
+                let path = directory + "/" + entry.file
+                let fd: Int32
+                do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch { throw .file(path: path, .failed(error)) }
+                let holes = entry.holes.compactMap { h -> AddressRange? in
+                    parseNumber(h.address[...]).flatMap { try? AddressRange(start: $0, count: h.length) }
+                }
+                open = (region, fd, holes, path)
+            }
+            let (_, fd, holes, path) = open!
+            var done = 0
+            while done < buffer.count {
+                let got: Int
+                do {
+                    got = try Sys.pread(
+                        fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
+                        at: window.start - region.start + UInt64(done))
+                } catch { throw .file(path: path, .failed(error)) }
+                guard got > 0 else { throw .file(path: path, .tooShort) }
+                done += got
+            }
+            return holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import VmIO
+
+/// One change `monitor` saw: when (after the monitor started), and the bytes before and after.
+public struct MonitorChange: Sendable {
+    public var elapsed: Duration
+    public var old: [UInt8]
+    public var new: [UInt8]
+}
+
+/// Why a monitor ended.
+public enum MonitorEnd: Hashable, Sendable {
+    /// The caller had seen enough.
+    case done
+    /// The process ended.
+    case targetGone
+    /// Part of the range could no longer be read (unmapped, protected).
+    case unreadable(AddressRange)
+}
+
+extension Target {
+    /// Polls `range` every `interval` without stopping the target, calling `changed` each
+    /// time its bytes differ from the last poll (changes between two polls are seen as one);
+    /// `changed` returns false to end. The wait between polls ends early when the process
+    /// exits. A range unreadable at the first poll throws; one that becomes unreadable ends
+    /// the monitor.
+    public func monitor(
+        _ range: AddressRange, every interval: Duration, changed: (MonitorChange) throws -> Bool
+    ) throws -> MonitorEnd {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let count = Int(range.count)
+        var last = [UInt8](repeating: 0, count: count)
+        var now = [UInt8](repeating: 0, count: count)
+        let holes = try last.withUnsafeMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
+        if let hole = holes.first { throw TargetError.model(.rangeNotCovered(address: hole.start)) }
+        while true {
+            let exited = (try? Sys.waitForExit(pid, within: interval)) ?? !ProcFS.isAlive(pid)
+            if exited { return .targetGone }
+            let holes: [AddressRange]
+            do {
+                holes = try now.withUnsafeMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
+            } catch let error as TargetError {
+                if case .transferStopped(let stop) = error, case .targetGone = stop.kind { return .targetGone }
+                throw error
+            }
+            if let hole = holes.first { return .unreadable(hole) }
+            var differs = false
+            last.withUnsafeBytes { old in now.withUnsafeBytes { new in ByteCompare.differences(old, new) { _ in differs = true } } }
+            guard differs else { continue }
+            let change = MonitorChange(elapsed: clock.now - start, old: last, new: now)
+            swap(&last, &now)
+            if try !changed(change) { return .done }
+        }
+    }
+}

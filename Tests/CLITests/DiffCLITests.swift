@@ -1,0 +1,257 @@
+// `vmio-ptrace diff`, `scan` and `monitor` on the changer fixture, which changes known bytes
+// on command: dump vs live and dump vs dump find exactly the ranges changed and nothing
+// else, typed diffs decode, holes are reported and not counted, a grown and a moved region
+// are reported; scan narrows to the counter from an unknown start in four passes, and its
+// state is refused for another process; monitor reports each change once and ends after N.
+
+import Foundation
+import Testing
+import VmioTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `diff --json` output: the changes as (address, length), and the rest raw.
+private struct DiffJSON {
+    var raw: [String: Any]
+    var changes: [[String: Any]]
+    var ranges: [[UInt64]] { changes.map { [u64($0["address"]) ?? 0, u64($0["length"]) ?? 0] } }
+    var holes: [[String: Any]] { raw["holes"] as? [[String: Any]] ?? [] }
+    func list(_ key: String) -> [[String: Any]] { raw[key] as? [[String: Any]] ?? [] }
+
+    init(_ result: RunResult) throws {
+        raw = try #require(result.json, "\(result)")
+        changes = try #require(raw["changes"] as? [[String: Any]], "\(result)")
+    }
+}
+
+@Suite(.serialized) struct DiffCLITests {
+    let changer: FixtureProcess
+    let dir = TempDir()
+
+    init() throws {
+        changer = try Fixtures.launch(.changer)
+    }
+
+    var pid: String { changer.pidArg }
+    var data: UInt64 { changer.address("data") }
+    /// Only the fixture's own data region: the rest of a live process (its stack, libc's
+    /// state) may change between two reads.
+    var dataRegion: String { "\(hx(data))-\(hx(data + 65536))" }
+
+    private func diffJSON(_ arguments: [String]) throws -> DiffJSON {
+        let result = try Tool.run(["diff"] + arguments + ["--json"])
+        #expect(result.exited(0), "\(result)")
+        return try DiffJSON(result)
+    }
+
+    @Test func dumpAgainstLiveFindsExactlyTheChanges() throws {
+        let before = dir.sub("before")
+        let dumped = try Tool.run("dump", pid, "-o", before, "--region", dataRegion)
+        #expect(dumped.exited(0), "\(dumped)")
+        let counter = changer.address("counter")
+        let string = changer.address("string")
+        let buffer = changer.address("buffer")
+        #expect(try changer.send("inc").hasPrefix("counter "))
+        #expect(try changer.send("move") == "string \(hx(string + 0x100))")
+        #expect(try changer.send("rewrite") == "rewrote \(hx(buffer + 0x123)) 16")
+
+        let diff = try diffJSON([before, pid, "--region", dataRegion])
+        // The counter's low byte; the string cleared in one slot and written in the next; the
+        // 16 rewritten bytes: nothing else.
+        let counterRange = try #require(diff.ranges.first)
+        #expect(counterRange[0] >= counter && counterRange[0] + counterRange[1] <= counter + 4, "\(diff.ranges)")
+        #expect(Array(diff.ranges.dropFirst()) == [[string, 16], [string + 0x100, 16], [buffer + 0x123, 16]], "\(diff.ranges)")
+        #expect(diff.holes.isEmpty && diff.list("only_in_a").isEmpty && diff.list("only_in_b").isEmpty)
+        #expect(u64(diff.raw["regions_compared"]) == 1)
+        #expect(u64(diff.raw["bytes_compared"]) == 65536)
+        // Old and new bytes are the fixture's: the string's slot now holds it.
+        let moved = diff.changes[2]
+        #expect(moved["old"] as? String == String(repeating: "00", count: 16))
+        #expect(moved["new"] as? String == Data("VMIO-MOVING-STR!".utf8).map { String(format: "%02x", $0) }.joined())
+        #expect(u64(diff.raw["bytes_changed"]) == counterRange[1] + 16 + 16 + 16)
+    }
+
+    @Test func typedDiffDecodesAtTheValuesAlignment() throws {
+        let before = dir.sub("before")
+        #expect(try Tool.run("dump", pid, "-o", before, "--region", dataRegion).exited(0))
+        let start = UInt32(changer.facts["counter"]![1])!
+        let counter = changer.address("counter")
+        for _ in 0..<300 { _ = try changer.send("inc") }
+        let after = dir.sub("after")
+        #expect(try Tool.run("dump", pid, "-o", after, "--region", dataRegion).exited(0))
+        // Two dumps: one range, the whole u32, old and new as numbers.
+        let diff = try diffJSON([before, after, "--format", "u32"])
+        #expect(diff.ranges == [[counter, 4]], "\(diff.ranges)")
+        #expect((diff.changes[0]["old"] as? [Any])?.compactMap(u64) == [UInt64(start)])
+        #expect((diff.changes[0]["new"] as? [Any])?.compactMap(u64) == [UInt64(start + 300)])
+        let text = try Tool.run("diff", before, after, "--format", "u32")
+        #expect(text.exited(0), "\(text)")
+        #expect(text.lines == ["\(hx(counter))  \(hx(data))+0x40  4  \(start) -> \(start + 300)"], "\(text)")
+        #expect(text.stderrLines.last?.hasPrefix("1 changed range, ") == true, "\(text.stderr)")
+    }
+
+    @Test func holesAreReportedNotCounted() throws {
+        let hole = changer.address("hole")
+        let tail = "\(hx(hole - 4096))-\(hx(hole + 4096))"
+        let before = dir.sub("before")
+        // The dump meets the hole (status 2) and records it.
+        #expect(try Tool.run("dump", pid, "-o", before, "--region", tail).exited(2))
+        let diff = try diffJSON([before, pid, "--region", tail])
+        #expect(diff.changes.isEmpty, "\(diff.changes)")
+        let sides = Set(diff.holes.map { "\($0["side"] as? String ?? "?") \(hx(u64($0["address"]) ?? 0)) \(u64($0["length"]) ?? 0)" })
+        #expect(sides == ["a \(hx(hole)) 4096", "b \(hx(hole)) 4096"], "\(diff.holes)")
+        #expect(u64(diff.raw["bytes_compared"]) == 4096 && u64(diff.raw["bytes_changed"]) == 0)
+    }
+
+    @Test func grownAndMovedRegionsAreReported() throws {
+        let grow = changer.address("grow"), moving = changer.address("moving")
+        let regions = ["--region", "\(hx(grow))-\(hx(grow + 8192))", "--region", "\(hx(moving))-\(hx(moving + 4096))"]
+        let before = dir.sub("before")
+        #expect(try Tool.run(["dump", pid, "-o", before] + regions).exited(0))
+        #expect(try changer.send("grow") == "grew \(hx(grow)) 8192")
+        let movedTo = try #require(UInt64(try changer.send("remap").dropFirst("moved 0x".count), radix: 16))
+        // The whole process on the live side: the moved mapping is found at its new place.
+        let diff = try diffJSON([before, pid, "--region", "\(hx(grow))-\(hx(grow + 8192))", "--region", "perm:r"])
+        let resized = diff.list("resized")
+        #expect(resized.count == 1, "\(diff.raw)")
+        let b = resized.first?["b"] as? [String: Any]
+        #expect(u64(b?["start"]) == grow && u64(b?["end"]) == grow + 8192, "\(resized)")
+        let moved = diff.list("moved")
+        #expect(moved.count == 1, "\(diff.raw)")
+        #expect(u64((moved.first?["a"] as? [String: Any])?["start"]) == moving)
+        #expect(u64((moved.first?["b"] as? [String: Any])?["start"]) == movedTo)
+        // The grown region's common page is unchanged: no range reported there.
+        #expect(!diff.ranges.contains { $0[0] >= grow && $0[0] < grow + 8192 }, "\(diff.ranges)")
+    }
+
+    @Test func liveAgainstLiveOfTheSameProcessIsEmptyAndBadSidesAreRefused() throws {
+        let diff = try diffJSON([pid, pid, "--region", dataRegion])
+        #expect(diff.changes.isEmpty && u64(diff.raw["bytes_compared"]) == 65536)
+        let missing = try Tool.run("diff", dir.sub("nothing"), pid)
+        #expect(missing.exited(1) && missing.stderr.contains("no dump manifest"), "\(missing)")
+        let oneSide = try Tool.run("diff", pid)
+        #expect(oneSide.exited(64), "\(oneSide)")
+        let badFormat = try Tool.run("diff", pid, pid, "--format", "str")
+        #expect(badFormat.exited(64), "\(badFormat)")
+    }
+}
+
+@Suite(.serialized) struct ScanCLITests {
+    let changer: FixtureProcess
+    let dir = TempDir()
+
+    init() throws {
+        changer = try Fixtures.launch(.changer)
+    }
+
+    var pid: String { changer.pidArg }
+    var data: UInt64 { changer.address("data") }
+    var dataRegion: String { "\(hx(data))-\(hx(data + 65536))" }
+
+    private func scan(_ arguments: String...) throws -> [String: Any] {
+        let result = try Tool.run(["scan", pid] + arguments + ["--json"])
+        #expect(result.exited(0), "\(result)")
+        return try #require(result.json, "\(result)")
+    }
+
+    @Test func findsTheCounterFromAnUnknownStartInFourPasses() throws {
+        let state = dir.sub("state")
+        let counter = changer.address("counter")
+        let first = try scan("--snapshot", "u32", "-o", state, "--region", dataRegion)
+        #expect(u64(first["candidates"]) == 65536 / 4 && first["snapshot"] as? Bool == true)
+        _ = try changer.send("inc")
+        let up = try scan("--state", state, "--increased")
+        #expect((u64(up["candidates"]) ?? 0) >= 1)
+        let same = try scan("--state", state, "--unchanged")
+        #expect((u64(same["candidates"]) ?? 0) >= 1)
+        let now = try changer.send("inc").split(separator: " ")[1]
+        let found = try scan("--state", state, "--eq", String(now))
+        #expect(u64(found["candidates"]) == 1, "\(found)")
+        let listed = try #require((found["listed"] as? [[String: Any]])?.first)
+        #expect(u64(listed["address"]) == counter && u64(listed["value"]) == UInt64(now))
+        // The state is compact: a header and one block of one candidate.
+        #expect((u64(found["state_bytes"]) ?? 0) < 80)
+        let text = try Tool.run("scan", pid, "--state", state)
+        // Anonymous memory is labelled by its maps line's start (README.md, "Labels").
+        let line = try #require(procMapsLines(changer.pid).first { $0.contains(counter) })
+        #expect(text.lines == ["\(hx(counter))  \(hx(line.start))+\(hx(counter - line.start))  \(now)"], "\(text)")
+        #expect(text.stderrLines == ["1 candidate (u32)"], "\(text.stderr)")
+    }
+
+    @Test func aValueScanNarrowsWithComparisons() throws {
+        let state = dir.sub("state")
+        let start = changer.facts["counter"]![1]
+        let first = try scan("--u32", start, "-o", state)
+        let candidates = try #require(u64(first["candidates"]))
+        #expect(candidates >= 1)
+        _ = try changer.send("inc")
+        _ = try changer.send("inc")
+        let byTwo = try scan("--state", state, "--increased-by", "2")
+        #expect(u64(byTwo["candidates"]) == 1, "\(byTwo)")
+        #expect((byTwo["listed"] as? [[String: Any]])?.compactMap { u64($0["address"]) } == [changer.address("counter")])
+        // A pass may write elsewhere, leaving the state as it was.
+        let other = dir.sub("other")
+        let none = try scan("--state", state, "--lt", "5", "-o", other)
+        #expect(u64(none["candidates"]) == 0)
+        #expect(u64(try scan("--state", state, "--list", "0")["candidates"]) == 1)
+    }
+
+    @Test func aStateIsRefusedForAnotherProcessOrARestartedOne() throws {
+        let state = dir.sub("state")
+        _ = try scan("--u32", changer.facts["counter"]![1], "-o", state, "--region", dataRegion)
+        let other = try Fixtures.launch(.changer)
+        let refused = try Tool.run("scan", other.pidArg, "--state", state, "--changed")
+        #expect(refused.exited(1) && refused.stderr.contains("scan state of pid \(changer.pid), not of pid \(other.pid)"),
+            "\(refused)")
+        // The same pid, another start time: a state written with a start time one tick off.
+        var bytes = try #require(FileManager.default.contents(atPath: state))
+        bytes[16] ^= 1
+        let restarted = dir.sub("restarted")
+        _ = FileManager.default.createFile(atPath: restarted, contents: bytes)
+        let refusedAgain = try Tool.run("scan", pid, "--state", restarted, "--changed")
+        #expect(refusedAgain.exited(1) && refusedAgain.stderr.contains("has been restarted"), "\(refusedAgain)")
+        // Not a state at all; a filter after a snapshot that needs values.
+        _ = FileManager.default.createFile(atPath: dir.sub("junk"), contents: Data("junk".utf8))
+        let junk = try Tool.run("scan", pid, "--state", dir.sub("junk"), "--changed")
+        #expect(junk.exited(1), "\(junk)")
+        let snap = dir.sub("snap")
+        _ = try scan("--snapshot", "u8", "-o", snap, "--region", dataRegion)
+        let eq = try Tool.run("scan", pid, "--state", snap, "--eq", "3")
+        #expect(eq.exited(1) && eq.stderr.contains("needs known values"), "\(eq)")
+        // The refused passes left the states as they were.
+        #expect(FileManager.default.contents(atPath: state) != nil)
+        let usage = try Tool.run("scan", pid, "--u32", "1")
+        #expect(usage.exited(64) && usage.stderr.contains("-o STATE"), "\(usage)")
+        other.terminate()
+    }
+}
+
+@Suite(.serialized) struct MonitorCLITests {
+    @Test func reportsEachChangeOnceAndEndsAfterN() throws {
+        let changer = try Fixtures.launch(.changer)
+        let counter = changer.address("counter")
+        let start = UInt32(changer.facts["counter"]![1])!
+        let monitor = try Running(Tool.path, ["monitor", changer.pidArg, hx(counter), "4", "--format", "u32", "--every", "20ms", "--count", "2", "--json"])
+        // Each change well apart from the next (and after the tool's start, under load): each
+        // seen once, in order.
+        usleep(2_000_000)
+        _ = try changer.send("inc")
+        usleep(1_000_000)
+        _ = try changer.send("inc")
+        let result = monitor.finish(timeout: 20)
+        #expect(result.exited(0), "\(result)")
+        let json = try #require(result.json, "\(result)")
+        let changes = try #require(json["changes"] as? [[String: Any]])
+        #expect(changes.map { ($0["old"] as? [Any])?.compactMap(u64) ?? [] } == [[UInt64(start)], [UInt64(start + 1)]])
+        #expect(changes.map { ($0["new"] as? [Any])?.compactMap(u64) ?? [] } == [[UInt64(start + 1)], [UInt64(start + 2)]])
+        #expect(json["ended"] as? String == "count")
+        // The target ends: status 4.
+        let watching = try Running(Tool.path, ["monitor", changer.pidArg, hx(counter), "4"])
+        usleep(1_000_000)
+        changer.terminate()
+        let ended = watching.finish(timeout: 20)
+        #expect(ended.exited(4), "\(ended)")
+    }
+}
