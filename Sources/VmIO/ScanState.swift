@@ -139,7 +139,9 @@ public enum ScanState {
 
     /// Whether the `width` bytes at `a` and `b` are equal (byte strings).
     public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, width: Int) -> Bool {
-        (0..<width).allSatisfy { a.load(fromByteOffset: $0, as: UInt8.self) == b.load(fromByteOffset: $0, as: UInt8.self) }
+        (0..<width).allSatisfy {
+            a.load(fromByteOffset: $0, as: UInt8.self) == b.load(fromByteOffset: $0, as: UInt8.self)
+        }
     }
 
     /// The raw value (little-endian, up to 8 bytes) at index `i` of `values`.

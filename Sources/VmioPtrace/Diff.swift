@@ -23,13 +23,13 @@ public enum DiffSource {
         switch self {
         case .live(let target): return target.view
         case .dump(_, let manifest):
-            let mappings = manifest.regions.compactMap { region -> Mapping? in
-                guard let range = region.range else { return nil }
-                let p = Array(region.perms.utf8)
-                let permissions = Permissions(
-                    read: true, write: p.dropFirst().first == UInt8(ascii: "w"),
-                    execute: p.dropFirst(2).first == UInt8(ascii: "x"), shared: p.dropFirst(3).first == UInt8(ascii: "s"))
-                return Mapping(range: range, permissions: permissions, path: region.path, isDeleted: region.deleted)
+            // Every region of a dump was read: readable, whatever its permissions say now.
+            let mappings = manifest.regions.compactMap { region in
+                region.mapping.map { mapping in
+                    var readable = mapping
+                    readable.permissions.read = true
+                    return readable
+                }
             }
             // The manifest's regions ascend and never overlap (checked when it was loaded).
             return (try? MemView(mappings: mappings)) ?? .empty

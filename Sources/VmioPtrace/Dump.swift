@@ -34,6 +34,16 @@ public struct DumpManifest: Codable, Sendable {
             return try? AddressRange(start: s, end: e)
         }
 
+        /// The region as it was mapped when dumped (its range, permissions, path).
+        public var mapping: Mapping? {
+            guard let range else { return nil }
+            let p = Array(perms.utf8)
+            let permissions = Permissions(
+                read: p.first == UInt8(ascii: "r"), write: p.dropFirst().first == UInt8(ascii: "w"),
+                execute: p.dropFirst(2).first == UInt8(ascii: "x"), shared: p.dropFirst(3).first == UInt8(ascii: "s"))
+            return Mapping(range: range, permissions: permissions, path: path, isDeleted: deleted)
+        }
+
         enum CodingKeys: String, CodingKey {
             case file, start, end, perms, offset, device, inode, path, deleted, holes
             case bytesSaved = "bytes_saved"
@@ -265,13 +275,8 @@ extension Target {
             if skip.contains(where: { sel in
                 if case .range(let r) = sel { return r.intersects(range) }
                 // The region as dumped (its own permissions), for a target that no longer maps it so.
-                let p = Array(region.perms.utf8)
-                let dumped = Permissions(
-                    read: p.first == UInt8(ascii: "r"), write: p.dropFirst().first == UInt8(ascii: "w"),
-                    execute: p.dropFirst(2).first == UInt8(ascii: "x"),
-                    shared: p.dropFirst(3).first == UInt8(ascii: "s"))
                 return view.mappings(intersecting: range).contains { sel.pick($0) != nil }
-                    || sel.pick(Mapping(range: range, permissions: dumped, path: region.path)) != nil
+                    || region.mapping.map { sel.pick($0) != nil } ?? false
             }) {
                 return (region, .skipped)
             }

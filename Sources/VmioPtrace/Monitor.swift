@@ -45,7 +45,9 @@ extension Target {
             }
             if let hole = holes.first { return .unreadable(hole) }
             var differs = false
-            last.withUnsafeBytes { old in now.withUnsafeBytes { new in ByteCompare.differences(old, new) { _ in differs = true } } }
+            last.withUnsafeBytes { old in
+                now.withUnsafeBytes { new in ByteCompare.differences(old, new) { _ in differs = true } }
+            }
             guard differs else { continue }
             let change = MonitorChange(elapsed: clock.now - start, old: last, new: now)
             swap(&last, &now)

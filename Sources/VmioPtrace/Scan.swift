@@ -24,7 +24,8 @@ public enum ScanProblem: Hashable, Sendable, CustomStringConvertible {
         case .needsComparison(let filter):
             "\(filter) needs known values: after --snapshot narrow with --changed, --unchanged, --increased, "
                 + "--decreased, --increased-by or --decreased-by first"
-        case .notNumeric(let filter): "\(filter) compares numbers; a string or hex scan takes --eq, --ne, "
+        case .notNumeric(let filter):
+            "\(filter) compares numbers; a string or hex scan takes --eq, --ne, "
                 + "--changed or --unchanged"
         }
     }
@@ -177,7 +178,8 @@ public final class ScanStateReader {
         while done < count {
             let got = bytes.withUnsafeMutableBytes { raw in
                 Result { () throws(Errno) in
-                    try Sys.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]), at: offset + UInt64(done))
+                    try Sys.pread(
+                        fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]), at: offset + UInt64(done))
                 }
             }
             let n: Int
@@ -301,7 +303,8 @@ extension Target {
                             if nextHole < holes.count && holes[nextHole].start < address + UInt64(width) {
                                 dropped += 1
                             } else if keeps(oldRaw.baseAddress! + slot, newRaw.baseAddress! + slot) {
-                                try writer.append(address, UnsafeRawBufferPointer(rebasing: newRaw[slot..<slot + width]))
+                                try writer.append(
+                                    address, UnsafeRawBufferPointer(rebasing: newRaw[slot..<slot + width]))
                             }
                             slot += Int(alignment)
                         }
@@ -334,7 +337,8 @@ extension Target {
                                 }
                                 let at = Int(address - first)
                                 if keeps(oldRaw.baseAddress! + k * width, newRaw.baseAddress! + at) {
-                                    try writer.append(address, UnsafeRawBufferPointer(rebasing: newRaw[at..<at + width]))
+                                    try writer.append(
+                                        address, UnsafeRawBufferPointer(rebasing: newRaw[at..<at + width]))
                                 }
                             }
                         }

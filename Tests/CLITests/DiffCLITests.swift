@@ -62,7 +62,9 @@ private struct DiffJSON {
         // 16 rewritten bytes: nothing else.
         let counterRange = try #require(diff.ranges.first)
         #expect(counterRange[0] >= counter && counterRange[0] + counterRange[1] <= counter + 4, "\(diff.ranges)")
-        #expect(Array(diff.ranges.dropFirst()) == [[string, 16], [string + 0x100, 16], [buffer + 0x123, 16]], "\(diff.ranges)")
+        #expect(
+            Array(diff.ranges.dropFirst()) == [[string, 16], [string + 0x100, 16], [buffer + 0x123, 16]],
+            "\(diff.ranges)")
         #expect(diff.holes.isEmpty && diff.list("only_in_a").isEmpty && diff.list("only_in_b").isEmpty)
         #expect(u64(diff.raw["regions_compared"]) == 1)
         #expect(u64(diff.raw["bytes_compared"]) == 65536)
@@ -100,7 +102,10 @@ private struct DiffJSON {
         #expect(try Tool.run("dump", pid, "-o", before, "--region", tail).exited(2))
         let diff = try diffJSON([before, pid, "--region", tail])
         #expect(diff.changes.isEmpty, "\(diff.changes)")
-        let sides = Set(diff.holes.map { "\($0["side"] as? String ?? "?") \(hx(u64($0["address"]) ?? 0)) \(u64($0["length"]) ?? 0)" })
+        let sides = Set(
+            diff.holes.map {
+                "\($0["side"] as? String ?? "?") \(hx(u64($0["address"]) ?? 0)) \(u64($0["length"]) ?? 0)"
+            })
         #expect(sides == ["a \(hx(hole)) 4096", "b \(hx(hole)) 4096"], "\(diff.holes)")
         #expect(u64(diff.raw["bytes_compared"]) == 4096 && u64(diff.raw["bytes_changed"]) == 0)
     }
@@ -190,7 +195,8 @@ private struct DiffJSON {
         _ = try changer.send("inc")
         let byTwo = try scan("--state", state, "--increased-by", "2")
         #expect(u64(byTwo["candidates"]) == 1, "\(byTwo)")
-        #expect((byTwo["listed"] as? [[String: Any]])?.compactMap { u64($0["address"]) } == [changer.address("counter")])
+        #expect(
+            (byTwo["listed"] as? [[String: Any]])?.compactMap { u64($0["address"]) } == [changer.address("counter")])
         // A pass may write elsewhere, leaving the state as it was.
         let other = dir.sub("other")
         let none = try scan("--state", state, "--lt", "5", "-o", other)
@@ -203,7 +209,8 @@ private struct DiffJSON {
         _ = try scan("--u32", changer.facts["counter"]![1], "-o", state, "--region", dataRegion)
         let other = try Fixtures.launch(.changer)
         let refused = try Tool.run("scan", other.pidArg, "--state", state, "--changed")
-        #expect(refused.exited(1) && refused.stderr.contains("scan state of pid \(changer.pid), not of pid \(other.pid)"),
+        #expect(
+            refused.exited(1) && refused.stderr.contains("scan state of pid \(changer.pid), not of pid \(other.pid)"),
             "\(refused)")
         // The same pid, another start time: a state written with a start time one tick off.
         var bytes = try #require(FileManager.default.contents(atPath: state))
@@ -233,7 +240,12 @@ private struct DiffJSON {
         let changer = try Fixtures.launch(.changer)
         let counter = changer.address("counter")
         let start = UInt32(changer.facts["counter"]![1])!
-        let monitor = try Running(Tool.path, ["monitor", changer.pidArg, hx(counter), "4", "--format", "u32", "--every", "20ms", "--count", "2", "--json"])
+        let monitor = try Running(
+            Tool.path,
+            [
+                "monitor", changer.pidArg, hx(counter), "4", "--format", "u32", "--every", "20ms", "--count", "2",
+                "--json",
+            ])
         // Each change well apart from the next (and after the tool's start, under load): each
         // seen once, in order.
         usleep(2_000_000)
@@ -245,7 +257,8 @@ private struct DiffJSON {
         let json = try #require(result.json, "\(result)")
         let changes = try #require(json["changes"] as? [[String: Any]])
         #expect(changes.map { ($0["old"] as? [Any])?.compactMap(u64) ?? [] } == [[UInt64(start)], [UInt64(start + 1)]])
-        #expect(changes.map { ($0["new"] as? [Any])?.compactMap(u64) ?? [] } == [[UInt64(start + 1)], [UInt64(start + 2)]])
+        #expect(
+            changes.map { ($0["new"] as? [Any])?.compactMap(u64) ?? [] } == [[UInt64(start + 1)], [UInt64(start + 2)]])
         #expect(json["ended"] as? String == "count")
         // The target ends: status 4.
         let watching = try Running(Tool.path, ["monitor", changer.pidArg, hx(counter), "4"])
@@ -253,5 +266,37 @@ private struct DiffJSON {
         changer.terminate()
         let ended = watching.finish(timeout: 20)
         #expect(ended.exited(4), "\(ended)")
+    }
+}
+
+@Suite(.serialized) struct DiffScanMonitorSessionCLITests {
+    @Test func theVerbsRunInASessionWithTheirValues() throws {
+        let changer = try Fixtures.launch(.changer)
+        let dir = TempDir()
+        let data = changer.address("data"), counter = changer.address("counter")
+        let region = "\(hx(data))-\(hx(data + 65536))"
+        let before = dir.sub("before"), state = dir.sub("state")
+        #expect(try Tool.run("dump", changer.pidArg, "-o", before, "--region", region).exited(0))
+        _ = try changer.send("rewrite")
+        let start = changer.facts["counter"]![1]
+        let script = """
+            expect (diff \(before) --region \(region)) == 1
+            expect (scan --u32 \(start) -o \(state) --region \(region)) == 1
+            let found = (scan --state \(state) --nth 1)
+            expect $found == \(hx(counter))
+            expect (monitor \(hx(counter)) 4 --every 10ms --count 1) == 1
+            """
+        let path = dir.sub("s.vmio")
+        try Data(script.utf8).write(to: URL(fileURLWithPath: path))
+        // The monitor waits for the counter to change: change it while the session runs.
+        let session = try Running(Tool.path, ["session", changer.pidArg, path])
+        usleep(3_000_000)
+        _ = try changer.send("inc")
+        let result = session.finish(timeout: 30)
+        #expect(result.exited(0), "\(result)")
+        // Without --count a session's monitor would never end: refused.
+        try Data("monitor \(hx(counter)) 4\n".utf8).write(to: URL(fileURLWithPath: path))
+        let refused = try Tool.run("session", changer.pidArg, path)
+        #expect(refused.exited(64) && refused.stderr.contains("--count"), "\(refused)")
     }
 }

@@ -49,7 +49,9 @@ import VmioTestSupport
         let (text, status) = try session(holder, typing: typed.joined(separator: "\n") + "\n")
         #expect(text.contains("vmio-ptrace \(holder.pid)> "), "a prompt: \(text)")
         for verb in [
-            "maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs", "symbol",
+            "maps", "read", "write", "copy", "search", "dump", "restore", "diff", "scan", "monitor", "core",
+            "backtrace",
+            "regs", "symbol",
         ] {
             let entry = verb.padding(toLength: 10, withPad: " ", startingAt: 0)
             #expect(text.contains(entry), "help lists \(verb): \(text)")

@@ -19,7 +19,10 @@ import VmioTestSupport
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md")
         let text = (try? String(contentsOf: readme, encoding: .utf8)) ?? ""
-        let verbs: Set = ["maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs"]
+        let verbs: Set = [
+            "maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs", "diff", "scan",
+            "monitor",
+        ]
         var inCode = false
         var out: [[String]] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -30,7 +33,9 @@ import VmioTestSupport
             guard inCode, line.hasPrefix("vmio-ptrace ") else { continue }
             let words = shellWords(String(line.prefix { $0 != "#" }))
             // The synopses (PID, ADDR, [--option]…) are not examples.
-            guard words.count > 2, verbs.contains(words[1]), words[2] == "1234" || words[2].hasPrefix("1234:")
+            // diff's sides are a dump and a pid, in either order.
+            guard words.count > 2, verbs.contains(words[1]),
+                words[2] == "1234" || words[2].hasPrefix("1234:") || (words[1] == "diff" && words.contains("1234"))
             else { continue }
             out.append(Array(words.dropFirst()))
         }
@@ -66,7 +71,12 @@ import VmioTestSupport
 
     @Test func theReadmeHasAnExampleOfEveryVerb() {
         let verbs = Set(Self.examples.map { $0[0] })
-        #expect(verbs == ["maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs"])
+        #expect(
+            verbs == [
+                "maps", "read", "write", "copy", "search", "dump", "restore", "core", "backtrace", "regs", "diff",
+                "scan",
+                "monitor",
+            ])
     }
 
     @Test func everyExampleRunsAsASessionLineToo() throws {
@@ -80,17 +90,19 @@ import VmioTestSupport
                     .replacingOccurrences(of: "stack-dump", with: dir.sub("stack-dump"))
                     .replacingOccurrences(of: "chunk.bin", with: dir.sub("chunk.bin"))
                     .replacingOccurrences(of: "app.core", with: dir.sub("app.core"))
+                    .replacingOccurrences(of: "counter.scan", with: dir.sub("counter.scan"))
             }
             // Files an example writes are removed before the next run, so both runs start alike.
             let clean = {
-                for name in ["stack-dump", "chunk.bin", "chunk.bin.partial", "app.core"] {
+                for name in ["stack-dump", "chunk.bin", "chunk.bin.partial", "app.core", "counter.scan"] {
                     try? FileManager.default.removeItem(atPath: dir.sub(name))
                 }
             }
             let commandLine = try Tool.run(words)
             clean()
-            // The session runs on the pid; its verbs take the rest (copy keeps its PID:ADDR forms).
-            let line = ([words[0]] + words.dropFirst(words[0] == "copy" ? 1 : 2)).map(Self.sessionWord)
+            // The session runs on the pid; its verbs take the rest (copy keeps its PID:ADDR forms,
+            // diff both its sides).
+            let line = ([words[0]] + words.dropFirst(["copy", "diff"].contains(words[0]) ? 1 : 2)).map(Self.sessionWord)
                 .joined(separator: " ")
             let script = dir.sub("s.vmio")
             try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: script))

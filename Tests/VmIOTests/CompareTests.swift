@@ -42,11 +42,16 @@ private func reference(_ old: [UInt8], _ new: [UInt8], alignment: Int, join: Int
 struct CompareTests {
     @Test("differences finds exactly the differing runs")
     func differencesMatchReference() async {
-        await propertyCheck(count: 200, input: Gen.int(in: 0...700), Gen.int(in: 0...20), Gen.int(in: 0...Int(Int32.max))) {
+        await propertyCheck(
+            count: 200, input: Gen.int(in: 0...700), Gen.int(in: 0...20), Gen.int(in: 0...Int(Int32.max))
+        ) {
             count, edits, seed in
             let (old, new) = sides(count, edits: edits, seed: seed)
             var runs: [(Int, Int)] = []
-            old.withUnsafeBytes { a in new.withUnsafeBytes { b in ByteCompare.differences(a, b) { runs.append(($0.lowerBound, $0.upperBound)) } } }
+            old.withUnsafeBytes { a in
+                new.withUnsafeBytes { b in ByteCompare.differences(a, b) { runs.append(($0.lowerBound, $0.upperBound)) }
+                }
+            }
             let want = reference(old, new, alignment: 1, join: 0)
             #expect(runs.map { [$0.0, $0.1] } == want.map { [$0.0, $0.1] })
         }
@@ -104,14 +109,20 @@ struct CompareTests {
             }
         }
         merger.finish { got.append($0) }
-        #expect(got.map(\.range) == [try! AddressRange(start: 0x1000, end: 0x1020), try! AddressRange(start: 0x2000, end: 0x2010)])
+        #expect(
+            got.map(\.range) == [
+                try! AddressRange(start: 0x1000, end: 0x1020), try! AddressRange(start: 0x2000, end: 0x2010),
+            ])
         #expect(got.allSatisfy { $0.old == [0, 0, 0, 0] && $0.new == [1, 1, 1, 1] && !$0.isWhole })
         #expect(got.map(\.bytesChanged) == [32, 16])
     }
 
     @Test("state blocks round-trip; a damaged block is refused, never misread")
     func stateBlocksRoundTrip() async {
-        await propertyCheck(count: 200, input: Gen.int(in: 1...ScanState.blockCapacity), Gen.int(in: 0...3), Gen.int(in: 0...Int(Int32.max))) {
+        await propertyCheck(
+            count: 200, input: Gen.int(in: 1...ScanState.blockCapacity), Gen.int(in: 0...3),
+            Gen.int(in: 0...Int(Int32.max))
+        ) {
             n, widthIndex, seed in
             let width = [1, 2, 4, 8][widthIndex]
             var rng = SplitMix(seed)
@@ -132,7 +143,9 @@ struct CompareTests {
             // Delta encoding: close addresses take little room.
             #expect(body.count <= 4 + n * 10 + values.count)
             // Cut short, or values of another width: refused.
-            #expect(throws: ScanStateError.self) { try ScanState.decode(head: head, body: Array(body.dropLast()), width: width) }
+            #expect(throws: ScanStateError.self) {
+                try ScanState.decode(head: head, body: Array(body.dropLast()), width: width)
+            }
             #expect(throws: ScanStateError.self) { try ScanState.decode(head: head, body: body, width: width + 1) }
         }
     }
@@ -140,13 +153,18 @@ struct CompareTests {
     @Test("the header round-trips and refuses what is not a state")
     func stateHeader() throws {
         for type in ScanType.numeric + [.bytes(5)] {
-            let header = ScanState.Header(pid: 4242, startTime: 987_654, type: type, snapshot: true, count: 12, dropped: 3)
+            let header = ScanState.Header(
+                pid: 4242, startTime: 987_654, type: type, snapshot: true, count: 12, dropped: 3)
             let bytes = header.encoded()
             #expect(bytes.count == ScanState.headerSize)
             #expect(try ScanState.Header(decoding: bytes) == header)
         }
-        #expect(throws: ScanStateError.notAState) { try ScanState.Header(decoding: Array("not a state at all, just text here......".utf8) + [0, 0, 0, 0, 0, 0, 0, 0]) }
-        var wrongWidth = ScanState.Header(pid: 1, startTime: 1, type: .u32, snapshot: false, count: 0, dropped: 0).encoded()
+        #expect(throws: ScanStateError.notAState) {
+            try ScanState.Header(
+                decoding: Array("not a state at all, just text here......".utf8) + [0, 0, 0, 0, 0, 0, 0, 0])
+        }
+        var wrongWidth = ScanState.Header(pid: 1, startTime: 1, type: .u32, snapshot: false, count: 0, dropped: 0)
+            .encoded()
         wrongWidth[14] = 8
         #expect(throws: ScanStateError.self) { try ScanState.Header(decoding: wrongWidth) }
         let snapshot = [UInt8](repeating: 7, count: 64)
@@ -195,8 +213,11 @@ struct CompareTests {
         #expect(ScanFilter.unchanged.keeps(old: a, new: b, type: .f32, tolerance: 0.1))
         #expect(ScanFilter.increased.keeps(old: a, new: b, type: .f32))
         #expect(!ScanFilter.increased.keeps(old: a, new: b, type: .f32, tolerance: 0.1))
-        #expect(ScanFilter.increasedBy(UInt64(Float(0.05).bitPattern)).keeps(old: a, new: b, type: .f32, tolerance: 1e-6))
-        #expect(!ScanFilter.equal(nan).keeps(old: a, new: nan, type: .f32) && ScanFilter.changed.keeps(old: nan, new: nan, type: .f32))
+        #expect(
+            ScanFilter.increasedBy(UInt64(Float(0.05).bitPattern)).keeps(old: a, new: b, type: .f32, tolerance: 1e-6))
+        #expect(
+            !ScanFilter.equal(nan).keeps(old: a, new: nan, type: .f32)
+                && ScanFilter.changed.keeps(old: nan, new: nan, type: .f32))
         let d = Double(2.5).bitPattern
         #expect(ScanFilter.equal(d).keeps(old: 0, new: d, type: .f64))
     }
@@ -215,8 +236,10 @@ struct CompareTests {
         let pairs = RegionPairing.pair(a, b)
         #expect(
             pairs == [
-                .compared(a: try r(0x1000, 0x2000), b: try r(0x1000, 0x2000), path: "/bin/x", compared: try r(0x1000, 0x2000)),
-                .compared(a: try r(0x3000, 0x4000), b: try r(0x3000, 0x5000), path: "[heap]", compared: try r(0x3000, 0x4000)),
+                .compared(
+                    a: try r(0x1000, 0x2000), b: try r(0x1000, 0x2000), path: "/bin/x", compared: try r(0x1000, 0x2000)),
+                .compared(
+                    a: try r(0x3000, 0x4000), b: try r(0x3000, 0x5000), path: "[heap]", compared: try r(0x3000, 0x4000)),
                 .moved(a: try r(0x5000, 0x6000), b: try r(0xb000, 0xc000), path: "/lib/y"),
                 .onlyInA(try r(0x7000, 0x8000), path: ""), .onlyInA(try r(0x9000, 0xa000), path: "/gone"),
                 .onlyInB(try r(0x7000, 0x8000), path: "other"), .onlyInB(try r(0xd000, 0xe000), path: "/new"),

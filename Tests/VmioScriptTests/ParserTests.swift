@@ -190,6 +190,7 @@ private func expression(_ text: String) throws -> String {
         let minimal: [Verb: String] = [
             .maps: "maps", .read: "read 1 1", .write: "write 1 --u8 1", .copy: "copy 1 2 3",
             .search: "search --u8 1", .dump: "dump -o d", .restore: "restore d", .core: "core -o c",
+            .diff: "diff d", .scan: "scan --state s --changed", .monitor: "monitor 1 4 --count 1",
             .backtrace: "backtrace",
             .regs: "regs",
             .symbol: "symbol [heap]",
@@ -378,11 +379,11 @@ private func expression(_ text: String) throws -> String {
     static let cases: [(String, String)] = [
         (
             "frob 1",
-            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "  Read 1 2",
-            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "read 0x10 8 --bogus",

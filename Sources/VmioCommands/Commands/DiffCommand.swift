@@ -135,12 +135,13 @@ public struct DiffCommand: VmioCommand {
         } else {
             o.text = lines + notes
         }
-        o.json = [
-            ("a", .string(sourceA.name)), ("b", .string(sourceB.name)), ("format", .string(format.rawValue)),
-            ("changes", .array(changes)), ("ranges", .uint(report.ranges)),
-            ("bytes_changed", .uint(report.bytesChanged)), ("bytes_compared", .uint(report.bytesCompared)),
-            ("regions_compared", .uint(UInt64(report.regionsCompared))),
-        ] + pairingJSON(report)
+        o.json =
+            [
+                ("a", .string(sourceA.name)), ("b", .string(sourceB.name)), ("format", .string(format.rawValue)),
+                ("changes", .array(changes)), ("ranges", .uint(report.ranges)),
+                ("bytes_changed", .uint(report.bytesChanged)), ("bytes_compared", .uint(report.bytesCompared)),
+                ("regions_compared", .uint(UInt64(report.regionsCompared))),
+            ] + pairingJSON(report)
         o.message = summary(report)
         o.value = .int(Int128(report.ranges))
         return o
@@ -178,7 +179,8 @@ public struct DiffCommand: VmioCommand {
             }
         }
         for hole in report.holes {
-            lines.append("hole in \(hole.side.rawValue.uppercased()): \(hole.range.count) bytes at \(hole.range.start.hex)")
+            lines.append(
+                "hole in \(hole.side.rawValue.uppercased()): \(hole.range.count) bytes at \(hole.range.start.hex)")
         }
         return lines
     }
@@ -196,13 +198,20 @@ public struct DiffCommand: VmioCommand {
             switch pairing {
             case .compared(let a, let b, let path, let common) where a != b:
                 resized.append(
-                    .object([("path", .string(path)), ("a", region(a)), ("b", region(b)), ("compared", region(common))]))
+                    .object([("path", .string(path)), ("a", region(a)), ("b", region(b)), ("compared", region(common))])
+                )
             case .moved(let a, let b, let path):
                 moved.append(.object([("path", .string(path)), ("a", region(a)), ("b", region(b))]))
             case .onlyInA(let range, let path):
-                onlyA.append(.object([("start", .string(range.start.hex)), ("end", .string(range.end.hex)), ("path", .string(path))]))
+                onlyA.append(
+                    .object([
+                        ("start", .string(range.start.hex)), ("end", .string(range.end.hex)), ("path", .string(path)),
+                    ]))
             case .onlyInB(let range, let path):
-                onlyB.append(.object([("start", .string(range.start.hex)), ("end", .string(range.end.hex)), ("path", .string(path))]))
+                onlyB.append(
+                    .object([
+                        ("start", .string(range.start.hex)), ("end", .string(range.end.hex)), ("path", .string(path)),
+                    ]))
             default: break
             }
         }

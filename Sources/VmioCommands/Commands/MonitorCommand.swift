@@ -51,7 +51,8 @@ public struct MonitorCommand: VmioCommand {
         }
         guard length.value > 0, length.value <= 1 << 20 else { throw ValidationError("LEN must be 1 to 1M bytes") }
         if let width = format.width, length.value % UInt64(width) != 0 {
-            throw ValidationError("LEN \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
+            throw ValidationError(
+                "LEN \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
         }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
@@ -73,9 +74,14 @@ public struct MonitorCommand: VmioCommand {
                 let time = seconds(change.elapsed)
                 if context.json {
                     changes.append(
-                        .object([("time", .double(time)), ("old", format.shown(change.old).json), ("new", format.shown(change.new).json)]))
+                        .object([
+                            ("time", .double(time)), ("old", format.shown(change.old).json),
+                            ("new", format.shown(change.new).json),
+                        ]))
                 } else {
-                    let line = String(format: "+%.3fs  ", time) + "\(format.shown(change.old).text) -> \(format.shown(change.new).text)"
+                    let line =
+                        String(format: "+%.3fs  ", time)
+                        + "\(format.shown(change.old).text) -> \(format.shown(change.new).text)"
                     if streaming {
                         try stdout.line(line)
                         try stdout.flush()

@@ -32,7 +32,8 @@ public struct ScanCommand: VmioCommand {
 
     @OptionGroup public var value: PayloadOptions
 
-    @Option(help: ArgumentHelp("Start from an unknown value of this type (u8…u64, i8…i64, f32, f64).", valueName: "type"))
+    @Option(
+        help: ArgumentHelp("Start from an unknown value of this type (u8…u64, i8…i64, f32, f64).", valueName: "type"))
     public var snapshot: ScanType?
 
     @Option(help: ArgumentHelp("The state file of the scan so far, to narrow.", valueName: "file"))
@@ -66,7 +67,9 @@ public struct ScanCommand: VmioCommand {
 
     @Option(
         name: .customLong("region"),
-        help: "Where a first scan looks (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. Default: every readable mapping.")
+        help:
+            "Where a first scan looks (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. Default: every readable mapping."
+    )
     public var regions: [RegionSelector] = []
 
     @OptionGroup public var stop: StopOptions
