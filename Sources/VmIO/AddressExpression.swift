@@ -86,16 +86,33 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Parses `0x…` hex or decimal, with `_` separators allowed; nil when malformed or too large.
+/// (Byte by byte: a session parses a number or two a command.)
 public func parseNumber(_ text: Substring) -> UInt64? {
-    var s = text.filter { $0 != "_" }[...]
-    var radix = 10
-    if s.hasPrefix("0x") || s.hasPrefix("0X") {
-        s = s.dropFirst(2)
+    let underscore = UInt8(ascii: "_")
+    var bytes = text.utf8.contains(underscore) ? Array(text.utf8.filter { $0 != underscore })[...] : Array(text.utf8)[...]
+    var radix: UInt64 = 10
+    if bytes.count >= 2, bytes[bytes.startIndex] == UInt8(ascii: "0"),
+        bytes[bytes.startIndex + 1] | 0x20 == UInt8(ascii: "x")
+    {
+        bytes = bytes.dropFirst(2)
         radix = 16
     }
-    // UInt64(_:radix:) accepts a leading sign; a number here is digits only.
-    guard !s.isEmpty, s.allSatisfy({ $0.isASCII && (radix == 16 ? $0.isHexDigit : $0.isNumber) }) else { return nil }
-    return UInt64(s, radix: radix)
+    guard !bytes.isEmpty else { return nil }
+    var value: UInt64 = 0
+    for byte in bytes {
+        let digit: UInt64
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f") where radix == 16: digit = UInt64(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F") where radix == 16: digit = UInt64(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+        let (shifted, overflow) = value.multipliedReportingOverflow(by: radix)
+        let (sum, carry) = shifted.addingReportingOverflow(digit)
+        guard !overflow, !carry else { return nil }
+        value = sum
+    }
+    return value
 }
 
 /// Parses a length: a number as ``parseNumber(_:)``, optionally with a `K`, `M` or `G`

@@ -28,17 +28,22 @@ public struct MemView: Hashable, Sendable {
         }
         self.mappings = mappings
         self.generation = generation
+        mappingsAreDisjoint = true
     }
 
     init(uncheckedMappings mappings: [Mapping], generation: UInt64) {
         self.mappings = mappings
         self.generation = generation
+        mappingsAreDisjoint = Self.disjoint(mappings)
     }
 
     public static let empty = MemView(uncheckedMappings: [], generation: 0)
 
-    /// Sorted and pairwise disjoint (the invariant's `mappings_are_disjoint`).
-    public var mappingsAreDisjoint: Bool {
+    /// Sorted and pairwise disjoint (the invariant's `mappings_are_disjoint`). Worked out
+    /// once, when the view is built: every owner checks it, and a view may hold 10,000 mappings.
+    public let mappingsAreDisjoint: Bool
+
+    private static func disjoint(_ mappings: [Mapping]) -> Bool {
         var i = 1
         while i < mappings.count {
             if mappings[i].start < mappings[i - 1].end || !mappings[i].range.isWellFormed { return false }

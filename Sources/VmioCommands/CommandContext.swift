@@ -12,6 +12,17 @@ public enum StopPolicy: Sendable {
     case required
 }
 
+/// How current a command needs its target's maps to be.
+public enum MapsNeed: Sendable {
+    /// It uses the whole view (maps, dump, search, backtraces): maps that may have changed
+    /// since they were read are read again before it runs.
+    case current
+    /// It uses addresses only (read, write, copy): the view is read again when it fails one
+    /// of them (an address it does not map, a name it does not know, a fault), so a session's
+    /// command costs the same however many mappings the target has.
+    case onDemand
+}
+
 extension StopOptions {
     /// `policy` when `--stop` was given, else ``StopPolicy/running``.
     public func policy(_ policy: StopPolicy) -> StopPolicy { stop ? policy : .running }
@@ -27,11 +38,11 @@ public final class TargetPool {
         for target in targets { self.targets[target.pid] = target }
     }
 
-    /// The target `pid`, opened on first use; one opened before the current command has
-    /// its maps read again (the process may have mapped or unmapped memory since).
+    /// The target `pid`, opened on first use; the view of one opened before the current
+    /// command is marked as one the process may have changed since (``Target/viewMayBeStale``).
     public func target(_ pid: Int32) throws(TargetError) -> Target {
         if let known = targets[pid] {
-            if stale.remove(pid) != nil { try known.refresh() }
+            if stale.remove(pid) != nil { known.viewMayHaveChanged() }
             return known
         }
         let target = try Target(pid: pid)
@@ -88,10 +99,11 @@ public final class CommandContext {
     /// Runs `body` on the target `pid` (the default one for nil), stopped as `policy` asks:
     /// every thread is stopped, then the maps are read again — after the stop, so they are
     /// the ones the stopped process has — and the threads are let go on every path. A
-    /// target already stopped (a session's `stop`) stays as it is.
+    /// target already stopped (a session's `stop`) stays as it is. Maps that may have
+    /// changed since they were read are read again before `body` when `maps` is `.current`.
     public func withTarget<Result>(
         _ pid: Int32? = nil, stop policy: StopPolicy = .running, attach: AttachOptions? = nil,
-        _ body: (Target) throws -> Result
+        maps: MapsNeed = .current, _ body: (Target) throws -> Result
     ) throws -> Result {
         guard let pid = pid ?? self.pid else { throw CommandError.usage("no target process given") }
         let target = try targets.target(pid)
@@ -100,7 +112,11 @@ public final class CommandContext {
         defer { target.attachTimeout = timeout }
         let stoppedHere = try stop(target, policy)
         defer { if stoppedHere { target.resume() } }
-        if stoppedHere { try target.refresh() }
+        if stoppedHere {
+            try target.refresh()
+        } else if maps == .current {
+            try target.refreshIfStale()
+        }
         return try body(target)
     }
 

@@ -76,7 +76,7 @@ extension Interpreter {
         let (on, words) = try commandWords(call, parser: parser)
         let context = self.context.with(pid: on.pid)
         guard [.search, .scan].contains(call.verb), let nthWord = call.option("--nth") else {
-            return try call.verb.command.parse(words: words).run(in: context)
+            return try parses.parse(call.verb.command, words: words).run(in: context)
         }
         // (search … --nth N) gives the Nth hit, (scan … --nth N) the Nth candidate.
         let nth = try count(nthWord, parser: parser, what: "--nth")

@@ -21,6 +21,9 @@ public final class Interpreter {
     let targets: TargetPool
     /// What the shared commands run with.
     let context: CommandContext
+    /// Each verb's parses so far: a line that differs from an earlier one only in its
+    /// positional values costs no new parse.
+    let parses = ParseCache()
     /// Failed commands so far: line, status, message.
     public private(set) var failures: [(line: Int, status: ExitStatus, message: String)] = []
     /// The same failures as printed on stderr, each naming its line and column.
@@ -142,7 +145,7 @@ public final class Interpreter {
         let parser = Parser(line: line, text: text)
         // Failures name the line and the column where the command starts.
         let column =
-            (text.firstIndex { !$0.isWhitespace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
+            (text.firstIndex { !$0.isSpace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
         do {
             let outcome = try perform(statement, parser: parser)
             let failed = outcome.status != .ok

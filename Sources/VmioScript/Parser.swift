@@ -47,7 +47,7 @@ public struct Parser {
         var i = from
         while i < end {
             let c = text[i]
-            if c.isWhitespace { i += 1; continue }
+            if c.isSpace { i += 1; continue }
             if c == "#" { break }
             let start = i
             var word = ""
@@ -55,7 +55,7 @@ public struct Parser {
             var depth = 0
             while i < end {
                 let c = text[i]
-                if depth == 0 && (c.isWhitespace || c == "#") { break }
+                if depth == 0 && (c.isSpace || c == "#") { break }
                 if c == "\"" {
                     quoted = true
                     let (s, next) = try quotedString(at: i, end: end)
@@ -286,7 +286,7 @@ struct ExpressionParser {
     var text: [Character] { parser.text }
 
     mutating func skipSpace() {
-        while position < end && text[position].isWhitespace { position += 1 }
+        while position < end && text[position].isSpace { position += 1 }
     }
 
     mutating func parse() throws(ScriptError) -> Expression {
@@ -373,7 +373,7 @@ struct ExpressionParser {
         }
         // A number, or an address word ([heap], libc.so.6+0x10, sym:NAME).
         var word = ""
-        while position < end, !text[position].isWhitespace, !"()$\"*".contains(text[position]) {
+        while position < end, !text[position].isSpace, !"()$\"*".contains(text[position]) {
             word.append(text[position])
             position += 1
         }
@@ -433,5 +433,14 @@ extension String {
             out.append(c)
         }
         return out
+    }
+}
+
+extension Character {
+    /// `isWhitespace`, answered without the Unicode tables for ASCII (every line of a session
+    /// is scanned character by character).
+    var isSpace: Bool {
+        guard let ascii = asciiValue else { return isWhitespace }
+        return ascii == 0x20 || (0x09...0x0d).contains(ascii)
     }
 }

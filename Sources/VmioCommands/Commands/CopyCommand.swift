@@ -44,13 +44,15 @@ public struct CopyCommand: VmioCommand {
 
     @OptionGroup public var stop: StopOptions
 
+    public static var positionalArguments: [PositionalArgument<Self>] { [.init(\.source), .init(\.destination), .init(\.length)] }
+
     public init() {}
 
     public func run(in context: CommandContext) throws -> Outcome {
         // Both processes stopped (one, when they are the same), each one's maps read after its stop.
         let policy = stop.policy(.required)
-        return try context.withTarget(source.pid.value, stop: policy, attach: stop.attach) { from in
-            try context.withTarget(destination.pid.value, stop: policy, attach: stop.attach) { to in
+        return try context.withTarget(source.pid.value, stop: policy, attach: stop.attach, maps: .onDemand) { from in
+            try context.withTarget(destination.pid.value, stop: policy, attach: stop.attach, maps: .onDemand) { to in
                 let fromAddress = try from.resolve(source.address)
                 let toAddress = try to.resolve(destination.address)
                 return try copy(from: from, at: fromAddress, to: to, at: toAddress)
@@ -59,12 +61,12 @@ public struct CopyCommand: VmioCommand {
     }
 
     private func copy(from source: Target, at from: Address, to destination: Target, at to: Address) throws -> Outcome {
-        guard source.view.translate(from) != nil else {
+        guard try source.mapping(at: from) != nil else {
             throw CommandError.badInput("source address \(from.hex) is in no mapping of pid \(source.pid)")
         }
         let count = length.value
         _ = try AddressRange(start: to, count: count)  // an overflowing range is named as such first
-        guard destination.view.translate(to) != nil else {
+        guard try destination.mapping(at: to) != nil else {
             throw CommandError.badInput("destination address \(to.hex) is in no mapping of pid \(destination.pid)")
         }
         let report: TransferReport

@@ -47,20 +47,22 @@ public struct ReadCommand: VmioCommand {
 
     @OptionGroup public var stop: StopOptions
 
+    public static var positionalArguments: [PositionalArgument<Self>] { [.init(\.address), .init(\.length)] }
+
     public init() {}
 
     /// Reads no more than this into memory (a session's value; the command line streams).
     static let memoryLimit: UInt64 = 1 << 30
 
     public func run(in context: CommandContext) throws -> Outcome {
-        try context.withTarget(stop: stop.policy(.consistent), attach: stop.attach) { target in
+        try context.withTarget(stop: stop.policy(.consistent), attach: stop.attach, maps: .onDemand) { target in
             let start = try target.resolve(address)
             if let width = format.width(for: target.abi), length.value % UInt64(width) != 0 {
                 throw CommandError.badInput(
                     "length \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
             }
             let range = try AddressRange(start: start, count: length.value)
-            guard target.view.translate(start) != nil else {
+            guard try target.mapping(at: start) != nil else {
                 throw CommandError.badInput("address \(start.hex) is in no mapping of pid \(target.pid)")
             }
             if context.streams || output != nil {

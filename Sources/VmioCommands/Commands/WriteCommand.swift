@@ -33,6 +33,8 @@ public struct WriteCommand: VmioCommand {
     @Flag(help: "Read the range back after writing and compare.")
     public var verify = false
 
+    public static var positionalArguments: [PositionalArgument<Self>] { [.init(\.address)] }
+
     public init() {}
 
     public func validate() throws {
@@ -46,7 +48,7 @@ public struct WriteCommand: VmioCommand {
 
     public func run(in context: CommandContext) throws -> Outcome {
         let bytes = try payload.spec(file: file, nul: nul).bytes()
-        return try context.withTarget { target in
+        return try context.withTarget(maps: .onDemand) { target in
             let start = try target.resolve(address)
             let report = try target.write(bytes, at: start, force: force, verify: verify)
             let verified = report.verified && report.mismatch == nil

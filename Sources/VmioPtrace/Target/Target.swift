@@ -11,6 +11,11 @@ import VmIO
 public final class Target {
     public let pid: Int32
     public private(set) var view: MemView
+    /// The process may have mapped or unmapped memory since ``view`` was read: it ran since
+    /// (a session's next command, a resume). A view that may be stale is read again only when
+    /// it fails a request — an address it does not map, a name it does not know, a fault —
+    /// and the request is then tried once more (ARCHITECTURE.md, "A view is a snapshot").
+    public internal(set) var viewMayBeStale = false
     public let registry = OwnerRegistry()
     /// The target's memory, reached down the read ladder.
     var memory: ProcessMemory
@@ -64,13 +69,46 @@ public final class Target {
     @discardableResult
     public func refresh() throws(TargetError) -> MemView {
         view = try ProcessMaps.read(pid: pid, generation: view.generation + 1)
+        viewMayBeStale = false
         return view
+    }
+
+    /// Marks ``view`` as one the process may have changed since (it ran): the next request the
+    /// view fails reads the maps again first. A stopped target's maps cannot change.
+    public func viewMayHaveChanged() {
+        if tracer == nil { viewMayBeStale = true }
+    }
+
+    /// Reads the maps again when the view may be stale; true when it did.
+    @discardableResult
+    public func refreshIfStale() throws(TargetError) -> Bool {
+        guard viewMayBeStale else { return false }
+        try refresh()
+        return true
+    }
+
+    /// Runs `check` against the view; when it fails and the view may be stale, reads the
+    /// maps again and runs `check` once more, whose answer stands.
+    func withFreshViewOnFailure<Result>(_ check: () throws(TargetError) -> Result) throws(TargetError) -> Result {
+        do { return try check() } catch {
+            guard try refreshIfStale() else { throw error }
+            return try check()
+        }
+    }
+
+    /// The mapping that holds `address`, or nil; a view that may be stale is read again
+    /// before it says none.
+    public func mapping(at address: Address) throws(TargetError) -> Mapping? {
+        if let found = view.translate(address)?.mapping { return found }
+        guard try refreshIfStale() else { return nil }
+        return view.translate(address)?.mapping
     }
 
     /// Stops every thread (see ``Tracer``), waiting at most `timeout` (default
     /// ``attachTimeout``) for the stops. Idempotent.
     public func stop(timeout: Duration? = nil) throws(TargetError) {
         guard tracer == nil else { return }
+        viewMayBeStale = true  // it ran until now
         tracer = try Tracer(pid: pid, timeout: timeout ?? attachTimeout)
     }
 
@@ -105,6 +143,7 @@ public final class Target {
     public func resume() {
         if let tracer { lastRestore = tracer.detach() }
         tracer = nil
+        viewMayBeStale = true
         finishThreadStops()
         Tracer.releaseLingering()
     }
@@ -121,11 +160,15 @@ public final class Target {
 
     /// Resolves an address expression against the current view; `sym:NAME` and
     /// `sym:FILE:NAME` against the ELF symbol tables of the mapped files (``symbols``).
+    /// A name the view does not know (a region, a module) has the maps read again when they
+    /// may be stale.
     public func resolve(_ expression: AddressExpression) throws(TargetError) -> Address {
-        do {
-            return try expression.resolve(in: view) { (name, file) throws(VmIoError) -> Address in
-                try self.symbols.address(of: name, in: file)
-            }
-        } catch { throw .model(error) }
+        try withFreshViewOnFailure { () throws(TargetError) -> Address in
+            do throws(VmIoError) {
+                return try expression.resolve(in: view) { (name, file) throws(VmIoError) -> Address in
+                    try self.symbols.address(of: name, in: file)
+                }
+            } catch { throw .model(error) }
+        }
     }
 }

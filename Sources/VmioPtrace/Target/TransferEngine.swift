@@ -76,27 +76,45 @@ extension Target {
             return true
         }
 
-        for segment in view.segments(of: range) {
-            guard segment.mapped else {
-                let gap = Hole(
-                    address: segment.range.start, length: segment.range.count,
-                    kind: .pageFault(address: segment.range.start), mechanism: .maps, errno: EFAULT)
-                guard policy != .stop else {
-                    report.stop(gap.kind, side: .source, space: .remote(pid: pid), mechanism: .maps, errno: EFAULT)
-                    return report
+        // A view that may be stale is read again at its first gap or fault, once, and the
+        // transfer goes on from there with the new one.
+        var pending = range
+        var retryAt: Address?
+        while true {
+            for segment in view.segments(of: pending) {
+                guard segment.mapped else {
+                    if viewMayBeStale {
+                        retryAt = segment.range.start
+                        break
+                    }
+                    let gap = Hole(
+                        address: segment.range.start, length: segment.range.count,
+                        kind: .pageFault(address: segment.range.start), mechanism: .maps, errno: EFAULT)
+                    guard policy != .stop else {
+                        report.stop(gap.kind, side: .source, space: .remote(pid: pid), mechanism: .maps, errno: EFAULT)
+                        return report
+                    }
+                    guard try hole(gap) else { return report }
+                    continue
                 }
-                guard try hole(gap) else { return report }
-                continue
+                let segmentReader: VmReader
+                do { segmentReader = try registry.reader(remote: pid, range: segment.range, view: view) } catch {
+                    throw .model(error)
+                }
+                // The reader's owner goes back to the registry when the segment ends, on every path.
+                let goOn = try registry.lend(segmentReader) { (reader) throws(TargetError) -> Bool in
+                    try readSegment(&reader)
+                }
+                guard goOn else {
+                    if retryAt == nil { return report }  // the transfer ended
+                    break
+                }
             }
-            let segmentReader: VmReader
-            do { segmentReader = try registry.reader(remote: pid, range: segment.range, view: view) } catch {
-                throw .model(error)
-            }
-            // The reader's owner goes back to the registry when the segment ends, on every path.
-            let goOn = try registry.lend(segmentReader) { (reader) throws(TargetError) -> Bool in
-                try readSegment(&reader)
-            }
-            guard goOn else { return report }
+            guard let at = retryAt else { break }
+            // Maps that cannot be read: the retry reports the fault through the old view.
+            do { try refresh() } catch { viewMayBeStale = false }
+            retryAt = nil
+            pending = AddressRange(clamping: at, range.end)
         }
         // Faults stepped over in a target that then went away may be its memory being torn down.
         if report.holes.contains(where: { $0.mechanism != .maps }), !ProcFS.isAlive(pid) {
@@ -117,6 +135,10 @@ extension Target {
                 if access.moved > 0, try !hand(at, access.moved, access.mechanism) { return false }
                 guard let stop = access.stop else { continue }
                 let faultAddress = at + Address(access.moved)
+                if viewMayBeStale {
+                    retryAt = faultAddress
+                    return false
+                }
                 let kind = Classification.fault(stop, at: faultAddress, pid: pid)
                 guard policy != .stop, case .pageFault = kind else {
                     report.stop(
@@ -192,9 +214,8 @@ extension Target {
             sourceRange = try AddressRange(start: from, count: count)
             destinationRange = try AddressRange(start: to, count: count)
         } catch { throw .model(error) }
-        if let gap = view.firstAddress(in: destinationRange) { throw .model(.rangeNotCovered(address: gap)) }
         // As `write`: a destination the target cannot write is refused before anything moves.
-        try checkWritable(destinationRange, force: force)
+        try checkCovered(destinationRange, writableUnless: force)
         let route: ProcessMemory.WriteRoute = force ? .forced : .fallback
         let destination: VmWriter
         do { destination = try registry.writer(remote: pid, range: destinationRange, view: view) } catch {
@@ -237,6 +258,17 @@ extension Target {
             policy: FaultPolicy(skipFaults: skipFaults, fillHoles: fillHoles), force: force)
     }
 
+    /// The checks of a write or a copy into this target: `range` lies in mappings of the view
+    /// (else ``VmIoError/rangeNotCovered(address:)``), which the target can write unless
+    /// `force` (``checkWritable(_:force:)``); a view that may be stale is read again before
+    /// either refuses.
+    func checkCovered(_ range: AddressRange, writableUnless force: Bool) throws(TargetError) {
+        try withFreshViewOnFailure { () throws(TargetError) in
+            if let gap = view.firstAddress(in: range) { throw .model(.rangeNotCovered(address: gap)) }
+            try checkWritable(range, force: force)
+        }
+    }
+
     /// The one check of a write or a copy into this target: a mapping the target cannot
     /// write in `range` is refused (nothing written) unless `force`, whose `/proc/PID/mem`
     /// is then opened for writing.
@@ -266,8 +298,7 @@ extension Target {
     {
         let range: AddressRange
         do { range = try AddressRange(start: address, count: UInt64(bytes.count)) } catch { throw .model(error) }
-        if let gap = view.firstAddress(in: range) { throw .model(.rangeNotCovered(address: gap)) }
-        try checkWritable(range, force: force)
+        try checkCovered(range, writableUnless: force)
         var writer: VmWriter
         do { writer = try registry.writer(remote: pid, range: range, view: view) } catch { throw .model(error) }
         var report = WriteReport(address: address, requested: UInt64(bytes.count))
