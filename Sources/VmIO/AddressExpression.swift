@@ -24,6 +24,11 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
     /// Parses `text`; throws ``VmIoError/badAddress(_:reason:)`` for malformed input.
     public init(parsing text: String) throws(VmIoError) {
         self.text = text
+        // A plain number, the common case (a session hands every address over as one).
+        if let value = parseNumber(Substring(text)) {
+            (base, offsets) = (.absolute(value), [])
+            return
+        }
         let trimmed = text.trimmingSpaces()
         guard !trimmed.isEmpty else { throw .badAddress(text, reason: .empty) }
         var rest = Substring(trimmed)
@@ -89,7 +94,7 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
 /// (Byte by byte: a session parses a number or two a command.)
 public func parseNumber(_ text: Substring) -> UInt64? {
     let underscore = UInt8(ascii: "_")
-    var bytes = text.utf8.contains(underscore) ? Array(text.utf8.filter { $0 != underscore })[...] : Array(text.utf8)[...]
+    var bytes = Array(text.utf8.contains(underscore) ? text.utf8.filter { $0 != underscore } : Array(text.utf8))[...]
     var radix: UInt64 = 10
     if bytes.count >= 2, bytes[bytes.startIndex] == UInt8(ascii: "0"),
         bytes[bytes.startIndex + 1] | 0x20 == UInt8(ascii: "x")

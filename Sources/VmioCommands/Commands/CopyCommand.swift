@@ -44,7 +44,9 @@ public struct CopyCommand: VmioCommand {
 
     @OptionGroup public var stop: StopOptions
 
-    public static var positionalArguments: [PositionalArgument<Self>] { [.init(\.source), .init(\.destination), .init(\.length)] }
+    public static var positionalArguments: [PositionalArgument<Self>] {
+        [.init(\.source), .init(\.destination), .init(\.length)]
+    }
 
     public init() {}
 
