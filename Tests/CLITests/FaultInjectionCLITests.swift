@@ -137,6 +137,40 @@ private struct Tally: CustomStringConvertible {
     }
 }
 
+/// Sends SIGSTOP to `pid` and waits until none of its threads runs; false if it does not stop.
+private func holdStopped(_ pid: Int32) -> Bool {
+    kill(pid, SIGSTOP)
+    return waitUntil(timeout: 10) { threadStates(pid).values.allSatisfy { $0 == "T" || $0 == "Z" || $0 == "X" } }
+}
+
+/// Appends to `bytes` what can be read from the non-blocking `fd` now.
+private func readAvailable(_ fd: Int32, into bytes: inout [UInt8]) {
+    var chunk = [UInt8](repeating: 0, count: 1 << 14)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 {
+            bytes.append(contentsOf: chunk[0..<n])
+        } else if n < 0 && errno == EINTR {
+            continue
+        } else {
+            return  // EAGAIN: nothing more for now; EIO or 0: the other end is closed
+        }
+    }
+}
+
+/// What a terminal shows says the tool is inside its search, short of the end: its last
+/// output is a progress line (`\r ESC[K search: DONE of TOTAL …`; README.md "Dump, restore,
+/// search"), not yet erased (the tool erases it as the search returns), whose DONE is not its
+/// TOTAL.
+private func isInsideTheSearch(_ terminal: [UInt8]) -> Bool {
+    let text = String(decoding: terminal, as: UTF8.self)
+    guard let last = text.range(of: "\r\u{1b}[K", options: .backwards) else { return false }
+    let line = text[last.upperBound...]
+    guard line.hasPrefix("search: "), let of = line.range(of: " of ") else { return false }
+    let done = line[line.index(line.startIndex, offsetBy: 8)..<of.lowerBound]
+    return !done.isEmpty && !line[of.upperBound...].hasPrefix(done + "  ")  // TOTAL, then two spaces
+}
+
 /// The exit status of a run that did not crash, hang or die of a signal.
 private func plainStatus(_ result: RunResult, _ context: String, sourceLocation: SourceLocation = #_sourceLocation)
     -> Int32?
@@ -530,7 +564,10 @@ extension HeavyOrTimed {
 
         // MARK: --stop: the target is killed while stopped, or survives and runs on
 
-        @Test(arguments: ["read", "dump", "search", "session"])
+        /// `search --stop` is covered by ``searchKilledWhileStopped()``, which kills its target
+        /// inside the search for certain (a sanitized tool starts so slowly, and searches so
+        /// fast, that no delay measured from its start lands there).
+        @Test(arguments: ["read", "dump", "session"])
         func killedWhileStopped(operation: String) throws {
             let dir = TempDirectory("stop-\(operation)")
             let script = TempPath("stop.vmio")
@@ -546,8 +583,6 @@ extension HeavyOrTimed {
                         ]
                     case "dump":
                         return ["dump", t.pidArg, "--region", region, "-o", dir.file("d"), "--force", "--stop"]
-                    case "search":
-                        return ["search", t.pidArg, "--u64", "0xfedcba9876543210", "--region", region, "--stop"]
                     default:
                         try? "stop\nsearch --u64 0xfedcba9876543210 --region \(region)\ncont\necho finished\n"
                             .write(toFile: script.path, atomically: true, encoding: .utf8)
@@ -564,6 +599,64 @@ extension HeavyOrTimed {
                     #expect(!FileManager.default.fileExists(atPath: dir.file("r.bin")))
                 }
             }
+        }
+
+        /// `search --stop` whose target is SIGKILLed while the search is under way, whatever the
+        /// machine's load or the tool's speed: the tool's standard error is a terminal, so it
+        /// draws its progress line (from 100 ms into the search on), and the tool is stepped —
+        /// held in SIGSTOP, let run a millisecond at a time. A look while it is held that finds a
+        /// progress line not yet erased finds it inside the search, before its last chunk: the
+        /// target is killed there, and its memory is gone, before the tool runs on. The search
+        /// then says the target is gone (exit 4). An attempt whose search ended between two looks
+        /// is tried again; one must land.
+        @Test func searchKilledWhileStopped() throws {
+            var landed = false
+            for attempt in 0..<4 where !landed {
+                let target = try Fixtures.launch(.exiter, arguments: [String(Self.mib)])
+                defer { target.terminate() }
+                let start = target.address("buf")
+                let (master, slave) = try openPseudoTerminal()
+                defer { close(master) }
+                _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+                let running = try Running(
+                    Tool.path,
+                    [
+                        "search", target.pidArg, "--u64", "0xfedcba9876543210", "--region",
+                        "\(hx(start))-\(hx(start + Self.size))", "--stop",
+                    ],
+                    stderrFD: slave)
+                close(slave)
+                var terminal: [UInt8] = []
+                let deadline = Date(timeIntervalSinceNow: 300)
+                while running.isRunning && Date() < deadline {
+                    try #require(holdStopped(running.pid), "the tool stops on SIGSTOP: \(threadStates(running.pid))")
+                    usleep(10_000)  // the progress line's clock runs on while the tool is held
+                    readAvailable(master, into: &terminal)
+                    if isInsideTheSearch(terminal) {
+                        kill(target.pid, SIGKILL)
+                        try #require(waitUntil(timeout: 30) { isGone(target.pid) }, "the target dies")
+                        landed = true
+                    }
+                    kill(running.pid, SIGCONT)
+                    if landed { break }
+                    usleep(1_000)
+                }
+                let result = running.finish(timeout: 120)
+                readAvailable(master, into: &terminal)
+                let text = String(decoding: terminal, as: UTF8.self)
+                let context = "attempt \(attempt): \(result); terminal: \(text.suffix(400).debugDescription)"
+                print("fault injection: search --stop, attempt \(attempt): \(landed ? "killed inside" : "ended first")")
+                if landed {
+                    #expect(result.exited(4), "\(context)")
+                    #expect(text.contains("target gone"), "\(context)")
+                    #expect(target.waitForExit(timeout: 10), "\(context)")
+                } else {
+                    // The search ended between two looks: it ran to its end, and let the target go.
+                    #expect(result.exited(0) && text.contains("0 hits in \(Self.size) bytes"), "\(context)")
+                    expectNotLeftStopped(target.pid, context)
+                }
+            }
+            #expect(landed, "no look found the tool inside its search")
         }
 
         @Test(arguments: ["read", "restore", "copy", "dump", "search", "session"])
