@@ -61,11 +61,14 @@ let package = Package(
         ),
         // The session language.
         .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace", "VmioCommands"]),
+        // The one fixture client: starts a fixture program, reads its facts up to `ready`, talks
+        // to it and ends it; for the demo, the benchmarks and the tests (no product uses it).
+        .target(name: "VmioFixtures"),
         // The command line: one file a subcommand.
         .executableTarget(
             name: "vmio-ptrace",
             dependencies: [
-                "VmIO", "VmioPtrace", "VmioCommands", "VmioScript",
+                "VmIO", "VmioPtrace", "VmioCommands", "VmioScript", "VmioFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -73,10 +76,11 @@ let package = Package(
             name: "VmIOTests",
             dependencies: ["VmIO", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "VmioPtraceTests", dependencies: ["VmIO", "VmioPtrace", "CVmio", "VmioTestSupport"]),
+        .testTarget(
+            name: "VmioPtraceTests", dependencies: ["VmIO", "VmioPtrace", "CVmio", "VmioFixtures", "VmioTestSupport"]),
         .testTarget(name: "VmioScriptTests", dependencies: ["VmioScript", "VmioCommands"]),
-        .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioTestSupport"]),
-        // Launches the fixture processes for the tests.
+        .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioFixtures", "VmioTestSupport"]),
+        // What the tests read of /proc about a fixture.
         .target(name: "VmioTestSupport", path: "Tests/Support"),
     ]
         + fixtures.map { name in
@@ -97,11 +101,14 @@ let package = Package(
             .executableTarget(name: name, path: "Benchmarks/\(name)", cSettings: [.unsafeFlags(["-O2"])])
         } + [
             // Benchmarks against the C baselines, gdb and scanmem: `scripts/bench` (not part of the tests).
-            .executableTarget(name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench"),
+            .executableTarget(
+                name: "vmio-bench", dependencies: ["VmIO", "VmioPtrace", "VmioFixtures"], path: "Benchmarks/vmio-bench"),
             // The unwinder's PTRACE_PEEKDATA memory reader against the cached process_vm_readv one (issue 5).
             .executableTarget(
-                name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace"], path: "Benchmarks/vmio-bench-unwind"),
+                name: "vmio-bench-unwind", dependencies: ["VmIO", "VmioPtrace", "VmioFixtures"],
+                path: "Benchmarks/vmio-bench-unwind"),
             // backtrace and regs of 1,000 threads against gdb (issue 19).
-            .executableTarget(name: "vmio-bench-threads", path: "Benchmarks/vmio-bench-threads"),
+            .executableTarget(
+                name: "vmio-bench-threads", dependencies: ["VmioFixtures"], path: "Benchmarks/vmio-bench-threads"),
         ]
 )

@@ -193,7 +193,11 @@ int main(int argc, char **argv) {
                 // Credit whole pieces; the first short one faulted: skip it.
                 size_t moved = n < 0 ? 0 : (size_t)n;
                 int j = 0;
-                while (j < k && moved >= local[j].iov_len) { moved -= local[j].iov_len; bytes += local[j].iov_len; j++; }
+                while (j < k && moved >= local[j].iov_len) {
+                    moved -= local[j].iov_len;
+                    bytes += local[j].iov_len;
+                    j++;
+                }
                 pieces += (size_t)j;
                 if (j == k) { next = i; continue; }
                 bytes += moved;

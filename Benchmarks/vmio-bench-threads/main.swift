@@ -4,7 +4,7 @@
 //   vmio-bench-threads [--threads N] [--reps K] [--no-gdb]
 //
 // Starts `vmio-fixture-threads N` (default 1,000 workers, each a few frames deep in
-// pthread_cond_wait) from its own directory, then runs, interleaved (round r starts with a
+// pthread_cond_wait) through the fixture client (VmioFixtures), then runs, interleaved (round r starts with a
 // different command, so none always goes first), one warm-up round and K counted rounds of:
 //   vmio-ptrace backtrace PID              gdb -p PID -batch -ex 'thread apply all bt'
 //   vmio-ptrace backtrace PID --snapshot
@@ -14,6 +14,7 @@
 // (`swift build -c release --scratch-path .build-bench`) for figures worth quoting.
 
 import Glibc
+import VmioFixtures
 
 func die(_ message: String) -> Never {
     var text = "vmio-bench-threads: \(message)\n"
@@ -33,15 +34,6 @@ while let arg = args.popFirst() {
     default: die("unknown option \(arg) (usage: vmio-bench-threads [--threads N] [--reps K] [--no-gdb])")
     }
 }
-
-/// The directory of this executable: the fixture and vmio-ptrace are built next to it.
-let directory: String = {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard n > 0 else { die("readlink /proc/self/exe failed") }
-    let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return String(path[..<path.lastIndex(of: "/")!])
-}()
 
 func onPath(_ name: String) -> String? {
     for dir in (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin").split(separator: ":") {
@@ -73,35 +65,6 @@ func run(_ argv: [String], output: String? = nil) -> (status: Int32, seconds: Do
     return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), seconds)
 }
 
-/// Starts the threads fixture and reads up to `ready`; returns its pid and the write end of
-/// its stdin (closing it ends the fixture).
-func startFixture(threads: Int) -> (pid: pid_t, stdin: Int32) {
-    let path = "\(directory)/vmio-fixture-threads"
-    var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
-    guard pipe(&inPipe) == 0, pipe(&outPipe) == 0 else { die("pipe failed") }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-    posix_spawn_file_actions_addclose(&actions, inPipe[1])
-    posix_spawn_file_actions_addclose(&actions, outPipe[0])
-    var cargs = [strdup(path), strdup(String(threads)), nil]
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, path, &actions, nil, &cargs, environ)
-    for arg in cargs { free(arg) }
-    guard rc == 0 else { die("cannot start \(path): \(String(cString: strerror(rc)))") }
-    close(inPipe[0])
-    close(outPipe[1])
-    var text: [UInt8] = []
-    var byte: UInt8 = 0
-    while !text.suffix(6).elementsEqual("ready\n".utf8) {
-        guard read(outPipe[0], &byte, 1) == 1 else { die("the fixture exited before ready") }
-        text.append(byte)
-    }
-    close(outPipe[0])
-    return (child, inPipe[1])
-}
-
 /// How many lines of `path` start with `prefix`.
 func countLines(_ path: String, prefix: String) -> Int {
     guard let file = fopen(path, "r") else { return 0 }
@@ -131,15 +94,16 @@ func padded(_ text: String, _ width: Int) -> String {
     text + String(repeating: " ", count: max(0, width - text.count))
 }
 
-let cli = "\(directory)/vmio-ptrace"
+let cli = Fixtures.toolPath.path
 guard access(cli, X_OK) == 0 else { die("\(cli) is missing; build first") }
 let gdb = useGdb ? onPath("gdb") : nil
-let fixture = startFixture(threads: threads)
-defer {
-    close(fixture.stdin)
-    var status: Int32 = 0
-    waitpid(fixture.pid, &status, 0)
+let fixture: FixtureProcess
+do {
+    fixture = try Fixtures.launch(.threads, arguments: [String(threads)], readyTimeout: 120)
+} catch {
+    die("\(error)")
 }
+defer { fixture.terminate() }
 let pid = String(fixture.pid)
 
 struct Command {

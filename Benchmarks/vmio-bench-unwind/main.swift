@@ -4,7 +4,7 @@
 //
 //   vmio-bench-unwind [--frames N] [--iterations K] [--pid PID --tid TID]
 //
-// Without --pid it starts `vmio-fixture-deep-stack deep N` (from its own directory) and
+// Without --pid it starts `vmio-fixture-deep-stack deep N` (through VmioFixtures) and
 // unwinds that process's main thread; it is the tracer, so nothing else waits on the
 // fixture. Each figure is the median of K unwinds; "cold" makes a new unwinder for each
 // unwind (nothing cached: the first backtrace of a process), "warm" reuses one (its ELF
@@ -13,6 +13,7 @@
 
 import Glibc
 import VmIO
+import VmioFixtures
 import VmioPtrace
 
 func die(_ message: String) -> Never {
@@ -36,55 +37,20 @@ while let arg = args.popFirst() {
 }
 guard frames > 0, iterations > 0 else { die("--frames and --iterations must be positive") }
 
-/// The started fixture: its pid and the write end of its stdin (closing it ends it).
-var fixture: (pid: Int32, stdin: Int32)?
+/// The started fixture (none with --pid); terminated on every way out.
+var fixture: FixtureProcess?
 
 @MainActor func startFixture(depth: Int) -> Int32 {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard n > 0 else { die("readlink /proc/self/exe failed") }
-    let dir = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-    let path = dir + "/vmio-fixture-deep-stack"
-    var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
-    guard pipe(&inPipe) == 0, pipe(&outPipe) == 0 else { die("pipe failed") }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-    posix_spawn_file_actions_addclose(&actions, inPipe[1])
-    posix_spawn_file_actions_addclose(&actions, outPipe[0])
-    let argv = [path, "deep", String(depth)]
-    var cargs = argv.map { strdup($0) } + [nil]
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, path, &actions, nil, &cargs, environ)
-    for arg in cargs { free(arg) }
-    guard rc == 0 else { die("cannot start \(path): \(String(cString: strerror(rc)))") }
-    close(inPipe[0])
-    close(outPipe[1])
-    // Read up to `ready`.
-    var text = ""
-    var byte: UInt8 = 0
-    while !text.hasSuffix("ready\n") {
-        guard read(outPipe[0], &byte, 1) == 1 else { die("the fixture exited before ready: \(text)") }
-        text.append(Character(UnicodeScalar(byte)))
+    do {
+        let started = try Fixtures.launch(.deepStack, arguments: ["deep", String(depth)], readyTimeout: 60)
+        fixture = started
+        return started.pid
+    } catch {
+        die("\(error)")
     }
-    close(outPipe[0])
-    fixture = (child, inPipe[1])
-    return child
 }
 
-@MainActor func stopFixture() {
-    guard let fixture else { return }
-    close(fixture.stdin)  // EOF: the fixture exits 0
-    var status: Int32 = 0
-    for _ in 0..<200 {
-        if waitpid(fixture.pid, &status, WNOHANG) == fixture.pid { return }
-        usleep(10_000)
-    }
-    kill(fixture.pid, SIGKILL)
-    waitpid(fixture.pid, &status, 0)
-}
+@MainActor func stopFixture() { fixture?.terminate() }
 
 let target = pid ?? startFixture(depth: frames)
 let thread = tid ?? target
@@ -134,13 +100,15 @@ do {
     let cached = try measure(.cached)
     tracer.detach()
     print(
-        "unwind of thread \(thread) of pid \(target): \(cached.depth) frames (fixture recursion \(pid == nil ? String(frames) : "?")), median of \(iterations)"
+        "unwind of thread \(thread) of pid \(target): \(cached.depth) frames "
+            + "(fixture recursion \(pid == nil ? String(frames) : "?")), median of \(iterations)"
     )
     print("  peekdata (one PTRACE_PEEKDATA a word): cold \(micros(peek.cold)), warm \(micros(peek.warm))")
     print("  cached (process_vm_readv, 16 pages):  cold \(micros(cached.cold)), warm \(micros(cached.warm))")
     if let s = cached.stats {
         print(
-            "  cold unwind: \(s.wordReads) word reads (= PTRACE_PEEKDATA syscalls with peekdata) served by \(s.pageReads) process_vm_readv calls, \(s.hits) cache hits, \(s.peeks) peeks"
+            "  cold unwind: \(s.wordReads) word reads (= PTRACE_PEEKDATA syscalls with peekdata) served by "
+                + "\(s.pageReads) process_vm_readv calls, \(s.hits) cache hits, \(s.peeks) peeks"
         )
     }
     let ratio = { (a: Duration, b: Duration) -> String in

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VmIO
 import VmioCommands
+import VmioFixtures
 import VmioScript
 
 struct Demo: ParsableCommand {
@@ -50,53 +51,13 @@ private struct TourFailure: Error {
     let message: String
 }
 
-/// A holder fixture process: its facts (`buf 0x… 65536`) and a line protocol on stdin/stdout.
-private final class Holder {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-    var facts: [String: [String]] = [:]
-    private var buffered = Data()
-
-    init(path: String) throws {
-        process.executableURL = URL(fileURLWithPath: path)
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        while true {
-            let line = try readLine()
-            if line == "ready" { break }
-            let words = line.split(separator: " ").map(String.init)
-            if let key = words.first { facts[key] = Array(words.dropFirst()) }
-        }
-    }
-
-    var pid: Int32 { process.processIdentifier }
+extension FixtureProcess {
+    /// A fact's first value as printed (`buf 0x… 65536` → `0x…`).
     func hex(_ key: String) -> String { facts[key]?.first ?? "0x0" }
-    func address(_ key: String) -> UInt64 { parseNumber(hex(key)[...]) ?? 0 }
 
-    func readLine() throws -> String {
-        while true {
-            if let nl = buffered.firstIndex(of: 0x0a) {
-                let line = String(decoding: buffered[buffered.startIndex..<nl], as: UTF8.self)
-                buffered.removeSubrange(buffered.startIndex...nl)
-                return line
-            }
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { throw TourFailure(message: "the fixture \(pid) closed its output") }
-            buffered.append(more)
-        }
-    }
-
+    /// Writes one command line and returns the reply line.
     func ask(_ command: String) throws -> String {
-        input.fileHandleForWriting.write(Data((command + "\n").utf8))
-        return try readLine()
-    }
-
-    func quit() {
-        guard process.isRunning else { return }
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        do { return try send(command) } catch { throw TourFailure(message: "the fixture \(pid): \(error)") }
     }
 }
 
@@ -104,7 +65,7 @@ private final class Holder {
 private final class Tour {
     let tool: String
     let fixture: String
-    var holders: [Holder] = []
+    var holders: [FixtureProcess] = []
     var step = 0
 
     init(tool: String, fixture: String) {
@@ -113,7 +74,15 @@ private final class Tour {
     }
 
     func stopFixtures() {
-        for h in holders { h.quit() }
+        for holder in holders { holder.terminate() }
+    }
+
+    func startHolder() throws -> FixtureProcess {
+        do {
+            return try Fixtures.launch(.holder, executable: URL(fileURLWithPath: fixture))
+        } catch {
+            throw TourFailure(message: "cannot start the fixture: \(error)")
+        }
     }
 
     func heading(_ text: String) {
@@ -157,7 +126,7 @@ private final class Tour {
     func run() throws {
         defer { stopFixtures() }
         heading("Start two fixture processes that hold known buffers")
-        let a = try Holder(path: fixture), b = try Holder(path: fixture)
+        let a = try startHolder(), b = try startHolder()
         holders = [a, b]
         print("  holder A: pid \(a.pid), buffer at \(a.hex("buf")), a page before a hole at \(a.hex("edge"))")
         print("  holder B: pid \(b.pid), buffer at \(b.hex("buf"))")
@@ -220,6 +189,6 @@ private final class Tour {
 
         heading("Done")
         stopFixtures()
-        try check(holders.allSatisfy { !$0.process.isRunning }, "both fixtures have exited; nothing is left running")
+        try check(holders.allSatisfy { !$0.isRunning }, "both fixtures have exited; nothing is left running")
     }
 }

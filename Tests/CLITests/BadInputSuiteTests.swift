@@ -27,6 +27,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 

@@ -9,6 +9,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)

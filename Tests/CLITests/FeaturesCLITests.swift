@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)

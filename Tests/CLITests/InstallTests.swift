@@ -10,6 +10,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)

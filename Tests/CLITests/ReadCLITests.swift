@@ -2,6 +2,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)

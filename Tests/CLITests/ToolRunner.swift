@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 
@@ -247,58 +248,16 @@ enum Tool {
 /// A program with pipes on all three standard streams: lines can be written to its
 /// standard input one at a time and its standard output read line by line as it
 /// comes, so a test can hold a conversation with it.
-final class Conversation: @unchecked Sendable {
-    let process = Process()
-    private let input: FileHandle
-    private let err: DrainThread
-    private let cond = NSCondition()
-    private var queue: [String] = []
-    private var eof = false
-    private var keep: [Any] = []
+final class Conversation: Sendable {
+    private let program: PipedProgram
 
     init(_ executable: String, _ arguments: [String]) throws {
         _ = signal(SIGPIPE, SIG_IGN)  // a write to a program that exited fails with EPIPE instead
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
-        process.standardInput = inPipe
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        try process.run()
-        try? inPipe.fileHandleForReading.close()
-        try? outPipe.fileHandleForWriting.close()
-        try? errPipe.fileHandleForWriting.close()
-        input = inPipe.fileHandleForWriting
-        err = DrainThread(fd: errPipe.fileHandleForReading.fileDescriptor)
-        keep = [inPipe, outPipe, errPipe]
-        let fd = outPipe.fileHandleForReading.fileDescriptor
-        Thread { [self] in self.readLines(fd) }.start()
+        program = try PipedProgram(URL(fileURLWithPath: executable), arguments, name: executable)
     }
 
-    private func readLines(_ fd: Int32) {
-        var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            pending += chunk[0..<n]
-            var lines: [String] = []
-            while let nl = pending.firstIndex(of: 10) {
-                lines.append(String(decoding: pending[..<nl], as: UTF8.self))
-                pending.removeSubrange(...nl)
-            }
-            cond.lock()
-            queue += lines
-            cond.broadcast()
-            cond.unlock()
-        }
-        cond.lock()
-        if !pending.isEmpty { queue.append(String(decoding: pending, as: UTF8.self)) }
-        eof = true
-        cond.broadcast()
-        cond.unlock()
-    }
+    var process: Process { program.process }
+    private var input: FileHandle { program.input }
 
     /// Writes one line to the program's standard input.
     func send(_ line: String) throws {
@@ -308,13 +267,8 @@ final class Conversation: @unchecked Sendable {
     /// The next line of standard output, waiting up to `timeout` seconds; nil at end of
     /// file or when time ran out.
     func nextLine(timeout: TimeInterval = 10) -> String? {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        cond.lock()
-        defer { cond.unlock() }
-        while queue.isEmpty && !eof {
-            if !cond.wait(until: deadline) { break }
-        }
-        return queue.isEmpty ? nil : queue.removeFirst()
+        guard case .line(let line) = program.output.next(timeout: timeout) else { return nil }
+        return line
     }
 
     /// The next line parsed as a JSON object.
@@ -346,7 +300,11 @@ final class Conversation: @unchecked Sendable {
     }
 
     /// Standard error, once it has closed (everything that holds it open has exited).
-    var stderr: String { String(decoding: err.result(), as: UTF8.self) }
+    var stderr: String {
+        program.errors.waitForEOF(timeout: 10)
+        let lines = program.errors.snapshot()
+        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
+    }
 
     deinit {
         closeInput()

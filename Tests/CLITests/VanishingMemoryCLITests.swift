@@ -5,6 +5,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 

@@ -7,6 +7,7 @@
 import Foundation
 import Testing
 import VmIO
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@
 
 import Testing
 import VmIO
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 
