@@ -25,7 +25,7 @@ import VmioTestSupport
 
     @Test(arguments: FixtureKind.allCases)
     func launchesAndAnswersPing(kind: FixtureKind) throws {
-        let arguments = kind == .exiter || kind == .execer ? ["8"] : []  // keep these small here
+        let arguments = [.exiter, .execer, .random].contains(kind) ? ["8"] : []  // keep these small here
         let fixture = try Fixtures.launch(kind, arguments: arguments)
         #expect(fixture.kind == kind)
         #expect(fixture.number("pid") == UInt64(fixture.pid))
