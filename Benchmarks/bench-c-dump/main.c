@@ -1,8 +1,10 @@
 // bench-c-dump: the C baseline for dumping a region to a file.
 // process_vm_readv in 1 MiB calls into one reused buffer, then write(2) each
-// chunk to FILE (created or truncated). Prints `seconds S` (open to close).
+// chunk to FILE (created or truncated). With --fsync, fsync(2) the file before closing it
+// and its directory afterwards, as `vmio-ptrace dump` does without --no-sync. Prints
+// `seconds S` (open to close).
 //
-//   bench-c-dump PID ADDR LEN FILE
+//   bench-c-dump PID ADDR LEN FILE [--fsync]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +26,9 @@ static double now(void) {
 static char buf[CHUNK];
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: bench-c-dump PID ADDR LEN FILE\n");
+    int sync = argc == 6 && strcmp(argv[5], "--fsync") == 0;
+    if (argc != 5 && !sync) {
+        fprintf(stderr, "usage: bench-c-dump PID ADDR LEN FILE [--fsync]\n");
         return 64;
     }
     pid_t pid = (pid_t)strtol(argv[1], NULL, 10);
@@ -60,9 +63,25 @@ int main(int argc, char **argv) {
         }
         done += (size_t)n;
     }
+    if (sync && fsync(fd) != 0) {
+        fprintf(stderr, "bench-c-dump: fsync: %s\n", strerror(errno));
+        return 1;
+    }
     if (close(fd) != 0) {
         fprintf(stderr, "bench-c-dump: close: %s\n", strerror(errno));
         return 1;
+    }
+    if (sync) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", argv[4]);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            fprintf(stderr, "bench-c-dump: fsync %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+        close(dfd);
     }
     printf("seconds %.9f\n", now() - t0);
     return 0;

@@ -8,7 +8,7 @@
 // With --parse-only, only the maps are read and parsed.
 // Prints `mappings N`, `split read S1 parse S2` (reading the file, parsing it),
 // then (without --parse-only) `pieces P bytes B faults F`, then `seconds S`
-// (all of it), once a repetition.
+// (all of it) and `cpu S` (its user + system time), once a repetition.
 //
 //   bench-c-scatter PID [--parse-only] [--reps N]
 #define _GNU_SOURCE
@@ -38,6 +38,13 @@ struct mapping {
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* CPU time of this process (user + system), for the `cpu S` line. */
+static double cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -155,7 +162,7 @@ int main(int argc, char **argv) {
 
     static struct iovec local[IOV_MAX], remote[IOV_MAX];
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu();
         ssize_t len = read_all(path);
         if (len < 0) {
             fprintf(stderr, "bench-c-scatter: %s: %s\n", path, strerror(errno));
@@ -211,6 +218,7 @@ int main(int argc, char **argv) {
         printf("split read %.9f parse %.9f\n", t_read - t0, t_parse - t_read);
         if (!parse_only) printf("pieces %zu bytes %zu faults %zu\n", pieces, bytes, faults);
         printf("seconds %.9f\n", t);
+        printf("cpu %.9f\n", cpu() - c0);
     }
     return 0;
 }

@@ -8,8 +8,9 @@
 //   bench-spawn CMD [ARGS...]
 // CMD is looked up on PATH and inherits stdin, stdout and stderr. When it ends,
 // one line goes to stderr:
-//   bench-spawn: status N seconds S maxrss_kib K
-// (N: exit status, or 128 + signal; S: spawn to reap; K: the child's ru_maxrss).
+//   bench-spawn: status N seconds S maxrss_kib K cpu C
+// (N: exit status, or 128 + signal; S: spawn to reap; K: the child's ru_maxrss; C: the
+// child's user + system time, which load from other processes moves far less than S).
 // Exits 0 when the command ran, whatever its status; 127 when it could not start.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,6 +51,9 @@ int main(int argc, char **argv) {
     }
     double elapsed = now() - t0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    fprintf(stderr, "bench-spawn: status %d seconds %.9f maxrss_kib %ld\n", code, elapsed, ru.ru_maxrss);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    fprintf(stderr, "bench-spawn: status %d seconds %.9f maxrss_kib %ld cpu %.6f\n", code, elapsed, ru.ru_maxrss,
+            cpu);
     return 0;
 }

@@ -3,17 +3,23 @@
 
 import Foundation
 
-/// The `seconds S` lines a C baseline printed (each times its own work, without start-up).
-func reportedSeconds(_ r: ChildResult) -> [Double] {
-    r.output.split(separator: "\n").compactMap { line in
-        line.hasPrefix("seconds ") ? Double(line.dropFirst(8)) : nil
+/// The `seconds S` and `cpu S` lines a C baseline printed (each times its own work, without
+/// start-up), one of each a repetition.
+func reported(_ r: ChildResult) -> Samples {
+    var samples = Samples()
+    for line in r.output.split(separator: "\n") {
+        if line.hasPrefix("seconds "), let s = Double(line.dropFirst(8)) { samples.wall.append(s) }
+        if line.hasPrefix("cpu "), let s = Double(line.dropFirst(4)) { samples.cpu.append(s) }
     }
+    return samples
 }
 
-/// bench-c-dump: process_vm_readv in 1 MiB calls and write(2) of each chunk to `file`.
-func cDump(pid: pid_t, base: UInt64, length: UInt64, to file: String) -> ChildResult {
+/// bench-c-dump: process_vm_readv in 1 MiB calls and write(2) of each chunk to `file`; with
+/// `sync`, fsync(2) of the file and its directory, as our dump does without --no-sync.
+func cDump(pid: pid_t, base: UInt64, length: UInt64, to file: String, sync: Bool = false) -> ChildResult {
     let r = runChecked(
-        [built("bench-c-dump"), String(pid), hex(base), String(length), file], what: "bench-c-dump")
+        [built("bench-c-dump"), String(pid), hex(base), String(length), file] + (sync ? ["--fsync"] : []),
+        what: "bench-c-dump")
     removeAndSync(file)
     return r
 }

@@ -18,7 +18,10 @@ struct Bench {
         let scanmemPath = opts.scanmem ? onPath("scanmem") : nil
         let cli = built("vmio-ptrace")
 
-        emit("vmio-bench: \(opts.reps) repetitions a figure (medians), 1 warm-up round not counted")
+        let places = (opts.tmpfs.map { "\($0) (tmpfs) and " } ?? "") + opts.tmp
+        emit(
+            "vmio-bench: \(opts.reps) interleaved repetitions a figure (median, min–max, median CPU time), "
+                + "1 warm-up round not counted; output files on \(places)")
         var uts = utsname()
         uname(&uts)
         let release = withUnsafeBytes(of: uts.release) {
@@ -30,13 +33,13 @@ struct Bench {
         if !opts.only.isDisjoint(with: [1, 2, 4, 6, 7]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
 
         // --- the core-maps fixture: a sparse core of a mostly zero buffer ------
-        if opts.only.contains(6) { sparseCore(cli: cli, gdb: gdbPath) }
+        if opts.only.contains(6) { item(6, "sparse core") { $0.sparseCore(cli: cli, gdb: gdbPath) } }
 
         // --- the many-maps fixture ---------------------------------------------
         if opts.only.contains(3) {
             let many = startFixture(.manyMaps, [String(opts.maps)])
             emit("fixture: vmio-fixture-many-maps pid \(many.pid), \(opts.maps) one-page mappings")
-            scatter(pid: many.pid)
+            item(3, "maps parse + scattered reads") { $0.scatter(pid: many.pid) }
             many.terminate()
         }
 
@@ -60,14 +63,21 @@ struct Bench {
             "fixture: vmio-fixture-random pid \(pid), \(length >> 20) MiB at \(hex(base)), needle \(needleHex) "
                 + "at +\(hex(needleOffset)) (\(share) %), started in \(seconds(now() - t0))")
 
-        if opts.only.contains(1) { bulkRead(pid: pid, base: base, length: length) }
-        if opts.only.contains(2) { dump(pid: pid, base: base, end: end, cli: cli, gdb: gdbPath) }
-        if opts.only.contains(6) { core(pid: pid, base: base, length: length, cli: cli, gdb: gdbPath) }
-        if opts.only.contains(7) { hexDump(pid: pid, base: base, length: min(length, opts.hexMiB << 20), cli: cli) }
+        if opts.only.contains(1) { item(1, "bulk read") { $0.bulkRead(pid: pid, base: base, length: length) } }
+        if opts.only.contains(2) { item(2, "dump") { $0.dump(pid: pid, base: base, end: end, cli: cli, gdb: gdbPath) } }
+        if opts.only.contains(6) {
+            item(6, "core") { $0.core(pid: pid, base: base, length: length, cli: cli, gdb: gdbPath) }
+        }
+        if opts.only.contains(7) {
+            let shown = min(length, opts.hexMiB << 20)
+            item(7, "hex dump") { $0.hexDump(pid: pid, base: base, length: shown, cli: cli) }
+        }
         if opts.only.contains(4) {
-            search(
-                pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
-                scanmem: scanmemPath)
+            item(4, "search") {
+                $0.search(
+                    pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
+                    scanmem: scanmemPath)
+            }
         }
         random.terminate()
     }

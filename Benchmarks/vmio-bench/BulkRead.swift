@@ -6,11 +6,10 @@ import VmioPtrace
 
 extension Bench {
     mutating func bulkRead(pid: pid_t, base: UInt64, length: UInt64) {
-        note("1/4 bulk read")
         let cRead = built("bench-c-read")
         let cChunks = [1 << 20, 4 << 20, 16 << 20]
         let ourChunks = [1 << 20, 16 << 20]
-        var c = [Int: [Double]](), ours = [Int: [Double]]()
+        var c = [Int: Samples](), ours = [Int: Samples]()
         let range: AddressRange
         do { range = try AddressRange(start: base, count: length) } catch { die("\(error)") }
         let sides = cChunks.map { (true, $0) } + ourChunks.map { (false, $0) }
@@ -19,37 +18,38 @@ extension Bench {
             if isC {
                 let r = runChecked(
                     [cRead, String(pid), hex(base), String(length), String(chunk)], what: "bench-c-read")
-                if counted { c[chunk, default: []] += reportedSeconds(r) }
+                let samples = reported(r)
+                if counted {
+                    c[chunk, default: Samples()].wall += samples.wall
+                    c[chunk, default: Samples()].cpu += samples.cpu
+                }
             } else {
                 let target: Target
                 do { target = try Target(pid: pid) } catch { die("Target(pid:): \(error)") }
-                let t = now()
+                let (t, cpu) = (now(), cpuNow())
                 let report: TransferReport
                 do { report = try target.stream(range, skipFaults: false, chunkSize: chunk) { _, _ in true } } catch {
                     die("stream: \(error)")
                 }
-                let elapsed = now() - t
+                let (elapsed, used) = (now() - t, cpuNow() - cpu)
                 guard report.isComplete, report.moved == length else {
                     die("stream moved \(report.moved) of \(length)")
                 }
-                if counted { ours[chunk, default: []] += [elapsed] }
+                if counted { ours[chunk, default: Samples()].append(wall: elapsed, cpu: used) }
             }
         }
-        let cBest = c.map { ($0.key, median($0.value)) }.min { $0.1 < $1.1 }!
-        let oBest = ours.map { ($0.key, median($0.value)) }.min { $0.1 < $1.1 }!
-        rows.append(
-            Row(
-                name: "1 library bulk read \(length >> 20) MiB (Target.stream)",
-                ours: "\(seconds(oBest.1)) \(gbps(length, oBest.1)) @\(oBest.0 >> 20)M",
-                baseline: "\(seconds(cBest.1)) \(gbps(length, cBest.1)) @\(cBest.0 >> 20)M (C)",
-                ratio: cBest.1 / oBest.1, target: ">= 0.90x", pass: cBest.1 / oBest.1 >= 0.9))
-        details.append(
-            "1: C process_vm_readv by chunk: "
-                + cChunks.map { "\($0 >> 20) MiB \(seconds(median(c[$0]!))) (\(gbps(length, median(c[$0]!))))" }.joined(
-                    separator: ", "))
-        details.append(
-            "1: Target.stream by chunk:     "
-                + ourChunks.map { "\($0 >> 20) MiB \(seconds(median(ours[$0]!))) (\(gbps(length, median(ours[$0]!))))" }
-                .joined(separator: ", "))
+        let cBest = c.min { $0.value.wallMedian < $1.value.wallMedian }!
+        let oBest = ours.min { $0.value.wallMedian < $1.value.wallMedian }!
+        ratioRow(
+            "1 library bulk read \(length >> 20) MiB (Target.stream)", ours: oBest.value, baseline: cBest.value,
+            label: "C @\(cBest.key >> 20)M", target: ">= 0.90x", atLeast: 0.9, suffix: " @\(oBest.key >> 20)M")
+        func byChunk(_ samples: [Int: Samples], _ chunks: [Int]) -> String {
+            chunks.map { chunk in
+                let time = samples[chunk]!.wallMedian
+                return "\(chunk >> 20) MiB \(seconds(time)) (\(gbps(length, time)))"
+            }.joined(separator: ", ")
+        }
+        details.append("1: C process_vm_readv by chunk: " + byChunk(c, cChunks))
+        details.append("1: Target.stream by chunk:     " + byChunk(ours, ourChunks))
     }
 }

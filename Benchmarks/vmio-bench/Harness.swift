@@ -22,6 +22,40 @@ func median(_ xs: [Double]) -> Double {
 /// "min–max" of samples, for the spread behind a median.
 func spread(_ xs: [Double]) -> String { "\(seconds(xs.min()!))–\(seconds(xs.max()!))" }
 
+/// The CPU time (user + system) this process has used, for in-process figures.
+func cpuNow() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// The repetitions of one side of a comparison: wall-clock and CPU time (user + system, which
+/// load from other processes moves far less) and peak memory, one entry a counted run.
+struct Samples {
+    var wall: [Double] = []
+    var cpu: [Double] = []
+    var maxRSSKiB: [Int] = []
+
+    init() {}
+
+    init(_ runs: [ChildResult]) {
+        wall = runs.map(\.seconds)
+        cpu = runs.map(\.cpu)
+        maxRSSKiB = runs.map(\.maxRSSKiB)
+    }
+
+    mutating func append(wall: Double, cpu: Double) {
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+    }
+
+    var isEmpty: Bool { wall.isEmpty }
+    var wallMedian: Double { median(wall) }
+    var cpuMedian: Double { median(cpu) }
+
+    /// "0.300 s (0.281 s–0.352 s), cpu 0.250 s": the median, its min–max, the median CPU time.
+    var figure: String { "\(seconds(wallMedian)) (\(spread(wall))), cpu \(seconds(cpuMedian))" }
+}
 /// The load average (1, 5, 15 minutes) from /proc/loadavg.
 func loadAverage() -> String {
     var loads = [Double](repeating: 0, count: 3)
@@ -109,6 +143,8 @@ func workDirectory(_ parent: String, _ name: String) -> String {
 
 struct ChildResult {
     var seconds: Double
+    /// The child's user + system time, from wait4.
+    var cpu: Double
     /// `ru_maxrss` from wait4: the child's peak resident set, in KiB.
     var maxRSSKiB: Int
     /// Exit status, or 128 + signal.
@@ -168,18 +204,19 @@ func run(_ argv: [String]) -> ChildResult {
     close(r)
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    // The last line is bench-spawn's: "bench-spawn: status N seconds S maxrss_kib K".
+    // The last line is bench-spawn's: "bench-spawn: status N seconds S maxrss_kib K cpu C".
     var lines = output.split(separator: "\n", omittingEmptySubsequences: false)
     while lines.last == "" { lines.removeLast() }
     guard let last = lines.last, last.hasPrefix("bench-spawn: status ") else {
         die("bench-spawn did not report on \(argv.joined(separator: " ")):\n\(output)")
     }
     let f = last.split(separator: " ")
-    guard f.count == 7, let code = Int32(f[2]), let secs = Double(f[4]), let rss = Int(f[6]) else {
+    guard f.count == 9, let code = Int32(f[2]), let secs = Double(f[4]), let rss = Int(f[6]), let cpu = Double(f[8])
+    else {
         die("cannot read bench-spawn's report: \(last)")
     }
     return ChildResult(
-        seconds: secs, maxRSSKiB: rss, status: code,
+        seconds: secs, cpu: cpu, maxRSSKiB: rss, status: code,
         output: lines.dropLast().joined(separator: "\n") + "\n")
 }
 
@@ -203,11 +240,11 @@ extension Bench {
 
     /// Runs each side once a round, interleaved; a side returns its run, or nil when the
     /// run does not count (it failed, and said why). The counted runs of each side.
-    func compare(_ sides: [(_ counted: Bool) -> ChildResult?]) -> [[ChildResult]] {
+    func compare(_ sides: [(_ counted: Bool) -> ChildResult?]) -> [Samples] {
         var results = [[ChildResult]](repeating: [], count: sides.count)
         interleaved(sides.count) { k, counted in
             if let result = sides[k](counted), counted { results[k].append(result) }
         }
-        return results
+        return results.map(Samples.init)
     }
 }

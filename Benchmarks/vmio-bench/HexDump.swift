@@ -12,7 +12,6 @@ extension Bench {
             note("7: xxd is not installed (apt-get install xxd): no hex dump row")
             return
         }
-        note("7 hex dump of \(length >> 20) MiB")
         let work = workDirectory(opts.tmp, "hex")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let raw = "\(work)/bytes.bin"
@@ -34,11 +33,8 @@ extension Bench {
             },
             { _ in runChecked(["/bin/sh", "-c", "\"$0\" \"$1\" > /dev/null", xxd, raw], what: "xxd") },
         ])
-        let om = median(results[0].map(\.seconds)), xm = median(results[1].map(\.seconds))
-        rows.append(
-            Row(
-                name: "7 hex dump \(length >> 20) MiB (CLI read) vs xxd", ours: seconds(om),
-                baseline: "\(seconds(xm)) (xxd on a file)", ratio: xm / om, target: ">= 1.0x", pass: xm / om >= 1.0))
-        spreads(7, [("ours", results[0]), ("xxd", results[1])])
+        ratioRow(
+            "7 hex dump \(length >> 20) MiB (CLI read) vs xxd", ours: results[0], baseline: results[1],
+            label: "xxd on a file", target: ">= 1.0x", atLeast: 1.0)
     }
 }

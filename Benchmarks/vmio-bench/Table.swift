@@ -1,5 +1,5 @@
-// The output: one table of rows (a figure, its baseline, the ratio, the target), then the
-// notes of each item, and the formats of the figures.
+// The output: one table of rows (a figure, its baseline, the ratios of wall and CPU time, the
+// target), then the notes of each item, and the formats of the figures.
 
 import Foundation
 
@@ -17,17 +17,21 @@ struct Row {
     var name: String
     var ours: String
     var baseline: String
+    /// Baseline / ours, of the medians of wall-clock time (or of peak memory, of disk used).
     var ratio: Double?
+    /// Baseline / ours, of the medians of CPU time (user + system).
+    var cpuRatio: Double? = nil
     var target: String
-    /// nil: no target (informational); true/false: met or not.
+    /// nil: no target (informational); true/false: met or not, on the median ratio.
     var pass: Bool? = nil
 }
 
 func printTable(_ rows: [Row]) {
-    let header = ["measurement", "ours", "baseline", "ratio", "target", "result"]
+    let header = ["measurement", "ours: median (min–max), cpu", "baseline", "ratio", "cpu ratio", "target", "result"]
     let cells = byItem(rows, \.name).map { r in
         [
-            r.name, r.ours, r.baseline, r.ratio.map { String(format: "%.2fx", $0) } ?? "n/a", r.target,
+            r.name, r.ours, r.baseline, r.ratio.map { String(format: "%.2fx", $0) } ?? "n/a",
+            r.cpuRatio.map { String(format: "%.2fx", $0) } ?? "-", r.target,
             r.pass.map { $0 ? "PASS" : "FAIL" } ?? "-",
         ]
     }
@@ -50,36 +54,50 @@ func byItem<T>(_ elements: [T], _ name: (T) -> String) -> [T] {
 }
 
 extension Bench {
+    /// A row of ours against a baseline: passes when the median ratio (baseline / ours, of
+    /// wall-clock time) is at least `atLeast`.
+    mutating func ratioRow(
+        _ name: String, ours: Samples, baseline: Samples, label: String, target: String, atLeast: Double,
+        suffix: String = ""
+    ) {
+        let ratio = baseline.wallMedian / ours.wallMedian
+        rows.append(
+            Row(
+                name: name, ours: ours.figure + suffix, baseline: "\(baseline.figure) (\(label))", ratio: ratio,
+                cpuRatio: baseline.cpuMedian / ours.cpuMedian, target: target, pass: ratio >= atLeast))
+    }
+
     /// A row against another tool (gdb, scanmem): informational unless `atLeast` is given,
     /// "n/a" when that tool did not run.
     mutating func headline(
-        _ name: String, ours: Double, theirs: [ChildResult], tool: String, target: String = "-",
-        atLeast: Double? = nil
+        _ name: String, ours: Samples, theirs: Samples, tool: String, target: String = "-", atLeast: Double? = nil
     ) {
         guard !theirs.isEmpty else {
-            rows.append(Row(name: name, ours: seconds(ours), baseline: "n/a (\(tool))", ratio: nil, target: target))
+            rows.append(Row(name: name, ours: ours.figure, baseline: "n/a (\(tool))", ratio: nil, target: target))
             return
         }
-        let ratio = median(theirs.map(\.seconds)) / ours
+        let ratio = theirs.wallMedian / ours.wallMedian
         rows.append(
             Row(
-                name: name, ours: seconds(ours), baseline: "\(seconds(median(theirs.map(\.seconds)))) (\(tool))",
-                ratio: ratio, target: target, pass: atLeast.map { ratio >= $0 }))
+                name: name, ours: ours.figure, baseline: "\(theirs.figure) (\(tool))", ratio: ratio,
+                cpuRatio: theirs.cpuMedian / ours.cpuMedian, target: target, pass: atLeast.map { ratio >= $0 }))
     }
 
     /// The peak memory row: ours must stay under 64 MiB; the other tool's peak beside it.
-    mutating func peakMemory(_ name: String, ours: [ChildResult], theirs: [ChildResult], tool: String) {
-        let peak = ours.map(\.maxRSSKiB).max()!
-        let theirPeak = theirs.map(\.maxRSSKiB).max()
+    mutating func peakMemory(_ name: String, ours: Samples, theirs: Samples, tool: String) {
+        let peak = ours.maxRSSKiB.max()!
+        let theirPeak = theirs.maxRSSKiB.max()
         rows.append(
             Row(
                 name: name, ours: mib(peak), baseline: theirPeak.map { "\(mib($0)) (\(tool))" } ?? "n/a (\(tool))",
                 ratio: theirPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
     }
 
-    /// The note of an item's spreads: "N: spread (min–max of R): ours …, C …", sides without runs left out.
-    mutating func spreads(_ item: Int, _ sides: [(String, [ChildResult])], suffix: String = "") {
-        let shown = sides.filter { !$0.1.isEmpty }.map { "\($0.0) \(spread($0.1.map(\.seconds)))" }
-        details.append("\(item): spread (min–max of \(opts.reps)): " + shown.joined(separator: ", ") + suffix)
+    /// Runs one item between two lines of notes with the machine's load, before and after.
+    mutating func item(_ number: Int, _ what: String, _ body: (inout Bench) -> Void) {
+        let before = loadAverage()
+        note("\(number) \(what)")
+        body(&self)
+        details.append("\(number): \(what): load \(before) before, \(loadAverage()) after")
     }
 }

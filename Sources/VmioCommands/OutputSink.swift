@@ -14,6 +14,8 @@ public final class OutputSink {
     private let output: OutputFile
     /// The path asked for (nil for standard output).
     public let path: String?
+    /// Whether ``commit()`` flushes the file to disk before its rename (``OutputFile/commit(durable:)``).
+    private let durable: Bool
     /// The offset just past the last byte written (or buffered).
     private var position: UInt64 = 0
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: OutputSink.bufferSize, alignment: 16)
@@ -24,12 +26,15 @@ public final class OutputSink {
         // Standard output is opened by nobody, so this cannot fail.
         output = try! OutputFile(path: nil)
         path = nil
+        durable = false
     }
 
-    /// The file at `path` (standard output for nil); an existing file is refused unless `replace`.
-    public init(path: String?, replace: Bool = false) throws(CommandError) {
+    /// The file at `path` (standard output for nil); an existing file is refused unless `replace`;
+    /// `durable`: flushed to disk before it is renamed into place.
+    public init(path: String?, replace: Bool = false, durable: Bool = true) throws(CommandError) {
         do { output = try OutputFile(path: path, replace: replace) } catch { throw CommandError(error) }
         self.path = path
+        self.durable = durable
     }
 
     /// Whether the output is a file (not standard output).
@@ -43,7 +48,7 @@ public final class OutputSink {
     /// Puts a finished file in place (a symlink at its name is replaced, never followed).
     public func commit() throws {
         try flush()
-        try output.commit()
+        try output.commit(durable: durable)
     }
 
     /// Keeps an unfinished file as `FILE.partial` (replacing one only when `replace`);

@@ -133,10 +133,13 @@ extension Target {
     /// Streaming through one bounded buffer, so memory stays flat for any size. Data
     /// files are written under temporary names (`.NAME.part`) and renamed when complete,
     /// and the manifest is renamed into place last, so an interrupted dump never looks
-    /// complete. An existing dump in `directory` is refused unless `replace`.
+    /// complete. An existing dump in `directory` is refused unless `replace`. `durable`
+    /// flushes each data file and the manifest to disk (`fsync`) before its rename, and the
+    /// directory at the end, so the dump is complete or absent across a crash too; without
+    /// it the kernel writes the files back when it will (README.md, "Output files").
     public func dump(
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
-        progress: ((UInt64) -> Void)? = nil
+        durable: Bool = true, progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> DumpManifest {
         let created = try prepareDirectory(directory, replace: replace)
         // Every exit path but success removes what this dump wrote: a thrown error here, a
@@ -181,6 +184,7 @@ extension Target {
             do {
                 // Holes read as zeros: give the file its full length.
                 try Sys.ftruncate(fd, length: range.count)
+                if durable { try Sys.fsync(fd) }
                 Sys.close(fd)
                 closed = true
                 try Sys.rename(part, to: directory + "/" + name)
@@ -207,11 +211,18 @@ extension Target {
             let fd = try Files.create(part, exclusive: false)
             defer { Sys.close(fd) }
             try data.withUnsafeBytes { raw in Result { () throws(Errno) in try Files.write(fd, raw, at: 0) } }.get()
-            try Sys.fsync(fd)
+            if durable { try Sys.fsync(fd) }
             try Sys.rename(part, to: directory + "/manifest.json")
         } catch {
             try? Sys.unlink(part)
             throw .file(path: part, .failed(error))
+        }
+        if durable {
+            // The renames reach the disk only with their directory; until then the dump is not finished.
+            do throws(Errno) { try Files.syncDirectory(directory) } catch {
+                try? Sys.unlink(directory + "/manifest.json")
+                throw .file(path: directory, .failed(error))
+            }
         }
         finished = true
         return manifest

@@ -11,7 +11,9 @@ public struct DumpCommand: VmioCommand {
             DIR receives one data file a region plus manifest.json: each region's range, \
             permissions, path, file offset, bytes saved, and the holes that faulted (zeros \
             in the data file). Files are written under temporary names and renamed when \
-            complete; the manifest comes last, so an interrupted dump never looks complete, \
+            complete; the manifest comes last, so an interrupted dump never looks complete; \
+            each file is flushed to disk (fsync) before its rename, so this holds across a \
+            crash too, unless --no-sync; \
             and a dump that does not finish (a signal, its target gone, a full disk) removes \
             what it wrote. An existing dump is replaced only with --force; a directory holding \
             anything else is refused. \
@@ -37,6 +39,9 @@ public struct DumpCommand: VmioCommand {
 
     @Flag(help: "Replace a dump already in the directory.") public var force = false
 
+    @Flag(help: "Do not flush each file to disk (fsync) before its rename: faster, not durable across a crash.")
+    public var noSync = false
+
     @Flag(help: "Exit 0 even when holes were met (they are zeros in the data files and listed in the manifest).")
     public var bestEffort = false
 
@@ -51,7 +56,7 @@ public struct DumpCommand: VmioCommand {
                 throw CommandError.badInput("no readable mapping of pid \(target.pid) matches the selection")
             }
             let manifest = try context.withProgress("dump", total: selected.reduce(0) { $0 + $1.range.count }) {
-                try target.dump(selected, to: directory, replace: force, progress: $0)
+                try target.dump(selected, to: directory, replace: force, durable: !noSync, progress: $0)
             }
             return outcome(target, manifest)
         }

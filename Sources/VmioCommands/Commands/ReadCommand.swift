@@ -42,6 +42,9 @@ public struct ReadCommand: VmioCommand {
 
     @Flag(help: "Replace the -o file if it exists.") public var force = false
 
+    @Flag(help: "Do not flush the -o file to disk (fsync) before its rename: faster, not durable across a crash.")
+    public var noSync = false
+
     @Flag(help: "Group the hex dump by the target's words (its pointer width, in its byte order), like xxd -e.")
     public var words = false
 

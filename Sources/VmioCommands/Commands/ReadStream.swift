@@ -14,7 +14,7 @@ struct ReadStream {
 
     func run() throws -> Outcome {
         let file = try command.output.map { (path) in
-            try OutputSink(path: path, replace: command.force)
+            try OutputSink(path: path, replace: command.force, durable: !command.noSync)
         }
         let stdout = OutputSink()
         var outcome = Outcome()

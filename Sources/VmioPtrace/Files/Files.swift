@@ -28,6 +28,13 @@ enum Files {
         }
     }
 
+    /// Flushes a directory's entries (a rename into it) to disk: `fsync(2)` of the directory.
+    static func syncDirectory(_ path: String) throws(Errno) {
+        let fd = try Sys.open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY)
+        defer { Sys.close(fd) }
+        try Sys.fsync(fd)
+    }
+
     /// The kind of file at `path` without following a symlink (`S_IFREG`, `S_IFDIR`,
     /// `S_IFLNK`…), and its size; nil when there is nothing there.
     static func kind(_ path: String) -> (type: mode_t, size: UInt64)? {

@@ -14,6 +14,8 @@ public final class OutputFile {
     private var position: UInt64 = 0
     private let path: String?
     private let temporary: String?
+    /// The directory the file goes into, with its trailing slash ("" for the working directory).
+    private let directory: String
     private var committed = false
 
     /// Standard output when `path` is nil, else a new file at `path` (an existing one only
@@ -24,6 +26,7 @@ public final class OutputFile {
             fd = 1
             isFile = false
             temporary = nil
+            directory = ""
             return
         }
         if let existing = Files.kind(path) {
@@ -31,7 +34,7 @@ public final class OutputFile {
             guard replace else { throw .file(path: path, .exists) }
         }
         let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[...$0]) } ?? ""
+        directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         let temporary = "\(directory).\(name).\(Sys.processID).part"
         do { fd = try Files.create(temporary, exclusive: true) } catch { throw .file(path: path, .cannotCreate(error)) }
@@ -40,13 +43,15 @@ public final class OutputFile {
     }
 
     /// Puts a finished file in place (a symlink at its name is replaced, never followed).
-    /// `durable` flushes it to disk first (`fsync`); a core leaves that to the kernel's
-    /// write-back, as dump's data files do: its gigabytes would cost seconds.
+    /// `durable` flushes it to disk first (`fsync`), and the directory after the rename, so
+    /// the file is complete or absent across a crash too (README.md, "Output files"); without
+    /// it, readers still see it complete or absent, and the kernel writes it back later.
     public func commit(durable: Bool = true) throws(TargetError) {
         guard isFile, !committed, let temporary, let path else { return }
         do {
             if durable { try Sys.fsync(fd) }
             try Sys.rename(temporary, to: path)
+            if durable { try Files.syncDirectory(directory) }
         } catch { throw .file(path: path, .cannotFinish(error)) }
         committed = true
     }
