@@ -388,7 +388,7 @@ private func expression(_ text: String) throws -> String {
         (
             "read 0x10 8 --bogus",
             "line 1:13: read has no option --bogus (it takes --attach-timeout, --best-effort, --force, --format, "
-                + "--output, --skip-faults, --stop, --words)"
+                + "--no-sync, --output, --skip-faults, --stop, --words)"
         ),
         ("maps --json", "line 1:6: maps has no option --json (it takes --sizes)"),
         ("regs --depth 3", "line 1:6: regs has no option --depth (it takes --attach-timeout, --thread)"),
@@ -401,7 +401,7 @@ private func expression(_ text: String) throws -> String {
         (
             "read 0x10 8 --nth 2",
             "line 1:13: read has no option --nth (it takes --attach-timeout, --best-effort, --force, --format, "
-                + "--output, --skip-faults, --stop, --words)"
+                + "--no-sync, --output, --skip-faults, --stop, --words)"
         ),
         ("read 0x10 8 9", "line 1:13: unexpected argument '9': read takes ADDR LEN"),
         ("maps extra", "line 1:6: unexpected argument 'extra': maps takes no arguments"),
