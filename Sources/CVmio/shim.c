@@ -8,6 +8,8 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
@@ -27,6 +29,25 @@ long vmio_ptrace_interrupt(pid_t tid) { return ptrace(PTRACE_INTERRUPT, tid, 0, 
 long vmio_ptrace_detach(pid_t tid, int signal) { return ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal); }
 long vmio_ptrace_cont(pid_t tid, int signal) { return ptrace(PTRACE_CONT, tid, 0, (void *)(long)signal); }
 long vmio_ptrace_listen(pid_t tid) { return ptrace(PTRACE_LISTEN, tid, 0, 0); }
+long vmio_ptrace_setoptions(pid_t tid, unsigned long options) {
+    return ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options);
+}
+long vmio_ptrace_geteventmsg(pid_t tid, unsigned long *message) { return ptrace(PTRACE_GETEVENTMSG, tid, 0, message); }
+long vmio_ptrace_singlestep(pid_t tid, int signal) {
+    return ptrace(PTRACE_SINGLESTEP, tid, 0, (void *)(long)signal);
+}
+long vmio_ptrace_peekuser(pid_t tid, unsigned long offset, uint64_t *word) {
+    errno = 0;
+    long value = ptrace(PTRACE_PEEKUSER, tid, (void *)offset, 0);
+    if (value == -1 && errno != 0) return -1;
+    *word = (uint64_t)value;
+    return 0;
+}
+long vmio_ptrace_pokeuser(pid_t tid, unsigned long offset, uint64_t word) {
+    return ptrace(PTRACE_POKEUSER, tid, (void *)offset, (void *)word);
+}
+unsigned long vmio_user_debugreg_offset(void) { return offsetof(struct user, u_debugreg); }
+unsigned long vmio_user_rip_offset(void) { return offsetof(struct user, regs.rip); }
 long vmio_ptrace_traceme(void) { return ptrace(PTRACE_TRACEME, 0, 0, 0); }
 
 long vmio_ptrace_peekdata(pid_t tid, uint64_t address, uint64_t *word) {
@@ -143,7 +164,63 @@ static void remove_dump(void) {
     if (state == 2) rmdir(dump_directory);
 }
 
+static volatile int defer_fatal;
+static volatile int deferred_signal;
+
+void vmio_defer_fatal_signals(int on) { __atomic_store_n(&defer_fatal, on, __ATOMIC_SEQ_CST); }
+int vmio_take_deferred_signal(void) { return __atomic_exchange_n(&deferred_signal, 0, __ATOMIC_SEQ_CST); }
+
+void vmio_reraise(int sig) {
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, 0);
+    raise(sig);
+}
+
+static void tick(int sig) { (void)sig; }
+static timer_t tick_timer;
+static int tick_armed;
+
+int vmio_tick_start(int milliseconds) {
+    int sig = SIGRTMIN + 4;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = tick;  // no SA_RESTART: a blocking call returns EINTR
+    sigemptyset(&action.sa_mask);
+    if (sigaction(sig, &action, 0) != 0) return -1;
+    struct sigevent event;
+    memset(&event, 0, sizeof event);
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = sig;
+    event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &event, &tick_timer) != 0) return -1;
+    struct itimerspec period = {
+        .it_interval = {milliseconds / 1000, (milliseconds % 1000) * 1000000L},
+        .it_value = {milliseconds / 1000, (milliseconds % 1000) * 1000000L},
+    };
+    if (timer_settime(tick_timer, 0, &period, 0) != 0) {
+        timer_delete(tick_timer);
+        return -1;
+    }
+    tick_armed = 1;
+    return 0;
+}
+
+void vmio_tick_stop(void) {
+    if (!tick_armed) return;
+    tick_armed = 0;
+    timer_delete(tick_timer);
+}
+
+pid_t vmio_wait_any(int *status) { return waitpid(-1, status, __WALL); }
+
 static void detach_all_and_reraise(int sig) {
+    if (__atomic_load_n(&defer_fatal, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(&deferred_signal, sig, __ATOMIC_SEQ_CST);
+        return;
+    }
     int saved = errno;
     for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
         pid_t tid = __atomic_exchange_n(&tracked[i], 0, __ATOMIC_SEQ_CST);

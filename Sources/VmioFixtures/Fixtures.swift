@@ -38,6 +38,8 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     /// Changes known bytes on command: a counter, a moving string, a rewritten buffer, a
     /// region that grows, one that moves (diff, scan and monitor tests).
     case changer
+    /// Threads that write one variable and call one function at known places (breakpoints, watchpoints).
+    case traps
     /// MiB of pseudo-random bytes with one 8-byte needle (the benchmark's target).
     case random
 

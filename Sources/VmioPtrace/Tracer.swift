@@ -16,7 +16,7 @@ import VmIO
 public final class Tracer {
     public let pid: Int32
     /// Threads held in a stop, with the signal to hand back at detach (0 for none).
-    public private(set) var stoppedThreads: [Int32: Int32] = [:]
+    public internal(set) var stoppedThreads: [Int32: Int32] = [:]
     private var detached = false
     /// Seized threads whose stop did not come in time.
     private var pending: Set<Int32> = []

@@ -20,7 +20,7 @@ struct VmioPtraceCommand: ParsableCommand {
         subcommands: [
             Maps.self, Read.self, Write.self, Copy.self, Dump.self, Restore.self, Diff.self, Search.self, Scan.self,
             Monitor.self, Backtrace.self,
-            Core.self, Regs.self, Symbol.self, Session.self, Run.self, Doctor.self, Demo.self,
+            Core.self, Regs.self, Symbol.self, Watch.self, Break.self, Session.self, Run.self, Doctor.self, Demo.self,
         ]
     )
 

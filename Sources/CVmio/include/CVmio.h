@@ -15,6 +15,21 @@
 /// does not import).
 static const int vmio_ptrace_event_stop = PTRACE_EVENT_STOP;
 
+/// The ptrace options and events of the event loop (Traps/, ARCHITECTURE.md), and where the
+/// debug registers and rip lie in `struct user` for PTRACE_PEEKUSER / PTRACE_POKEUSER.
+static const int vmio_ptrace_o_traceclone = PTRACE_O_TRACECLONE;
+static const int vmio_ptrace_o_tracefork = PTRACE_O_TRACEFORK;
+static const int vmio_ptrace_o_tracevfork = PTRACE_O_TRACEVFORK;
+static const int vmio_ptrace_o_traceexec = PTRACE_O_TRACEEXEC;
+static const int vmio_ptrace_event_clone = PTRACE_EVENT_CLONE;
+static const int vmio_ptrace_event_fork = PTRACE_EVENT_FORK;
+static const int vmio_ptrace_event_vfork = PTRACE_EVENT_VFORK;
+static const int vmio_ptrace_event_exec = PTRACE_EVENT_EXEC;
+/// offsetof(struct user, u_debugreg): DRn is at this offset + 8 n.
+unsigned long vmio_user_debugreg_offset(void);
+/// offsetof(struct user, regs.rip).
+unsigned long vmio_user_rip_offset(void);
+
 /// process_vm_readv(2)
 ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,
                               const struct iovec *remote, unsigned long remote_count);
@@ -42,6 +57,16 @@ long vmio_ptrace_getregset(pid_t tid, unsigned int type, void *buffer, size_t *l
 /// ptrace(PTRACE_GETSIGINFO, tid, 0, info): the siginfo of the signal a thread stopped on
 /// (128 bytes, the tracer's own layout).
 long vmio_ptrace_getsiginfo(pid_t tid, void *info);
+/// ptrace(PTRACE_SETOPTIONS, tid, 0, options)
+long vmio_ptrace_setoptions(pid_t tid, unsigned long options);
+/// ptrace(PTRACE_GETEVENTMSG, tid, 0, message)
+long vmio_ptrace_geteventmsg(pid_t tid, unsigned long *message);
+/// ptrace(PTRACE_SINGLESTEP, tid, 0, signal)
+long vmio_ptrace_singlestep(pid_t tid, int signal);
+/// ptrace(PTRACE_PEEKUSER, tid, offset, 0): the word goes to *word; returns 0 or -1 with errno set.
+long vmio_ptrace_peekuser(pid_t tid, unsigned long offset, uint64_t *word);
+/// ptrace(PTRACE_POKEUSER, tid, offset, word)
+long vmio_ptrace_pokeuser(pid_t tid, unsigned long offset, uint64_t word);
 /// ptrace(PTRACE_TRACEME, 0, 0, 0)
 long vmio_ptrace_traceme(void);
 
@@ -67,6 +92,23 @@ void vmio_tracked_remove(pid_t tid);
 /// (PTRACE_DETACH is async-signal-safe), then re-raise the signal with its default action,
 /// so the tool dies of it as usual and no target is left stopped.
 void vmio_install_detach_handlers(void);
+
+/// While an event loop runs (Traps/): the handlers above only record a fatal signal (SIGINT,
+/// SIGTERM, SIGHUP, SIGQUIT, SIGPIPE) and return, so the loop can put back what it wrote into
+/// the target before anything is let go; then it re-raises the signal (vmio_reraise).
+void vmio_defer_fatal_signals(int on);
+/// The fatal signal recorded while deferred, or 0; taken (reset to 0).
+int vmio_take_deferred_signal(void);
+/// The signal at its default action, raised again (the process dies of it as usual).
+void vmio_reraise(int signal);
+/// A timer that interrupts the calling thread's blocking calls (EINTR) every `milliseconds`
+/// (timer_create with SIGEV_THREAD_ID, a real-time signal whose handler does nothing, no
+/// SA_RESTART), so a loop blocked in waitpid sees its deadline and a deferred signal. 0 or -1.
+int vmio_tick_start(int milliseconds);
+/// Deletes the calling thread's timer.
+void vmio_tick_stop(void);
+/// waitpid(-1, status, __WALL) once: -1 with errno EINTR when a signal interrupted it.
+pid_t vmio_wait_any(int *status);
 
 /// A dump being written into `directory`, kept where the handlers above can reach it: on
 /// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE they remove its files (the names a dump writes:

@@ -27,6 +27,8 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
     case transferStopped(PartialCopy)
     /// A dump directory or manifest that cannot be used.
     case dump(DumpError)
+    /// A breakpoint or watchpoint that cannot be set or used (Traps/), in words.
+    case trap(String)
     /// A file of the tool's own (an output file, a dump's data file) that cannot be used.
     case file(path: String, FileProblem)
     /// A scan state that cannot be used for this process, or a filter it cannot take.
@@ -48,7 +50,7 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .noSuchProcess, .zombie: .targetGone
         case .kernelThread, .permissionDenied, .alreadyTraced: .permission
-        case .noSuchThread, .attachTimeout, .system, .dump, .file, .scan: .badInput
+        case .noSuchThread, .attachTimeout, .system, .dump, .file, .scan, .trap: .badInput
         case .model(let error):
             if case .partialCopy(let stop) = error { Self.kind(of: stop) } else { .badInput }
         case .transferStopped(let stop): Self.kind(of: stop)
@@ -85,6 +87,7 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         case .dump(let e): e.description
         case .file(let path, let problem): problem.message(path: path)
         case .scan(let problem): problem.description
+        case .trap(let message): message
         }
     }
 }

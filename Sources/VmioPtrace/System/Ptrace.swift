@@ -73,6 +73,82 @@ extension Sys {
         _ = try result.get()
         return bytes
     }
+
+    /// `ptrace(PTRACE_SETOPTIONS, tid, 0, options)`: `PTRACE_O_TRACECLONE` and the others.
+    static func ptraceSetOptions(_ tid: Int32, _ options: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_setoptions(tid, UInt(options)) }
+    }
+
+    /// `ptrace(PTRACE_GETEVENTMSG, tid, 0, &message)`: the new thread's or child's id of a
+    /// clone or fork stop.
+    static func ptraceEventMessage(_ tid: Int32) throws(Errno) -> UInt {
+        var message: UInt = 0
+        _ = try retryingInterrupts { vmio_ptrace_geteventmsg(tid, &message) }
+        return message
+    }
+
+    /// `ptrace(PTRACE_SINGLESTEP, tid, 0, signal)`: one instruction, then a `SIGTRAP` stop.
+    static func ptraceSingleStep(_ tid: Int32, signal: Int32) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_singlestep(tid, signal) }
+    }
+
+    /// `ptrace(PTRACE_PEEKUSER, tid, offset, 0)`: a word of the thread's `struct user` (a
+    /// debug register, a general register).
+    static func ptracePeekUser(_ tid: Int32, offset: UInt) throws(Errno) -> UInt64 {
+        var word: UInt64 = 0
+        _ = try retryingInterrupts { vmio_ptrace_peekuser(tid, offset, &word) }
+        return word
+    }
+
+    /// `ptrace(PTRACE_POKEUSER, tid, offset, word)`: sets a word of the thread's `struct user`;
+    /// the kernel checks debug register values (`EINVAL` for a bad DR7, `EIO` for an address
+    /// out of the user range).
+    static func ptracePokeUser(_ tid: Int32, offset: UInt, _ word: UInt64) throws(Errno) {
+        _ = try retryingInterrupts { vmio_ptrace_pokeuser(tid, offset, word) }
+    }
+
+    /// The offset of debug register `n` (0–7) in `struct user`.
+    static func debugRegisterOffset(_ n: Int) -> UInt { vmio_user_debugreg_offset() + UInt(8 * n) }
+
+    /// The offset of `rip` in `struct user`.
+    static var instructionPointerOffset: UInt { vmio_user_rip_offset() }
+
+    /// `waitpid(-1, &status, __WALL)` once (the C shim's `vmio_wait_any`): the thread and its
+    /// status, or nil when a signal interrupted the wait (`EINTR` is not retried here: the
+    /// event loop's timer interrupts it on purpose, ``startTicks(milliseconds:)``).
+    static func waitAnyThread() throws(Errno) -> (tid: Int32, status: WaitStatus)? {
+        var raw: Int32 = 0
+        let tid = vmio_wait_any(&raw)
+        if tid < 0 {
+            let failure = lastErrno
+            if failure == .interrupted { return nil }
+            throw failure
+        }
+        return (tid, WaitStatus(raw))
+    }
+
+    /// Interrupts the calling thread's blocking calls every `milliseconds`
+    /// (`timer_create(2)` with `SIGEV_THREAD_ID`; the C shim's `vmio_tick_start`).
+    static func startTicks(milliseconds: Int32) throws(Errno) {
+        if vmio_tick_start(milliseconds) != 0 { throw lastErrno }
+    }
+
+    /// `timer_delete(2)` of the timer ``startTicks(milliseconds:)`` made.
+    static func stopTicks() { vmio_tick_stop() }
+
+    /// While `on`, the tool's handlers only record SIGINT, SIGTERM, SIGHUP, SIGQUIT and
+    /// SIGPIPE (``takeDeferredSignal()``) and return (`vmio_defer_fatal_signals`).
+    static func deferFatalSignals(_ on: Bool) { vmio_defer_fatal_signals(on ? 1 : 0) }
+
+    /// The fatal signal recorded while deferred, taken; nil for none.
+    static func takeDeferredSignal() -> Int32? {
+        let signal = vmio_take_deferred_signal()
+        return signal == 0 ? nil : signal
+    }
+
+    /// `signal(2)` back to its default action and `raise(3)` (`vmio_reraise`): the process dies
+    /// of `signal` as it would have without the handler.
+    static func reraise(_ signal: Int32) { vmio_reraise(signal) }
 }
 
 /// A `waitpid(2)` status, decoded the way the macros of `<sys/wait.h>` (which Swift cannot

@@ -212,6 +212,13 @@ enum Sys {
         Glibc.sysconf(Int32(_SC_CLK_TCK))
     }
 
+    /// `clock_gettime(2)` of `CLOCK_REALTIME`, in nanoseconds since the epoch.
+    static var wallClockNanoseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
     /// Sleeps about `microseconds` (`usleep(3)`), for the bounded polls of ptrace stops.
     static func pause(microseconds: UInt32) {
         Glibc.usleep(microseconds)

@@ -1,0 +1,141 @@
+import ArgumentParser
+import VmIO
+import VmioPtrace
+
+/// `--count`, `--timeout`, `--backtrace` and `--attach-timeout`: how `watch` and `break` log
+/// and when they end.
+public struct TrapLogOptions: ParsableArguments {
+    @Option(help: "End after this many hits.")
+    public var count: Int?
+
+    @Option(help: ArgumentHelp("End after this many seconds.", valueName: "seconds"))
+    public var timeout: Double?
+
+    @Flag(help: "Show the stack of the thread at each hit.")
+    public var backtrace = false
+
+    @Option(name: .customLong("attach-timeout"), help: AttachOptions.help)
+    public var attachTimeout: Double?
+
+    public init() {}
+
+    public func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0 && timeout <= 86_400) {
+            throw ValidationError("--timeout must be more than 0 and at most 86400 seconds")
+        }
+        try AttachOptions.validate(attachTimeout)
+    }
+
+    var attach: AttachOptions {
+        var options = AttachOptions()
+        options.attachTimeout = attachTimeout
+        return options
+    }
+
+    var duration: Duration? { timeout.map { .milliseconds(Int64(($0 * 1000).rounded(.up))) } }
+}
+
+/// The logging loop of `watch` and `break`: each hit one line (or one JSON object) as it
+/// comes, then a summary; the session's end (every byte put back, DR7 cleared, verified)
+/// before anything is let go, on every path.
+struct TrapLog {
+    let context: CommandContext
+    let options: TrapLogOptions
+    /// One hit's words after `TIME tid TID pc PC FUNCTION (LOCATION)`, and its JSON fields.
+    let describe: (TrapEvent) -> (text: String, json: [(String, JSONValue)])
+
+    /// Sets the traps with `arm`, runs until the count, the timeout, the target's end or a
+    /// fatal signal, and returns the outcome (a fatal signal is re-raised after the summary).
+    func run(_ target: Target, verb: String, arm: (TrapSession) throws -> [Trap]) throws -> Outcome {
+        let session = try TrapSession(target: target)
+        defer { session.end() }
+        let traps = try arm(session)
+        let sink: OutputSink? = context.streams ? OutputSink() : nil
+        let flushEachLine = context.streams && !context.json && Console.isTerminal(fd: 1)
+        let unwinder = options.backtrace ? try Unwinder(pid: target.pid) : nil
+        var locations: [Address: AddressDescription] = [:]
+        var o = Outcome()
+        var events: [JSONValue] = []
+        var hits = 0
+        let last = try session.run(timeout: options.duration) { event in
+            hits += 1
+            let place = locations[event.pc] ?? target.symbols.describe(event.pc)
+            locations[event.pc] = place
+            let (words, fields) = describe(event)
+            var line = "\(clockText(event.time)) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) "
+                + "(\(place.locationText)) \(words)"
+            var json: [(String, JSONValue)] = [
+                ("event", .string(event.kind.rawValue)), ("time", .string(clockText(event.time))),
+                ("id", event.trap.map { .int(Int64($0.id)) } ?? .null), ("tid", .int(Int64(event.tid))),
+                ("pc", .string(event.pc.hex)), ("function", .string(place.functionText)),
+                ("location", .string(place.locationText)),
+            ]
+            json += fields
+            if let unwinder {
+                let frames = (try? unwinder.unwind(tid: event.tid, maxDepth: 64, view: target.view, symbols: target.symbols))?
+                    .frames ?? []
+                for frame in frames {
+                    line += "\n    #\(frame.index) \(frame.pc.hex) in \(frame.functionText) (\(frame.moduleText))"
+                }
+                json.append(("backtrace", .array(frames.map(\.json))))
+            }
+            if let sink {
+                try sink.line(context.json ? JSONValue.object(json).rendered : line)
+                if flushEachLine { try sink.flush() }
+            } else {
+                o.text.append(line)
+                events.append(.object(json))
+            }
+            return options.count.map { hits < $0 } ?? true
+        }
+        try sink?.flush()
+        let cleanup = session.end()
+        let reason: String
+        switch last.kind {
+        case .timeout: reason = "the timeout passed"
+        case .interrupted: reason = "\(ProcessEnd.signalName(last.signal ?? 0)) received"
+        case .exit: reason = "pid \(target.pid) \(last.end ?? .gone)"
+        case .exec: reason = "pid \(target.pid) ran exec: every trap ended"
+        default: reason = "\(hits) hit\(hits == 1 ? "" : "s") counted"
+        }
+        let summary =
+            "\(verb): \(counted(UInt64(hits), "hit")) on \(traps.map { "#\($0.id) \($0.address.hex)" }.joined(separator: ", ")); "
+            + "ended: \(reason); \(cleanup)"
+        let endFields: [(String, JSONValue)] = [
+            ("event", .string("end")), ("reason", .string(last.kind == .watchpoint || last.kind == .breakpoint ? "count" : last.kind.rawValue)),
+            ("hits", .int(Int64(hits))), ("exit", last.end.map { .string($0.description) } ?? .null),
+            ("bytes_restored", .int(Int64(cleanup.bytesRestored))), ("threads_cleared", .int(Int64(cleanup.threadsCleared))),
+            ("verified", .bool(cleanup.verified)), ("problems", .array(cleanup.problems.map { .string($0) })),
+        ]
+        if let sink, context.json {
+            try sink.line(JSONValue.object(endFields).rendered)
+            try sink.flush()
+        }
+        if let signal = last.signal, last.kind == .interrupted {
+            StandardError.line(summary)
+            TrapSession.reraise(signal)
+        }
+        o.printed = sink != nil
+        o.json = endFields + [("events", .array(events))]
+        o.value = .int(Int128(hits))
+        o.message = summary
+        if !cleanup.verified {
+            o.status = .badInput
+            o.message = summary
+        } else if last.kind == .exit {
+            o.status = .targetGone
+        }
+        return o
+    }
+}
+
+/// `HH:MM:SS.uuuuuu` (UTC) of a time in nanoseconds since the epoch.
+func clockText(_ nanoseconds: UInt64) -> String {
+    let seconds = nanoseconds / 1_000_000_000
+    let micro = (nanoseconds / 1_000) % 1_000_000
+    func two(_ n: UInt64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    let digits = String(micro)
+    return "\(two(seconds / 3600 % 24)):\(two(seconds / 60 % 60)):\(two(seconds % 60))."
+        + String(repeating: "0", count: 6 - digits.count) + digits
+}

@@ -1,0 +1,673 @@
+import CVmio
+import Glibc
+import SystemPackage
+import VmIO
+
+/// Breakpoints and watchpoints in a live process, and the loop that waits for them
+/// (ARCHITECTURE.md, "Traps"). The session holds every thread with ptrace
+/// (`PTRACE_O_TRACECLONE`: threads created later are held too and get the debug registers;
+/// `PTRACE_O_TRACEFORK`: a forked child has the `int3` bytes taken out of its copy and is let
+/// go; `PTRACE_O_TRACEEXEC`: an exec ends every trap). Signals the target receives are
+/// delivered to it; a `SIGTRAP` that is not ours too.
+///
+/// Nothing is left behind: ``end()`` stops every thread, puts back every original byte, clears
+/// DR7 on every thread and reads both back before the threads are let go. It runs on every
+/// exit path: from `deinit`, and on SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE, which the
+/// tool's handlers only record while a session lives (``TrapEvent/Kind/interrupted``).
+/// A killed tool (SIGKILL) cannot clean up: `doctor PID` finds what it left, and
+/// `doctor PID --repair` removes it.
+///
+/// Like ``Tracer``, a session belongs to the thread that made it (ptrace ties a tracee to
+/// its tracing thread). It waits with `waitpid(-1, __WALL)`: the caller should have no other
+/// children whose end it needs to collect while a session waits.
+public final class TrapSession {
+    public let target: Target
+    public var pid: Int32 { target.pid }
+    /// Traps by id.
+    public private(set) var traps: [Int: Trap] = [:]
+    private var nextID = 1
+    /// Each debug register's piece (nil: free).
+    private var slots: [DebugPiece?] = Array(repeating: nil, count: DebugRegisters.slotCount)
+    /// The trap of each slot.
+    private var slotOwners: [Int?] = Array(repeating: nil, count: DebugRegisters.slotCount)
+    /// Every `int3` byte in the target's text, with the byte it replaced.
+    private var inserted: [Address: UInt8] = [:]
+    /// The software trap at each inserted byte (internal ones, for `finish`, have none).
+    private var softwareTraps: [Address: Int] = [:]
+    /// Threads held in a stop, with the signal to deliver when each resumes.
+    private var stopped: [Int32: Int32] = [:]
+    /// Threads running (or listening in a group stop): each reports its next stop to us.
+    private var running: Set<Int32> = []
+    /// Threads stopped at a software breakpoint's address (their pc moved back onto it).
+    private var atBreakpoint: [Int32: Address] = [:]
+    /// Events found while stopping threads, reported before waiting again.
+    private var queued: [TrapEvent] = []
+    /// The last value read of each watchpoint.
+    private var lastValues: [Int: [UInt8]] = [:]
+    /// Children a fork announced whose first stop has not come.
+    private var forkChildren: [Int32: Bool] = [:]
+    /// The process exited (or was killed), or exec'd.
+    public private(set) var processEnd: ProcessEnd?
+    public private(set) var execed = false
+    private var ended = false
+    /// What ``end()`` found.
+    public private(set) var cleanup: TrapCleanup?
+    /// Signals passed through to the target.
+    public private(set) var signalsDelivered = 0
+
+    /// How often the blocking wait is interrupted to look at the deadline and at deferred signals.
+    static let tickMilliseconds: Int32 = 50
+
+    /// Holds every thread of `target` (``Target/stop(timeout:)``) and sets the event options
+    /// on each. The threads stay stopped until the first ``wait(timeout:)`` or ``run(timeout:_:)``.
+    public init(target: Target) throws(TargetError) {
+        self.target = target
+        Sys.deferFatalSignals(true)
+        do throws(TargetError) {
+            try target.stop()
+            guard let tracer = target.tracer else { throw TargetError.noSuchProcess(pid: target.pid) }
+            stopped = tracer.stoppedThreads
+            for tid in stopped.keys { try setOptions(tid) }
+            do { try Sys.startTicks(milliseconds: Self.tickMilliseconds) } catch {
+                throw TargetError.system(call: "timer_create", errno: error)
+            }
+        } catch {
+            let pending = Sys.takeDeferredSignal()
+            Sys.deferFatalSignals(false)
+            target.resume()
+            if let pending { Sys.reraise(pending) }
+            throw error
+        }
+    }
+
+    deinit { end() }
+
+    private func setOptions(_ tid: Int32) throws(TargetError) {
+        let options =
+            vmio_ptrace_o_traceclone | vmio_ptrace_o_tracefork | vmio_ptrace_o_tracevfork | vmio_ptrace_o_traceexec
+        do { try Sys.ptraceSetOptions(tid, options) } catch {
+            if error == .noSuchProcess { return forget(tid) }
+            throw .system(call: "ptrace(PTRACE_SETOPTIONS, \(tid))", errno: error)
+        }
+    }
+
+    /// The threads held or running.
+    public var threads: [Int32] { (Array(stopped.keys) + running).sorted() }
+
+    // MARK: adding and removing traps
+
+    /// A software breakpoint (`int3` written through `/proc/PID/mem`, the original byte kept)
+    /// or, `hardware`, an execution trap in a debug register. Returns it (its id).
+    @discardableResult
+    public func addBreakpoint(at address: Address, hardware: Bool = false) throws(TargetError) -> Trap {
+        try checkUsable()
+        if hardware { return try addHardware(address: address, length: 1, access: .execute) }
+        if softwareTraps[address] != nil || traps.values.contains(where: { $0.address == address && $0.isBreakpoint })
+        {
+            throw .trap("there is a breakpoint at \(address.hex) already")
+        }
+        try insertByte(at: address)
+        let trap = Trap(id: takeID(), kind: .software, address: address, length: 1)
+        traps[trap.id] = trap
+        softwareTraps[address] = trap.id
+        return trap
+    }
+
+    /// A watchpoint on `length` bytes at `address` (up to 32, split over the debug
+    /// registers in aligned pieces of 1, 2, 4 or 8 bytes).
+    @discardableResult
+    public func addWatchpoint(at address: Address, length: Int, access: WatchAccess = .write) throws(TargetError)
+        -> Trap
+    {
+        try checkUsable()
+        guard length > 0 else { throw .trap("a watchpoint covers at least 1 byte") }
+        guard access != .execute else { return try addHardware(address: address, length: 1, access: .execute) }
+        let trap = try addHardware(address: address, length: length, access: access)
+        lastValues[trap.id] = (try? readBytes(at: address, count: length)) ?? []
+        return trap
+    }
+
+    private func addHardware(address: Address, length: Int, access: WatchAccess) throws(TargetError) -> Trap {
+        let pieces = DebugRegisters.pieces(address: address, length: length, access: access)
+        let free = slots.indices.filter { slots[$0] == nil }
+        guard pieces.count <= free.count else {
+            let what = pieces.count == 1 ? "1 debug register" : "\(pieces.count) debug registers"
+            throw .trap(
+                "\(length) byte(s) at \(address.hex) need \(what) (aligned pieces of 1, 2, 4 or 8 bytes) "
+                    + "but \(free.count) of DR0-DR3 are free")
+        }
+        guard address < 0x0000_8000_0000_0000 - UInt64(length) else {
+            throw .trap("\(address.hex) is not a user-space address")
+        }
+        var trap = Trap(id: takeID(), kind: .hardware(access), address: address, length: length)
+        for (slot, piece) in zip(free, pieces) {
+            slots[slot] = piece
+            slotOwners[slot] = trap.id
+            trap.slots.append(slot)
+        }
+        do { try applyDebugRegisters() } catch {
+            for slot in trap.slots { (slots[slot], slotOwners[slot]) = (nil, nil) }
+            try? applyDebugRegisters()
+            throw error
+        }
+        traps[trap.id] = trap
+        return trap
+    }
+
+    /// Removes trap `id`: its byte put back, its debug registers freed on every thread.
+    public func remove(_ id: Int) throws(TargetError) {
+        guard let trap = traps[id] else { throw .trap("no breakpoint or watchpoint \(id)") }
+        try stopAllRunning()
+        traps[id] = nil
+        lastValues[id] = nil
+        if trap.kind == .software {
+            softwareTraps[trap.address] = nil
+            try restoreByte(at: trap.address)
+        } else {
+            for slot in trap.slots { (slots[slot], slotOwners[slot]) = (nil, nil) }
+            try applyDebugRegisters()
+        }
+    }
+
+    private func takeID() -> Int {
+        defer { nextID += 1 }
+        return nextID
+    }
+
+    private func checkUsable() throws(TargetError) {
+        if ended { throw .trap("the session has ended") }
+        if let processEnd { throw .trap("pid \(pid) \(processEnd)") }
+        if execed { throw .trap("pid \(pid) ran exec: its breakpoints are gone") }
+    }
+
+    // MARK: the target's memory, through the model's owners
+
+    private func readBytes(at address: Address, count: Int) throws(TargetError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let access = bytes.withUnsafeMutableBytes { target.memory.readForced(at: address, into: $0) }
+        guard access.moved == count else {
+            throw .trap("cannot read \(count) byte(s) at \(address.hex) of pid \(pid)")
+        }
+        return bytes
+    }
+
+    private func insertByte(at address: Address) throws(TargetError) {
+        if inserted[address] != nil { return }
+        if target.view.translate(address) == nil { try target.refresh() }
+        guard let mapping = target.view.translate(address)?.mapping else {
+            throw .trap("\(address.hex) is in no mapping of pid \(pid)")
+        }
+        guard mapping.permissions.execute else {
+            throw .trap("\(address.hex) is not in code (its mapping \(mapping.path) is \(mapping.permissions))")
+        }
+        let original = try readBytes(at: address, count: 1)[0]
+        try stopAllRunning()
+        _ = try target.write([0xcc], at: address, force: true, verify: false)
+        inserted[address] = original
+    }
+
+    private func restoreByte(at address: Address) throws(TargetError) {
+        guard let original = inserted[address] else { return }
+        _ = try target.write([original], at: address, force: true, verify: false)
+        inserted[address] = nil
+        for (tid, at) in atBreakpoint where at == address { atBreakpoint[tid] = nil }
+    }
+
+    // MARK: debug registers
+
+    /// Sets DR0–DR3 and DR7 on every held thread (the running ones are stopped first).
+    private func applyDebugRegisters() throws(TargetError) {
+        try stopAllRunning()
+        for tid in stopped.keys.sorted() { try applyDebugRegisters(tid) }
+    }
+
+    /// DR7 off, the addresses, then DR7 on: the kernel checks each address as it is set.
+    private func applyDebugRegisters(_ tid: Int32) throws(TargetError) {
+        do {
+            try Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(7), 0)
+            for (slot, piece) in slots.enumerated() where piece != nil {
+                try Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(slot), piece!.address)
+            }
+            let dr7 = DebugRegisters.control(slots)
+            if dr7 != 0 { try Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(7), dr7) }
+        } catch {
+            if error == .noSuchProcess { return forget(tid) }
+            throw .system(call: "ptrace(PTRACE_POKEUSER, \(tid), debug registers)", errno: error)
+        }
+    }
+
+    // MARK: running and waiting
+
+    /// Lets every held thread run (stepping a thread at a software breakpoint over it first)
+    /// until the next event, which it returns; the other threads are then stopped too (any
+    /// event they had is queued for the next wait). With queued events, the first is
+    /// returned and nothing runs. `timeout` nil waits for ever (until a fatal signal).
+    public func wait(timeout: Duration? = nil) throws(TargetError) -> TrapEvent {
+        if !queued.isEmpty { return queued.removeFirst() }
+        try checkUsable()
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try resumeAll()
+        let event = try nextEvent(deadline: deadline)
+        if !event.endsWaiting || event.kind == .timeout || event.kind == .interrupted { try stopAllRunning() }
+        return event
+    }
+
+    /// The logging loop: every thread runs; each event is handed to `body` while only its
+    /// thread is stopped, and the thread goes on when `body` returns true (a signal is
+    /// delivered). Returns the event that ended it: an exit, an exec, the timeout, a fatal
+    /// signal sent to this tool, or the hit for which `body` returned false.
+    public func run(timeout: Duration? = nil, _ body: (TrapEvent) throws -> Bool) throws -> TrapEvent {
+        try checkUsable()
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try resumeAll()
+        while true {
+            let event = queued.isEmpty ? try nextEvent(deadline: deadline) : queued.removeFirst()
+            if event.endsWaiting { return event }
+            if event.kind == .signal {
+                try resume(event.tid)
+                continue
+            }
+            guard try body(event) else { return event }
+            try resume(event.tid)
+        }
+    }
+
+    /// Single-steps thread `tid` (held) over one instruction; the other threads stay held.
+    public func step(_ tid: Int32) throws(TargetError) -> TrapEvent {
+        try checkUsable()
+        guard stopped[tid] != nil else { throw .trap("thread \(tid) is not stopped by this session") }
+        let restore = atBreakpoint[tid]
+        if let restore, let original = inserted[restore] {
+            _ = try target.write([original], at: restore, force: true, verify: false)
+        }
+        let result = try singleStep(tid)
+        if let restore, inserted[restore] != nil {
+            _ = try target.write([0xcc], at: restore, force: true, verify: false)
+        }
+        atBreakpoint[tid] = nil
+        if let result { return result }
+        let registers = try registers(of: tid)
+        return TrapEvent(.step, tid: tid, pc: registers.rip, registers: registers)
+    }
+
+    /// Runs until thread `tid` returns from its current function (a hidden breakpoint at the
+    /// return address, hit by that thread with its stack above where it was), or another
+    /// event comes first, which is returned instead (the hidden breakpoint removed either way).
+    public func finish(_ tid: Int32) throws(TargetError) -> TrapEvent {
+        try checkUsable()
+        guard stopped[tid] != nil else { throw .trap("thread \(tid) is not stopped by this session") }
+        let start = try registers(of: tid)
+        let returnAddress = try self.returnAddress(of: tid, registers: start)
+        let hadByte = inserted[returnAddress] != nil
+        if !hadByte { try insertByte(at: returnAddress) }
+        defer { if !hadByte && softwareTraps[returnAddress] == nil { try? restoreByte(at: returnAddress) } }
+        while true {
+            let event = try wait()
+            guard event.kind == .breakpoint, event.tid == tid, event.pc == returnAddress,
+                event.registers.map({ $0.rsp > start.rsp }) ?? false
+            else {
+                if event.kind == .breakpoint && event.trap == nil { continue }  // the hidden one, another frame
+                return event
+            }
+            return TrapEvent(.finish, tid: tid, pc: event.pc, trap: nil, registers: event.registers)
+        }
+    }
+
+    /// Where the current function of `tid` returns: the word at rsp at a function's first
+    /// instruction, else the caller's pc from the unwinder.
+    private func returnAddress(of tid: Int32, registers: Registers) throws(TargetError) -> Address {
+        if let symbol = target.symbols.symbolize(registers.rip), symbol.offset == 0 {
+            let bytes = try readBytes(at: registers.rsp, count: 8)
+            return bytes.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        let unwinder = try Unwinder(pid: pid)
+        let (frames, _) = try unwinder.unwind(tid: tid, maxDepth: 2, view: target.view, symbols: target.symbols)
+        guard frames.count > 1 else { throw .trap("thread \(tid): no caller found to finish into") }
+        return frames[1].pc
+    }
+
+    /// The registers of a held thread.
+    public func registers(of tid: Int32) throws(TargetError) -> Registers {
+        try Registers.read(pid: pid, tid: tid)
+    }
+
+    private func resumeAll() throws(TargetError) {
+        for tid in stopped.keys.sorted() { try resume(tid) }
+    }
+
+    /// Lets held thread `tid` run, delivering its pending signal; a thread at a software
+    /// breakpoint is first stepped over it with the other threads held (then let go again,
+    /// but those with an event queued).
+    private func resume(_ tid: Int32) throws(TargetError) {
+        guard stopped[tid] != nil else { return }
+        if let address = atBreakpoint[tid], let original = inserted[address] {
+            try stopAllRunning()
+            _ = try target.write([original], at: address, force: true, verify: false)
+            let result = try singleStep(tid)
+            if processEnd == nil { _ = try target.write([0xcc], at: address, force: true, verify: false) }
+            atBreakpoint[tid] = nil
+            if let result { queued.append(result) }
+            if processEnd != nil { return }
+            for other in stopped.keys.sorted() where other != tid && !queued.contains(where: { $0.tid == other }) {
+                try proceed(other)
+            }
+            if result != nil { return }
+        }
+        try proceed(tid)
+    }
+
+    /// `PTRACE_CONT` of held thread `tid` with its pending signal.
+    private func proceed(_ tid: Int32) throws(TargetError) {
+        guard let signal = stopped[tid] else { return }
+        atBreakpoint[tid] = nil
+        do { try Sys.ptraceContinue(tid, signal: signal) } catch {
+            if error == .noSuchProcess {
+                stopped[tid] = nil
+                running.insert(tid)  // its end is still to be collected
+                return
+            }
+            throw .system(call: "ptrace(PTRACE_CONT, \(tid))", errno: error)
+        }
+        if signal != 0 { signalsDelivered += 1 }
+        stopped[tid] = nil
+        running.insert(tid)
+    }
+
+    /// One instruction of held thread `tid`. A signal that arrives instead is kept for the
+    /// thread's next resume and the step made again. Nil when the step finished; the event
+    /// when the process ended meanwhile.
+    private func singleStep(_ tid: Int32) throws(TargetError) -> TrapEvent? {
+        for _ in 0..<64 {
+            do { try Sys.ptraceSingleStep(tid, signal: 0) } catch {
+                if error == .noSuchProcess { break }
+                throw .system(call: "ptrace(PTRACE_SINGLESTEP, \(tid))", errno: error)
+            }
+            guard let status = waitFor(tid, deadline: .now + .seconds(5)) else {
+                throw .trap("thread \(tid) did not finish a single step")
+            }
+            switch status {
+            case .stopped(let signal, let event) where event == 0 && signal == SIGTRAP:
+                let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
+                // The stepped instruction may have hit a watchpoint too: that hit is the event.
+                if dr6 & DebugRegisters.hitMask != 0 { return try handleSignalStop(tid, signal: SIGTRAP) }
+                _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
+                return nil
+            case .stopped(let signal, let event):
+                if event == 0 && signal != 0 { stopped[tid] = signal }
+            case .exited, .signaled:
+                forget(tid)
+                return tid == pid ? ended(ProcessEnd(status)!, tid: tid) : nil
+            case .continued: break
+            }
+        }
+        return nil
+    }
+
+    /// Polls `waitpid(tid, __WALL | WNOHANG)` until a status or the deadline.
+    private func waitFor(_ tid: Int32, deadline: ContinuousClock.Instant) -> WaitStatus? {
+        var pause: UInt32 = 5
+        while true {
+            let status: WaitStatus?
+            do { status = try Sys.waitpid(tid, hang: false) } catch { return .exited(code: 0) }
+            if let status { return status }
+            if ContinuousClock.now >= deadline { return nil }
+            Sys.pause(microseconds: pause)
+            pause = min(pause * 2, 1_000)
+        }
+    }
+
+    /// Stops every running thread (`PTRACE_INTERRUPT`, then its stop collected); an event a
+    /// thread had on its way (a trap hit, a signal) is queued.
+    private func stopAllRunning() throws(TargetError) {
+        guard !running.isEmpty else { return }
+        let tids = running.sorted()
+        for tid in tids { try? Sys.ptraceInterrupt(tid) }
+        let deadline = ContinuousClock.now + target.attachTimeout
+        for tid in tids where running.contains(tid) {
+            guard let status = waitFor(tid, deadline: deadline) else {
+                throw .attachTimeout(pid: pid, tid: tid, state: ProcFS.threadStateText(pid: pid, tid: tid))
+            }
+            running.remove(tid)
+            if let event = try handle(tid, status, known: true, interrupting: true) { queued.append(event) }
+        }
+    }
+
+    /// Waits for the next event the caller sees (housekeeping stops — a new thread, a fork,
+    /// an interrupt's stop left over — are dealt with here and the thread let go).
+    private func nextEvent(deadline: ContinuousClock.Instant?) throws(TargetError) -> TrapEvent {
+        while true {
+            if let signal = Sys.takeDeferredSignal() { return TrapEvent(.interrupted, signal: signal) }
+            if let deadline, ContinuousClock.now >= deadline { return TrapEvent(.timeout) }
+            let got: (tid: Int32, status: WaitStatus)?
+            do { got = try Sys.waitAnyThread() } catch {
+                if error == .noChildProcess { return ended(.gone, tid: pid) }
+                throw .system(call: "waitpid", errno: error)
+            }
+            guard let (tid, status) = got else { continue }
+            let known = running.contains(tid) || stopped[tid] != nil
+            guard known || isNew(tid) else { continue }
+            running.remove(tid)
+            if let event = try handle(tid, status, known: known, interrupting: false) { return event }
+            if stopped[tid] != nil, !queued.contains(where: { $0.tid == tid }) { try resume(tid) }
+        }
+    }
+
+    /// A thread or child this session has not seen yet: a new thread of the target (its
+    /// clone event may come after its first stop), or a child of a fork.
+    private func isNew(_ tid: Int32) -> Bool {
+        if forkChildren[tid] != nil { return true }
+        if (try? Sys.fileStatus("/proc/\(pid)/task/\(tid)")) != nil { return true }
+        let parent = (try? ProcFS.status(tid))?["PPid"].flatMap { Int32($0) }
+        if parent == pid || parent.map({ threads.contains($0) }) == true {
+            forkChildren[tid] = false
+            return true
+        }
+        return false
+    }
+
+    /// What a stop, an exit or a death of `tid` means. Returns the event the caller sees, or
+    /// nil for housekeeping; the thread is left held (in ``stopped``) unless it is gone or was
+    /// let go here (a fork's child, a group stop listened to).
+    private func handle(_ tid: Int32, _ status: WaitStatus, known: Bool, interrupting: Bool) throws(TargetError)
+        -> TrapEvent?
+    {
+        switch status {
+        case .exited, .signaled:
+            forget(tid)
+            return tid == pid ? ended(ProcessEnd(status)!, tid: tid) : nil
+        case .continued:
+            running.insert(tid)
+            return nil
+        case .stopped(let signal, let event):
+            if let vfork = forkChildren[tid] {
+                releaseChild(tid, vfork: vfork)
+                return nil
+            }
+            stopped[tid] = stopped[tid] ?? 0
+            if !known && event == vmio_ptrace_event_stop {
+                // A new thread's first stop: our debug registers, and the handlers' list.
+                vmio_tracked_add(tid)
+                try applyDebugRegisters(tid)
+                return nil
+            }
+            switch event {
+            case 0:
+                return try handleSignalStop(tid, signal: signal)
+            case vmio_ptrace_event_clone:
+                return nil  // the new thread's first stop comes on its own (before or after this)
+            case vmio_ptrace_event_fork, vmio_ptrace_event_vfork:
+                if let child = try? Sys.ptraceEventMessage(tid) {
+                    let child = Int32(truncatingIfNeeded: child)
+                    if forkChildren[child] == nil { forkChildren[child] = event == vmio_ptrace_event_vfork }
+                }
+                return nil
+            case vmio_ptrace_event_exec:
+                return execHappened(tid)
+            case vmio_ptrace_event_stop where isStopSignal(signal) && !interrupting:
+                // A group stop (SIGSTOP…): it stays stopped, and reports when it is continued.
+                stopped[tid] = nil
+                do { try Sys.ptraceListen(tid) } catch { forget(tid) }
+                running.insert(tid)
+                return nil
+            default:
+                return nil  // our interrupt's stop
+            }
+        }
+    }
+
+    /// A signal-delivery stop: a trap of ours (DR6 names a slot; or an `int3` of ours just
+    /// before pc, which is moved back onto it), or a signal to deliver.
+    private func handleSignalStop(_ tid: Int32, signal: Int32) throws(TargetError) -> TrapEvent? {
+        guard signal == SIGTRAP else {
+            stopped[tid] = signal
+            return TrapEvent(.signal, tid: tid, signal: signal)
+        }
+        let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
+        if dr6 & DebugRegisters.hitMask != 0 {
+            _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
+            let slot = (0..<DebugRegisters.slotCount).first { dr6 & (1 << UInt64($0)) != 0 }!
+            if let id = slotOwners[slot], let trap = traps[id] {
+                let registers = try registers(of: tid)
+                if trap.isBreakpoint {
+                    return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
+                }
+                let new = (try? readBytes(at: trap.address, count: trap.length)) ?? []
+                let old = lastValues[id]
+                lastValues[id] = new
+                return TrapEvent(
+                    .watchpoint, tid: tid, pc: registers.rip, trap: trap, old: old, new: new, registers: registers)
+            }
+        }
+        let registers = try registers(of: tid)
+        let address = registers.rip &- 1
+        if inserted[address] != nil {
+            do { try Sys.ptracePokeUser(tid, offset: Sys.instructionPointerOffset, address) } catch {
+                throw .system(call: "ptrace(PTRACE_POKEUSER, \(tid), rip)", errno: error)
+            }
+            atBreakpoint[tid] = address
+            let moved = try self.registers(of: tid)
+            let trap = softwareTraps[address].flatMap { traps[$0] }
+            return TrapEvent(.breakpoint, tid: tid, pc: address, trap: trap, registers: moved)
+        }
+        stopped[tid] = SIGTRAP  // not ours: the target's own
+        return TrapEvent(.signal, tid: tid, signal: SIGTRAP)
+    }
+
+    /// A fork's child: the `int3` bytes taken out of its copy of the text (a vfork's child
+    /// shares the parent's memory: nothing to take out), then let go.
+    private func releaseChild(_ child: Int32, vfork: Bool) {
+        forkChildren[child] = nil
+        if !vfork && !inserted.isEmpty, let copy = try? Target(pid: child) {
+            for (address, original) in inserted {
+                _ = try? copy.write([original], at: address, force: true, verify: false)
+            }
+        }
+        _ = try? Sys.ptracePokeUser(child, offset: Sys.debugRegisterOffset(7), 0)
+        try? Sys.ptraceDetach(child, signal: 0)
+    }
+
+    private func execHappened(_ tid: Int32) -> TrapEvent {
+        execed = true
+        // The new program has none of our bytes, and exec cleared the debug registers.
+        inserted.removeAll()
+        softwareTraps.removeAll()
+        atBreakpoint.removeAll()
+        slots = Array(repeating: nil, count: DebugRegisters.slotCount)
+        slotOwners = Array(repeating: nil, count: DebugRegisters.slotCount)
+        traps.removeAll()
+        // Every other thread is gone; the thread that exec'd has the leader's id.
+        for other in threads where other != pid { forget(other) }
+        running.remove(pid)
+        stopped[pid] = 0
+        _ = tid
+        return TrapEvent(.exec, tid: pid, pc: (try? registers(of: pid).rip) ?? 0)
+    }
+
+    private func ended(_ end: ProcessEnd, tid: Int32) -> TrapEvent {
+        processEnd = end
+        return TrapEvent(.exit, tid: tid, end: end)
+    }
+
+    private func forget(_ tid: Int32) {
+        stopped[tid] = nil
+        running.remove(tid)
+        atBreakpoint[tid] = nil
+        vmio_tracked_remove(tid)
+    }
+
+    // MARK: the end
+
+    /// Puts everything back and lets the target go: every thread stopped, every original byte
+    /// written back and read back, DR7 (and DR0–DR3, DR6) cleared on every thread and read
+    /// back 0, then every thread detached and the run state checked. Idempotent; also run from
+    /// `deinit`. A fatal signal recorded meanwhile is left for ``pendingSignal``.
+    @discardableResult
+    public func end() -> TrapCleanup {
+        if let cleanup { return cleanup }
+        ended = true
+        Sys.stopTicks()
+        var report = TrapCleanup()
+        if processEnd == nil {
+            do { try stopAllRunning() } catch { report.problems.append("\(error)") }
+            queued.removeAll()
+            for (address, original) in inserted.sorted(by: { $0.key < $1.key }) {
+                do {
+                    _ = try target.write([original], at: address, force: true, verify: false)
+                    let back = try readBytes(at: address, count: 1)
+                    if back == [original] {
+                        report.bytesRestored += 1
+                        inserted[address] = nil
+                    } else {
+                        report.problems.append("the byte at \(address.hex) reads back \(UInt64(back[0]).hex)")
+                    }
+                } catch {
+                    report.problems.append("the byte at \(address.hex) could not be put back: \(error)")
+                }
+            }
+            for tid in stopped.keys.sorted() {
+                if let problem = clearDebugRegisters(tid) { report.problems.append(problem) } else {
+                    report.threadsCleared += 1
+                }
+            }
+            for tid in running.sorted() {
+                report.problems.append("thread \(tid) did not stop: its debug registers could not be cleared")
+            }
+        }
+        target.tracer?.adopt(stopped)
+        stopped.removeAll()
+        running.removeAll()
+        target.resume()
+        report.runState = target.lastRestore
+        cleanup = report
+        Sys.deferFatalSignals(false)
+        return report
+    }
+
+    /// DR7 off, DR0–DR3 and DR6 zeroed, DR7 read back. A problem's line, or nil.
+    private func clearDebugRegisters(_ tid: Int32) -> String? {
+        do {
+            try Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(7), 0)
+            for n in [0, 1, 2, 3, 6] { try Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(n), 0) }
+            let dr7 = try Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(7))
+            return dr7 == 0 ? nil : "thread \(tid): DR7 reads \(dr7.hex) after clearing"
+        } catch {
+            if error == .noSuchProcess { return nil }  // gone: nothing of it is left
+            return "thread \(tid): debug registers not cleared: \(error)"
+        }
+    }
+
+    /// The fatal signal (SIGINT…) this tool received while the session lived, taken; the
+    /// caller re-raises it (``reraise(_:)``) after its own output.
+    public static func pendingSignal() -> Int32? { Sys.takeDeferredSignal() }
+
+    /// Dies of `signal` as if no handler had caught it.
+    public static func reraise(_ signal: Int32) { Sys.reraise(signal) }
+}
+
+extension Tracer {
+    /// Holds exactly `threads` (each in a ptrace stop of the calling thread, with the signal
+    /// to hand back at ``detach()``): a ``TrapSession`` gives its threads back this way.
+    func adopt(_ threads: [Int32: Int32]) {
+        stoppedThreads = threads
+    }
+}
