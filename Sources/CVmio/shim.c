@@ -214,7 +214,7 @@ void vmio_tick_stop(void) {
     timer_delete(tick_timer);
 }
 
-pid_t vmio_wait_any(int *status) { return waitpid(-1, status, __WALL); }
+pid_t vmio_wait_any(int *status) { return waitpid(-1, status, __WALL | __WNOTHREAD); }
 
 static void detach_all_and_reraise(int sig) {
     if (__atomic_load_n(&defer_fatal, __ATOMIC_SEQ_CST)) {

@@ -56,6 +56,7 @@ extension Array where Element == String {
 final class DrainThread: @unchecked Sendable {
     private let fd: Int32
     private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
     private var bytes: [UInt8] = []
 
     init(fd: Int32, closeAtEOF: Bool = false) {
@@ -67,7 +68,7 @@ final class DrainThread: @unchecked Sendable {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                bytes.append(contentsOf: chunk[0..<n])
+                lock.withLock { bytes.append(contentsOf: chunk[0..<n]) }
             }
             done.signal()
         }.start()
@@ -76,8 +77,11 @@ final class DrainThread: @unchecked Sendable {
     /// Everything read, once EOF came (or after `timeout`, what came so far). May be called again.
     func result(timeout: TimeInterval = 10) -> [UInt8] {
         if done.wait(timeout: .now() + timeout) == .success { done.signal() }  // leave it signalled
-        return bytes
+        return lock.withLock { bytes }
     }
+
+    /// What was read so far, without waiting.
+    func snapshot() -> [UInt8] { lock.withLock { bytes } }
 }
 
 /// A program started in the background with `posix_spawn`, its standard output and error
@@ -159,6 +163,12 @@ final class Running: @unchecked Sendable {
     }
 
     /// Waits (up to `timeout` seconds, then SIGKILL) and collects the result.
+    /// What the program has written to standard output so far (when captured).
+    func peekStdout() -> [UInt8] { out?.snapshot() ?? [] }
+
+    /// What the program has written to standard error so far (when captured).
+    func peekStderr() -> String { String(decoding: err?.snapshot() ?? [], as: UTF8.self) }
+
     func finish(timeout: TimeInterval = 60) -> RunResult {
         let deadline = Date(timeIntervalSinceNow: timeout)
         var timedOut = false

@@ -107,7 +107,8 @@ void vmio_reraise(int signal);
 int vmio_tick_start(int milliseconds);
 /// Deletes the calling thread's timer.
 void vmio_tick_stop(void);
-/// waitpid(-1, status, __WALL) once: -1 with errno EINTR when a signal interrupted it.
+/// waitpid(-1, status, __WALL | __WNOTHREAD) once (only the calling thread's tracees and children):
+/// -1 with errno EINTR when a signal interrupted it.
 pid_t vmio_wait_any(int *status);
 
 /// A dump being written into `directory`, kept where the handlers above can reach it: on

@@ -16,11 +16,17 @@ public struct DoctorCommand: VmioCommand {
             process_vm_readv and of /proc/PID/mem (nothing is written), whether \
             /proc/PID/mem may be written (proc_mem.force_override), the target's pid namespace \
             (NSpid) and its ABI (from the ELF header of /proc/PID/exe). Then the one fix that \
-            would make --for OPERATION work. The same checks run before any permission error is \
+            would make --for OPERATION work. When the target can be attached, it also looks for \
+            what a killed watch or break (SIGKILL cannot be cleaned up after) may have left: code \
+            bytes that differ from the mapped file (only executable file mappings smaps shows \
+            private-dirty are compared) and DR7 enabling a debug register on any thread (each \
+            thread stopped on its own, briefly); leftovers exit 1 unless --repair, which writes \
+            the file's bytes back (verified) and clears DR0-DR3, DR6 and DR7. The same checks run before any permission error is \
             reported, which names the failing check and its fix. Exit status 0 when nothing \
             found prevents the operation, 3 when something does, 4 when there is no such process \
             (or it is a zombie). --json prints {pid, operation, ok, fix, nspid, abi, state, \
-            tracer_pid, checks: [{name, status, detail, fix, blocks}]}.
+            tracer_pid, checks: [{name, status, detail, fix, blocks}], leftovers: {text: [{address, \
+            found, file, path}], threads: [{tid, dr7}], skipped, repaired}}.
             """
     )
 
@@ -28,6 +34,9 @@ public struct DoctorCommand: VmioCommand {
         name: .customLong("for"),
         help: "The operation to judge: read, write, stop (attach), or force-write (write --force).")
     public var operation: DoctorOperation = .stop
+
+    @Flag(help: "Remove what a killed watch or break left: code bytes put back from the file, DR7 cleared.")
+    public var repair = false
 
     public init() {}
 
@@ -60,8 +69,80 @@ public struct DoctorCommand: VmioCommand {
         } else {
             o.text.append("fix: nothing to fix: this tool can \(operation.phrase)")
         }
+        let stoppable = Doctor.examine(pid: pid, for: .stop).ok
+        guard stoppable, pid != ProcFS.ownPID else {
+            if repair { throw CommandError.badInput("--repair needs to attach to pid \(pid), which it cannot") }
+            return o
+        }
+        try context.withTarget(pid) { target in try leftovers(target, into: &o) }
+        if let index = o.json.firstIndex(where: { $0.0 == "status" }) {
+            o.json[index].1 = .int(Int64(o.status.rawValue))
+        }
         return o
     }
+
+    /// The leftovers of a killed watch or break: reported, or with --repair removed.
+    private func leftovers(_ target: Target, into o: inout Outcome) throws {
+        let found = try target.trapLeftovers()
+        for difference in found.text {
+            o.text.append(
+                "problem  leftovers  \(difference.address.hex): \(hexBytes(difference.found)) where \(difference.path) "
+                    + "has \(hexBytes(difference.file))")
+        }
+        for thread in found.threads {
+            o.text.append("problem  leftovers  thread \(thread.tid): DR7 \(thread.dr7.hex) enables a debug register")
+        }
+        for line in found.skipped { o.text.append("skipped  leftovers  \(line)") }
+        var repaired: JSONValue = .null
+        if found.isClean {
+            o.text.append("ok       leftovers  code as in its files, DR7 zero on every thread")
+        } else if repair {
+            let done = target.repairTrapLeftovers(found)
+            repaired = .object([
+                ("bytes", .int(Int64(done.bytesRestored))), ("threads", .int(Int64(done.threadsCleared))),
+                ("problems", .array(done.problems.map { .string($0) })),
+            ])
+            o.text.append(
+                "repaired: \(counted(done.bytesRestored, "byte")) put back, DR7 cleared on "
+                    + "\(counted(done.threadsCleared, "thread"))")
+            if !done.problems.isEmpty {
+                o.status = .badInput
+                o.message = "repair of pid \(target.pid) incomplete: " + done.problems.joined(separator: "; ")
+            }
+        } else if o.status == .ok {
+            o.status = .badInput
+            o.message =
+                "pid \(target.pid) has leftovers of a killed watch or break; "
+                + "vmio-ptrace doctor \(target.pid) --repair removes them"
+        }
+        o.json.append(
+            (
+                "leftovers",
+                .object([
+                    (
+                        "text",
+                        .array(
+                            found.text.map {
+                                .object([
+                                    ("address", .string($0.address.hex)), ("found", .string(hexBytes($0.found))),
+                                    ("file", .string(hexBytes($0.file))), ("path", .string($0.path)),
+                                ])
+                            })
+                    ),
+                    (
+                        "threads",
+                        .array(
+                            found.threads.map { .object([("tid", .int(Int64($0.tid))), ("dr7", .string($0.dr7.hex))]) })
+                    ),
+                    ("skipped", .array(found.skipped.map { .string($0) })), ("repaired", repaired),
+                ])
+            ))
+    }
+}
+
+/// Bytes as `cc 90`.
+func hexBytes(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format2: $0) }.joined(separator: " ")
 }
 
 extension DoctorCheck {

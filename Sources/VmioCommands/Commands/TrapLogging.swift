@@ -51,6 +51,12 @@ struct TrapLog {
         let session = try TrapSession(target: target)
         defer { session.end() }
         let traps = try arm(session)
+        if context.streams {
+            let threads = session.threads.count
+            StandardError.line(
+                "\(verb): \(traps.map(\.summary).joined(separator: ", ")) on \(counted(threads, "thread")) of pid "
+                    + "\(target.pid); the target runs (Ctrl-C ends)")
+        }
         let sink: OutputSink? = context.streams ? OutputSink() : nil
         let flushEachLine = context.streams && !context.json && Console.isTerminal(fd: 1)
         let unwinder = options.backtrace ? try Unwinder(pid: target.pid) : nil
@@ -63,7 +69,8 @@ struct TrapLog {
             let place = locations[event.pc] ?? target.symbols.describe(event.pc)
             locations[event.pc] = place
             let (words, fields) = describe(event)
-            var line = "\(clockText(event.time)) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) "
+            var line =
+                "\(clockText(event.time)) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) "
                 + "(\(place.locationText)) \(words)"
             var json: [(String, JSONValue)] = [
                 ("event", .string(event.kind.rawValue)), ("time", .string(clockText(event.time))),
@@ -73,7 +80,8 @@ struct TrapLog {
             ]
             json += fields
             if let unwinder {
-                let frames = (try? unwinder.unwind(tid: event.tid, maxDepth: 64, view: target.view, symbols: target.symbols))?
+                let frames =
+                    (try? unwinder.unwind(tid: event.tid, maxDepth: 64, view: target.view, symbols: target.symbols))?
                     .frames ?? []
                 for frame in frames {
                     line += "\n    #\(frame.index) \(frame.pc.hex) in \(frame.functionText) (\(frame.moduleText))"
@@ -103,9 +111,11 @@ struct TrapLog {
             "\(verb): \(counted(UInt64(hits), "hit")) on \(traps.map { "#\($0.id) \($0.address.hex)" }.joined(separator: ", ")); "
             + "ended: \(reason); \(cleanup)"
         let endFields: [(String, JSONValue)] = [
-            ("event", .string("end")), ("reason", .string(last.kind == .watchpoint || last.kind == .breakpoint ? "count" : last.kind.rawValue)),
+            ("event", .string("end")),
+            ("reason", .string(last.kind == .watchpoint || last.kind == .breakpoint ? "count" : last.kind.rawValue)),
             ("hits", .int(Int64(hits))), ("exit", last.end.map { .string($0.description) } ?? .null),
-            ("bytes_restored", .int(Int64(cleanup.bytesRestored))), ("threads_cleared", .int(Int64(cleanup.threadsCleared))),
+            ("bytes_restored", .int(Int64(cleanup.bytesRestored))),
+            ("threads_cleared", .int(Int64(cleanup.threadsCleared))),
             ("verified", .bool(cleanup.verified)), ("problems", .array(cleanup.problems.map { .string($0) })),
         ]
         if let sink, context.json {
@@ -127,6 +137,17 @@ struct TrapLog {
             o.status = .targetGone
         }
         return o
+    }
+}
+
+extension Trap {
+    /// `#1 8 bytes at 0x… (write)`, `#2 int3 at 0x…`.
+    var summary: String {
+        switch kind {
+        case .software: "#\(id) int3 at \(address.hex)"
+        case .hardware(.execute): "#\(id) debug register at \(address.hex)"
+        case .hardware(let access): "#\(id) \(counted(length, "byte")) at \(address.hex) (\(access.rawValue))"
+        }
     }
 }
 

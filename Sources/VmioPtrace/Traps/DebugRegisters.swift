@@ -21,6 +21,10 @@ public struct DebugPiece: Hashable, Sendable {
     public let length: Int
     public let access: WatchAccess
 
+    public init(address: Address, length: Int, access: WatchAccess) {
+        (self.address, self.length, self.access) = (address, length, access)
+    }
+
     /// The two LEN bits of DR7 for this piece's length.
     var dr7LengthBits: UInt64 {
         switch length {

@@ -102,8 +102,7 @@ public final class TrapSession {
     public func addBreakpoint(at address: Address, hardware: Bool = false) throws(TargetError) -> Trap {
         try checkUsable()
         if hardware { return try addHardware(address: address, length: 1, access: .execute) }
-        if softwareTraps[address] != nil || traps.values.contains(where: { $0.address == address && $0.isBreakpoint })
-        {
+        if softwareTraps[address] != nil || traps.values.contains(where: { $0.address == address && $0.isBreakpoint }) {
             throw .trap("there is a breakpoint at \(address.hex) already")
         }
         try insertByte(at: address)
@@ -625,7 +624,9 @@ public final class TrapSession {
                 }
             }
             for tid in stopped.keys.sorted() {
-                if let problem = clearDebugRegisters(tid) { report.problems.append(problem) } else {
+                if let problem = clearDebugRegisters(tid) {
+                    report.problems.append(problem)
+                } else {
                     report.threadsCleared += 1
                 }
             }

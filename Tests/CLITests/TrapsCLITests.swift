@@ -1,0 +1,214 @@
+// watch and break (issue 13): exact hit counts on three threads created after the traps were
+// set, pcs at the right symbol, values in order, arguments, signals passed through, a fork's
+// child left running, exec, the target's exit; and nothing left behind on any exit path
+// (SIGINT, SIGTERM: text as in the file, DR7 zero on every thread, read back by a fresh attach),
+// and a SIGKILLed tool's leftovers found and repaired by doctor.
+
+import Foundation
+import Testing
+import VmioTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite(.serialized) struct TrapsCLITests {
+    /// Starts `vmio-ptrace ARGS` (PID replaced by the fixture's pid) and waits until it says
+    /// on standard error that every trap is set and the target runs.
+    func start(_ fixture: FixtureProcess, _ arguments: [String]) throws -> Running {
+        let tool = try Running(Fixtures.toolPath.path, arguments.map { $0 == "PID" ? fixture.pidArg : $0 })
+        let armed = waitUntil(timeout: 20) { tool.peekStderr().contains("; the target runs") }
+        #expect(armed, "the tool did not say it set its traps: \(tool.peekStderr())")
+        return tool
+    }
+
+    /// Every hit line of --json output (the last object is the end).
+    func events(_ result: RunResult) -> [[String: Any]] {
+        result.lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+
+    /// Nothing is left in the target: its code at `address` is the file's byte, every thread's
+    /// DR7 reads 0 (a fresh attach: `doctor --json`), it runs free.
+    func expectNothingLeft(_ fixture: FixtureProcess, code address: UInt64) throws {
+        #expect(waitUntil { isFreeRunning(fixture.pid) }, "\(procStatus(fixture.pid))")
+        #expect(try codeByte(fixture.pid, address) == fileByte(fixture.pid, address))
+        let doctor = try Tool.run("doctor", fixture.pidArg, "--json")
+        #expect(doctor.exited(0), "\(doctor)")
+        let leftovers = try #require(doctor.json?["leftovers"] as? [String: Any], "\(doctor)")
+        #expect((leftovers["text"] as? [Any])?.isEmpty == true, "\(doctor)")
+        #expect((leftovers["threads"] as? [Any])?.isEmpty == true, "\(doctor)")
+    }
+
+    @Test func watchSeesEveryWriteOfThreeNewThreadsInOrder() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, ["watch", "PID", "sym:watched", "8", "--count", "300", "--json"])
+        // The three threads start after the watch is set: it follows them.
+        #expect(try fixture.send("threads 100", timeout: 60) == "done 300")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let objects = events(result)
+        let hits = objects.filter { $0["event"] as? String == "watchpoint" }
+        #expect(hits.count == 300)
+        #expect(hits.map { $0["old"] as? Int } == (0..<300).map { $0 })
+        #expect(hits.map { $0["new"] as? Int } == (1...300).map { $0 })
+        #expect(hits.allSatisfy { ($0["function"] as? String)?.hasPrefix("vmio_trap_bump+") == true })
+        let tids = Set(hits.compactMap { $0["tid"] as? Int })
+        #expect(tids.count == 3 && !tids.contains(Int(fixture.pid)), "\(tids)")
+        let end = try #require(objects.last)
+        #expect(end["event"] as? String == "end" && end["reason"] as? String == "count", "\(end)")
+        #expect(end["verified"] as? Bool == true && (end["threads_cleared"] as? Int ?? 0) >= 1, "\(end)")
+        try expectNothingLeft(fixture, code: fixture.address("bump"))
+        #expect(try fixture.send("watched") == "watched 300")
+    }
+
+    @Test func watchTextLineAndTooLongARange() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, ["watch", "PID", "sym:watched", "--count", "2", "--format", "x64"])
+        #expect(try fixture.send("threads 1", timeout: 60) == "done 3")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        #expect(result.lines.count == 2, "\(result)")
+        #expect(result.lines.first?.contains("vmio_trap_bump+0x") == true, "\(result)")
+        #expect(result.lines.first?.contains("(vmio-fixture-traps+0x") == true, "\(result)")
+        #expect(result.lines.first?.hasSuffix("0x0000000000000000 → 0x0000000000000001") == true, "\(result)")
+        #expect(result.stderr.contains("2 hits") && result.stderr.contains("DR7 zero"), "\(result)")
+        // 32 bytes one byte past an 8-byte boundary need seven registers: refused, nothing left.
+        let refused = try Tool.run("watch", fixture.pidArg, hx(fixture.address("watched") + 1), "32")
+        #expect(refused.exited(1), "\(refused)")
+        #expect(refused.stderr.contains("need 7 debug registers"), "\(refused)")
+        let tooLong = try Tool.run("watch", fixture.pidArg, "sym:watched", "33")
+        #expect(tooLong.exited(64), "\(tooLong)")
+        try expectNothingLeft(fixture, code: fixture.address("bump"))
+    }
+
+    @Test(arguments: [false, true]) func breakLogsEveryCallWithItsArguments(hardware: Bool) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(
+            fixture,
+            ["break", "PID", "sym:vmio_trap_tick", "--count", "300", "--json"] + (hardware ? ["--hardware"] : []))
+        #expect(try fixture.send("threads 100", timeout: 60) == "done 300")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let hits = events(result).filter { $0["event"] as? String == "breakpoint" }
+        #expect(hits.count == 300)
+        #expect(hits.allSatisfy { $0["pc"] as? String == hx(fixture.address("tick")) })
+        #expect(hits.allSatisfy { $0["function"] as? String == "vmio_trap_tick" })
+        // Each thread k calls tick(k, 1…100), in order.
+        for k in 1...3 {
+            let mine = hits.filter { ($0["arguments"] as? [String: String])?["rdi"] == hx(UInt64(k)) }
+            #expect(mine.map { ($0["arguments"] as? [String: String])?["rsi"] } == (1...100).map { hx(UInt64($0)) })
+        }
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+        #expect(try fixture.send("tick") == "ticked 7007")
+    }
+
+    @Test func breakInAForkingTargetLeavesTheChildRunning() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, ["break", "PID", "sym:vmio_trap_tick", "--count", "1", "--json"])
+        // The child runs tick three times in its copy of the text: without our int3 bytes.
+        #expect(try fixture.send("fork", timeout: 30) == "child exited 0")
+        #expect(try fixture.send("tick", timeout: 30) == "ticked 7007")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let hits = events(result).filter { $0["event"] as? String == "breakpoint" }
+        #expect(hits.count == 1 && hits.first?["tid"] as? Int == Int(fixture.pid), "\(result)")
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+    }
+
+    @Test(arguments: [["watch", "PID", "sym:watched"], ["break", "PID", "sym:vmio_trap_tick"]])
+    func signalsToTheTargetAreDeliveredAndAFatalSignalCleansUp(command: [String]) throws {
+        for signal in [SIGINT, SIGTERM] {
+            let fixture = try Fixtures.launch(.traps)
+            defer { fixture.terminate() }
+            #expect(try fixture.send("spin") == "spinning")
+            let tool = try start(fixture, command)
+            #expect(waitUntil(timeout: 20) { (tool.peekStdout().count) > 0 }, "no hit came")
+            // One at a time: a second SIGUSR1 sent before the first is taken merges with it.
+            for n in 1...5 {
+                kill(fixture.pid, SIGUSR1)
+                #expect(waitUntil(timeout: 20) { (try? fixture.send("usr1")) == "usr1 \(n)" })
+            }
+            kill(tool.pid, signal)
+            let result = tool.finish()
+            #expect(result.signaled && result.status == signal, "\(result)")
+            #expect(result.stderr.contains("received; left nothing behind"), "\(result)")
+            try expectNothingLeft(fixture, code: fixture.address(command[0] == "watch" ? "bump" : "tick"))
+            #expect(try fixture.send("unspin", timeout: 30) == "unspun")
+        }
+    }
+
+    @Test func execEndsTheBreakpointsAndTheTargetsExitEndsTheWatch() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, ["break", "PID", "sym:vmio_trap_tick"])
+        try fixture.write("exec")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        #expect(result.stderr.contains("ran exec: every trap ended"), "\(result)")
+        #expect(waitUntil { isFreeRunning(fixture.pid) })
+        let other = try Fixtures.launch(.traps)
+        defer { other.terminate() }
+        let watch = try start(other, ["watch", "PID", "sym:watched"])
+        try other.write("quit")
+        let ended = watch.finish()
+        #expect(ended.exited(4), "\(ended)")
+        #expect(ended.stderr.contains("exited with status 0"), "\(ended)")
+    }
+
+    @Test(arguments: ["watch", "break"]) func doctorRepairsWhatAKilledToolLeft(verb: String) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, [verb, "PID", verb == "watch" ? "sym:watched" : "sym:vmio_trap_tick"])
+        kill(tool.pid, SIGKILL)
+        _ = tool.finish()
+        #expect(waitUntil { procStatus(fixture.pid)["TracerPid"] == "0" })
+        let found = try Tool.run("doctor", fixture.pidArg, "--json")
+        #expect(found.exited(1), "\(found)")
+        let leftovers = try #require(found.json?["leftovers"] as? [String: Any], "\(found)")
+        if verb == "watch" {
+            let threads = leftovers["threads"] as? [[String: Any]] ?? []
+            #expect(threads.map { $0["tid"] as? Int } == [Int(fixture.pid)], "\(found)")
+        } else {
+            let text = leftovers["text"] as? [[String: Any]] ?? []
+            #expect(text.count == 1 && text.first?["address"] as? String == hx(fixture.address("tick")), "\(found)")
+            #expect(text.first?["found"] as? String == "cc", "\(found)")
+        }
+        let repaired = try Tool.run("doctor", fixture.pidArg, "--repair")
+        #expect(repaired.exited(0), "\(repaired)")
+        #expect(repaired.lines.contains { $0.hasPrefix("repaired: ") }, "\(repaired)")
+        try expectNothingLeft(fixture, code: fixture.address(verb == "watch" ? "bump" : "tick"))
+        // It lives on through what would have killed it with SIGTRAP.
+        #expect(try fixture.send("threads 5", timeout: 30) == "done 15")
+        #expect(try fixture.send("tick") == "ticked 7007")
+    }
+}
+
+/// The byte at `address` of `pid`'s memory (through /proc/PID/mem).
+func codeByte(_ pid: Int32, _ address: UInt64) throws -> UInt8 {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/mem"))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: address)
+    return try #require(try handle.read(upToCount: 1)?.first)
+}
+
+/// The byte of the mapped file behind `address` of `pid` (its maps line's path and offset).
+func fileByte(_ pid: Int32, _ address: UInt64) throws -> UInt8 {
+    let maps = try #require(readProcFile("/proc/\(pid)/maps"))
+    for line in maps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        let bounds = fields[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+        guard bounds.count == 2, address >= bounds[0], address < bounds[1], fields.count >= 6 else { continue }
+        let offset = try #require(UInt64(fields[2], radix: 16))
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: String(fields[5])))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset + address - bounds[0])
+        return try #require(try handle.read(upToCount: 1)?.first)
+    }
+    throw HolderError(reply: "no mapping holds \(hx(address))")
+}
