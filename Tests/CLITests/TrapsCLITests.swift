@@ -32,6 +32,9 @@ import VmioTestSupport
     /// Nothing is left in the target: its code at `address` is the file's byte, every thread's
     /// DR7 reads 0 (a fresh attach: `doctor --json`), it runs free.
     func expectNothingLeft(_ fixture: FixtureProcess, code address: UInt64) throws {
+        try #require(
+            fixture.isRunning,
+            "the fixture ended: \(fixture.terminationStatus.map(String.init) ?? "?") \(fixture.stderrOutput)")
         #expect(waitUntil { isFreeRunning(fixture.pid) }, "\(procStatus(fixture.pid))")
         #expect(try codeByte(fixture.pid, address) == fileByte(fixture.pid, address))
         let doctor = try Tool.run("doctor", fixture.pidArg, "--json")

@@ -40,7 +40,8 @@ public struct DoctorCommand: VmioCommand {
 
     public init() {}
 
-    /// Examines the context's process; nothing attaches.
+    /// Examines the context's process (nothing attaches for the checks), then looks for the
+    /// leftovers of a killed watch or break, each thread stopped on its own, briefly.
     public func run(in context: CommandContext) throws -> Outcome {
         guard let pid = context.pid else { throw CommandError.usage("doctor needs a pid") }
         let report = Doctor.examine(pid: pid, for: operation)
@@ -74,7 +75,10 @@ public struct DoctorCommand: VmioCommand {
             if repair { throw CommandError.badInput("--repair needs to attach to pid \(pid), which it cannot") }
             return o
         }
-        try context.withTarget(pid) { target in try leftovers(target, into: &o) }
+        // The leftovers' lines go with the checks, before the fix.
+        let fixLine = o.text.removeLast()
+        try context.withTarget(pid) { target in try leftovers(target, into: &o, width: width) }
+        o.text.append(fixLine)
         if let index = o.json.firstIndex(where: { $0.0 == "status" }) {
             o.json[index].1 = .int(Int64(o.status.rawValue))
         }
@@ -82,20 +86,21 @@ public struct DoctorCommand: VmioCommand {
     }
 
     /// The leftovers of a killed watch or break: reported, or with --repair removed.
-    private func leftovers(_ target: Target, into o: inout Outcome) throws {
+    private func leftovers(_ target: Target, into o: inout Outcome, width: Int) throws {
+        let name = "leftovers" + String(repeating: " ", count: max(0, width - "leftovers".count))
         let found = try target.trapLeftovers()
         for difference in found.text {
             o.text.append(
-                "problem  leftovers  \(difference.address.hex): \(hexBytes(difference.found)) where \(difference.path) "
+                "problem  \(name)  \(difference.address.hex): \(hexBytes(difference.found)) where \(difference.path) "
                     + "has \(hexBytes(difference.file))")
         }
         for thread in found.threads {
-            o.text.append("problem  leftovers  thread \(thread.tid): DR7 \(thread.dr7.hex) enables a debug register")
+            o.text.append("problem  \(name)  thread \(thread.tid): DR7 \(thread.dr7.hex) enables a debug register")
         }
-        for line in found.skipped { o.text.append("skipped  leftovers  \(line)") }
+        for line in found.skipped { o.text.append("skipped  \(name)  \(line)") }
         var repaired: JSONValue = .null
         if found.isClean {
-            o.text.append("ok       leftovers  code as in its files, DR7 zero on every thread")
+            o.text.append("ok       \(name)  code as in its files, DR7 zero on every thread")
         } else if repair {
             let done = target.repairTrapLeftovers(found)
             repaired = .object([

@@ -381,8 +381,11 @@ public final class TrapSession {
                 if error == .noSuchProcess { break }
                 throw .system(call: "ptrace(PTRACE_SINGLESTEP, \(tid))", errno: error)
             }
-            guard let status = waitFor(tid, deadline: .now + .seconds(5)) else {
-                throw .trap("thread \(tid) did not finish a single step")
+            // One instruction: its stop comes at once (or the thread's end), so the wait blocks.
+            let status: WaitStatus
+            do { status = try Sys.waitpid(tid, hang: true) ?? .exited(code: 0) } catch {
+                forget(tid)
+                return nil
             }
             switch status {
             case .stopped(let signal, let event) where event == 0 && signal == SIGTRAP:
@@ -428,6 +431,35 @@ public final class TrapSession {
             }
             running.remove(tid)
             if let event = try handle(tid, status, known: true, interrupting: true) { queued.append(event) }
+        }
+        try settlePendingTraps(tids)
+    }
+
+    /// A thread stopped by our interrupt may have a `SIGTRAP` of ours still pending (the trap
+    /// fired, and the interrupt's stop was reported first): let go with it pending, the thread
+    /// would die of it. Each such thread runs on to that signal's stop, which is handled (an
+    /// `int3`'s pc moved back, the event queued) and not delivered.
+    private func settlePendingTraps(_ tids: [Int32]) throws(TargetError) {
+        let trapBit: UInt64 = 1 << UInt64(SIGTRAP - 1)
+        for tid in tids where stopped[tid] == 0 {
+            guard let text = try? ProcFS.readText("/proc/\(pid)/task/\(tid)/status"),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigPnd:") }),
+                let pending = UInt64(line.dropFirst("SigPnd:".count).trimmingCharacters(in: " \t"), radix: 16),
+                pending & trapBit != 0
+            else { continue }
+            do { try Sys.ptraceContinue(tid, signal: 0) } catch { continue }
+            guard let status = waitFor(tid, deadline: .now + .seconds(2)) else {
+                running.insert(tid)
+                stopped[tid] = nil
+                continue
+            }
+            if let event = try handle(tid, status, known: true, interrupting: true) {
+                if event.kind == .signal && event.signal == SIGTRAP && stopped[tid] == SIGTRAP {
+                    queued.append(event)  // the target's own: delivered when it resumes
+                } else if event.kind != .signal {
+                    queued.append(event)
+                }
+            }
         }
     }
 
@@ -525,7 +557,9 @@ public final class TrapSession {
         if dr6 & DebugRegisters.hitMask != 0 {
             _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
             let slot = (0..<DebugRegisters.slotCount).first { dr6 & (1 << UInt64($0)) != 0 }!
-            if let id = slotOwners[slot], let trap = traps[id] {
+            // A register since freed: the hit of a trap that is gone, not the target's own.
+            guard let id = slotOwners[slot], let trap = traps[id] else { return nil }
+            do {
                 let registers = try registers(of: tid)
                 if trap.isBreakpoint {
                     return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
