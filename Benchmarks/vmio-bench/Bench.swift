@@ -36,11 +36,25 @@ struct Bench {
         if opts.only.contains(6) { item(6, "sparse core") { $0.sparseCore(cli: cli, gdb: gdbPath) } }
 
         // --- the many-maps fixture ---------------------------------------------
-        if opts.only.contains(3) {
+        if !opts.only.isDisjoint(with: [3, 8]) {
             let many = startFixture(.manyMaps, [String(opts.maps)])
             emit("fixture: vmio-fixture-many-maps pid \(many.pid), \(opts.maps) one-page mappings")
-            item(3, "maps parse + scattered reads") { $0.scatter(pid: many.pid) }
+            if opts.only.contains(3) { item(3, "maps parse + scattered reads") { $0.scatter(pid: many.pid) } }
+            if opts.only.contains(8) {
+                let (base, stride) = (many.number("base"), many.number("stride"))
+                item(8, "session on many mappings") {
+                    $0.sessionOnManyMaps(pid: many.pid, base: base, stride: stride, count: 10_000, cli: cli)
+                }
+            }
             many.terminate()
+        }
+        if opts.only.contains(8) {
+            let holder = startFixture(.holder, [])
+            let buf = holder.number("buf", 0)
+            item(8, "session vs gdb -batch") {
+                $0.sessionAgainstGDB(pid: holder.pid, buf: buf, count: 10_000, cli: cli, gdb: gdbPath)
+            }
+            holder.terminate()
         }
 
         emit("")
