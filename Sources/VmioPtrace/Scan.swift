@@ -216,25 +216,19 @@ extension Target {
             let pattern: BytePattern
             do { pattern = try BytePattern(bytes: value, alignment: UInt64(type.width)) } catch { throw .model(error) }
             var failure: TargetError?
-            for (_, range) in regions {
-                let report = try stream(range, policy: .skip) { (at, chunk) throws(TargetError) in
-                    // Chunks start at aligned addresses (regions and holes are page-aligned):
-                    // no aligned match straddles two.
-                    value.withUnsafeBytes { raw in
-                        pattern.scan(chunk, base: at) { offset in
-                            do throws(TargetError) { try writer.append(at + UInt64(offset), raw) } catch {
-                                failure = error
-                                return false
-                            }
-                            return true
+            scanned = try scanRegions(regions, progress: progress) { (at, chunk) throws(TargetError) in
+                // Chunks start at aligned addresses (regions and holes are page-aligned): no
+                // aligned match straddles two.
+                value.withUnsafeBytes { raw in
+                    pattern.scan(chunk, base: at) { offset in
+                        do throws(TargetError) { try writer.append(at + UInt64(offset), raw) } catch {
+                            failure = error
+                            return false
                         }
+                        return true
                     }
-                    if let failure { throw failure }
-                    scanned += UInt64(chunk.count)
-                    progress?(scanned)
-                    return true
                 }
-                if let stop = report.stop { throw .transferStopped(stop) }
+                if let failure { throw failure }
             }
         }
         var report = try writer.finish(dropped: 0)
@@ -249,18 +243,11 @@ extension Target {
         progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> ScanReport {
         let writer = try ScanStateWriter(path: path, header: try header(type, snapshot: true), list: 0)
-        var scanned: UInt64 = 0
         let width = type.width
-        for (_, range) in regions {
-            let report = try stream(range, policy: .skip, chunkSize: ScanState.snapshotBlockSize) {
-                (at, chunk) throws(TargetError) in
-                let whole = chunk.count / width * width
-                if whole > 0 { try writer.appendSnapshot(at: at, UnsafeRawBufferPointer(rebasing: chunk[0..<whole])) }
-                scanned += UInt64(chunk.count)
-                progress?(scanned)
-                return true
-            }
-            if let stop = report.stop { throw .transferStopped(stop) }
+        let scanned = try scanRegions(regions, chunkSize: ScanState.snapshotBlockSize, progress: progress) {
+            (at, chunk) throws(TargetError) in
+            let whole = chunk.count / width * width
+            if whole > 0 { try writer.appendSnapshot(at: at, UnsafeRawBufferPointer(rebasing: chunk[0..<whole])) }
         }
         var report = try writer.finish(dropped: 0)
         report.scanned = scanned
@@ -352,6 +339,25 @@ extension Target {
         report.dropped = dropped - reader.header.dropped
         report.scanned = scanned
         return report
+    }
+
+    /// Streams `regions` chunk by chunk through `body`; returns the bytes read. Holes are
+    /// stepped over; a stream cut short otherwise (the target gone) throws.
+    private func scanRegions(
+        _ regions: [(mapping: Mapping, range: AddressRange)], chunkSize: Int = 1 << 20,
+        progress: ((UInt64) -> Void)?, _ body: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Void
+    ) throws(TargetError) -> UInt64 {
+        var scanned: UInt64 = 0
+        for (_, range) in regions {
+            let report = try stream(range, policy: .skip, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
+                try body(at, chunk)
+                scanned += UInt64(chunk.count)
+                progress?(scanned)
+                return true
+            }
+            if let stop = report.stop { throw .transferStopped(stop) }
+        }
+        return scanned
     }
 
     /// A state's header for this process.

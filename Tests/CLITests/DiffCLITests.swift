@@ -27,19 +27,26 @@ private struct DiffJSON {
     }
 }
 
-@Suite(.serialized) struct DiffCLITests {
+/// A suite on its own changer fixture, and the names its tests use.
+private protocol ChangerSuite {
+    var changer: FixtureProcess { get }
+}
+
+extension ChangerSuite {
+    var pid: String { changer.pidArg }
+    var data: UInt64 { changer.address("data") }
+    /// Only the fixture's own data region: the rest of a live process (its stack, libc's
+    /// state) may change between two reads.
+    var dataRegion: String { "\(hx(data))-\(hx(data + 65536))" }
+}
+
+@Suite(.serialized) struct DiffCLITests: ChangerSuite {
     let changer: FixtureProcess
     let dir = TempDir()
 
     init() throws {
         changer = try Fixtures.launch(.changer)
     }
-
-    var pid: String { changer.pidArg }
-    var data: UInt64 { changer.address("data") }
-    /// Only the fixture's own data region: the rest of a live process (its stack, libc's
-    /// state) may change between two reads.
-    var dataRegion: String { "\(hx(data))-\(hx(data + 65536))" }
 
     private func diffJSON(_ arguments: [String]) throws -> DiffJSON {
         let result = try Tool.run(["diff"] + arguments + ["--json"])
@@ -144,17 +151,13 @@ private struct DiffJSON {
     }
 }
 
-@Suite(.serialized) struct ScanCLITests {
+@Suite(.serialized) struct ScanCLITests: ChangerSuite {
     let changer: FixtureProcess
     let dir = TempDir()
 
     init() throws {
         changer = try Fixtures.launch(.changer)
     }
-
-    var pid: String { changer.pidArg }
-    var data: UInt64 { changer.address("data") }
-    var dataRegion: String { "\(hx(data))-\(hx(data + 65536))" }
 
     private func scan(_ arguments: String...) throws -> [String: Any] {
         let result = try Tool.run(["scan", pid] + arguments + ["--json"])
