@@ -50,8 +50,9 @@ public struct ScanReport: Sendable {
 
 /// Writes a scan state: blocks as they fill, the header last (at offset 0), the file put in
 /// place only when complete (a temporary name, renamed). Without a path it only counts and
-/// lists (a listing changes no state).
-final class ScanStateWriter {
+/// lists (a listing changes no state). A struct, held in a local variable: its appends, once a
+/// candidate, need no run-time exclusivity checks (a class's stored properties do).
+struct ScanStateWriter {
     private let file: OutputFile?
     private var header: ScanState.Header
     private var offset = UInt64(ScanState.headerSize)
@@ -72,7 +73,7 @@ final class ScanStateWriter {
     }
 
     /// Adds one candidate (addresses ascending) with its value (`width` bytes).
-    func append(_ address: Address, _ value: UnsafeRawBufferPointer) throws(TargetError) {
+    mutating func append(_ address: Address, _ value: UnsafeRawBufferPointer) throws(TargetError) {
         addresses.append(address)
         values.append(contentsOf: value)
         note(address, value)
@@ -80,7 +81,7 @@ final class ScanStateWriter {
     }
 
     /// Adds the bytes at `start` as a snapshot block (every aligned slot a candidate).
-    func appendSnapshot(at start: Address, _ bytes: UnsafeRawBufferPointer) throws(TargetError) {
+    mutating func appendSnapshot(at start: Address, _ bytes: UnsafeRawBufferPointer) throws(TargetError) {
         try write(ScanState.encode(snapshotAt: start, bytes))
         let width = header.type.width
         var i = 0
@@ -91,26 +92,26 @@ final class ScanStateWriter {
         report.candidates += UInt64(bytes.count / width)
     }
 
-    private func note(_ address: Address, _ value: UnsafeRawBufferPointer) {
+    private mutating func note(_ address: Address, _ value: UnsafeRawBufferPointer) {
         report.candidates += 1
         if report.listed.count < list { report.listed.append((address, Array(value))) }
     }
 
-    private func flush() throws(TargetError) {
+    private mutating func flush() throws(TargetError) {
         guard !addresses.isEmpty else { return }
         try write(ScanState.encode(addresses: addresses, values: values))
         addresses.removeAll(keepingCapacity: true)
         values.removeAll(keepingCapacity: true)
     }
 
-    private func write(_ bytes: [UInt8]) throws(TargetError) {
+    private mutating func write(_ bytes: [UInt8]) throws(TargetError) {
         guard let file else { return }
         try bytes.withBytes { raw throws(TargetError) in try file.write(raw, at: offset) }
         offset += UInt64(bytes.count)
     }
 
     /// Writes the last block and the header, and puts the file in place.
-    func finish(dropped: UInt64) throws(TargetError) -> ScanReport {
+    mutating func finish(dropped: UInt64) throws(TargetError) -> ScanReport {
         try flush()
         header.count = report.candidates
         header.dropped = dropped
@@ -201,7 +202,7 @@ extension Target {
         for value: [UInt8], type: ScanType, in regions: [(mapping: Mapping, range: AddressRange)], to path: String,
         list: Int = 0, progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> ScanReport {
-        let writer = try ScanStateWriter(path: path, header: try header(type, snapshot: false), list: list)
+        var writer = try ScanStateWriter(path: path, header: try header(type, snapshot: false), list: list)
         var scanned: UInt64 = 0
         if case .bytes = type {
             // Byte strings may straddle chunks: search carries the bytes across.
@@ -242,7 +243,7 @@ extension Target {
         type: ScanType, in regions: [(mapping: Mapping, range: AddressRange)], to path: String,
         progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> ScanReport {
-        let writer = try ScanStateWriter(path: path, header: try header(type, snapshot: true), list: 0)
+        var writer = try ScanStateWriter(path: path, header: try header(type, snapshot: true), list: 0)
         let width = type.width
         let scanned = try scanRegions(regions, chunkSize: ScanState.snapshotBlockSize, progress: progress) {
             (at, chunk) throws(TargetError) in
@@ -266,7 +267,7 @@ extension Target {
         try reader.check(for: self)
         var header = reader.header
         header.snapshot = false
-        let writer = try ScanStateWriter(path: path, header: header, list: list)
+        var writer = try ScanStateWriter(path: path, header: header, list: list)
         let width = header.type.width
         let alignment = UInt64(header.type.alignment)
         var dropped = reader.header.dropped
