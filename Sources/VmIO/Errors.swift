@@ -99,6 +99,26 @@ public struct PartialCopy: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// What a fallible copy did (``VmReader/readUntilFault(into:using:)``): the bytes that
+/// moved, and the fault that stopped it early, if any.
+public struct CopyOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// The bytes that moved: at the destination, both cursors and owners advanced by this many.
+    public let copied: UInt64
+    /// Why the copy stopped before it moved all it was asked to; nil when it moved everything.
+    public let stop: PartialCopy?
+
+    /// An outcome of `copied` bytes that `stop` ended (nil: the copy ran to its end).
+    public init(copied: UInt64, stop: PartialCopy?) {
+        self.copied = copied
+        self.stop = stop
+    }
+
+    /// Whether the copy moved everything it was asked to.
+    public var isComplete: Bool { stop == nil }
+
+    public var description: String { stop?.description ?? "\(copied) bytes moved" }
+}
+
 /// Every error of the model. Each violated precondition of the seed's contracts is
 /// one of these, never a trap.
 public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {

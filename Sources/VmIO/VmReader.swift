@@ -115,6 +115,32 @@ public struct VmReader: ~Copyable {
         }
     }
 
+    /// ``readFallible(into:using:)`` with the fault returned instead of thrown: a copy that
+    /// stops early is an outcome a caller expects, not an error.
+    ///
+    /// Returns what moved and, when the copy stopped early, why (``CopyOutcome/stop``): the
+    /// same `k` bytes, the same cursors and owners advanced by exactly `k`, as the
+    /// ``VmIoError/partialCopy(_:)`` that ``readFallible(into:using:)`` throws. Throws only
+    /// what is a mistake of the caller or of the backend: a broken owner, overlapping owners
+    /// (``VmIoError/overlappingCopy(source:destination:)``), a backend that breaks its
+    /// contract (``VmIoError/backendContract(_:)``). A caller needs no `catch` by pattern,
+    /// which in top-level code can crash the Swift 6.3 compiler (README.md, "Known issues").
+    public mutating func readUntilFault(into writer: inout VmWriter, using backend: some CopyBackend)
+        throws(VmIoError) -> CopyOutcome
+    {
+        let result: Result<UInt64, VmIoError>
+        do throws(VmIoError) {
+            result = .success(try readFallible(into: &writer, using: backend))
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let moved): return CopyOutcome(copied: moved, stop: nil)
+        case .failure(.partialCopy(let stop)): return CopyOutcome(copied: stop.copied, stop: stop)
+        case .failure(let error): throw error
+        }
+    }
+
     /// Reads one value of `T` at the cursor, all or nothing: on a fault the cursor does
     /// not move and ``VmIoError/partialCopy(_:)`` says how far the read got.
     public mutating func readValue<T: BitwiseCopyable>(_ type: T.Type = T.self, using backend: some CopyBackend)

@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+// Programs that use vmio-ptrace's library products as a package of their own would: by
+// path, through the products only. Each is built and run against a fixture by
+// Tests/CLITests/LibraryExamplesTests.swift, and README.md's library snippets are these
+// files, verbatim. One package with one executable each, so that the tests resolve and
+// build vmio-ptrace's modules once (scratch path .build-examples).
+import PackageDescription
+
+let examples: [(name: String, products: [String])] = [
+    ("read-range", ["VmIO", "VmioPtrace"]),
+    ("copy-between", ["VmIO", "VmioPtrace"]),
+    ("stream-region", ["VmIO", "VmioPtrace"]),
+    ("unwind-thread", ["VmioPtrace"]),
+    ("run-session", ["VmioPtrace", "VmioScript"]),
+]
+
+let package = Package(
+    name: "vmio-library-examples",
+    dependencies: [.package(name: "vmio-ptrace", path: "../..")],
+    targets: examples.map { example in
+        .executableTarget(
+            name: example.name, dependencies: example.products.map { .product(name: $0, package: "vmio-ptrace") })
+    }
+)
