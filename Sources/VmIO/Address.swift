@@ -8,7 +8,9 @@ public typealias Address = UInt64
 /// overflowing range is a thrown ``VmIoError``, so that bad user input
 /// (`0xffffffffffffff00 + 0x200`) becomes a clear error instead of a crash.
 public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
+    /// The first address of the range.
     public let start: Address
+    /// The address just past the range (excluded).
     public let end: Address
 
     /// A range `start..<end`; throws ``VmIoError/invalidRange(start:end:)`` when `start > end`.
@@ -33,12 +35,17 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         self.end = end
     }
 
+    /// The range `0..<0`: no address.
     public static let empty = AddressRange(uncheckedStart: 0, end: 0)
 
+    /// The number of addresses, `end - start`.
     public var count: UInt64 { end &- start }
+    /// Whether the range holds no address.
     public var isEmpty: Bool { start >= end }
+    /// Whether `start <= end`: true of every range made by the throwing initializers.
     public var isWellFormed: Bool { start <= end }
 
+    /// Whether `address` lies in `start..<end`.
     public func contains(_ address: Address) -> Bool { start <= address && address < end }
 
     /// Exact half-open intersection: `a.start < b.end && b.start < a.end`.

@@ -4,6 +4,7 @@
 /// each optionally followed by `+N` / `-N` offsets: hex or decimal, with an optional `K`,
 /// `M` or `G` suffix (``parseLength(_:)``), spaces allowed around the sign (`[heap] + 1K`).
 public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
+    /// What an expression starts from, before its offsets are added.
     public enum Base: Hashable, Sendable {
         case absolute(Address)
         /// A mapping by name: `[heap]`, `[stack]`, `[anon:NAME]`, a file's basename or full path.
@@ -12,12 +13,16 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
         case symbol(name: String, file: String?)
     }
 
+    /// The starting point: a number, a region's name, a symbol.
     public let base: Base
     /// Signed offsets, applied left to right with overflow checks.
     public let offsets: [(negative: Bool, amount: UInt64)]
+    /// The expression as written, which identifies it (two expressions are equal when their texts are).
     public let text: String
 
+    /// Equal when written the same.
     public static func == (a: Self, b: Self) -> Bool { a.text == b.text }
+    /// Hashes the text as written.
     public func hash(into hasher: inout Hasher) { hasher.combine(text) }
     public var description: String { text }
 

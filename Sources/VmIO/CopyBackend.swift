@@ -1,9 +1,12 @@
 /// What one backend call moved: `moved` bytes from the start of the request, and why
 /// it stopped when that is fewer than asked (`stop` is nil exactly when all moved).
 public struct Transfer: Hashable, Sendable {
+    /// The bytes that moved, from the start of the request.
     public var moved: Int
+    /// Why the access stopped before it moved everything; nil when it did.
     public var stop: FaultKind?
 
+    /// An access that moved `moved` bytes and then stopped for `stop` (nil: it moved them all).
     public init(moved: Int, stop: FaultKind?) {
         self.moved = moved
         self.stop = stop
@@ -25,11 +28,14 @@ public protocol CopyBackend {
 }
 
 /// A backend for purely local work: any remote access stops at once.
-public struct LocalOnlyBackend: CopyBackend {
+public struct LocalOnlyBackend: CopyBackend, Sendable {
+    /// A backend for local buffers.
     public init() {}
+    /// Refuses any remote read: this backend has no system call behind it.
     public func read(pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer) -> Transfer {
         Transfer(moved: 0, stop: .other(errno: 0, message: "no backend for remote memory"))
     }
+    /// Refuses any remote write: this backend has no system call behind it.
     public func write(pid: Int32, at address: Address, from source: UnsafeRawBufferPointer) -> Transfer {
         Transfer(moved: 0, stop: .other(errno: 0, message: "no backend for remote memory"))
     }

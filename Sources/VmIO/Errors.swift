@@ -74,12 +74,18 @@ public enum CopySide: String, Hashable, Sendable {
 /// ``VmIoError/partialCopy(_:)`` (it is not an `Error` of its own, so there is one way to
 /// catch it) and kept as the `stop` of a transfer's report.
 public struct PartialCopy: Hashable, Sendable, CustomStringConvertible {
+    /// Why the copy stopped.
     public let kind: FaultKind
+    /// The bytes that moved before the stop: at the destination, both cursors advanced by this many.
     public let copied: UInt64
+    /// The bytes the copy was asked to move.
     public let requested: UInt64
+    /// Which side faulted: the source (a read) or the destination (a write).
     public let side: CopySide
+    /// The address space of the side that faulted.
     public let space: AddressSpace
 
+    /// A copy of `requested` bytes that moved `copied`, then stopped for `kind` on `side` in `space`.
     public init(kind: FaultKind, copied: UInt64, requested: UInt64, side: CopySide, space: AddressSpace) {
         self.kind = kind
         self.copied = copied

@@ -6,7 +6,9 @@
 /// Not `Sendable`: its bytes are shared mutable memory, written through any writer over
 /// it, with nothing to order those writes against another thread.
 public final class LocalBuffer {
+    /// The buffer's memory, `count` bytes; the buffer frees it when it goes.
     public let bytes: UnsafeMutableRawBufferPointer
+    /// The size of the buffer in bytes.
     public let count: Int
 
     /// A zero-filled buffer of `count` bytes (an empty one for a negative count).

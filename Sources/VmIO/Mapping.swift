@@ -1,15 +1,20 @@
 /// Access permissions of one mapping, the `rwxp`/`rwxs` column of `/proc/PID/maps`.
 public struct Permissions: Hashable, Sendable, CustomStringConvertible {
+    /// The mapping can be read (`r`).
     public var read: Bool
+    /// The mapping can be written (`w`).
     public var write: Bool
+    /// The mapping can be executed (`x`).
     public var execute: Bool
     /// `s` (shared) rather than `p` (private, copy-on-write).
     public var shared: Bool
 
+    /// Permissions from the four flags of a maps line (`rwxp` / `rwxs`).
     public init(read: Bool, write: Bool, execute: Bool, shared: Bool) {
         (self.read, self.write, self.execute, self.shared) = (read, write, execute, shared)
     }
 
+    /// `rw-p`: private, readable and writable, as a heap or an anonymous mapping.
     public static let readWrite = Permissions(read: true, write: true, execute: false, shared: false)
 
     public var description: String {
@@ -19,8 +24,11 @@ public struct Permissions: Hashable, Sendable, CustomStringConvertible {
 
 /// A device number as `/proc/PID/maps` prints it (`fd:01`, `103:02`).
 public struct DeviceNumber: Hashable, Sendable, CustomStringConvertible {
+    /// The device's major number.
     public var major: UInt32
+    /// The device's minor number.
     public var minor: UInt32
+    /// The device `major:minor`.
     public init(major: UInt32, minor: UInt32) {
         self.major = major
         self.minor = minor
@@ -33,11 +41,15 @@ public struct DeviceNumber: Hashable, Sendable, CustomStringConvertible {
 
 /// One line of `/proc/PID/maps`.
 public struct Mapping: Hashable, Sendable, CustomStringConvertible {
+    /// The addresses the mapping covers.
     public var range: AddressRange
+    /// What the process may do there.
     public var permissions: Permissions
     /// Offset into the mapped file (0 for anonymous memory).
     public var offset: UInt64
+    /// The device of the mapped file (`00:00` for anonymous memory).
     public var device: DeviceNumber
+    /// The inode of the mapped file (0 for anonymous memory).
     public var inode: UInt64
     /// The path, with the kernel's `\012` escapes decoded and any ` (deleted)` suffix removed;
     /// empty for anonymous memory; `[heap]`, `[stack]`, `[vdso]`, `[anon:NAME]`… for special mappings.
@@ -45,6 +57,7 @@ public struct Mapping: Hashable, Sendable, CustomStringConvertible {
     /// The kernel marked the file ` (deleted)`.
     public var isDeleted: Bool
 
+    /// A mapping as a line of `/proc/PID/maps` describes it.
     public init(
         range: AddressRange, permissions: Permissions, offset: UInt64 = 0,
         device: DeviceNumber = DeviceNumber(major: 0, minor: 0), inode: UInt64 = 0,
@@ -59,7 +72,9 @@ public struct Mapping: Hashable, Sendable, CustomStringConvertible {
         self.isDeleted = isDeleted
     }
 
+    /// The first address of the mapping.
     public var start: Address { range.start }
+    /// The address just past the mapping.
     public var end: Address { range.end }
 
     /// `[heap]`, `[stack]`, `[vdso]`, `[anon:NAME]` and the like: kernel-named, not a file.

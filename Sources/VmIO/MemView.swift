@@ -1,6 +1,8 @@
 /// Where an address lands in a ``MemView``: the mapping holding it and the offset into that mapping.
 public struct Translation: Hashable, Sendable {
+    /// The mapping that holds the address.
     public let mapping: Mapping
+    /// The address's offset from the start of that mapping.
     public let offset: UInt64
 }
 
@@ -10,6 +12,7 @@ public struct Translation: Hashable, Sendable {
 /// look). It is used to refuse obviously bad requests early and to split work at
 /// mapping boundaries, never as proof that an access will succeed.
 public struct MemView: Hashable, Sendable {
+    /// The mappings, sorted by address and disjoint.
     public let mappings: [Mapping]
     /// Increases each time the view is read anew from the same process.
     public let generation: UInt64
@@ -37,6 +40,7 @@ public struct MemView: Hashable, Sendable {
         mappingsAreDisjoint = Self.disjoint(mappings)
     }
 
+    /// A view with no mapping: it translates no address.
     public static let empty = MemView(uncheckedMappings: [], generation: 0)
 
     /// Sorted and pairwise disjoint (the invariant's `mappings_are_disjoint`). Worked out

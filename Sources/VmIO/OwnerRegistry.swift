@@ -23,17 +23,22 @@ import Synchronization
 /// Within what the registry grants, `disjoint` still decides where it is exact: a copy
 /// between two local owners (``VmReader/readFallible(into:using:)``) requires it.
 public final class OwnerRegistry: Sendable {
+    /// What a lease lets its owner do: read, or write.
     public enum Access: String, Hashable, Sendable { case read, write }
 
     /// A live owner as the registry records it.
     public struct Lease: Hashable, Sendable {
+        /// The owner's id (``VmIoOwner/id``).
         public let id: UInt64
+        /// The range the owner covers.
         public let range: AddressRange
+        /// Read or write.
         public let access: Access
     }
 
     private let leases = Mutex<[UInt64: Lease]>([:])
 
+    /// An empty registry: no owner is live.
     public init() {}
 
     /// A new owner (fresh id) over `range` with a view of `view`, or

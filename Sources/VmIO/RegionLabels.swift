@@ -8,6 +8,7 @@ public struct NamedRegion: Hashable, Sendable, CustomStringConvertible {
     public let mappings: [Mapping]
     /// The start of its first mapping: what `NAME` resolves to.
     public var start: Address { mappings[0].start }
+    /// The address just past the region's last mapping.
     public var end: Address { mappings[mappings.count - 1].end }
     public var description: String { "\(path) at \(start.hex)-\(end.hex)" }
 }

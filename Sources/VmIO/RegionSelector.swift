@@ -9,6 +9,7 @@ public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
     case anonymous
     case name(String)
 
+    /// Parses a selector; ``VmIoError/badSelector(_:reason:)`` says what does not parse.
     public init(parsing text: String) throws(VmIoError) {
         let t = text.trimmingSpaces()
         guard !t.isEmpty else { throw .badSelector(text, reason: .empty) }

@@ -6,12 +6,15 @@ public enum VmIoMemView: Hashable, Sendable {
     case read(MemView)
     case write(MemView)
 
+    /// The snapshot of mappings the view reads or writes through.
     public var memView: MemView {
         switch self {
         case .read(let v), .write(let v): v
         }
     }
+    /// Whether this is a read view.
     public var isRead: Bool { if case .read = self { true } else { false } }
+    /// Whether this is a write view.
     public var isWrite: Bool { if case .write = self { true } else { false } }
 
     /// The same kind of view over another snapshot.
@@ -117,7 +120,9 @@ public struct VmIoOwner: ~Copyable, Sendable {
 
     // MARK: Queries
 
+    /// The seed's `has_read_view`: the owner carries a read view.
     public var hasReadView: Bool { memView?.isRead ?? false }
+    /// The seed's `has_write_view`: the owner carries a write view.
     public var hasWriteView: Bool { memView?.isWrite ?? false }
     /// Ready to serve as the readable side of a copy.
     public var canRead: Bool { hasReadView }
@@ -350,13 +355,20 @@ public struct PassedView: ~Copyable, Sendable {
 /// A copyable record of an owner's fields (``VmIoOwner/snapshot``): for reports,
 /// messages and the property tests' `old(self)`. It carries no permission.
 public struct OwnerSnapshot: Hashable, Sendable, CustomStringConvertible {
+    /// The owner's id.
     public let id: UInt64
+    /// The range the owner covered.
     public let range: AddressRange
+    /// Whether the owner was fallible (remote memory).
     public let isFallible: Bool
+    /// Whether the owner was on the kernel side (a local buffer).
     public let isKernel: Bool
+    /// The owner's view, if it carried one.
     public let memView: VmIoMemView?
 
+    /// Whether the owner carried a read view.
     public var hasReadView: Bool { memView?.isRead ?? false }
+    /// Whether the owner carried a write view.
     public var hasWriteView: Bool { memView?.isWrite ?? false }
     /// The owner's ``VmIoOwner/inv`` when the snapshot was taken.
     public var inv: Bool { VmIoOwner.invariantFailure(range, memView) == nil }

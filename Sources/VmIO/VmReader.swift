@@ -38,8 +38,11 @@ public struct VmReader: ~Copyable {
         _read { yield held.ahead }
     }
 
+    /// The address space the reader reads: local or a process's.
     public var space: AddressSpace { held.space }
+    /// The next address to read.
     public var cursor: Address { held.cursor }
+    /// The address just past the last byte to read.
     public var end: Address { held.end }
     /// Bytes left to read.
     public var remain: UInt64 { held.count }

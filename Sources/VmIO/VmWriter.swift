@@ -33,8 +33,11 @@ public struct VmWriter: ~Copyable {
         _read { yield held.ahead }
     }
 
+    /// The address space the writer writes: local or a process's.
     public var space: AddressSpace { held.space }
+    /// The next address to write.
     public var cursor: Address { held.cursor }
+    /// The address just past the last byte to write.
     public var end: Address { held.end }
     /// Bytes of room left.
     public var avail: UInt64 { held.count }

@@ -4,6 +4,7 @@ import VmIO
 /// symbol it is in, `FUNCTION+0xOFF`, and where it lies, `MODULE+0xOFF`, which is itself an
 /// address expression that resolves to the same address.
 public struct AddressDescription: Hashable, Sendable {
+    /// The address described.
     public let address: Address
     /// The mapping that holds the address; nil when none does.
     public let mapping: Mapping?

@@ -6,29 +6,45 @@ import VmIO
 
 /// The JSON manifest of a dump directory (`manifest.json`).
 public struct DumpManifest: Codable, Sendable {
+    /// The format this version writes and reads.
     public static let currentFormat = "vmio-dump/1"
+    /// The manifest's format (``currentFormat``).
     public var format: String
+    /// The process dumped.
     public var pid: Int32
     /// Whether the target was stopped for the whole dump (a consistent snapshot).
     public var stopped: Bool
     /// Whether every byte of every region was saved (no holes).
     public var complete: Bool
+    /// The regions saved, in address order.
     public var regions: [Region]
 
+    /// One region saved: its maps line, its data file and its holes.
     public struct Region: Codable, Sendable {
         /// The data file, relative to the dump directory; holes read as zeros there.
         public var file: String
+        /// Its first address, `0x` hex.
         public var start: String
+        /// The address just past it, `0x` hex.
         public var end: String
+        /// Its permissions as maps shows them (`rw-p`).
         public var perms: String
+        /// Its file offset, `0x` hex.
         public var offset: String
+        /// Its device, `major:minor`.
         public var device: String
+        /// Its file's inode (0 for anonymous memory).
         public var inode: UInt64
+        /// Its file's path, or special name (`[heap]`); empty for anonymous memory.
         public var path: String
+        /// Whether the mapped file was deleted.
         public var deleted: Bool
+        /// The bytes saved (holes excluded).
         public var bytesSaved: UInt64
+        /// The ranges that could not be read: zeros in the data file.
         public var holes: [Hole]
 
+        /// `start..<end`, or nil when they do not parse.
         public var range: AddressRange? {
             guard let s = parseNumber(start[...]), let e = parseNumber(end[...]) else { return nil }
             return try? AddressRange(start: s, end: e)
@@ -50,13 +66,18 @@ public struct DumpManifest: Codable, Sendable {
         }
     }
 
+    /// A range that could not be read.
     public struct Hole: Codable, Sendable {
+        /// Its first address, `0x` hex.
         public var address: String
+        /// Its length in bytes.
         public var length: UInt64
+        /// Why: the fault, as text.
         public var reason: String
         /// The mechanism that failed there and its errno (the read ladder's provenance);
         /// absent in dumps written before they were recorded.
         public var mechanism: String?
+        /// The errno of the failure, when recorded.
         public var errno: Int32?
     }
 
@@ -270,7 +291,9 @@ public enum RestoreAction: Sendable, Equatable {
 
 /// What a restore did, region by region.
 public struct RestoreReport: Sendable {
+    /// Each region of the plan: what was done with it, and the bytes written.
     public var regions: [(region: DumpManifest.Region, action: RestoreAction, written: UInt64)] = []
+    /// The bytes written in all.
     public var written: UInt64 { regions.reduce(0) { $0 + $1.written } }
     /// The first address whose read-back differed, with `verify`.
     public var mismatch: Address?

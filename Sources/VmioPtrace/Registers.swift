@@ -15,6 +15,7 @@ public struct Registers: Hashable, Sendable {
     /// The values, in the order of ``names``.
     public let values: [UInt64]
 
+    /// The registers of a `PTRACE_GETREGS` answer.
     public init(_ r: user_regs_struct) {
         values = [
             r.rip, r.rsp, r.rbp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi,
@@ -31,7 +32,9 @@ public struct Registers: Hashable, Sendable {
         Self.names.firstIndex(of: name).map { values[$0] }
     }
 
+    /// The instruction pointer.
     public var rip: UInt64 { values[0] }
+    /// The stack pointer.
     public var rsp: UInt64 { values[1] }
 
     /// Reads the registers of `tid`, which must be in a ptrace stop held by the calling

@@ -5,6 +5,7 @@ import VmIO
 /// What a process was doing, from `/proc/PID/stat` and `/proc/PID/status`: recorded before
 /// an attach so that exactly that state can be restored (and checked) afterwards.
 public struct RunState: Hashable, Sendable, CustomStringConvertible {
+    /// What the state means for after the attach.
     public enum Kind: String, Sendable {
         /// Running or sleeping (`R`, `S`, `D`, `I`…): it must run on afterwards.
         case running
@@ -19,12 +20,14 @@ public struct RunState: Hashable, Sendable, CustomStringConvertible {
         case gone
     }
 
+    /// Running, job-stopped, trace-stopped, zombie, or gone.
     public let kind: Kind
     /// The `State:` line of `/proc/PID/status`, e.g. `T (stopped)`; empty when gone.
     public let state: String
     /// `TracerPid` (0 when nobody traces it).
     public let tracerPid: Int32
 
+    /// A state of `kind`, with its `State:` line and `TracerPid`.
     public init(kind: Kind, state: String, tracerPid: Int32) {
         (self.kind, self.state, self.tracerPid) = (kind, state, tracerPid)
     }
@@ -65,8 +68,11 @@ public struct RunState: Hashable, Sendable, CustomStringConvertible {
 /// What was found when a target was let go: the state recorded before the attach, the
 /// state seen afterwards, and whether they agree.
 public struct RunStateCheck: Sendable, CustomStringConvertible {
+    /// The process checked.
     public let pid: Int32
+    /// Its state before the attach.
     public let before: RunState
+    /// Its state after the detach.
     public let after: RunState
     /// The state recorded before the attach holds again (or the target is gone, which no
     /// one could prevent).

@@ -3,6 +3,7 @@ import VmIO
 
 /// A byte pattern with wildcards (`de ad ?? ef`) and an alignment for hits.
 public struct BytePattern: Sendable, Hashable {
+    /// The bytes to find (masked-out positions hold 0).
     public let bytes: [UInt8]
     /// `mask[i]` is false where the pattern has a `??` wildcard.
     public let mask: [Bool]
@@ -11,6 +12,9 @@ public struct BytePattern: Sendable, Hashable {
     /// The longest run of known bytes: found with `memmem`, then the rest is checked.
     let anchor: Range<Int>
 
+    /// A pattern of `bytes`; `mask` (one flag a byte, true: must match) makes some positions wildcards, and hits start
+    /// at multiples of `alignment`. `VmIoError.badPattern(_:reason:)` for an empty pattern, a mask of another length,
+    /// or an alignment of 0.
     public init(bytes: [UInt8], mask: [Bool]? = nil, alignment: UInt64 = 1) throws(VmIoError) {
         let mask = mask ?? Array(repeating: true, count: bytes.count)
         guard !bytes.isEmpty, mask.count == bytes.count else {
@@ -57,6 +61,7 @@ public struct BytePattern: Sendable, Hashable {
         try self.init(bytes: bytes, mask: mask, alignment: alignment)
     }
 
+    /// The pattern's length in bytes.
     public var count: Int { bytes.count }
 
     /// Calls `hit` with the offset of each match that starts in `buffer[startRange]` and
@@ -101,13 +106,17 @@ public struct BytePattern: Sendable, Hashable {
 
 /// A match of a search.
 public struct SearchHit: Sendable {
+    /// Where the pattern starts.
     public let address: Address
+    /// The mapping that holds it.
     public let mapping: Mapping
+    /// Its offset from the start of the mapping.
     public var offsetInMapping: UInt64 { address - mapping.start }
 }
 
 /// What a search did.
 public struct SearchReport: Sendable {
+    /// The hits, in address order.
     public var hits: [SearchHit] = []
     /// Bytes scanned.
     public var scanned: UInt64 = 0

@@ -6,11 +6,17 @@ import VmIO
 /// processes that map it), the resident pages only this process has written
 /// (`Private_Dirty`), and what is swapped out. Every figure is in bytes.
 public struct MappingUsage: Hashable, Sendable {
+    /// The mapping, from its smaps header line.
     public let mapping: Mapping
+    /// `Size`, in bytes.
     public var size: UInt64 = 0
+    /// `Rss`: resident, in bytes.
     public var rss: UInt64 = 0
+    /// `Pss`: resident, shared pages divided among their users, in bytes.
     public var pss: UInt64 = 0
+    /// `Private_Dirty`, in bytes.
     public var privateDirty: UInt64 = 0
+    /// `Swap`, in bytes.
     public var swap: UInt64 = 0
     /// Anonymous pages (`Anonymous`): the private copies a file mapping made, or all the
     /// resident pages of anonymous memory.
@@ -18,6 +24,7 @@ public struct MappingUsage: Hashable, Sendable {
     /// The two-letter `VmFlags` (`rd`, `wr`, `sh`, `dd` for `MADV_DONTDUMP`, `ht` for hugetlb…).
     public var vmFlags: Set<String> = []
 
+    /// A mapping's usage, every size given in bytes.
     public init(
         mapping: Mapping, size: UInt64 = 0, rss: UInt64 = 0, pss: UInt64 = 0, privateDirty: UInt64 = 0,
         swap: UInt64 = 0
@@ -67,11 +74,11 @@ public enum ProcessSmaps {
         }
     }
 
-    /// Parses smaps text: a maps line (see ``MapsParser``) for each mapping, then its
+    /// Parses smaps text: a maps line (see `MapsParser`) for each mapping, then its
     /// `Name:   N kB` fields and its `VmFlags:`. Fields this type does not keep (and other lines
     /// without `kB`, such as `THPeligible:`) are skipped; a field before the first mapping, a
-    /// malformed number or mappings out of order are ``VmIoError/mapsSyntax(line:column:reason:)``
-    /// and ``VmIoError/mappingsOverlap(index:)`` / ``VmIoError/mappingsUnsorted(index:)``.
+    /// malformed number or mappings out of order are `VmIoError.mapsSyntax(line:column:reason:)`
+    /// and `VmIoError.mappingsOverlap(index:)` / `VmIoError.mappingsUnsorted(index:)`.
     public static func parse(_ text: String) throws(VmIoError) -> [MappingUsage] {
         var usages: [MappingUsage] = []
         var lineNumber = 0

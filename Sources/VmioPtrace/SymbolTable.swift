@@ -4,6 +4,7 @@ import VmIO
 
 /// A symbol found for an address: `name+offset` in `module`.
 public struct SymbolMatch: Hashable, Sendable, CustomStringConvertible {
+    /// The symbol's name (demangled when it is a C++ name).
     public let name: String
     /// The symbol's address in the target (load bias applied).
     public let address: Address
@@ -25,12 +26,15 @@ public struct SymbolMatch: Hashable, Sendable, CustomStringConvertible {
 /// That is 0 for a non-PIE executable (linked at its run address) and the load address for
 /// PIE executables and shared libraries.
 public final class SymbolTable {
+    /// The process whose mapped files the table reads.
     public let pid: Int32
+    /// The view the modules were taken from (``update(view:)`` replaces it).
     public private(set) var view: MemView
     /// Loaded images by path; nil for a file that could not be read as ELF.
     private var images: [String: ElfImage?] = [:]
     private static let pageMask = ~UInt64(max(sysconf(Int32(_SC_PAGESIZE)), 4096) - 1)
 
+    /// A table over the ELF files mapped in `view` of process `pid`; each file is read when a lookup first needs it.
     public init(pid: Int32, view: MemView) {
         self.pid = pid
         self.view = view
@@ -55,7 +59,7 @@ public final class SymbolTable {
     /// The address of `name`, searched in `file` (a mapped file's full path or basename), or
     /// in every mapped file in address order (the executable first, as a rule). Within a file,
     /// a global symbol wins over a weak one, and a weak one over a local one.
-    /// ``VmIoError/unknownSymbol(_:reason:)`` when no table has it.
+    /// `VmIoError.unknownSymbol(_:reason:)` when no table has it.
     public func address(of name: String, in file: String? = nil) throws(VmIoError) -> Address {
         var candidates = modules
         if let file {

@@ -8,6 +8,7 @@ import VmIO
 /// Typed reads decode in ``byteOrder``, `ptr` values are ``pointerWidth`` bytes wide,
 /// and word-grouped hex dumps group by ``pointerWidth``.
 public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
+    /// The order of a value's bytes in memory.
     public enum ByteOrder: String, Sendable {
         case little, big
     }
@@ -23,11 +24,14 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
 
     /// Bytes in a pointer: 4 or 8.
     public let pointerWidth: Int
+    /// The byte order of values in memory.
     public let byteOrder: ByteOrder
     /// `e_machine` of the ELF header (62 x86-64, 3 i386, 183 AArch64, 40 ARM…).
     public let machine: UInt16
+    /// Where this was learned.
     public let source: Source
 
+    /// An ABI of `pointerWidth` bytes, `byteOrder`, `machine`, learned from `source`.
     public init(pointerWidth: Int, byteOrder: ByteOrder, machine: UInt16, source: Source) {
         (self.pointerWidth, self.byteOrder) = (pointerWidth, byteOrder)
         (self.machine, self.source) = (machine, source)
@@ -62,6 +66,7 @@ public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether values are big-endian.
     public var isBigEndian: Bool { byteOrder == .big }
 
     /// `ELF32 little-endian i386`.

@@ -3,8 +3,11 @@ import VmIO
 
 /// A thread of a target: its id and its name (`/proc/PID/task/TID/comm`).
 public struct ThreadInfo: Hashable, Sendable {
+    /// The thread's id.
     public let tid: Int32
+    /// Its name (`/proc/PID/task/TID/comm`).
     public let name: String
+    /// Thread `tid`, named `name`.
     public init(tid: Int32, name: String) {
         self.tid = tid
         self.name = name

@@ -14,6 +14,7 @@ import VmIO
 ///
 /// ptrace ties a tracee to the tracing *thread*: use a tracer from the thread that made it.
 public final class Tracer {
+    /// The process whose threads this tracer holds.
     public let pid: Int32
     /// Threads held in a stop, with the signal to hand back at detach (0 for none).
     public internal(set) var stoppedThreads: [Int32: Int32] = [:]

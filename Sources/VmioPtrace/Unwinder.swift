@@ -13,7 +13,9 @@ import VmIO
 /// read word by word with `PTRACE_PEEKDATA` on ``tid`` instead (ptrace may read what the
 /// mapping's permissions hide).
 public final class PageCache {
+    /// The size of a cached page.
     public static let pageSize = 4096
+    /// What the cache has done, for tests and benchmarks.
     public struct Stats: Hashable, Sendable {
         /// Words asked for (what ``UnwindMemoryAccess/peekdata`` makes one syscall each).
         public var wordReads = 0
@@ -27,10 +29,13 @@ public final class PageCache {
         public var failures = 0
     }
 
+    /// The process whose memory the cache reads.
     public let pid: Int32
+    /// The most pages it keeps.
     public let capacity: Int
     /// The thread in a ptrace stop that `PTRACE_PEEKDATA` falls back on.
     public var tid: Int32
+    /// What it has done since the last ``resetStats()``.
     public private(set) var stats = Stats()
     /// A read found the target gone (`ESRCH`).
     public private(set) var sawTargetGone = false
@@ -41,6 +46,7 @@ public final class PageCache {
     private var lastSlot = 0
     private var victim = 0
 
+    /// A cache of at most `pages` pages of process `pid`'s memory.
     public init(pid: Int32, pages: Int = 16) {
         self.pid = pid
         self.tid = pid
@@ -57,6 +63,7 @@ public final class PageCache {
         sawTargetGone = false
     }
 
+    /// Sets every count of ``stats`` back to zero.
     public func resetStats() { stats = Stats() }
 
     /// The 8 bytes at `address` (any alignment, possibly across two pages); nil when unreadable.
@@ -171,12 +178,13 @@ public struct StackFrame: Hashable, Sendable {
     public var mangledFunction: String?
     /// How far `pc` is past the function's start.
     public var functionOffset: UInt64?
+    /// Where the function's name came from.
     public var symbolSource: SymbolSource?
     /// The path of the mapping holding `pc` (a file, `[vdso]`…), nil outside every mapping.
     public var module: String?
     /// `pc` − the start of the module's region (its first mapping).
     public var moduleOffset: UInt64?
-    /// An address expression for `pc` that the tool resolves back to it (``MemView/label(of:)``).
+    /// An address expression for `pc` that the tool resolves back to it (`MemView.label(of:)`).
     public var label: String?
     /// The frame of a signal handler's trampoline (its CFI carries the signal-frame mark).
     public var isSignalFrame: Bool
@@ -186,6 +194,7 @@ public struct StackFrame: Hashable, Sendable {
     /// frame-pointer guess stands on that guess, whatever found it.
     public var isReliable: Bool
 
+    /// A frame with every field given.
     public init(
         index: Int, pc: Address, sp: Address, function: String? = nil, mangledFunction: String? = nil,
         functionOffset: UInt64? = nil, symbolSource: SymbolSource? = nil, module: String? = nil,
@@ -243,9 +252,13 @@ public enum UnwindEnd: Hashable, Sendable, CustomStringConvertible {
 
 /// The stack of one thread.
 public struct ThreadBacktrace: Hashable, Sendable {
+    /// The thread unwound.
     public var thread: ThreadInfo
+    /// Its frames, innermost first.
     public var frames: [StackFrame]
+    /// Why the unwind stopped.
     public var end: UnwindEnd
+    /// The backtrace of `thread`: `frames`, ended by `end`.
     public init(thread: ThreadInfo, frames: [StackFrame], end: UnwindEnd) {
         self.thread = thread
         self.frames = frames
@@ -258,7 +271,7 @@ public struct ThreadBacktrace: Hashable, Sendable {
 ///
 /// Made once per command and used for every thread, so nothing that does not change is
 /// read twice (ARCHITECTURE.md, "Unwinder"): the modules are reported from the caller's
-/// ``MemView`` (no maps read here; again only for a view of a new generation), each ELF
+/// `MemView` (no maps read here; again only for a view of a new generation), each ELF
 /// file with its CFI and symbol table is opened once, when a frame first needs it, and
 /// each pc is symbolized once. Memory is read through a ``PageCache``
 /// (``UnwindMemoryAccess/cached``, the default) or a word at a time with `PTRACE_PEEKDATA`
@@ -270,7 +283,9 @@ public struct ThreadBacktrace: Hashable, Sendable {
 /// symbols is kept with its pc and module. A target that dies during the unwind is
 /// ``TargetError/noSuchProcess(pid:)``.
 public final class Unwinder {
+    /// The process unwound.
     public let pid: Int32
+    /// How it reads the target's memory.
     public let access: UnwindMemoryAccess
     /// The page cache behind ``UnwindMemoryAccess/cached``.
     public let cache: PageCache?
@@ -291,8 +306,11 @@ public final class Unwinder {
         /// Frames whose names and module were worked out (the others came from the cache).
         public var described = 0
     }
+    /// What it has done, for tests and benchmarks.
     public private(set) var stats = Stats()
 
+    /// An unwinder of process `pid`, reading memory by `access` (`cachePages` pages cached);
+    /// ``TargetError/system(call:errno:)`` when libdw cannot start.
     public init(pid: Int32, access: UnwindMemoryAccess = .cached, cachePages: Int = 16) throws(TargetError) {
         self.pid = pid
         self.access = access

@@ -19,6 +19,9 @@ extension Interpreter {
         }
     }
 
+    /// The value of `e` on `parser`'s line: a `(read …)` or `(search …)` runs its command against the session's target.
+    /// Throws a ``ScriptError`` (an unknown variable, an overflow, a value of the wrong kind) or the error of the
+    /// command run.
     public func evaluate(_ e: Expression, parser: Parser) throws -> Value {
         switch e {
         case .literal(let v): return v

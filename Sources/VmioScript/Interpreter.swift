@@ -9,7 +9,9 @@ import VmioPtrace
 /// object a command: `{"line", "verb", "ok", "status", "result" | "error"}`, flushed
 /// after each line, so another program can drive a session through a pipe.
 public final class Interpreter {
+    /// The session's own target: every line without a `PID:` runs against it.
     public let target: Target
+    /// The variables `let` has set, by name.
     public internal(set) var variables: [String: Value] = [:]
     /// The variables that hold an address (`let m = search …`): JSON shows them as `0x…` strings.
     var addressNames: Set<String> = []
@@ -28,6 +30,7 @@ public final class Interpreter {
     public private(set) var failures: [(line: Int, status: ExitStatus, message: String)] = []
     /// The same failures as printed on stderr, each naming its line and column.
     private var failureLines: [String] = []
+    /// The commands run so far, failed ones included.
     public private(set) var commandsRun = 0
     /// The target is this process's child (`run`): its end is watched between commands,
     /// and its exit status or killing signal reported.
@@ -35,6 +38,8 @@ public final class Interpreter {
     /// How the target ended, once seen (reported once, as an event).
     public private(set) var programEnd: ProcessEnd?
 
+    /// An interpreter for `target`: results to `output` (one JSON object a command with `json`), failures and warnings
+    /// to `diagnostics`; with `keepGoing` a failed command does not end the session.
     public init(
         target: Target, json: Bool, keepGoing: Bool,
         output: @escaping (String) -> Void, diagnostics: @escaping (String) -> Void

@@ -16,13 +16,14 @@ import VmioCommands
 /// cont
 /// sleep 100ms
 /// ```
-public struct Parser {
+public struct Parser: Sendable {
     let line: Int
     let text: [Character]
 
     /// How deep parentheses (and unary minus signs) may nest in one line.
     static let maxNesting = 64
 
+    /// A parser of `text`, line `line` (1-based) of a script.
     public init(line: Int, text: String) {
         self.line = line
         self.text = Array(text)

@@ -3,12 +3,16 @@ import VmioCommands
 
 /// An error in a script, naming the line and column (1-based).
 public struct ScriptError: Error, CustomStringConvertible, Sendable {
+    /// The line of the script (1-based).
     public let line: Int
+    /// The column where the problem starts (1-based).
     public let column: Int
+    /// What is wrong, in one line.
     public let message: String
     /// The exit status this error ends a session with.
     public let status: ExitStatus
 
+    /// An error at `line`:`column`, with the exit status it gives the session (bad input by default).
     public init(line: Int, column: Int, _ message: String, status: ExitStatus = .badInput) {
         self.line = line
         self.column = column
@@ -63,20 +67,29 @@ public enum Verb: String, CaseIterable, Sendable {
 
 /// One argument as written: its text (quotes removed) and where it starts.
 public struct Word: Sendable, Equatable {
+    /// The word, its quotes and escapes removed.
     public let text: String
+    /// Where it starts in the line (1-based).
     public let column: Int
+    /// Whether it was written in quotes (then it is never an option or an expression).
     public let quoted: Bool
 }
 
 /// A verb with its arguments, checked against the verb's syntax. Options are keyed by
 /// their long name (`-o` is `--output`).
 public struct VerbCall: Sendable {
+    /// The command.
     public let verb: Verb
+    /// Where the verb starts in the line (1-based).
     public let column: Int
+    /// Its positional arguments, in order.
     public var positionals: [Word] = []
+    /// Its options' values by name (`--format`), each given value in order.
     public var options: [String: [Word]] = [:]
+    /// Its flags given (`--verify`).
     public var flags: Set<String> = []
 
+    /// The last value given for option `name`, if any.
     public func option(_ name: String) -> Word? { options[name]?.last }
 }
 
@@ -108,6 +121,7 @@ public enum Statement: Sendable {
     case echo([Word])
     case sleep(Duration)
 
+    /// The statement's verb as a session line writes it (`let`, `expect`, `read`…; empty for an empty line).
     public var verbName: String {
         switch self {
         case .empty: ""
@@ -123,5 +137,6 @@ public enum Statement: Sendable {
 }
 
 extension ScriptError: StatusError {
+    /// The session's exit status for this error.
     public var exitStatus: ExitStatus { status }
 }

@@ -77,7 +77,7 @@ import VmioTestSupport
         #expect(try destination.send("get \(Self.hex(buf + 2048)) 4") == before, "nothing past the prefix moved")
     }
 
-    @Test("stream-region: the readable page as one chunk, the unmapped rest as one hole")
+    @Test("stream-region: the readable page as one chunk, the unmapped rest as one hole; the target let go")
     func streamRegion() throws {
         let holder = try Fixtures.launch(.holder)
         let edge = holder.address("edge")
@@ -89,6 +89,9 @@ import VmioTestSupport
                 "hole at \(Self.hex(edge + 4096)): 8192 bytes, page fault at \(Self.hex(edge + 4096))",
                 "moved 4096 of 12288 bytes",
             ], "\(stream)")
+        let status = try String(contentsOfFile: "/proc/\(holder.pid)/status", encoding: .utf8)
+        #expect(status.contains("TracerPid:\t0\n"), "held stopped for the stream, then let go: \(status)")
+        #expect(try holder.send("ping") == "pong")
     }
 
     @Test("unwind-thread: the main thread's frames down to main; the target is left running, untraced")

@@ -3,17 +3,26 @@ import VmIO
 /// The bits of `/proc/PID/coredump_filter` (core(5)): which mappings a core carries the
 /// contents of. The kernel's default is `0x33`.
 public struct CoredumpFilter: OptionSet, Hashable, Sendable {
+    /// The bits of `/proc/PID/coredump_filter`.
     public let rawValue: UInt32
+    /// A filter of these bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// Bit 0: private anonymous memory.
     public static let anonymousPrivate = CoredumpFilter(rawValue: 1 << 0)
+    /// Bit 1: shared anonymous memory.
     public static let anonymousShared = CoredumpFilter(rawValue: 1 << 1)
+    /// Bit 2: private file mappings.
     public static let filePrivate = CoredumpFilter(rawValue: 1 << 2)
+    /// Bit 3: shared file mappings.
     public static let fileShared = CoredumpFilter(rawValue: 1 << 3)
     /// The first page of a private file mapping at offset 0 that holds an ELF header (its build id).
     public static let elfHeaders = CoredumpFilter(rawValue: 1 << 4)
+    /// Bit 5: private huge pages.
     public static let hugePrivate = CoredumpFilter(rawValue: 1 << 5)
+    /// Bit 6: shared huge pages.
     public static let hugeShared = CoredumpFilter(rawValue: 1 << 6)
+    /// The kernel's default, `0x33`: anonymous memory, ELF headers and private huge pages.
     public static let kernelDefault = CoredumpFilter(rawValue: 0x33)
 }
 
@@ -26,6 +35,7 @@ public enum CoreContent: Hashable, Sendable {
     /// Nothing: the segment is listed with its addresses and permissions only.
     case empty(EmptyReason)
 
+    /// Why a mapping's segment carries nothing.
     public enum EmptyReason: String, Hashable, Sendable {
         /// `coredump_filter` (or `--filter`) leaves this kind of mapping out.
         case filter
@@ -44,12 +54,14 @@ public enum CoreContent: Hashable, Sendable {
 
 /// What the core decision needs of one mapping: its maps line and the smaps facts.
 public struct CoreMappingFacts: Hashable, Sendable {
+    /// The mapping's maps line.
     public var mapping: Mapping
     /// The two-letter `VmFlags` of smaps (`dd`, `ht`, `io`, `sh`…); empty when unknown.
     public var vmFlags: Set<String>
     /// Anonymous pages (`Anonymous` + `Swap`), in bytes; nil when smaps could not be read.
     public var anonymousBytes: UInt64?
 
+    /// The facts of `mapping`: its smaps `VmFlags` and anonymous bytes, when known.
     public init(mapping: Mapping, vmFlags: Set<String> = [], anonymousBytes: UInt64? = nil) {
         self.mapping = mapping
         self.vmFlags = vmFlags

@@ -7,10 +7,12 @@ import VmIO
 public struct CoreFormat: Hashable, Sendable {
     /// 4 for `ELFCLASS32`, 8 for `ELFCLASS64`.
     public let wordSize: Int
+    /// The byte order of every field.
     public let byteOrder: TargetABI.ByteOrder
     /// `e_machine`: 62 x86-64, 3 i386.
     public let machine: UInt16
 
+    /// A format of `wordSize` (4 or 8), `byteOrder` and `machine` (`e_machine`).
     public init(wordSize: Int, byteOrder: TargetABI.ByteOrder, machine: UInt16) {
         self.wordSize = wordSize
         self.byteOrder = byteOrder
@@ -22,9 +24,13 @@ public struct CoreFormat: Hashable, Sendable {
         self.init(wordSize: abi.pointerWidth, byteOrder: abi.byteOrder, machine: abi.machine)
     }
 
+    /// Whether the core is `ELFCLASS64`.
     public var is64Bit: Bool { wordSize == 8 }
+    /// The size of the ELF header.
     public var headerSize: Int { is64Bit ? 64 : 52 }
+    /// The size of one program header.
     public var programHeaderSize: Int { is64Bit ? 56 : 32 }
+    /// The size of one section header.
     public var sectionHeaderSize: Int { is64Bit ? 64 : 40 }
 
     /// `PN_XNUM`: `e_phnum` when the real count is in section header 0's `sh_info`.
@@ -72,17 +78,26 @@ public struct CoreFormat: Hashable, Sendable {
 
     /// A program header.
     public struct Segment: Hashable, Sendable {
+        /// `PT_LOAD`: a segment of memory.
         public static let load: UInt32 = 1
+        /// `PT_NOTE`: the notes.
         public static let note: UInt32 = 4
+        /// `p_type`.
         public var type: UInt32
         /// `PF_R` 4, `PF_W` 2, `PF_X` 1.
         public var flags: UInt32
+        /// `p_offset`: where its bytes start in the file.
         public var offset: UInt64
+        /// `p_vaddr`: its address in the process.
         public var address: UInt64
+        /// `p_filesz`: its bytes in the file.
         public var fileSize: UInt64
+        /// `p_memsz`: its size in memory.
         public var memorySize: UInt64
+        /// `p_align`.
         public var alignment: UInt64
 
+        /// A program header with every field given.
         public init(
             type: UInt32, flags: UInt32, offset: UInt64, address: UInt64, fileSize: UInt64, memorySize: UInt64,
             alignment: UInt64
@@ -144,11 +159,17 @@ public struct CoreFormat: Hashable, Sendable {
 
 /// The note types of a Linux core (`include/uapi/linux/elf.h`) and their names.
 public enum CoreNoteType {
+    /// `NT_PRSTATUS`: a thread's status and general registers.
     public static let prstatus: UInt32 = 1
+    /// `NT_FPREGSET`: a thread's floating-point registers.
     public static let fpregset: UInt32 = 2
+    /// `NT_PRPSINFO`: the process's facts.
     public static let prpsinfo: UInt32 = 3
+    /// `NT_AUXV`: the auxiliary vector.
     public static let auxv: UInt32 = 6
+    /// `NT_FILE`: the mapped files.
     public static let file: UInt32 = 0x4649_4c45
+    /// `NT_SIGINFO`: the signal a thread stopped on.
     public static let siginfo: UInt32 = 0x5349_4749
     /// i386 only: the `fxsave` area (named `LINUX`).
     public static let prxfpreg: UInt32 = 0x46e6_2b7f

@@ -3,10 +3,15 @@ import VmIO
 /// A task's ids as its core shows them (`pr_pid`, `pr_ppid`, `pr_pgrp`, `pr_sid`), in the
 /// task's own pid namespace; `pid` is the thread's id in `NT_PRSTATUS`.
 public struct CoreTaskIDs: Hashable, Sendable {
+    /// The process (or thread) id.
     public var pid: Int32
+    /// The parent's pid.
     public var parent: Int32
+    /// The process group.
     public var processGroup: Int32
+    /// The session.
     public var session: Int32
+    /// The four ids (0 where unknown).
     public init(pid: Int32 = 0, parent: Int32 = 0, processGroup: Int32 = 0, session: Int32 = 0) {
         (self.pid, self.parent, self.processGroup, self.session) = (pid, parent, processGroup, session)
     }
@@ -17,16 +22,21 @@ public struct CoreTaskIDs: Hashable, Sendable {
 public struct CoreProcessFacts: Hashable, Sendable {
     /// The state letter of `stat` (`R`, `S`, `D`, `T`, `t`, `Z`…).
     public var state: Character = "R"
+    /// The nice value.
     public var nice: Int32 = 0
     /// The task's `PF_*` flags.
     public var flags: UInt64 = 0
+    /// The real user id.
     public var uid: UInt32 = 0
+    /// The real group id.
     public var gid: UInt32 = 0
+    /// Its pid, parent, process group and session.
     public var ids = CoreTaskIDs()
     /// `comm`: at most 15 bytes are kept.
     public var command = ""
     /// `cmdline`: the arguments, each NUL-terminated.
     public var arguments: [UInt8] = []
+    /// Facts of zeros, to fill in.
     public init() {}
 }
 
@@ -38,6 +48,7 @@ public struct CoreThreadFacts: Hashable, Sendable {
     public var signal: Int32 = 0
     /// `SigPnd` and `SigBlk` of its `status`.
     public var pendingSignals: UInt64 = 0
+    /// The blocked signals (`SigBlk`).
     public var blockedSignals: UInt64 = 0
     /// User, system, and children's user and system time, in microseconds.
     public var times: [UInt64] = [0, 0, 0, 0]
@@ -47,11 +58,16 @@ public struct CoreThreadFacts: Hashable, Sendable {
     public var registerSets: [RegisterSet] = []
     /// The 128-byte `siginfo_t` of ``signal`` (this tool's 64-bit layout), when it stopped on one.
     public var signalInfo: [UInt8]?
+    /// Facts of zeros, to fill in.
     public init() {}
 
+    /// One register set: its note type and its bytes.
     public struct RegisterSet: Hashable, Sendable {
+        /// The note type (`NT_FPREGSET`, `NT_X86_XSTATE`…).
         public var type: UInt32
+        /// The set as `PTRACE_GETREGSET` gives it.
         public var bytes: [UInt8]
+        /// A set of note type `type`.
         public init(type: UInt32, bytes: [UInt8]) {
             (self.type, self.bytes) = (type, bytes)
         }
@@ -60,10 +76,15 @@ public struct CoreThreadFacts: Hashable, Sendable {
 
 /// One entry of `NT_FILE`: a file-backed mapping, its file offset and the file's name.
 public struct CoreFileEntry: Hashable, Sendable {
+    /// The first address of the mapping.
     public var start: UInt64
+    /// The address just past it.
     public var end: UInt64
+    /// Its offset in the file, in pages.
     public var offset: UInt64
+    /// The file's path.
     public var name: String
+    /// An entry for `name` mapped at `start..<end` from page `offset`.
     public init(start: UInt64, end: UInt64, offset: UInt64, name: String) {
         self.start = start
         self.end = end

@@ -15,6 +15,7 @@ public struct CoreOptions: Hashable, Sendable {
     /// for its registers.
     public var stop = true
 
+    /// Options: the filter (nil: the target's own `coredump_filter`), sparse, replace, stop.
     public init(filter: CoredumpFilter? = nil, sparse: Bool = false, replace: Bool = false, stop: Bool = true) {
         self.filter = filter
         self.sparse = sparse
@@ -25,23 +26,31 @@ public struct CoreOptions: Hashable, Sendable {
 
 /// One `PT_LOAD` of a core: the mapping, what the core carries of it, and where.
 public struct CoreSegment: Hashable, Sendable {
+    /// The mapping it covers.
     public var mapping: Mapping
+    /// What the core carries of it.
     public var content: CoreContent
     /// Where its bytes start in the file, and how many there are (0 for ``CoreContent/empty(_:)``).
     public var fileOffset: UInt64
+    /// The bytes it has in the file.
     public var fileSize: UInt64
 }
 
 /// What writing a core did.
 public struct CoreReport: Sendable {
+    /// The core file written.
     public var path: String
+    /// The process it is a core of.
     public var pid: Int32
+    /// Its ELF class, byte order and machine.
     public var format: CoreFormat
     /// Whether every thread was stopped for the whole core (a consistent snapshot).
     public var stopped: Bool
+    /// The filter that decided what each mapping's segment carries.
     public var filter: CoredumpFilter
     /// The threads in the core, in note order (the target's namespace), the first selected first.
     public var threads: [Int32]
+    /// One `PT_LOAD` a mapping, in address order.
     public var segments: [CoreSegment]
     /// Bytes of memory the core carries (holes included).
     public var memoryBytes: UInt64
@@ -49,6 +58,7 @@ public struct CoreReport: Sendable {
     public var holes: [Hole]
     /// The file's length, and what it takes on disk (`st_blocks`), which `--sparse` makes smaller.
     public var fileSize: UInt64
+    /// What the file takes on disk (`st_blocks` × 512).
     public var diskBytes: UInt64
     /// Every byte of every segment that carries contents was read.
     public var isComplete: Bool { holes.isEmpty }

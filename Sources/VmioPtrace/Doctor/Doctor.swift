@@ -38,6 +38,7 @@ public struct DoctorCheck: Sendable {
         case namespace, abi
     }
 
+    /// The outcome of a check.
     public enum Status: String, Sendable {
         /// Made, and nothing found in the way.
         case ok
@@ -47,9 +48,11 @@ public struct DoctorCheck: Sendable {
         case skipped
     }
 
+    /// Which check this is.
     public let id: Name
     /// A short, stable name: ``Name``'s raw value (`target`, `process_vm_readv`…).
     public var name: String { id.rawValue }
+    /// Whether it found a problem, or could not be made.
     public let status: Status
     /// One line: what was found.
     public let detail: String
@@ -58,6 +61,7 @@ public struct DoctorCheck: Sendable {
     /// The operations this problem prevents (empty unless a problem).
     public let blocks: Set<DoctorOperation>
 
+    /// A check's finding.
     public init(
         _ id: Name, status: Status, detail: String, fix: String? = nil, blocks: Set<DoctorOperation> = []
     ) {
@@ -83,7 +87,9 @@ public struct DoctorCheck: Sendable {
 
 /// Everything the doctor found about a target, for one operation.
 public struct DoctorReport: Sendable {
+    /// The process examined.
     public let pid: Int32
+    /// The operation the checks were made for.
     public let operation: DoctorOperation
     /// In the order they were made; the first problem that blocks ``operation`` is the one to fix.
     public let checks: [DoctorCheck]
@@ -92,6 +98,7 @@ public struct DoctorReport: Sendable {
     public let nspid: [Int32]
     /// The target's ABI (nil when the target is gone).
     public let abi: TargetABI?
+    /// What the target was doing.
     public let state: RunState
     /// The process does not exist (status 4), as opposed to a problem of permission (3).
     public let targetGone: Bool

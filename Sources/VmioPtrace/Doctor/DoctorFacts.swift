@@ -9,21 +9,27 @@ import VmIO
 public struct DoctorFacts: Sendable {
     /// The tool's own credentials.
     public struct Caller: Sendable, Hashable {
+        /// The real and effective user ids and the group id.
         public var uid: UInt32, euid: UInt32, gid: UInt32
+        /// The supplementary groups.
         public var groups: Set<UInt32>
         /// `CAP_SYS_PTRACE` in the effective set.
         public var privileged: Bool
         /// `Seccomp:` of its status (0 none, 1 strict, 2 filter), and `Seccomp_filters`.
         public var seccompMode: Int
+        /// `Seccomp_filters` of its status.
         public var seccompFilters: String
     }
 
+    /// The process examined.
     public var pid: Int32
+    /// This tool's own credentials.
     public var caller: Caller
     /// `/proc/PID/status` as key → value; nil when it cannot be read.
     public var status: [String: String]?
     /// Whether the process exists, visible in `/proc` or not (`kill(pid, 0)`).
     public var exists: Bool
+    /// What the target is doing.
     public var state: RunState
     /// `/proc/PID/comm`.
     public var command: String
@@ -50,10 +56,13 @@ public struct DoctorFacts: Sendable {
     public var procMemWriteErrno: Errno?
     /// The tracer (`TracerPid`) is a thread of this tool, and its command name.
     public var tracerIsThisTool: Bool
+    /// The tracer's command name.
     public var tracerCommand: String
     /// `uname -r`, the kernel command line, and the kernel's config when readable.
     public var kernelRelease: String
+    /// `/proc/cmdline`.
     public var kernelCommandLine: String
+    /// The kernel's config (`/proc/config.gz` or `/boot/config-RELEASE`), when readable.
     public var kernelConfig: String?
     /// The ABI from the ELF header of `/proc/PID/exe`; nil when it cannot be read.
     public var abi: TargetABI?

@@ -46,6 +46,8 @@ public enum TargetError: Error, Hashable, Sendable, CustomStringConvertible {
         case targetGone
     }
 
+    /// How the error sorts: bad input, a partial copy, a permission refused, or the target gone (the command line's
+    /// exit status follows from it).
     public var kind: Kind {
         switch self {
         case .noSuchProcess, .zombie: .targetGone

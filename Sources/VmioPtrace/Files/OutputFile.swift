@@ -4,7 +4,7 @@ import VmIO
 
 /// Where a command's output goes: standard output, or a file. A file is written under a
 /// temporary name in its directory (created without following a symlink) and renamed into
-/// place by ``commit()``, so it is either complete or absent; an existing file is replaced
+/// place by `commit()`, so it is either complete or absent; an existing file is replaced
 /// only when asked. Errors are ``TargetError/file(path:_:)`` (bad input).
 public final class OutputFile {
     /// The descriptor written: 1 for standard output.

@@ -17,6 +17,7 @@ import VmIO
 /// A value bound to one pid, with the `/proc/PID/mem` descriptors it opened (closed when
 /// it ends); not copyable, so a descriptor is closed exactly once.
 public struct ProcessMemory: ~Copyable {
+    /// The process whose memory this reads and writes.
     public let pid: Int32
     /// The rungs refused as a whole, with the errno of the refusal.
     public private(set) var refused: [AccessMechanism: Errno] = [:]
@@ -29,6 +30,7 @@ public struct ProcessMemory: ~Copyable {
     /// about 0.8 µs against 1.1 µs for `process_vm_readv`, ARCHITECTURE.md).
     public static let smallReadLimit = 64
 
+    /// The memory of process `pid`; nothing is opened until the first access that needs it.
     public init(pid: Int32) { self.pid = pid }
 
     deinit {

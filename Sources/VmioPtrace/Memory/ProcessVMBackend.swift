@@ -2,7 +2,7 @@ import Glibc
 import SystemPackage
 import VmIO
 
-/// The model's ``CopyBackend`` over `process_vm_readv(2)` / `process_vm_writev(2)` alone,
+/// The model's `CopyBackend` over `process_vm_readv(2)` / `process_vm_writev(2)` alone,
 /// for any pid: the fast path without the ladder, and scattered reads of many pieces.
 ///
 /// One remote iovec covers the whole request (bounded by ``maxBytesPerCall``): the
@@ -16,6 +16,7 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
     /// `IOV_MAX`: the most iovecs one call takes.
     public static let maxIovecs = 1024
 
+    /// The backend; it holds nothing.
     public init() {}
 
     /// Reads through `process_vm_readv(2)`.
@@ -45,8 +46,11 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
 
     /// One piece of a scattered read: `count` bytes at `address` into `destination`.
     public struct Piece {
+        /// Where the piece starts in the target.
         public var address: Address
+        /// Where its bytes go; its count is the piece's length.
         public var destination: UnsafeMutableRawBufferPointer
+        /// A piece of `destination.count` bytes at `address`.
         public init(address: Address, destination: UnsafeMutableRawBufferPointer) {
             self.address = address
             self.destination = destination
@@ -54,7 +58,7 @@ public struct ProcessVMBackend: CopyBackend, Sendable {
     }
 
     /// Reads many independent pieces with up to ``maxIovecs`` iovecs a call. A fault
-    /// stops only the piece it hits; the result holds one ``Transfer`` per piece.
+    /// stops only the piece it hits; the result holds one `Transfer` per piece.
     public func readScattered(pid: Int32, _ pieces: [Piece]) -> [Transfer] {
         var results = [Transfer](repeating: Transfer(moved: 0, stop: nil), count: pieces.count)
         var next = 0

@@ -57,7 +57,9 @@ enum AccessFailure: Hashable, Sendable {
 
 /// Why one access stopped short: the errno, what it means, and the mechanism that failed.
 public struct AccessStop: Hashable, Sendable {
+    /// The errno of the failure.
     public let errno: Errno
+    /// The mechanism that failed.
     public let mechanism: AccessMechanism
     let failure: AccessFailure
 
@@ -78,6 +80,7 @@ public struct Access: Hashable, Sendable {
     /// Nil exactly when every byte moved.
     public var stop: AccessStop?
 
+    /// An access that moved `moved` bytes with `mechanism`, then stopped for `stop` (nil: it moved them all).
     public init(moved: Int, mechanism: AccessMechanism, stop: AccessStop? = nil) {
         self.moved = moved
         self.mechanism = mechanism

@@ -9,13 +9,16 @@ import VmIO
 /// This file is the target's lifecycle: open, refresh, stop, resume. The transfers are in
 /// TransferEngine.swift, their reports in TransferReport.swift.
 public final class Target {
+    /// The process's id.
     public let pid: Int32
+    /// The maps as last read (``refresh()`` reads them again, with a new generation).
     public private(set) var view: MemView
     /// The process may have mapped or unmapped memory since ``view`` was read: it ran since
     /// (a session's next command, a resume). A view that may be stale is read again only when
     /// it fails a request — an address it does not map, a name it does not know, a fault —
     /// and the request is then tried once more (ARCHITECTURE.md, "A view is a snapshot").
     public internal(set) var viewMayBeStale = false
+    /// The owners of this target's memory: every transfer reads and writes under them.
     public let registry = OwnerRegistry()
     /// The target's memory, reached down the read ladder.
     var memory: ProcessMemory
@@ -148,7 +151,9 @@ public final class Target {
         Tracer.releaseLingering()
     }
 
+    /// Whether this target holds the process stopped (``stop(timeout:)`` until ``resume()``).
     public var isStopped: Bool { tracer != nil }
+    /// The threads held stopped, by tid.
     public var stoppedThreads: [Int32] { tracer?.threads ?? [] }
 
     /// A thread held in a ptrace stop by this target's tracer (the main thread when it is

@@ -35,9 +35,10 @@ enum ChunkAnswer {
 /// and handled by the ``FaultPolicy``.
 extension Target {
     /// Reads `range` chunk by chunk (at most `chunkSize` bytes of local memory, whatever the
-    /// length) and hands each chunk, with its address, to `consume`.
+    /// length) and hands each chunk, with its address, to `consume`; each hole, as it is
+    /// found (before `.fill` hands its zeros), to `noteHole`.
     func transfer(
-        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int,
+        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int, hole noteHole: (Hole) -> Void = { _ in },
         consume: (Address, UnsafeRawBufferPointer) throws(TargetError) -> ChunkAnswer
     ) throws(TargetError) -> TransferReport {
         var report = TransferReport(requested: range.count)
@@ -65,6 +66,7 @@ extension Target {
         /// Records a hole and, with `.fill`, hands it on as zeros; false when the transfer ends.
         func hole(_ hole: Hole) throws(TargetError) -> Bool {
             report.addHole(hole)
+            noteHole(hole)
             guard policy == .fill else { return true }
             var done: UInt64 = 0
             while done < hole.length {
@@ -203,7 +205,7 @@ extension Target {
     /// remote through a bounded bounce buffer). The source is read under `policy`: with
     /// `.skip` the destination's bytes at a source hole are left as they were, with `.fill`
     /// they are overwritten with zeros. A destination fault always stops the copy. A
-    /// destination the target cannot write is refused as a write is (``checkWritable``),
+    /// destination the target cannot write is refused as a write is (`checkWritable`),
     /// unless `force`, which writes through `/proc/PID/mem`; otherwise writes fall back to
     /// `/proc/PID/mem` (the view says this target may write there).
     public func copy(

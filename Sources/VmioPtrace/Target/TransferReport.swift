@@ -3,14 +3,18 @@ import VmIO
 
 /// A range of target memory that could not be accessed.
 public struct Hole: Hashable, Sendable {
+    /// The first address that could not be read.
     public let address: Address
+    /// The bytes stepped over.
     public let length: UInt64
+    /// Why they could not be read.
     public let kind: FaultKind
     /// The mechanism that failed there (``AccessMechanism/maps`` for an address in no
     /// mapping, where nothing was tried).
     public var mechanism: AccessMechanism?
     /// The errno of that failure (`EFAULT` for a fault `process_vm_readv` reports as a short count).
     public var errno: Int32?
+    /// A hole of `length` bytes at `address`, for `kind`; `mechanism` and `errno` say what failed there.
     public init(
         address: Address, length: UInt64, kind: FaultKind, mechanism: AccessMechanism? = nil, errno: Int32? = nil
     ) {
@@ -20,9 +24,13 @@ public struct Hole: Hashable, Sendable {
 
 /// A range of target memory that moved, and the mechanism that moved it.
 public struct MovedRange: Hashable, Sendable {
+    /// The first address of the range.
     public let address: Address
+    /// Its length in bytes.
     public var length: UInt64
+    /// The mechanism that moved it.
     public let mechanism: AccessMechanism
+    /// `length` bytes at `address` moved by `mechanism`.
     public init(address: Address, length: UInt64, mechanism: AccessMechanism) {
         (self.address, self.length, self.mechanism) = (address, length, mechanism)
     }
@@ -31,16 +39,22 @@ public struct MovedRange: Hashable, Sendable {
 /// What a bulk transfer did: bytes moved, holes stepped over, and the fault that
 /// ended it early (nil when it ran to the end).
 public struct TransferReport: Sendable {
+    /// The bytes asked for (for a stream its consumer ended early: the bytes it took and the holes before).
     public var requested: UInt64
+    /// The bytes that moved.
     public var moved: UInt64 = 0
+    /// The ranges stepped over, in order; adjacent ones of one kind and mechanism merged.
     public var holes: [Hole] = []
+    /// The fault that ended the transfer early; nil when it ran to its end.
     public var stop: PartialCopy?
     /// The ranges that moved, in order, each with the mechanism that moved it (contiguous
     /// ranges of one mechanism merged). Addresses are the source's.
     public var ranges: [MovedRange] = []
     /// The mechanism and errno of the failure in `stop`.
     public var stopMechanism: AccessMechanism?
+    /// The errno of the failure in `stop`.
     public var stopErrno: Int32?
+    /// An empty report of a transfer of `requested` bytes.
     public init(requested: UInt64) { self.requested = requested }
     /// Every requested byte moved.
     public var isComplete: Bool { stop == nil && holes.isEmpty && moved == requested }
@@ -91,9 +105,13 @@ public struct TransferReport: Sendable {
 
 /// What a write did.
 public struct WriteReport: Sendable {
+    /// Where the write started.
     public let address: Address
+    /// The bytes to write.
     public let requested: UInt64
+    /// The bytes written.
     public var written: UInt64 = 0
+    /// Whether the bytes were read back and compared (`verify`).
     public var verified = false
     /// The first address whose read-back differs from what was written.
     public var mismatch: Address?

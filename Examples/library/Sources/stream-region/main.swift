@@ -1,5 +1,6 @@
 // stream-region PID ADDR COUNT: streams COUNT bytes at ADDR of process PID, 4 KiB at a
-// time, stepping over the pages it cannot read; prints each chunk, then each hole.
+// time, with the process held stopped; prints each chunk and each hole it steps over, in
+// order, then what moved.
 import Glibc
 import VmIO
 import VmioPtrace
@@ -12,17 +13,20 @@ else { fatalError("usage: stream-region PID 0xADDR COUNT") }
 do {
     let target = try Target(pid: pid)
     let range = try AddressRange(start: address, count: count)
-    // One 4 KiB buffer, reused: memory stays flat whatever the length.
-    let report = try target.stream(range, policy: .skip, chunkSize: 4096) { at, chunk in
-        let sum = chunk.reduce(0) { $0 + Int($1) }
-        print("chunk at 0x\(String(at, radix: 16)): \(chunk.count) bytes, sum \(sum)")
-        return true  // false ends the stream here
+    // Read on a thread of its own, one chunk ahead of this loop: memory stays flat whatever
+    // the length. The target is let go at the end, or when this task is cancelled.
+    for try await chunk in target.chunks(range, policy: .skip, chunkSize: 4096, stopTarget: true) {
+        switch chunk {
+        case .bytes(let at, let bytes):
+            let sum = bytes.reduce(0) { $0 + Int($1) }
+            print("chunk at 0x\(String(at, radix: 16)): \(bytes.count) bytes, sum \(sum)")
+        case .hole(let hole):
+            print("hole at 0x\(String(hole.address, radix: 16)): \(hole.length) bytes, \(hole.kind)")
+        case .end(let report):
+            print("moved \(report.moved) of \(report.requested) bytes")
+            exit(report.isComplete ? 0 : 2)
+        }
     }
-    for hole in report.holes {
-        print("hole at 0x\(String(hole.address, radix: 16)): \(hole.length) bytes, \(hole.kind)")
-    }
-    print("moved \(report.moved) of \(report.requested) bytes")
-    exit(report.isComplete ? 0 : 2)
 } catch {
     print("stream-region: \(error)")
     exit(1)
