@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 import VmIO
+import VmioFixtures
 import VmioPtrace
 import VmioTestSupport
 
