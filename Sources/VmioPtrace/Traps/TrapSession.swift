@@ -633,7 +633,7 @@ public final class TrapSession {
     /// Puts everything back and lets the target go: every thread stopped, every original byte
     /// written back and read back, DR7 (and DR0–DR3, DR6) cleared on every thread and read
     /// back 0, then every thread detached and the run state checked. Idempotent; also run from
-    /// `deinit`. A fatal signal recorded meanwhile is left for ``pendingSignal``.
+    /// `deinit`. A fatal signal recorded meanwhile is left for ``pendingSignal()``.
     @discardableResult
     public func end() -> TrapCleanup {
         if let cleanup { return cleanup }
