@@ -6,7 +6,7 @@ import PackageDescription
 let fuzzers: [(name: String, products: [String])] = [
     ("fuzz-maps", ["VmIO"]),
     ("fuzz-address", ["VmIO"]),
-    ("fuzz-session", ["VmIO", "VmioScript"]),
+    ("fuzz-session", ["VmIO", "VmioScript", "VmioCommands"]),
     ("fuzz-manifest", ["VmIO", "VmioPtrace"]),
     ("fuzz-pattern", ["VmIO", "VmioPtrace", "VmioCommands"]),
 ]

@@ -2,6 +2,7 @@
 // Invariant: every line gives a Statement or a ScriptError whose line is the line
 // given and whose column lies within the line (1 ... characters + 1).
 import VmIO
+import VmioCommands
 import VmioScript
 
 @_cdecl("LLVMFuzzerTestOneInput")
