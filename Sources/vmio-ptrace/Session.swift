@@ -97,7 +97,8 @@ struct Session: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a scripted debugging session against a process, in one attach.",
         discussion: """
-            One command a line: maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, \
+            One command a line: maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, \
+            regs, \
             symbol (with the same options as the commands, less the PID), let NAME = EXPR, \
             expect EXPR OP EXPR (== != < <= > >=), stop, cont [--wait], echo, sleep, and # comments. \
             A script file is checked whole before it runs; standard input runs line by line. \

@@ -21,7 +21,8 @@ public struct DoctorCommand: VmioCommand {
             bytes that differ from the mapped file (only executable file mappings smaps shows \
             private-dirty are compared) and DR7 enabling a debug register on any thread (each \
             thread stopped on its own, briefly); leftovers exit 1 unless --repair, which writes \
-            the file's bytes back (verified) and clears DR0-DR3, DR6 and DR7. The same checks run before any permission error is \
+            the file's bytes back (verified) and clears DR0-DR3, DR6 and DR7. The same checks run before any \
+            permission error is \
             reported, which names the failing check and its fix. Exit status 0 when nothing \
             found prevents the operation, 3 when something does, 4 when there is no such process \
             (or it is a zombie). --json prints {pid, operation, ok, fix, nspid, abi, state, \

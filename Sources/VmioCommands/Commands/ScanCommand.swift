@@ -67,8 +67,10 @@ public struct ScanCommand: VmioCommand {
 
     @Option(
         name: .customLong("region"),
-        help:
-            "Where a first scan looks (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. Default: every readable mapping."
+        help: """
+            Where a first scan looks (repeatable): a name, 0xSTART-0xEND, perm:FLAGS, or anon. \
+            Default: every readable mapping.
+            """
     )
     public var regions: [RegionSelector] = []
 

@@ -107,9 +107,8 @@ struct TrapLog {
         case .exec: reason = "pid \(target.pid) ran exec: every trap ended"
         default: reason = "\(hits) hit\(hits == 1 ? "" : "s") counted"
         }
-        let summary =
-            "\(verb): \(counted(UInt64(hits), "hit")) on \(traps.map { "#\($0.id) \($0.address.hex)" }.joined(separator: ", ")); "
-            + "ended: \(reason); \(cleanup)"
+        let trapList = traps.map { "#\($0.id) \($0.address.hex)" }.joined(separator: ", ")
+        let summary = "\(verb): \(counted(UInt64(hits), "hit")) on \(trapList); ended: \(reason); \(cleanup)"
         let endFields: [(String, JSONValue)] = [
             ("event", .string("end")),
             ("reason", .string(last.kind == .watchpoint || last.kind == .breakpoint ? "count" : last.kind.rawValue)),
