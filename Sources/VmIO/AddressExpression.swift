@@ -6,6 +6,7 @@
 public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
     /// What an expression starts from, before its offsets are added.
     public enum Base: Hashable, Sendable {
+        /// A numeric address (`0x7f00…`, `4096`).
         case absolute(Address)
         /// A mapping by name: `[heap]`, `[stack]`, `[anon:NAME]`, a file's basename or full path.
         case region(String)

@@ -55,9 +55,13 @@ public enum ByteCompare {
 /// rest are the unchanged bytes merged in by alignment or `join`), and the first bytes of
 /// each side (at most the merger's `keep`).
 public struct ChangedRange: Hashable, Sendable {
+    /// Where the range lies: its first changed byte to the end of its last, widened to the alignment.
     public var range: AddressRange
+    /// How many bytes of ``range`` differ (the others were merged in).
     public var bytesChanged: UInt64
+    /// The first bytes of the range on the old side (at most the merger's `keep`).
     public var old: [UInt8]
+    /// The first bytes of the range on the new side (at most the merger's `keep`).
     public var new: [UInt8]
     /// Whether `old` and `new` hold the whole range.
     public var isWhole: Bool { UInt64(old.count) == range.count }
@@ -70,8 +74,11 @@ public struct ChangedRange: Hashable, Sendable {
 /// (after a hole, in another region) ends the range before it. Memory stays bounded:
 /// each range keeps at most `keep` bytes of each side.
 public struct ChangeMerger: Sendable {
+    /// Changes are widened to multiples of this many bytes (at least 1).
     public let alignment: UInt64
+    /// Changes less than this many unchanged bytes apart are one range.
     public let join: UInt64
+    /// The bytes of each side a range keeps, at most.
     public let keep: Int
     /// The range being built: its start, the end of its last changed byte, the bytes of
     /// each side up to `covered` (the changed part plus the unchanged bytes seen after it).
@@ -81,6 +88,8 @@ public struct ChangeMerger: Sendable {
     /// The end of the last chunk given.
     private var lastEnd: Address?
 
+    /// A merger that widens changes to `alignment` (0 counts as 1), joins those less than `join`
+    /// bytes apart and keeps the first `keep` bytes of each side.
     public init(alignment: UInt64 = 1, join: UInt64 = 0, keep: Int = 256) {
         self.alignment = max(1, alignment)
         self.join = join

@@ -40,6 +40,7 @@ public enum FaultKind: Hashable, Sendable, CustomStringConvertible {
 /// The two kinds of owner: over a target's memory (fallible, not kernel: the seed's
 /// user side) or over the tool's own buffers (infallible, kernel).
 public enum OwnerKind: String, Hashable, Sendable, CustomStringConvertible {
+    /// `local`: over the tool's own buffers; `remote`: over a target's memory.
     case local, remote
     public var description: String { rawValue }
     /// The flags an owner of this kind has.
@@ -64,6 +65,7 @@ public enum BackendViolation: Hashable, Sendable, CustomStringConvertible {
 
 /// Which side of a copy faulted.
 public enum CopySide: String, Hashable, Sendable {
+    /// The side read from, or the side written to.
     case source, destination
 }
 
@@ -128,22 +130,33 @@ public struct CopyOutcome: Hashable, Sendable, CustomStringConvertible {
 /// Every error of the model. Each violated precondition of the seed's contracts is
 /// one of these, never a trap.
 public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A range whose start is above its end.
     case invalidRange(start: Address, end: Address)
+    /// An address plus a length that does not fit in 64 bits.
     case addressOverflow(base: Address, length: UInt64)
     /// An operation met an owner whose ``VmIoOwner/inv`` does not hold.
     case invariantViolated(owner: UInt64, InvariantFailure)
+    /// An operation that needs a memory view met an owner that carries none.
     case noView(owner: UInt64)
+    /// A reader was made over an owner whose view is not a read view.
     case notAReadView(owner: UInt64)
+    /// A writer was made over an owner whose view is not a write view.
     case notAWriteView(owner: UInt64)
+    /// A split or advance by more bytes than the owner has left.
     case lengthExceedsRange(requested: UInt64, available: UInt64)
+    /// ``VmIoOwner/changeFallible(to:)`` asked for the fallibility the owner already has.
     case fallibilityUnchanged(Bool)
     /// The owner's range is not covered by its view: `address` is in no mapping.
     case rangeNotCovered(address: Address)
+    /// A view's mapping at `index` overlaps the one before it.
     case mappingsOverlap(index: Int)
+    /// A view's mapping at `index` starts below the one before it.
     case mappingsUnsorted(index: Int)
+    /// A line of `/proc/PID/maps` that does not parse, at `line` and `column` (1-based).
     case mapsSyntax(line: Int, column: Int, reason: MapsProblem)
     /// A registry refused an owner that would intersect a live one.
     case ownerConflict(requested: AddressRange, holder: UInt64, holderRange: AddressRange)
+    /// A registry was given an owner id it does not hold.
     case unknownOwner(UInt64)
     /// An operation that needs a particular address space got another.
     case addressSpaceMismatch(expected: OwnerKind, got: AddressSpace)
@@ -160,6 +173,7 @@ public enum VmIoError: Error, Hashable, Sendable, CustomStringConvertible {
     case overlappingCopy(source: AddressRange, destination: AddressRange)
     /// A ``CopyBackend`` broke its contract; nothing past what it could account for is trusted.
     case backendContract(BackendViolation)
+    /// A fallible copy stopped short: what moved, and why it stopped.
     case partialCopy(PartialCopy)
     /// An address expression that does not parse or does not resolve.
     case badAddress(String, reason: AddressProblem)

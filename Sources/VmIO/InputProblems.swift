@@ -75,30 +75,45 @@ public enum PatternProblem: Hashable, Sendable, CustomStringConvertible {
 
 /// A numeric field of a `/proc/PID/maps` line.
 public enum MapsField: String, Hashable, Sendable, CustomStringConvertible {
+    /// The start address.
     case startAddress = "start address"
+    /// The end address.
     case endAddress = "end address"
+    /// The offset into the mapped file.
     case offset
+    /// The device's major number.
     case deviceMajor = "device major"
+    /// The device's minor number.
     case deviceMinor = "device minor"
+    /// The inode of the mapped file.
     case inode
     public var description: String { rawValue }
 }
 
 /// A separator of a `/proc/PID/maps` line.
 public enum MapsSeparator: String, Hashable, Sendable, CustomStringConvertible {
+    /// The `-` between the two addresses.
     case dash = "'-' between the addresses"
+    /// The space after the addresses.
     case afterAddresses = "a space after the addresses"
+    /// The space after the permissions.
     case afterPermissions = "a space after the permissions"
+    /// The space after the offset.
     case afterOffset = "a space after the offset"
+    /// The `:` between the device's major and minor numbers.
     case deviceColon = "':' in the device number"
+    /// The space after the device.
     case afterDevice = "a space after the device"
+    /// The spaces before the path.
     case beforePath = "a space before the path"
     public var description: String { rawValue }
 }
 
 /// Why a line of `/proc/PID/maps` (or `/proc/PID/smaps`) does not parse.
 public enum MapsProblem: Hashable, Sendable, CustomStringConvertible {
+    /// A newline inside what was given as one line.
     case newlineInsideLine
+    /// A start address above the end address.
     case startAboveEnd
     /// The line ends where a separator was expected.
     case endsBefore(MapsSeparator)
@@ -106,9 +121,13 @@ public enum MapsProblem: Hashable, Sendable, CustomStringConvertible {
     case expected(MapsSeparator)
     /// The line ends where a field was expected.
     case endsBeforeField(MapsField)
+    /// Another character where a hexadecimal field was expected.
     case expectedHex(MapsField)
+    /// Another character where a decimal field was expected.
     case expectedDecimal(MapsField)
+    /// A field with more than `max` hex digits.
     case tooManyDigits(MapsField, max: Int)
+    /// A field that does not fit in 64 bits.
     case tooLarge(MapsField)
     /// Not four characters like `r-xp`.
     case permissions

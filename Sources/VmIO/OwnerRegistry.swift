@@ -24,7 +24,12 @@ import Synchronization
 /// between two local owners (``VmReader/readFallible(into:using:)``) requires it.
 public final class OwnerRegistry: Sendable {
     /// What a lease lets its owner do: read, or write.
-    public enum Access: String, Hashable, Sendable { case read, write }
+    public enum Access: String, Hashable, Sendable {
+        /// The owner reads its range.
+        case read
+        /// The owner writes its range.
+        case write
+    }
 
     /// A live owner as the registry records it.
     public struct Lease: Hashable, Sendable {

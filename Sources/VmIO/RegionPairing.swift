@@ -5,8 +5,11 @@
 public enum RegionPairing: Hashable, Sendable {
     /// Compared over `compared`; `a` and `b` are the regions as each side has them.
     case compared(a: AddressRange, b: AddressRange, path: String, compared: AddressRange)
+    /// A named region at `a` in one side and at `b` (same path and size) in the other: reported, not compared.
     case moved(a: AddressRange, b: AddressRange, path: String)
+    /// A region only the first side has.
     case onlyInA(AddressRange, path: String)
+    /// A region only the second side has.
     case onlyInB(AddressRange, path: String)
 
     /// Whether the region changed its bounds (compared over the common part only).

@@ -4,9 +4,13 @@
 /// `perm:FLAGS` (mappings having every flag of `rwxsp` listed), `anon` (anonymous
 /// memory), or a name: `[heap]`, `[stack]`, `[anon:NAME]`, a file's basename or full path.
 public enum RegionSelector: Hashable, Sendable, CustomStringConvertible {
+    /// `0xSTART-0xEND`: the mappings in the range, clipped to it.
     case range(AddressRange)
+    /// `perm:FLAGS`: the mappings having every flag listed.
     case permissions(String)
+    /// `anon`: anonymous memory.
     case anonymous
+    /// A mapping by name: `[heap]`, `[stack]`, `[anon:NAME]`, a file's basename or full path.
     case name(String)
 
     /// Parses a selector; ``VmIoError/badSelector(_:reason:)`` says what does not parse.

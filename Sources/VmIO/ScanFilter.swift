@@ -1,12 +1,15 @@
 /// The type of the values a scan follows: a little-endian integer or float, or a byte
 /// string of a fixed length (`--string`, `--hex`).
 public enum ScanType: Hashable, Sendable {
+    /// An unsigned or signed integer of 1, 2, 4 or 8 bytes, or an IEEE 754 float of 4 or 8 bytes.
     case u8, u16, u32, u64, i8, i16, i32, i64, f32, f64
+    /// A byte string of this many bytes.
     case bytes(Int)
 
     /// The numeric types by their option names (`u32`…).
     public static let numeric: [ScanType] = [.u8, .u16, .u32, .u64, .i8, .i16, .i32, .i64, .f32, .f64]
 
+    /// The numeric type with this option name (`u32`…); nil for any other.
     public init?(name: String) {
         guard let found = Self.numeric.first(where: { $0.name == name }) else { return nil }
         self = found
@@ -29,6 +32,7 @@ public enum ScanType: Hashable, Sendable {
         return width
     }
 
+    /// The option name (`u32`…; `bytesN` for a byte string).
     public var name: String {
         switch self {
         case .u8: "u8"
@@ -45,7 +49,9 @@ public enum ScanType: Hashable, Sendable {
         }
     }
 
+    /// Whether values are floats (compared within a tolerance).
     public var isFloat: Bool { self == .f32 || self == .f64 }
+    /// Whether values are signed integers.
     public var isSigned: Bool { [.i8, .i16, .i32, .i64].contains(self) }
 
     /// The code the state file stores (README.md, "scan").
@@ -56,6 +62,7 @@ public enum ScanType: Hashable, Sendable {
         }
     }
 
+    /// The type a state file stores as `code` with values `width` bytes wide; nil when they do not fit.
     public init?(code: UInt8, width: Int) {
         if code == 0 {
             guard width > 0 else { return nil }
@@ -104,9 +111,26 @@ enum ScanNumber {
 /// What a narrowing scan keeps: a candidate whose new value (and old one, for the
 /// comparisons over time) satisfies this. Operands are raw values of the scan's type.
 public enum ScanFilter: Hashable, Sendable {
-    case equal(UInt64), notEqual(UInt64), greater(UInt64), less(UInt64)
-    case changed, unchanged, increased, decreased
-    case increasedBy(UInt64), decreasedBy(UInt64)
+    /// `--eq`: the value equals this one.
+    case equal(UInt64)
+    /// `--ne`: the value differs from this one.
+    case notEqual(UInt64)
+    /// `--gt`: the value is greater than this one.
+    case greater(UInt64)
+    /// `--lt`: the value is less than this one.
+    case less(UInt64)
+    /// `--changed`: the value differs from the one before.
+    case changed
+    /// `--unchanged`: the value equals the one before.
+    case unchanged
+    /// `--increased`: the value is greater than the one before.
+    case increased
+    /// `--decreased`: the value is less than the one before.
+    case decreased
+    /// `--increased-by D`: the value is the one before plus this much.
+    case increasedBy(UInt64)
+    /// `--decreased-by D`: the value is the one before less this much.
+    case decreasedBy(UInt64)
 
     /// Whether it compares with the value before (and so works after a snapshot).
     public var comparesOverTime: Bool {

@@ -5,8 +5,11 @@
 /// start address and the bytes there: every aligned slot is a candidate. All numbers are
 /// little-endian.
 public enum ScanState {
+    /// The first 8 bytes of a state file.
     public static let magic: [UInt8] = Array("VMIOSCN1".utf8)
+    /// The bytes of the header.
     public static let headerSize = 48
+    /// The candidates a candidate block holds at most.
     public static let blockCapacity = 4096
     /// Snapshot blocks hold at most this many bytes, so a reader needs only that much.
     public static let snapshotBlockSize = 1 << 20
@@ -17,10 +20,12 @@ public enum ScanState {
 
     /// What a state file is about, and how much it holds.
     public struct Header: Hashable, Sendable {
+        /// The process the state is about.
         public var pid: Int32
         /// The process's start time (`/proc/PID/stat`, field 22): a restarted process with
         /// the same pid has another.
         public var startTime: UInt64
+        /// The type of the values followed.
         public var type: ScanType
         /// Whether the blocks are snapshots (every aligned slot a candidate).
         public var snapshot: Bool
@@ -29,11 +34,13 @@ public enum ScanState {
         /// Candidates dropped so far because they could not be read.
         public var dropped: UInt64
 
+        /// A header with these fields.
         public init(pid: Int32, startTime: UInt64, type: ScanType, snapshot: Bool, count: UInt64, dropped: UInt64) {
             (self.pid, self.startTime, self.type, self.snapshot) = (pid, startTime, type, snapshot)
             (self.count, self.dropped) = (count, dropped)
         }
 
+        /// The header as the file stores it: ``ScanState/headerSize`` bytes, little-endian.
         public func encoded() -> [UInt8] {
             var out = ScanState.magic
             out.appendLittleEndian(UInt32(bitPattern: pid))
@@ -47,6 +54,9 @@ public enum ScanState {
             return out
         }
 
+        /// Decodes the header at the start of `bytes`. Throws ``ScanStateError/notAState`` when they
+        /// are too short or do not start with ``ScanState/magic``, ``ScanStateError/corrupt(_:)`` when a
+        /// field is out of range (flags, the value type).
         public init(decoding bytes: some Collection<UInt8>) throws(ScanStateError) {
             let b = Array(bytes)
             guard b.count >= ScanState.headerSize, Array(b[0..<8]) == ScanState.magic else { throw .notAState }
@@ -165,7 +175,9 @@ public enum ScanState {
 
 /// A state file that cannot be used.
 public enum ScanStateError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Not a scan state: too short, or another file's first bytes.
     case notAState
+    /// A scan state whose header or a block is damaged, with what is wrong.
     case corrupt(String)
 
     public var description: String {

@@ -3,7 +3,9 @@ import Synchronization
 /// A memory view carried by an owner: permission to read, or to write, the
 /// mappings of a ``MemView``.
 public enum VmIoMemView: Hashable, Sendable {
+    /// Permission to read the mappings of the view.
     case read(MemView)
+    /// Permission to write the mappings of the view.
     case write(MemView)
 
     /// The snapshot of mappings the view reads or writes through.
@@ -180,6 +182,7 @@ public struct VmIoOwner: ~Copyable, Sendable {
         OwnerSnapshot(id: id, range: range, isFallible: isFallible, isKernel: isKernel, memView: memView)
     }
 
+    /// The owner as messages show it: its id, range and flags (its ``snapshot``'s description).
     public var description: String { snapshot.description }
 
     // MARK: Operations (the seed's proof functions)

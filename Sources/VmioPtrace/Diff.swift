@@ -4,7 +4,9 @@ import VmIO
 
 /// One side of a diff: a dump directory (`vmio-ptrace dump`) or a live process.
 public enum DiffSource {
+    /// A dump directory and its manifest, read region file by region file.
     case dump(directory: String, manifest: DumpManifest)
+    /// A live process, read through its `Target`.
     case live(Target)
 
     /// The regions `selectors` pick (every region of a dump, every readable mapping of a
@@ -47,13 +49,16 @@ public enum DiffSource {
 
 /// Which side of a diff.
 public enum DiffSide: String, Sendable {
+    /// The first side, or the second.
     case a, b
 }
 
 /// A range of one side that could not be read (a hole of the dump, a fault of the process):
 /// never compared, never counted as a change.
 public struct DiffHole: Hashable, Sendable {
+    /// The side that could not be read.
     public var side: DiffSide
+    /// The range that could not be read.
     public var range: AddressRange
 }
 
@@ -61,11 +66,15 @@ public struct DiffHole: Hashable, Sendable {
 public struct DiffReport: Sendable {
     /// The regions as paired: compared (and resized), moved, in one side only.
     public var pairings: [RegionPairing] = []
+    /// Changed ranges handed out.
     public var ranges: UInt64 = 0
+    /// Bytes that differ, over all changed ranges.
     public var bytesChanged: UInt64 = 0
     /// Bytes compared (holes excluded).
     public var bytesCompared: UInt64 = 0
+    /// The ranges of either side that could not be read, in the order found.
     public var holes: [DiffHole] = []
+    /// The regions compared (resized ones included).
     public var regionsCompared: Int { pairings.count { if case .compared = $0 { true } else { false } } }
 }
 
@@ -77,7 +86,9 @@ public struct DiffOptions: Sendable {
     public var join: UInt64 = 0
     /// The bytes of each side kept for each range.
     public var keep: Int = 256
+    /// The bytes compared a window: each side's buffer holds this many.
     public var chunkSize: Int = 1 << 20
+    /// The defaults: byte alignment, no join, 256 bytes kept, 1 MiB windows.
     public init() {}
 }
 

@@ -280,6 +280,7 @@ extension Target {
 
 /// What restoring one region will do.
 public enum RestoreAction: Sendable, Equatable {
+    /// Written back as dumped.
     case write
     /// Left out on request (`--skip`).
     case skipped

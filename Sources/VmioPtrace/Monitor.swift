@@ -2,8 +2,11 @@ import VmIO
 
 /// One change `monitor` saw: when (after the monitor started), and the bytes before and after.
 public struct MonitorChange: Sendable {
+    /// When the change was seen, after the monitor started.
     public var elapsed: Duration
+    /// The bytes before.
     public var old: [UInt8]
+    /// The bytes after.
     public var new: [UInt8]
 }
 

@@ -4,6 +4,7 @@ import VmIO
 
 /// Why a scan state or a filter cannot be used (thrown as ``TargetError/scan(_:)``).
 public enum ScanProblem: Hashable, Sendable, CustomStringConvertible {
+    /// The state file at `path` cannot be used: not a state, or damaged.
     case state(path: String, ScanStateError)
     /// The state was made for another process.
     case otherProcess(path: String, statePID: Int32, pid: Int32)
@@ -33,6 +34,7 @@ public enum ScanProblem: Hashable, Sendable, CustomStringConvertible {
 
 /// What a scan pass did.
 public struct ScanReport: Sendable {
+    /// The type of the values followed.
     public var type: ScanType
     /// Candidates kept (after a snapshot: aligned slots kept).
     public var candidates: UInt64 = 0
@@ -126,7 +128,9 @@ struct ScanStateWriter {
 
 /// Reads a scan state block by block: memory holds one block at a time.
 public final class ScanStateReader {
+    /// The state file's path.
     public let path: String
+    /// The state's header, read when it was opened.
     public let header: ScanState.Header
     private let fd: Int32
     private var offset = UInt64(ScanState.headerSize)

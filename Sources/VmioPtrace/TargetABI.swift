@@ -10,6 +10,7 @@ import VmIO
 public struct TargetABI: Hashable, Sendable, CustomStringConvertible {
     /// The order of a value's bytes in memory.
     public enum ByteOrder: String, Sendable {
+        /// Least significant byte first (x86_64), or most significant first.
         case little, big
     }
 

@@ -27,6 +27,7 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 /// definition is its syntax: the command line's, less the pid (and `--json`, which is the
 /// session's), plus the session's own `search --nth N` and `scan --nth N`.
 public enum Verb: String, CaseIterable, Sendable {
+    /// A command-line subcommand of that name, less its pid (README.md, "Sessions").
     case maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol
 
     /// The shared command this verb runs.
@@ -95,30 +96,44 @@ public struct VerbCall: Sendable {
 
 /// Comparison operators of `expect`.
 public enum Comparison: String, CaseIterable, Sendable {
+    /// `==`, `!=`, `<=`, `>=`, `<` and `>`.
     case equal = "==", notEqual = "!=", lessOrEqual = "<=", greaterOrEqual = ">=", less = "<", greater = ">"
 }
 
 /// An expression: integers with `+ - *`, floats, strings, `x"…"` bytes, `$variables`,
 /// addresses (`[heap]+0x10`, `libc.so.6`, `sym:NAME`), and `(read …)` / `(search …)`.
 public indirect enum Expression: Sendable {
+    /// A number, string or `x"…"` bytes as written.
     case literal(Value)
+    /// `$name`, at `column`.
     case variable(String, column: Int)
+    /// An address form (`[heap]+0x10`, `sym:NAME`), resolved against the target.
     case address(AddressExpression, column: Int)
+    /// `+`, `-` or `*` of two expressions; `column` is the operator's.
     case binary(Character, Expression, Expression, column: Int)
+    /// `-` of an expression.
     case negate(Expression, column: Int)
+    /// `(read …)` or `(search …)`: the command's value.
     case call(VerbCall)
 }
 
 /// One line of a script.
 public enum Statement: Sendable {
+    /// A line with no words.
     case empty
+    /// A command.
     case verb(VerbCall)
+    /// `let NAME = EXPR`.
     case assign(name: String, Expression)
+    /// `expect EXPR [OP EXPR]`: without a comparison, the value must be true (not 0, not empty).
     case expect(Expression, Comparison?, Expression?)
+    /// `stop`: holds the target stopped until `cont`.
     case stop
     /// `cont`, or `cont --wait`: until the process ends.
     case cont(wait: Bool)
+    /// `echo WORDS`: the words, `$name` replaced by its value.
     case echo([Word])
+    /// `sleep DURATION`.
     case sleep(Duration)
 
     /// The statement's verb as a session line writes it (`let`, `expect`, `read`…; empty for an empty line).

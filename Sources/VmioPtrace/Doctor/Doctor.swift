@@ -29,12 +29,22 @@ public enum DoctorOperation: String, CaseIterable, Sendable {
 public struct DoctorCheck: Sendable {
     /// The checks, in the order they are made (and reported).
     public enum Name: String, CaseIterable, Sendable {
+        /// `hidepid`: whether /proc shows the target; `target`: whether the process exists, and its state;
+        /// `caller`: whether this tool's ids and capabilities may access it.
         case hidepid, target, caller
+        /// Yama's `kernel.yama.ptrace_scope`.
         case ptraceScope = "ptrace_scope"
+        /// `dumpable`: the target's dumpable flag; `tracer`: whether another tracer holds it; `maps`:
+        /// whether its maps can be read; `seccomp`: whether a seccomp filter on this tool refuses the calls it needs.
         case dumpable, tracer, maps, seccomp
+        /// Whether `process_vm_readv(2)` reads the target.
         case processVMReadv = "process_vm_readv"
+        /// Whether `/proc/PID/mem` reads the target.
         case procMem = "proc_mem"
+        /// Whether `/proc/PID/mem` writes the target (read-only pages through the kernel's FOLL_FORCE).
         case procMemWrite = "proc_mem_write"
+        /// `namespace`: whether the target is in this tool's pid namespace; `abi`: its architecture,
+        /// word size and byte order (from its ELF header).
         case namespace, abi
     }
 

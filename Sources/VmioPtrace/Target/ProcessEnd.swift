@@ -4,8 +4,11 @@ import SystemPackage
 /// How a process ended: its exit status, the signal that killed it, or — for a process
 /// that is not this one's child, whose status goes to its own parent — only that it is gone.
 public enum ProcessEnd: Hashable, Sendable, CustomStringConvertible {
+    /// It exited with this status.
     case exited(status: Int32)
+    /// A signal of this number killed it.
     case killed(signal: Int32)
+    /// It is gone; its status went to its own parent.
     case gone
 
     /// From a `waitpid(2)` status that is an exit or a death by signal; nil for a stop.

@@ -3,6 +3,7 @@ import VmIO
 /// What a hardware trap fires on: a write, any access (read or write), or the execution of
 /// the instruction at its address.
 public enum WatchAccess: String, Sendable, CaseIterable {
+    /// `write`: a write to the bytes; `access`: a read or a write; `execute`: the instruction at the address.
     case write, access, execute
 
     /// The two R/W bits of DR7 for this kind (Intel SDM vol. 3, 18.2.4).
@@ -17,10 +18,14 @@ public enum WatchAccess: String, Sendable, CaseIterable {
 
 /// One debug register's worth of a trap: an aligned piece of 1, 2, 4 or 8 bytes.
 public struct DebugPiece: Hashable, Sendable {
+    /// The first byte watched, aligned to `length`.
     public let address: Address
+    /// The bytes watched: 1, 2, 4 or 8.
     public let length: Int
+    /// What fires the register.
     public let access: WatchAccess
 
+    /// A piece watching `length` bytes at `address` for `access` (not checked: see ``DebugRegisters``).
     public init(address: Address, length: Int, access: WatchAccess) {
         (self.address, self.length, self.access) = (address, length, access)
     }

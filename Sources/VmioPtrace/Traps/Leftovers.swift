@@ -9,34 +9,44 @@ import VmIO
 public struct TrapLeftovers: Sendable {
     /// A run of code bytes that differ from the mapped file.
     public struct TextDifference: Sendable {
+        /// Where the run starts in the process.
         public let address: Address
         /// What the process has.
         public let found: [UInt8]
         /// What the file has.
         public let file: [UInt8]
+        /// The file the code was mapped from.
         public let path: String
     }
 
     /// A thread whose DR7 enables a debug register.
     public struct ThreadRegisters: Sendable {
+        /// The thread.
         public let tid: Int32
+        /// Its debug control register, DR7.
         public let dr7: UInt64
         /// DR0–DR3.
         public let addresses: [UInt64]
     }
 
+    /// Code bytes that differ from their file.
     public var text: [TextDifference] = []
+    /// Threads with a debug register enabled.
     public var threads: [ThreadRegisters] = []
     /// Checks that could not be made, one line each.
     public var skipped: [String] = []
 
+    /// Whether nothing was found (checks that were skipped aside).
     public var isClean: Bool { text.isEmpty && threads.isEmpty }
 }
 
 /// What ``Target/repairTrapLeftovers(_:)`` did.
 public struct TrapRepair: Sendable {
+    /// Code bytes put back from the file.
     public var bytesRestored = 0
+    /// Threads whose DR7 was cleared.
     public var threadsCleared = 0
+    /// What could not be repaired, one line each.
     public var problems: [String] = []
 }
 

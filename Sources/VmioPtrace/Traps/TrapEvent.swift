@@ -3,6 +3,7 @@ import VmIO
 /// A trap of a ``TrapSession``: a software breakpoint (an `int3` byte in the target's text),
 /// or a debug register watching or executing an address.
 public struct Trap: Hashable, Sendable {
+    /// How the trap is made.
     public enum Kind: Hashable, Sendable {
         /// `int3` at the address, the original byte kept.
         case software
@@ -10,14 +11,18 @@ public struct Trap: Hashable, Sendable {
         case hardware(WatchAccess)
     }
 
+    /// Its number in the session (1, 2, …).
     public let id: Int
+    /// How it is made.
     public let kind: Kind
+    /// The address it traps: a breakpoint's instruction, a watchpoint's first byte.
     public let address: Address
     /// The bytes watched (1 for a breakpoint).
     public let length: Int
     /// The debug registers it holds (none for a software breakpoint).
     public internal(set) var slots: [Int] = []
 
+    /// Whether it stops at an instruction (software, or a hardware `execute` trap) rather than watching data.
     public var isBreakpoint: Bool {
         if case .hardware(let access) = kind { access == .execute } else { true }
     }
@@ -26,10 +31,14 @@ public struct Trap: Hashable, Sendable {
 /// What a ``TrapSession`` saw: a trap hit, a signal, the end of the process, an exec, a
 /// timeout, or a fatal signal sent to this tool.
 public struct TrapEvent: Sendable {
+    /// What happened.
     public enum Kind: String, Sendable {
+        /// A breakpoint or watchpoint hit, a signal for the thread, the process's end or exec, the
+        /// wait's timeout, a fatal signal sent to this tool, a single step done, a `finish` returned.
         case breakpoint, watchpoint, signal, exit, exec, timeout, interrupted, step, finish
     }
 
+    /// What happened.
     public let kind: Kind
     /// The thread (0 for a timeout or an interruption).
     public let tid: Int32
@@ -37,8 +46,9 @@ public struct TrapEvent: Sendable {
     public let pc: Address
     /// The trap that fired.
     public let trap: Trap?
-    /// The watched bytes before and after a watchpoint hit (the values at the previous hit).
+    /// The watched bytes before a watchpoint hit (their values at the previous hit).
     public let old: [UInt8]?
+    /// The watched bytes after a watchpoint hit.
     public let new: [UInt8]?
     /// The signal of a `signal` event (delivered when the thread resumes) or of an
     /// `interrupted` one (sent to this tool).
@@ -79,6 +89,7 @@ public struct TrapCleanup: Sendable, CustomStringConvertible {
     /// The run state check of the detach.
     public var runState: RunStateCheck?
 
+    /// Whether everything was put back and read back as it should.
     public var verified: Bool { problems.isEmpty }
 
     public var description: String {

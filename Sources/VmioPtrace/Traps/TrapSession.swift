@@ -21,7 +21,9 @@ import VmIO
 /// its tracing thread). It waits with `waitpid(-1, __WALL)`: the caller should have no other
 /// children whose end it needs to collect while a session waits.
 public final class TrapSession {
+    /// The process the session traps.
     public let target: Target
+    /// The process's id.
     public var pid: Int32 { target.pid }
     /// Traps by id.
     public private(set) var traps: [Int: Trap] = [:]
@@ -48,6 +50,7 @@ public final class TrapSession {
     private var forkChildren: [Int32: Bool] = [:]
     /// The process exited (or was killed), or exec'd.
     public private(set) var processEnd: ProcessEnd?
+    /// Whether the process exec'd (its traps are gone with its old image).
     public private(set) var execed = false
     private var ended = false
     /// What ``end()`` found.
