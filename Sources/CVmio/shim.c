@@ -214,7 +214,12 @@ void vmio_tick_stop(void) {
     timer_delete(tick_timer);
 }
 
-pid_t vmio_wait_any(int *status) { return waitpid(-1, status, __WALL | __WNOTHREAD); }
+pid_t vmio_wait_peek(void) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD) < 0) return -1;
+    return info.si_pid;
+}
 
 static void detach_all_and_reraise(int sig) {
     if (__atomic_load_n(&defer_fatal, __ATOMIC_SEQ_CST)) {

@@ -15,6 +15,15 @@ import VmioTestSupport
 
 @Suite struct MemoryChunksTests {
     /// `TracerPid` and the state letter of `/proc/PID/status`.
+    /// ``traced(_:)`` of a fixture; a fixture that is gone says how it ended.
+    static func traced(_ fixture: FixtureProcess) throws -> (tracer: Int32, state: String) {
+        do { return try traced(fixture.pid) } catch {
+            throw FixtureGone(pid: fixture.pid, ending: fixture.terminationStatus, reading: "\(error)")
+        }
+    }
+
+    struct FixtureGone: Error { let pid: Int32, ending: Int32?, reading: String }
+
     static func traced(_ pid: Int32) throws -> (tracer: Int32, state: String) {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         var tracer: Int32 = -1
@@ -109,6 +118,8 @@ import VmioTestSupport
         let range = try AddressRange(start: holder.address("buf"), count: 65536)
         let (firstChunk, arrived) = AsyncStream.makeStream(of: Void.self)
         let consumer = Task {
+            // A failure before the first chunk ends the wait below too (then thrown by value).
+            defer { arrived.finish() }
             var chunks = 0
             for try await chunk in MemoryChunks(pid: holder.pid, range: range, chunkSize: 4096, stopTarget: true) {
                 guard case .bytes = chunk else { continue }
@@ -119,13 +130,14 @@ import VmioTestSupport
             }
             return chunks
         }
+        defer { consumer.cancel() }
         for await _ in firstChunk { break }
-        let held = try Self.traced(holder.pid)
+        let held = try Self.traced(holder)
         #expect(held.tracer != 0 && held.state == "t", "stopped by the transfer: \(held)")
         consumer.cancel()
         let chunks = try await consumer.value
         #expect(chunks == 1)
-        let released = try Self.traced(holder.pid)
+        let released = try Self.traced(holder)
         #expect(released.tracer == 0 && released.state != "t" && released.state != "T", "\(released)")
         #expect(try holder.send("ping") == "pong")
     }

@@ -56,6 +56,58 @@ import VmioTestSupport
         #expect(try target.trapLeftovers().isClean)
     }
 
+    /// A session waits on the thread that made it, which may have children of its own: one
+    /// that ends meanwhile is its owner's to collect (a library user's, or Foundation's for a
+    /// Process). Collected and dropped by the session, its status is lost, its owner's
+    /// `waitpid` fails, and its pid can be reused while the owner still thinks it lives.
+    @Test func aChildOfTheWaitingThreadKeepsItsExitStatus() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tick = fixture.address("tick")
+        typealias Outcome = (hit: TrapEvent, child: pid_t, reaped: pid_t, status: Int32)
+        let outcome = try Self.onOwnThread { () throws -> Outcome in
+            var child: pid_t = 0
+            let words: [String] = ["/bin/sh", "-c", "exit 7"]
+            var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+            defer { for word in argv { free(word) } }
+            try #require(posix_spawn(&child, "/bin/sh", nil, nil, &argv, environ) == 0)
+            // A zombie of this thread's before the session waits: the first child news it gets.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while readProcFile("/proc/\(child)/stat")?.split(separator: " ")[2] != "Z" {
+                try #require(ContinuousClock.now < deadline, "the child did not end")
+                usleep(1_000)
+            }
+            let target = try Target(pid: fixture.pid)
+            let session = try TrapSession(target: target)
+            try session.addBreakpoint(at: tick)
+            try fixture.write("tick")
+            let hit = try session.wait(timeout: .seconds(30))
+            _ = session.end()
+            var status: Int32 = 0
+            let reaped = waitpid(child, &status, WNOHANG)
+            return (hit, child, reaped < 0 ? -errno : reaped, status)
+        }
+        #expect(outcome.hit.kind == .breakpoint, "\(outcome.hit)")
+        #expect(outcome.reaped == outcome.child, "waitpid: \(outcome.reaped) (−errno)")
+        #expect(outcome.status >> 8 & 0xff == 7)
+        #expect(try fixture.readLine(timeout: 10) == "ticked 7007")
+    }
+
+    /// Runs `body` on a thread of its own (a session and the children it must not collect
+    /// belong to one thread) and returns what it returned or threw.
+    static func onOwnThread<T>(_ body: @escaping () throws -> T) throws -> T {
+        nonisolated(unsafe) var result: Result<T, any Error>?
+        nonisolated(unsafe) let body = body
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            result = Result { try body() }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        return try result!.get()
+    }
+
     @Test func dr7Encoding() {
         let pieces = DebugRegisters.pieces(address: 0x1004, length: 12, access: .write)
         #expect(pieces.map(\.length) == [4, 8] && pieces.map(\.address) == [0x1004, 0x1008])

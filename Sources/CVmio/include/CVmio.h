@@ -107,9 +107,10 @@ void vmio_reraise(int signal);
 int vmio_tick_start(int milliseconds);
 /// Deletes the calling thread's timer.
 void vmio_tick_stop(void);
-/// waitpid(-1, status, __WALL | __WNOTHREAD) once (only the calling thread's tracees and children):
-/// -1 with errno EINTR when a signal interrupted it.
-pid_t vmio_wait_any(int *status);
+/// waitid(P_ALL, …, WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD) once: which of the
+/// calling thread's tracees and children has news, left uncollected (waitpid(pid) collects
+/// it). -1 with errno EINTR when a signal interrupted it, ECHILD when there is none.
+pid_t vmio_wait_peek(void);
 
 /// A dump being written into `directory`, kept where the handlers above can reach it: on
 /// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE they remove its files (the names a dump writes:

@@ -113,18 +113,18 @@ extension Sys {
     /// The offset of `rip` in `struct user`.
     static var instructionPointerOffset: UInt { vmio_user_rip_offset() }
 
-    /// `waitpid(-1, &status, __WALL)` once (the C shim's `vmio_wait_any`): the thread and its
-    /// status, or nil when a signal interrupted the wait (`EINTR` is not retried here: the
+    /// `waitid(P_ALL, WNOWAIT | __WALL | __WNOTHREAD)` once (the C shim's `vmio_wait_peek`):
+    /// which tracee or child of the calling thread has news, left for ``waitpid(_:hang:)`` to
+    /// collect. Nil when a signal interrupted the wait (`EINTR` is not retried here: the
     /// event loop's timer interrupts it on purpose, ``startTicks(milliseconds:)``).
-    static func waitAnyThread() throws(Errno) -> (tid: Int32, status: WaitStatus)? {
-        var raw: Int32 = 0
-        let tid = vmio_wait_any(&raw)
+    static func peekAnyChild() throws(Errno) -> Int32? {
+        let tid = vmio_wait_peek()
         if tid < 0 {
             let failure = lastErrno
             if failure == .interrupted { return nil }
             throw failure
         }
-        return (tid, WaitStatus(raw))
+        return tid
     }
 
     /// Interrupts the calling thread's blocking calls every `milliseconds`

@@ -18,8 +18,9 @@ import VmIO
 /// `doctor PID --repair` removes it.
 ///
 /// Like ``Tracer``, a session belongs to the thread that made it (ptrace ties a tracee to
-/// its tracing thread). It waits with `waitpid(-1, __WALL)`: the caller should have no other
-/// children whose end it needs to collect while a session waits.
+/// its tracing thread). It finds its news with `waitid(P_ALL, WNOWAIT)` and collects only its
+/// own threads' and fork children's: the calling thread's other children are left for their
+/// owner to collect (a Foundation `Process`, a `waitpid` of the caller's).
 public final class TrapSession {
     /// The process the session traps.
     public let target: Target
@@ -472,18 +473,38 @@ public final class TrapSession {
         while true {
             if let signal = Sys.takeDeferredSignal() { return TrapEvent(.interrupted, signal: signal) }
             if let deadline, ContinuousClock.now >= deadline { return TrapEvent(.timeout) }
-            let got: (tid: Int32, status: WaitStatus)?
-            do { got = try Sys.waitAnyThread() } catch {
+            let next: Int32?
+            do { next = try Sys.peekAnyChild() } catch {
                 if error == .noChildProcess { return ended(.gone, tid: pid) }
-                throw .system(call: "waitpid", errno: error)
+                throw .system(call: "waitid", errno: error)
+            }
+            guard let next else { continue }
+            let got: (tid: Int32, status: WaitStatus)?
+            if running.contains(next) || stopped[next] != nil || isNew(next) {
+                got = (try? Sys.waitpid(next, hang: false)).map { (next, $0) }
+            } else {
+                // The caller's own child, ended or stopped: its owner collects it (and a peek
+                // finds it first until then), so ours are asked one by one meanwhile.
+                got = ownNews()
+                if got == nil { Sys.pause(microseconds: 1_000) }
             }
             guard let (tid, status) = got else { continue }
             let known = running.contains(tid) || stopped[tid] != nil
-            guard known || isNew(tid) else { continue }
             running.remove(tid)
             if let event = try handle(tid, status, known: known, interrupting: false) { return event }
             if stopped[tid] != nil, !queued.contains(where: { $0.tid == tid }) { try resume(tid) }
         }
+    }
+
+    /// One of our threads or fork children with news, asked one by one (`waitpid(tid, __WALL |
+    /// WNOHANG)`), the target's threads not seen yet included.
+    private func ownNews() -> (tid: Int32, status: WaitStatus)? {
+        let tasks = (try? ProcFS.threads(pid)) ?? []
+        for tid in running.union(stopped.keys).union(forkChildren.keys).union(tasks) {
+            guard running.contains(tid) || stopped[tid] != nil || isNew(tid) else { continue }
+            if let status = try? Sys.waitpid(tid, hang: false) { return (tid, status) }
+        }
+        return nil
     }
 
     /// A thread or child this session has not seen yet: a new thread of the target (its
