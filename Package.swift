@@ -15,7 +15,7 @@ let fixtures = [
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the
 /// baselines, and bench-spawn, which runs a command and reports its time and peak memory.
 let benchmarkPrograms = [
-    "bench-c-read", "bench-c-dump", "bench-c-search", "bench-c-scatter", "bench-spawn", "bench-c-trap",
+    "bench-c-read", "bench-c-dump", "bench-c-search", "bench-c-scatter", "bench-spawn", "bench-c-trap", "bench-c-diff",
 ]
 
 let package = Package(

@@ -41,9 +41,10 @@ func gdbWriting(
     return (r, size)
 }
 
-/// A scanmem script that scans only the region holding `address` for `spacedHex`
-/// (`dregion !ID` deletes every other one), or nil when scanmem lists no such region.
-func scanmemScript(_ scanmem: String, pid: pid_t, holding address: UInt64, spacedHex: String) -> String? {
+/// A scanmem script that runs the commands `scan` (a data type option and the value) over
+/// only the region holding `address` (`dregion !ID` deletes every other one) and lists the
+/// matches, or nil when scanmem lists no such region.
+func scanmemScript(_ scanmem: String, pid: pid_t, holding address: UInt64, scan: String) -> String? {
     let r = run([scanmem, "-p", String(pid), "-c", "lregions;exit"])
     for line in r.output.split(separator: "\n") where line.hasPrefix("[") {
         // "[ 2] 7f98a0000000, 67108864 bytes,  misc, ..."
@@ -56,7 +57,7 @@ func scanmemScript(_ scanmem: String, pid: pid_t, holding address: UInt64, space
             let size = UInt64(fields[1].split(separator: " ").first ?? "")
         else { continue }
         if start <= address && address < start + size {
-            return "dregion !\(id);option scan_data_type bytearray;\(spacedHex);list;exit"
+            return "dregion !\(id);\(scan);list;exit"
         }
     }
     note("scanmem: no region holds \(hex(address)); scanmem figures are n/a\n\(r.output)")

@@ -30,7 +30,9 @@ struct Bench {
         emit("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, kernel \(release), load \(loadAverage())")
 
         // --- the random fixture ------------------------------------------------
-        if !opts.only.isDisjoint(with: [1, 2, 4, 6, 7]) { randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath) }
+        if !opts.only.isDisjoint(with: [1, 2, 4, 6, 7, 9]) {
+            randomItems(cli: cli, gdb: gdbPath, scanmem: scanmemPath)
+        }
 
         // --- the core-maps fixture: a sparse core of a mostly zero buffer ------
         if opts.only.contains(6) { item(6, "sparse core") { $0.sparseCore(cli: cli, gdb: gdbPath) } }
@@ -92,6 +94,14 @@ struct Bench {
                     pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
                     scanmem: scanmemPath)
             }
+        }
+        if opts.only.contains(9) {
+            item(9, "scan") {
+                $0.scan(
+                    pid: pid, base: base, end: end, needleHex: needleHex, expected: expectedHit, cli: cli,
+                    scanmem: scanmemPath)
+            }
+            item(9, "diff") { $0.diff(pid: pid, base: base, end: end, cli: cli) }
         }
         random.terminate()
     }

@@ -132,6 +132,11 @@ func diskBytes(_ path: String) -> UInt64 {
     return stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
 }
 
+/// Writes `text` to a new file at `path`; stops the benchmark when it cannot.
+func writeFile(_ path: String, _ text: String) {
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else { die("cannot write \(path)") }
+}
+
 /// A fresh directory under `parent` for one item's files; the caller removes it.
 func workDirectory(_ parent: String, _ name: String) -> String {
     let path = (parent as NSString).appendingPathComponent("vmio-bench-\(name)-\(getpid())")

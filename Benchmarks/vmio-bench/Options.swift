@@ -18,8 +18,8 @@ struct Options {
     var gdb = true
     var scanmem = true
     /// Which items to run (1 bulk read, 2 dump, 3 maps + scattered reads, 4 search, 6 core,
-    /// 7 hex dump); 5 comes with 2 and 4.
-    var only: Set<Int> = [1, 2, 3, 4, 6, 7, 8]
+    /// 7 hex dump, 8 sessions, 9 scan and diff); 5 comes with 2 and 4.
+    var only: Set<Int> = [1, 2, 3, 4, 6, 7, 8, 9]
     /// MiB of the random fixture's buffer item 7 prints as a hex dump.
     var hexMiB: UInt64 = 100
 
@@ -47,7 +47,7 @@ struct Options {
             case "-h", "--help":
                 emit(
                     "usage: vmio-bench [--reps N] [--mib N] [--seed N] [--maps N] [--tmp DIR] [--tmpfs DIR|none] "
-                        + "[--no-gdb] [--no-scanmem] [--only 1,2,3,4,6,7,8] [--hex-mib N]"
+                        + "[--no-gdb] [--no-scanmem] [--only 1,2,3,4,6,7,8,9] [--hex-mib N]"
                 )
                 exit(0)
             default: die("unknown argument \(a) (try --help)")

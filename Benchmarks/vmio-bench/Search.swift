@@ -37,7 +37,10 @@ extension Bench {
                 return r
             },
         ]
-        if let scanmem, let script = scanmemScript(scanmem, pid: pid, holding: base, spacedHex: spaced) {
+        if let scanmem,
+            let script = scanmemScript(
+                scanmem, pid: pid, holding: base, scan: "option scan_data_type bytearray;\(spaced)")
+        {
             let hitInScanmem = String(expected, radix: 16)
             sides.append { _ in
                 let r = run([scanmem, "-p", String(pid), "-c", script])

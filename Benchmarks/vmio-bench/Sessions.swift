@@ -9,7 +9,7 @@ extension Bench {
     private func readScript(_ work: String, _ addresses: [UInt64]) -> String {
         let path = "\(work)/reads.vmio"
         let lines = addresses.map { "read \(hex($0)) 8 --format u64\n" }.joined()
-        FileManager.default.createFile(atPath: path, contents: Data(lines.utf8))
+        writeFile(path, lines)
         return path
     }
 
@@ -46,7 +46,7 @@ extension Bench {
         if let gdb {
             let commands = "\(work)/reads.gdb"
             let text = addresses.map { "x/gx \(hex($0))\n" }.joined()
-            FileManager.default.createFile(atPath: commands, contents: Data(text.utf8))
+            writeFile(commands, text)
             let gdbArgv = [gdb, "-batch", "-nx", "-p", String(pid), "-x", commands]
             let shown = runChecked(gdbArgv, what: "gdb -batch").output.split(separator: "\n")
             // One "0x…:\tVALUE" line an x command (the attach's "0x… in read ()" line aside).

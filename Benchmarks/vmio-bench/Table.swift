@@ -83,14 +83,17 @@ extension Bench {
                 cpuRatio: theirs.cpuMedian / ours.cpuMedian, target: target, pass: atLeast.map { ratio >= $0 }))
     }
 
-    /// The peak memory row: ours must stay under 64 MiB; the other tool's peak beside it.
-    mutating func peakMemory(_ name: String, ours: Samples, theirs: Samples, tool: String) {
+    /// The peak memory row: ours must stay under 64 MiB (plus `allowance` bytes: a file the
+    /// command holds in memory as it writes it); the other tool's peak beside it (none: `tool` nil).
+    mutating func peakMemory(_ name: String, ours: Samples, theirs: Samples, tool: String?, allowance: UInt64 = 0) {
         let peak = ours.maxRSSKiB.max()!
         let theirPeak = theirs.maxRSSKiB.max()
+        let baseline = tool.map { tool in theirPeak.map { "\(mib($0)) (\(tool))" } ?? "n/a (\(tool))" } ?? "-"
+        let limit = 64 << 20 + allowance
         rows.append(
             Row(
-                name: name, ours: mib(peak), baseline: theirPeak.map { "\(mib($0)) (\(tool))" } ?? "n/a (\(tool))",
-                ratio: theirPeak.map { Double($0) / Double(peak) }, target: "< 64 MiB", pass: peak < 64 * 1024))
+                name: name, ours: mib(peak), baseline: baseline, ratio: theirPeak.map { Double($0) / Double(peak) },
+                target: allowance == 0 ? "< 64 MiB" : "< 64 MiB + state", pass: UInt64(peak) * 1024 < limit))
     }
 
     /// Runs one item between two lines of notes with the machine's load, before and after.

@@ -224,7 +224,7 @@ extension Target {
             scanned = try scanRegions(regions, progress: progress) { (at, chunk) throws(TargetError) in
                 // Chunks start at aligned addresses (regions and holes are page-aligned): no
                 // aligned match straddles two.
-                value.withUnsafeBytes { raw in
+                let completed = value.withUnsafeBytes { raw in
                     pattern.scan(chunk, base: at) { offset in
                         do throws(TargetError) { try writer.append(at + UInt64(offset), raw) } catch {
                             failure = error
@@ -233,7 +233,7 @@ extension Target {
                         return true
                     }
                 }
-                if let failure { throw failure }
+                if !completed, let failure { throw failure }
             }
         }
         var report = try writer.finish(dropped: 0)

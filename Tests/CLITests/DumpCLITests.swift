@@ -134,8 +134,8 @@ func dumpableLines(_ pid: Int32) -> [ProcMapsLine] {
     procMapsLines(pid).filter { $0.perms.hasPrefix("r") && !kernelPageNames.contains($0.path) }
 }
 
-/// Runs `program args…` with posix_spawn (stdin and stdout on /dev/null, stderr on
-/// `stderrFD` or /dev/null) and returns its exit status (-signal if killed) and its peak
+/// Runs `program args…` with posix_spawn (stdin on /dev/null, stdout on `stdoutFD` or
+/// /dev/null, stderr on `stderrFD` or /dev/null) and returns its exit status (-signal if killed) and its peak
 /// resident set size in KiB: the largest `VmHWM` of /proc/PID/status, sampled every 2 ms
 /// from its exec until it exits.
 ///
@@ -143,14 +143,18 @@ func dumpableLines(_ pid: Int32) -> [ProcMapsLine] {
 /// the child with CLONE_VM|CLONE_VFORK, and at exec the kernel folds the high-water RSS of
 /// the mm it leaves, which is the parent's, into the child's maxrss; so ru_maxrss reports
 /// at least the test process's own peak (measured: 68 MiB for a tool whose VmHWM is 25 MiB).
-func spawnMeasuringPeakMemory(_ program: String, _ arguments: [String], stderrFD: Int32? = nil) throws
-    -> (status: Int32, maxRSSKiB: Int)
-{
+func spawnMeasuringPeakMemory(
+    _ program: String, _ arguments: [String], stdoutFD: Int32? = nil, stderrFD: Int32? = nil
+) throws -> (status: Int32, maxRSSKiB: Int) {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    if let stdoutFD {
+        posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
     if let stderrFD {
         posix_spawn_file_actions_adddup2(&actions, stderrFD, 2)
     } else {
@@ -466,7 +470,7 @@ struct PseudoTerminalError: Error { let what: String }
 
         // A file where the directory should be.
         let file = dir.sub("plain")
-        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        #expect(FileManager.default.createFile(atPath: file, contents: Data([1])))
         let onFile = try dump(["--region", "[stack]"], into: "plain")
         #expect(onFile.exited(1), "\(onFile)")
         #expect(onFile.stderrLines.count == 1 && onFile.stderr.contains("not a directory"), "\(onFile.stderr)")

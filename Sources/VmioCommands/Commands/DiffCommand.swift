@@ -110,38 +110,58 @@ public struct DiffCommand: VmioCommand {
         options.join = self.context
         options.keep = show
         let labels = sourceB.view
-        let streaming = context.streams && !context.json
-        let stdout = OutputSink()
+        // On the command line both outputs stream (memory stays bounded); a session keeps them.
+        let stdout: OutputSink? = context.streams ? OutputSink() : nil
         var lines: [String] = []
         var changes: [JSONValue] = []
+        var streamed = 0
+        let head: [(String, JSONValue)] = [
+            ("a", .string(sourceA.name)), ("b", .string(sourceB.name)), ("format", .string(format.rawValue)),
+        ]
+        // The JSON object's changes come before the fields known only at the end.
+        var object = stdout.map { JSONObjectWriter($0) }
+        if context.json, object != nil {
+            try object!.fields(head)
+            try object!.key("changes")
+            try stdout!.append("[")
+        }
         let total = sourceA.regions(regions).reduce(0) { $0 + $1.range.count }
         let report = try context.withProgress("diff", total: total) { progress in
             try DiffSource.diff(sourceA, sourceB, selectors: regions, options: options, progress: progress) { change in
                 let label = labels.label(of: change.range.start) ?? change.range.start.hex
-                if context.json {
-                    changes.append(json(change, label: label))
-                } else {
-                    let line = text(change, label: label)
-                    if streaming { try stdout.line(line) } else { lines.append(line) }
+                switch (context.json, stdout) {
+                case (true, let stdout?):
+                    try stdout.append((streamed > 0 ? "," : "") + json(change, label: label).rendered)
+                    streamed += 1
+                case (true, nil): changes.append(json(change, label: label))
+                case (false, let stdout?): try stdout.line(text(change, label: label))
+                case (false, nil): lines.append(text(change, label: label))
                 }
             }
         }
         var o = Outcome()
+        let tail: [(String, JSONValue)] =
+            [
+                ("ranges", .uint(report.ranges)), ("bytes_changed", .uint(report.bytesChanged)),
+                ("bytes_compared", .uint(report.bytesCompared)),
+                ("regions_compared", .uint(UInt64(report.regionsCompared))),
+            ] + pairingJSON(report)
         let notes = regionNotes(report)
-        if streaming {
-            for line in notes { try stdout.line(line) }
+        if let stdout {
+            if context.json {
+                try stdout.append("]")
+                try object!.fields(tail)
+                try object!.end()
+            } else {
+                for line in notes { try stdout.line(line) }
+            }
+            // Flushed here, not left to the sink's end, which cannot report a failed write.
             try stdout.flush()
             o.printed = true
         } else {
             o.text = lines + notes
+            o.json = head + [("changes", .array(changes))] + tail
         }
-        o.json =
-            [
-                ("a", .string(sourceA.name)), ("b", .string(sourceB.name)), ("format", .string(format.rawValue)),
-                ("changes", .array(changes)), ("ranges", .uint(report.ranges)),
-                ("bytes_changed", .uint(report.bytesChanged)), ("bytes_compared", .uint(report.bytesCompared)),
-                ("regions_compared", .uint(UInt64(report.regionsCompared))),
-            ] + pairingJSON(report)
         o.message = summary(report)
         o.value = .int(Int128(report.ranges))
         return o
