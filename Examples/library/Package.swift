@@ -3,7 +3,8 @@
 // path, through the products only. Each is built and run against a fixture by
 // Tests/CLITests/LibraryExamplesTests.swift, and README.md's library snippets are these
 // files, verbatim. One package with one executable each, so that the tests resolve and
-// build vmio-ptrace's modules once (scratch path .build-examples).
+// build vmio-ptrace's modules once (scratch path .build-examples). The tests also check that
+// each imports only the products listed here (and the system's modules).
 import PackageDescription
 
 let examples: [(name: String, products: [String])] = [
@@ -11,14 +12,17 @@ let examples: [(name: String, products: [String])] = [
     ("copy-between", ["VmIO", "VmioPtrace"]),
     ("stream-region", ["VmIO", "VmioPtrace"]),
     ("unwind-thread", ["VmioPtrace"]),
-    ("run-session", ["VmioPtrace", "VmioScript"]),
+    ("run-session", ["VmIO", "VmioPtrace", "VmioScript"]),
 ]
 
 let package = Package(
     name: "vmio-library-examples",
     dependencies: [.package(name: "vmio-ptrace", path: "../..")],
     targets: examples.map { example in
+        // A member (`status.rawValue`) counts only from a module imported here, so an example
+        // that builds needs no module but the products it lists.
         .executableTarget(
-            name: example.name, dependencies: example.products.map { .product(name: $0, package: "vmio-ptrace") })
+            name: example.name, dependencies: example.products.map { .product(name: $0, package: "vmio-ptrace") },
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")])
     }
 )

@@ -4,7 +4,7 @@ import VmioPtrace
 /// An error that knows the exit status it ends a command with; its description is its
 /// one-line message. Classifying an error is reading these two properties; the errors of
 /// the layers below get them in this file, the one place that maps them to exit statuses.
-public protocol StatusError: Error, CustomStringConvertible {
+package protocol StatusError: Error, CustomStringConvertible {
     var exitStatus: ExitStatus { get }
 }
 

@@ -27,20 +27,6 @@ public func parseHexBytes(_ text: String) -> Result<[UInt8], VmIoError> {
     return .success(out)
 }
 
-/// The 16 lowercase hex digits.
-let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-/// Lowercase hex of bytes, no separators.
-public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.underestimatedCount * 2)
-    for b in bytes {
-        out.append(hexDigits[Int(b >> 4)])
-        out.append(hexDigits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// The longest line ``HexLine`` writes: an address of 16 digits, `: `, 40 columns of
 /// bytes, a space, 16 characters and a newline.
 let hexLineCapacity = 16 + 2 + 40 + 1 + 16 + 1

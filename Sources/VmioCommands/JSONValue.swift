@@ -1,3 +1,5 @@
+import VmIO
+
 /// A JSON value with ordered object keys, so that output shapes are stable and
 /// documented field order is kept. Renders compactly on one line (JSON-lines friendly).
 public indirect enum JSONValue: Sendable, Equatable {

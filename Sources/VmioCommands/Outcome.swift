@@ -1,3 +1,5 @@
+import VmIO
+
 /// What one command produced: text lines for a person, JSON fields for a program, a value
 /// for a session's `let`/`expect`, and the exit status. A command that streamed its output
 /// (``printed``) leaves the text and JSON empty.

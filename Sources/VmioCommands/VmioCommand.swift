@@ -1,4 +1,5 @@
 import ArgumentParser
+import VmIO
 
 /// An operation shared by the command line and sessions. Its options (an ArgumentParser
 /// definition) are the one definition of its syntax: the command line embeds them after the

@@ -31,7 +31,7 @@ public enum Verb: String, CaseIterable, Sendable {
     case maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol
 
     /// The shared command this verb runs.
-    public var command: any VmioCommand.Type {
+    package var command: any VmioCommand.Type {
         switch self {
         case .maps: MapsCommand.self
         case .read: ReadCommand.self
@@ -51,7 +51,7 @@ public enum Verb: String, CaseIterable, Sendable {
     }
 
     /// The words this verb takes.
-    public var syntax: CommandSyntax { Verb.syntaxes[self]! }
+    package var syntax: CommandSyntax { Verb.syntaxes[self]! }
 
     private static let syntaxes: [Verb: CommandSyntax] = Dictionary(
         uniqueKeysWithValues: allCases.map { verb in
@@ -153,5 +153,5 @@ public enum Statement: Sendable {
 
 extension ScriptError: StatusError {
     /// The session's exit status for this error.
-    public var exitStatus: ExitStatus { status }
+    package var exitStatus: ExitStatus { status }
 }

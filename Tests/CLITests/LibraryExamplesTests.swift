@@ -127,6 +127,31 @@ import VmioTestSupport
         #expect(status.contains("TracerPid:\t0\n"), "the session's stop was let go: \(status)")
     }
 
+    @Test("each example imports only the products it lists and the system's modules")
+    func examplesImportOnlyTheirProducts() throws {
+        // With MemberImportVisibility (Examples/library/Package.swift) a member counts only
+        // from a module imported, so an example that builds uses nothing but these products:
+        // what VmioScript's API names is in VmIO and VmioPtrace, not in VmioCommands.
+        let manifest = try String(
+            contentsOf: Self.package.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let system: Set<String> = ["Glibc", "Foundation", "Synchronization", "Dispatch"]
+        for name in Self.examples {
+            let entry = try #require(
+                manifest.split(separator: "\n").first { $0.contains("(\"\(name)\", [") }, "\(name) in Package.swift")
+            // `("name", ["VmIO", "VmioPtrace"]),`: the quoted words after the name.
+            let quoted = entry.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
+            let products = Set(quoted.filter { $0.offset % 2 == 1 }.dropFirst().map { String($0.element) })
+            let source = try String(
+                contentsOf: Self.package.appendingPathComponent("Sources/\(name)/main.swift"), encoding: .utf8)
+            let imports = source.split(separator: "\n").filter { $0.hasPrefix("import ") }
+                .map { String($0.dropFirst("import ".count)) }
+            #expect(!imports.isEmpty)
+            for module in imports {
+                #expect(products.contains(module) || system.contains(module), "\(name) imports \(module)")
+            }
+        }
+    }
+
     @Test("every Swift snippet of README's \"The library\" is part of an example, and every example is named there")
     func readmeSnippetsAreExamples() throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)

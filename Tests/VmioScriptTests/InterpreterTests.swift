@@ -13,7 +13,7 @@ import VmioPtrace
 @testable import VmioScript
 
 /// The session's exit status (Testing has an `ExitStatus` of its own).
-private typealias ExitStatus = VmioCommands.ExitStatus
+private typealias ExitStatus = VmIO.ExitStatus
 
 /// What one session printed.
 private final class Captured: @unchecked Sendable {

@@ -1,5 +1,8 @@
-/// The documented exit statuses (README.md, "Exit status"), shared by the command line and sessions.
+/// The documented exit statuses (README.md, "Exit status"): how a command ended, as the command
+/// line exits and a session (`VmioScript`'s `Interpreter`) reports it. Each failure class of
+/// the errors below maps to one: bad input, a partial copy, a refusal, a target that is gone.
 public enum ExitStatus: Int32, Sendable {
+    /// Success.
     case ok = 0
     /// Bad input found at run time.
     case badInput = 1

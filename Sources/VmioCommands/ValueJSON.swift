@@ -1,11 +1,7 @@
-/// A value in a session: an integer (wide enough that address arithmetic cannot
-/// silently wrap), a float, a string, or bytes.
-public enum Value: Sendable, Equatable, CustomStringConvertible {
-    case int(Int128)
-    case double(Double)
-    case string(String)
-    case bytes([UInt8])
+import VmIO
 
+/// A session value as JSON, and back.
+extension Value {
     /// A decoded JSON value from a typed read.
     public init?(_ json: JSONValue) {
         switch json {
@@ -22,24 +18,6 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var kind: String {
-        switch self {
-        case .int: "integer"
-        case .double: "float"
-        case .string: "string"
-        case .bytes: "bytes"
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .int(let i): i < 0 ? String(i) : (i > 0xffff ? "0x" + String(i, radix: 16) : String(i))
-        case .double(let d): "\(d)"
-        case .string(let s): s
-        case .bytes(let b): "x\"" + hexString(b) + "\""
-        }
-    }
-
     /// The JSON of a value that is an address: a `0x…` string (an integer that is no
     /// 64-bit address keeps its usual form).
     public var addressJSON: JSONValue {
@@ -47,6 +25,7 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
         return .string(address.hex)
     }
 
+    /// The value as JSON: an integer as a number (a string beyond 64 bits), bytes as hex.
     public var json: JSONValue {
         switch self {
         case .int(let i):
