@@ -85,3 +85,24 @@ extension CommandError {
         .object([("error", .string(message)), ("status", .int(Int64(exitStatus.rawValue)))])
     }
 }
+
+/// The first error of a callback that may not throw: the library's loops (`DiffSource.diff`,
+/// `Target.monitor`, `TrapSession.run`) take a callback that returns false to end, and throw
+/// only their own typed error, so a command's callback that fails (its output cannot be
+/// written) keeps the error here, ends the loop, and the command throws it after.
+struct CallbackFailure {
+    private var error: (any Error)?
+
+    /// Runs `body`: its result, or false (end the loop) with its error kept.
+    mutating func attempt(_ body: () throws -> Bool) -> Bool {
+        do { return try body() } catch {
+            self.error = error
+            return false
+        }
+    }
+
+    /// Throws the error kept, if any.
+    func check() throws {
+        if let error { throw error }
+    }
+}

@@ -95,11 +95,17 @@ public struct DiffOptions: Sendable {
 extension DiffSource {
     /// Compares the regions `selectors` pick in `a` and `b`, window by window through two
     /// bounded buffers, handing each changed range to `changed` as it is found (README.md,
-    /// "diff"). Holes of either side are left out of the comparison and reported.
+    /// "diff"); `changed` returns false to end the diff there (the report then covers what was
+    /// compared so far). Holes of either side are left out of the comparison and reported.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` when a dump's region file cannot be opened or
+    /// read (`open(2)`, `pread(2)`) or is shorter than its region, and
+    /// ``TargetError/transferStopped(_:)`` when a process's read is cut short other than by a
+    /// fault (the process gone).
     public static func diff(
         _ a: DiffSource, _ b: DiffSource, selectors: [RegionSelector], options: DiffOptions = DiffOptions(),
-        progress: ((UInt64) -> Void)? = nil, changed: (ChangedRange) throws -> Void
-    ) throws -> DiffReport {
+        progress: ((UInt64) -> Void)? = nil, changed: (ChangedRange) -> Bool
+    ) throws(TargetError) -> DiffReport {
         var report = DiffReport()
         report.pairings = RegionPairing.pair(
             a.regions(selectors).map { ($0.range, $0.mapping.path) },
@@ -115,10 +121,10 @@ extension DiffSource {
             while at < common.end {
                 let window = AddressRange(clamping: at, min(common.end, at + UInt64(options.chunkSize)))
                 let count = Int(window.count)
-                let holesA = try bufferA.withUnsafeMutableBytes { raw throws in
+                let holesA = try bufferA.withMutableBytes { raw throws(TargetError) in
                     try readerA.read(window, of: rangeA, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
                 }
-                let holesB = try bufferB.withUnsafeMutableBytes { raw throws in
+                let holesB = try bufferB.withMutableBytes { raw throws(TargetError) in
                     try readerB.read(window, of: rangeB, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
                 }
                 report.add(holesA, side: .a)
@@ -138,7 +144,7 @@ extension DiffSource {
                 for range in found {
                     report.ranges += 1
                     report.bytesChanged += range.bytesChanged
-                    try changed(range)
+                    guard changed(range) else { return report }
                 }
                 found.removeAll(keepingCapacity: true)
                 done += window.count
@@ -150,7 +156,7 @@ extension DiffSource {
             for range in found {
                 report.ranges += 1
                 report.bytesChanged += range.bytesChanged
-                try changed(range)
+                guard changed(range) else { return report }
             }
             found.removeAll(keepingCapacity: true)
         }

@@ -26,23 +26,28 @@ extension Target {
     /// `changed` returns false to end. The wait between polls ends early when the process
     /// exits. A range unreadable at the first poll throws; one that becomes unreadable ends
     /// the monitor.
+    ///
+    /// Throws ``TargetError/model(_:)`` with `VmIoError.rangeNotCovered` when part of `range`
+    /// cannot be read at the first poll, and ``TargetError/transferStopped(_:)`` when a poll's
+    /// read (`process_vm_readv(2)`) stops for another reason than the process's end (which
+    /// ends the monitor as ``MonitorEnd/targetGone``).
     public func monitor(
-        _ range: AddressRange, every interval: Duration, changed: (MonitorChange) throws -> Bool
-    ) throws -> MonitorEnd {
+        _ range: AddressRange, every interval: Duration, changed: (MonitorChange) -> Bool
+    ) throws(TargetError) -> MonitorEnd {
         let clock = ContinuousClock()
         let start = clock.now
         let count = Int(range.count)
         var last = [UInt8](repeating: 0, count: count)
         var now = [UInt8](repeating: 0, count: count)
-        let holes = try last.withUnsafeMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
-        if let hole = holes.first { throw TargetError.model(.rangeNotCovered(address: hole.start)) }
+        let holes = try last.withMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
+        if let hole = holes.first { throw .model(.rangeNotCovered(address: hole.start)) }
         while true {
             let exited = (try? Sys.waitForExit(pid, within: interval)) ?? !ProcFS.isAlive(pid)
             if exited { return .targetGone }
             let holes: [AddressRange]
             do {
-                holes = try now.withUnsafeMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
-            } catch let error as TargetError {
+                holes = try now.withMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
+            } catch {
                 if case .transferStopped(let stop) = error, case .targetGone = stop.kind { return .targetGone }
                 throw error
             }
@@ -54,7 +59,7 @@ extension Target {
             guard differs else { continue }
             let change = MonitorChange(elapsed: clock.now - start, old: last, new: now)
             swap(&last, &now)
-            if try !changed(change) { return .done }
+            if !changed(change) { return .done }
         }
     }
 }

@@ -19,10 +19,15 @@ extension Interpreter {
         }
     }
 
-    /// The value of `e` on `parser`'s line: a `(read …)` or `(search …)` runs its command against the session's target.
-    /// Throws a ``ScriptError`` (an unknown variable, an overflow, a value of the wrong kind) or the error of the
-    /// command run.
-    public func evaluate(_ e: Expression, parser: Parser) throws -> Value {
+    /// The value of `e` on `parser`'s line: a `(read …)` or `(search …)` runs its command against the session's
+    /// target.
+    ///
+    /// Throws a ``ScriptError`` at the column of the part that failed: an unknown variable, an arithmetic
+    /// overflow, operands of the wrong kinds, an address that does not resolve, or a command that failed or gave
+    /// no value. A failed command's error keeps its message, and its exit status as ``ScriptError/status`` (the
+    /// one the command line would exit with: `.partialCopy` for a read cut short, `.targetGone` when the process
+    /// is gone…).
+    public func evaluate(_ e: Expression, parser: Parser) throws(ScriptError) -> Value {
         switch e {
         case .literal(let v): return v
         case .variable(let name, let column):
@@ -63,7 +68,11 @@ extension Interpreter {
             }
             throw ScriptError(line: parser.line, column: column, "cannot compute \(a.kind) \(op) \(b.kind)")
         case .call(let call):
-            let o = try run(call, parser: parser)
+            let o: Outcome
+            do { o = try run(call, parser: parser) } catch let error as ScriptError { throw error } catch {
+                let failure = CommandError(error)
+                throw ScriptError(line: parser.line, column: call.column, failure.message, status: failure.exitStatus)
+            }
             if o.status != .ok {
                 throw ScriptError(
                     line: parser.line, column: call.column, o.message ?? "\(call.verb.rawValue) failed",

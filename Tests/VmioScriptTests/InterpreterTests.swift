@@ -444,5 +444,32 @@ private final class OwnPages {
         let nowhere = try session(["read 0x10 8"], fresh: true)
         #expect(nowhere.status == .badInput)
         #expect(nowhere.err == ["vmio-ptrace: line 1:1: address 0x10 is in no mapping of pid \(getpid())"])
+        // A command that throws inside an expression is a ScriptError at the call's column too.
+        let inside = try session(["expect (read 0x10 8 --format u64) == 1"], json: true, fresh: true)
+        #expect(inside.status == .badInput)
+        #expect(inside.out.first?.contains(#""error":"line 1:9: address 0x10 is in no mapping"#) == true, "\(inside)")
+    }
+
+    @Test("evaluate throws a ScriptError (a typed error) at the column of what failed, with its status")
+    func evaluateThrowsTypedErrors() throws {
+        let (interpreter, _) = try makeInterpreter(fresh: true)
+        let line = "expect $nope + (read 0x10 8) == 1"
+        let parser = Parser(line: 3, text: line)
+        let unknown = #expect(throws: ScriptError.self) {
+            try interpreter.evaluate(.variable("nope", column: 8), parser: parser)
+        }
+        #expect(unknown?.line == 3 && unknown?.column == 8 && unknown?.message == "unknown variable $nope")
+        guard case .expect(.binary(_, _, let call, _), _, _) = try Parser.parse(line, line: 3) else {
+            Issue.record("\(line) parses as something else")
+            return
+        }
+        // `error` is a ScriptError: evaluate's throws is typed.
+        do throws(ScriptError) {
+            _ = try interpreter.evaluate(call, parser: parser)
+            Issue.record("reading address 0x10 succeeded")
+        } catch {
+            #expect(error.column == 17 && error.status == .badInput, "\(error)")
+            #expect(error.message == "address 0x10 is in no mapping of pid \(getpid())")
+        }
     }
 }

@@ -126,19 +126,24 @@ public struct DiffCommand: VmioCommand {
             try stdout!.append("[")
         }
         let total = sourceA.regions(regions).reduce(0) { $0 + $1.range.count }
+        var failure = CallbackFailure()
         let report = try context.withProgress("diff", total: total) { progress in
             try DiffSource.diff(sourceA, sourceB, selectors: regions, options: options, progress: progress) { change in
                 let label = labels.label(of: change.range.start) ?? change.range.start.hex
-                switch (context.json, stdout) {
-                case (true, let stdout?):
-                    try stdout.append((streamed > 0 ? "," : "") + json(change, label: label).rendered)
-                    streamed += 1
-                case (true, nil): changes.append(json(change, label: label))
-                case (false, let stdout?): try stdout.line(text(change, label: label))
-                case (false, nil): lines.append(text(change, label: label))
+                return failure.attempt {
+                    switch (context.json, stdout) {
+                    case (true, let stdout?):
+                        try stdout.append((streamed > 0 ? "," : "") + json(change, label: label).rendered)
+                        streamed += 1
+                    case (true, nil): changes.append(json(change, label: label))
+                    case (false, let stdout?): try stdout.line(text(change, label: label))
+                    case (false, nil): lines.append(text(change, label: label))
+                    }
+                    return true
                 }
             }
         }
+        try failure.check()
         var o = Outcome()
         let tail: [(String, JSONValue)] =
             [

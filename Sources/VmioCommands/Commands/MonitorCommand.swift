@@ -69,6 +69,7 @@ public struct MonitorCommand: VmioCommand {
             var changes: [JSONValue] = []
             var lines: [String] = []
             var seen = 0
+            var failure = CallbackFailure()
             let end = try target.monitor(range, every: every.duration) { change in
                 seen += 1
                 let time = seconds(change.elapsed)
@@ -83,14 +84,19 @@ public struct MonitorCommand: VmioCommand {
                         String(format: "+%.3fs  ", time)
                         + "\(format.shown(change.old).text) -> \(format.shown(change.new).text)"
                     if streaming {
-                        try stdout.line(line)
-                        try stdout.flush()
+                        let written = failure.attempt {
+                            try stdout.line(line)
+                            try stdout.flush()
+                            return true
+                        }
+                        guard written else { return false }
                     } else {
                         lines.append(line)
                     }
                 }
                 return count.map { seen < $0 } ?? true
             }
+            try failure.check()
             var o = Outcome()
             o.text = lines
             o.printed = streaming

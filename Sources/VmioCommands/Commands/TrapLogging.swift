@@ -64,6 +64,7 @@ struct TrapLog {
         var o = Outcome()
         var events: [JSONValue] = []
         var hits = 0
+        var failure = CallbackFailure()
         let last = try session.run(timeout: options.duration) { event in
             hits += 1
             let place = locations[event.pc] ?? target.symbols.describe(event.pc)
@@ -89,14 +90,19 @@ struct TrapLog {
                 json.append(("backtrace", .array(frames.map(\.json))))
             }
             if let sink {
-                try sink.line(context.json ? JSONValue.object(json).rendered : line)
-                if flushEachLine { try sink.flush() }
+                let written = failure.attempt {
+                    try sink.line(context.json ? JSONValue.object(json).rendered : line)
+                    if flushEachLine { try sink.flush() }
+                    return true
+                }
+                guard written else { return false }
             } else {
                 o.text.append(line)
                 events.append(.object(json))
             }
             return options.count.map { hits < $0 } ?? true
         }
+        try failure.check()
         try sink?.flush()
         let cleanup = session.end()
         let reason: String

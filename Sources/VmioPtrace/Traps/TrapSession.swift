@@ -259,7 +259,10 @@ public final class TrapSession {
     /// thread is stopped, and the thread goes on when `body` returns true (a signal is
     /// delivered). Returns the event that ended it: an exit, an exec, the timeout, a fatal
     /// signal sent to this tool, or the hit for which `body` returned false.
-    public func run(timeout: Duration? = nil, _ body: (TrapEvent) throws -> Bool) throws -> TrapEvent {
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended or its process has ended or
+    /// run exec, and the error of a `ptrace(2)` call that fails while threads are resumed.
+    public func run(timeout: Duration? = nil, _ body: (TrapEvent) -> Bool) throws(TargetError) -> TrapEvent {
         try checkUsable()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try resumeAll()
@@ -270,7 +273,7 @@ public final class TrapSession {
                 try resume(event.tid)
                 continue
             }
-            guard try body(event) else { return event }
+            guard body(event) else { return event }
             try resume(event.tid)
         }
     }
