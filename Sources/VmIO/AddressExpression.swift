@@ -71,6 +71,11 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Resolves against a view (regions) and a symbol lookup; checks every step for overflow.
+    ///
+    /// Throws ``VmIoError/unknownRegion(_:)`` or ``VmIoError/ambiguousRegion(_:candidates:)`` for a
+    /// region name, ``VmIoError/unknownSymbol(_:reason:)`` for `sym:` without `symbols` (or what
+    /// `symbols` throws), ``VmIoError/badAddress(_:reason:)`` for an offset below zero, and
+    /// ``VmIoError/addressOverflow(base:length:)`` for one past 64 bits.
     public func resolve(
         in view: MemView, symbols: ((String, String?) throws(VmIoError) -> Address)? = nil
     ) throws(VmIoError) -> Address {

@@ -7,6 +7,10 @@
 /// that names the line and column, never a crash.
 public enum MapsParser {
     /// Parses a whole maps text; the result is checked sorted and disjoint.
+    ///
+    /// Throws ``VmIoError/mapsSyntax(line:column:reason:)`` for a line that does not parse, and
+    /// ``VmIoError/mappingsUnsorted(index:)`` or ``VmIoError/mappingsOverlap(index:)`` when the lines
+    /// are out of order or overlap.
     public static func parse(_ text: String, generation: UInt64 = 0) throws(VmIoError) -> MemView {
         var text = text
         let result: Result<[Mapping], VmIoError> = text.withUTF8 { utf8 in
@@ -20,11 +24,15 @@ public enum MapsParser {
     }
 
     /// Parses maps text given as raw bytes (as read from the file).
+    ///
+    /// Throws as ``parse(_:generation:)`` does.
     public static func parse(bytes: UnsafeRawBufferPointer, generation: UInt64 = 0) throws(VmIoError) -> MemView {
         try MemView(mappings: parseMappings(bytes), generation: generation)
     }
 
     /// Parses the lines without building a view (no sortedness check).
+    ///
+    /// Throws ``VmIoError/mapsSyntax(line:column:reason:)`` for a line that does not parse.
     public static func parseMappings(_ bytes: UnsafeRawBufferPointer) throws(VmIoError) -> [Mapping] {
         var mappings: [Mapping] = []
         mappings.reserveCapacity(bytes.count / 64 + 1)  // anonymous lines are about 74 bytes

@@ -72,11 +72,19 @@ public final class OwnerRegistry: Sendable {
     }
 
     /// A reader over `range` of process `pid`: a new read owner, already checked.
+    ///
+    /// Throws what ``acquire(_:range:view:isFallible:isKernel:)`` throws:
+    /// ``VmIoError/invariantViolated(owner:_:)`` when `view` does not cover `range`, and
+    /// ``VmIoError/ownerConflict(requested:holder:holderRange:)`` when a live writer's range intersects it.
     public func reader(remote pid: Int32, range: AddressRange, view: MemView) throws(VmIoError) -> VmReader {
         VmReader(owner: try acquire(.read, range: range, view: view), space: .remote(pid: pid), storage: nil)
     }
 
     /// A writer over `range` of process `pid`: a new write owner, already checked.
+    ///
+    /// Throws what ``acquire(_:range:view:isFallible:isKernel:)`` throws:
+    /// ``VmIoError/invariantViolated(owner:_:)`` when `view` does not cover `range`, and
+    /// ``VmIoError/ownerConflict(requested:holder:holderRange:)`` when any live owner's range intersects it.
     public func writer(remote pid: Int32, range: AddressRange, view: MemView) throws(VmIoError) -> VmWriter {
         VmWriter(owner: try acquire(.write, range: range, view: view), space: .remote(pid: pid), storage: nil)
     }
@@ -97,6 +105,9 @@ public final class OwnerRegistry: Sendable {
 
     /// Splits a live owner (``VmIoOwner/split(_:)``) and records both halves, so each
     /// can be released on its own.
+    ///
+    /// Throws ``VmIoError/unknownOwner(_:)`` when the registry holds no such owner, and what
+    /// ``VmIoOwner/split(_:)`` throws.
     public func split(_ owner: inout VmIoOwner, at n: UInt64) throws(VmIoError) -> VmIoOwner {
         let id = owner.id
         guard let lease = leases.withLock({ $0[id] }) else { throw .unknownOwner(id) }

@@ -110,6 +110,9 @@ public enum ScanState {
     }
 
     /// The kind and body length in a block's first ``blockHeaderSize`` bytes.
+    ///
+    /// Throws ``ScanStateError/corrupt(_:)`` when `head` is not a block's head (another length or
+    /// kind) or gives a length beyond what a block can hold.
     public static func blockLength(_ head: some Collection<UInt8>) throws(ScanStateError) -> Int {
         let b = Array(head)
         guard b.count == blockHeaderSize, b[0] == candidateKind || b[0] == snapshotKind else {
@@ -122,6 +125,10 @@ public enum ScanState {
     }
 
     /// Decodes a block: `head` (its first ``blockHeaderSize`` bytes) and its body.
+    ///
+    /// Throws ``ScanStateError/corrupt(_:)`` when `body` is shorter than its kind needs, holds no
+    /// candidate or more than ``blockCapacity``, its addresses do not ascend, or its values do not
+    /// fill it (`width` bytes each).
     public static func decode(head: some Collection<UInt8>, body: [UInt8], width: Int) throws(ScanStateError) -> Block {
         let kind = head.first
         if kind == snapshotKind {

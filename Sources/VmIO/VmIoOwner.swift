@@ -84,6 +84,9 @@ public struct VmIoOwner: ~Copyable, Sendable {
     }
 
     /// An owner over target memory: fallible, not kernel.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when the view does not cover `range`
+    /// (the owner would not satisfy `inv`).
     public static func remote(_ range: AddressRange, view: VmIoMemView) throws(VmIoError) -> VmIoOwner {
         try VmIoOwner(range: range, isFallible: true, isKernel: false, memView: view)
     }
@@ -189,6 +192,9 @@ public struct VmIoOwner: ~Copyable, Sendable {
 
     /// The seed's `change_fallible`. Requires `inv` and `fallible != isFallible`;
     /// after: `inv`, `isFallible == fallible`.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when `inv` does not hold, and
+    /// ``VmIoError/fallibilityUnchanged(_:)`` when the owner is already `fallible`.
     public mutating func changeFallible(to fallible: Bool) throws(VmIoError) {
         try checkInvariant()
         guard fallible != isFallible else { throw .fallibilityUnchanged(fallible) }
@@ -207,6 +213,10 @@ public struct VmIoOwner: ~Copyable, Sendable {
     /// back the permission for the part advanced past. Requires `inv`, a view,
     /// `n <= range.count`; after: `inv`, start moved by `n`, end, id and flags kept, the
     /// same kind of view, every remaining address translating as before.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when `inv` does not hold,
+    /// ``VmIoError/noView(owner:)`` without a view, and ``VmIoError/lengthExceedsRange(requested:available:)``
+    /// when `n` is more than the range has.
     @discardableResult
     public mutating func advance(_ n: UInt64) throws(VmIoError) -> PassedView {
         let view = try checkCut(n)
@@ -221,6 +231,8 @@ public struct VmIoOwner: ~Copyable, Sendable {
     /// `self` keeps the rest and its id. Requires `inv`, a view, `n <= range.count`;
     /// after: both `inv`, front `[start, start + n)`, back `[start + n, end)`, flags and
     /// view kind on both sides as before.
+    ///
+    /// Throws as ``advance(_:)`` does.
     public mutating func split(_ n: UInt64) throws(VmIoError) -> VmIoOwner {
         let view = try checkCut(n)
         let cut = range.start + n
@@ -236,6 +248,9 @@ public struct VmIoOwner: ~Copyable, Sendable {
     /// The seed's `write_to_read`: turns a write view into a read view of the same
     /// snapshot, so the range written can be handed back for read-back. Requires `inv`
     /// and a write view; range, id and flags are kept.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when `inv` does not hold, and
+    /// ``VmIoError/notAWriteView(owner:)`` when the view is not a write view.
     public mutating func writeToRead() throws(VmIoError) {
         try checkInvariant()
         guard case .write(let view) = memView else { throw .notAWriteView(owner: id) }

@@ -28,6 +28,10 @@ public struct VmReader: ~Copyable {
 
     /// A reader over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
     /// read view, be a local owner (infallible, kernel) and lie inside the buffer.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when `inv` does not hold,
+    /// ``VmIoError/notAReadView(owner:)`` without a read view, ``VmIoError/wrongOwnerKind(owner:expected:)``
+    /// for a remote owner, and ``VmIoError/outsideBuffer(owner:buffer:)`` when it lies outside `buffer`.
     public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
         try owner.checkCursorOwner(for: .read, buffer: buffer)
         self.init(owner: owner, space: .local, storage: buffer)
@@ -48,12 +52,17 @@ public struct VmReader: ~Copyable {
     public var remain: UInt64 { held.count }
 
     /// Moves the cursor (and the owner) forward by `n <= remain` bytes.
+    ///
+    /// Throws ``VmIoError/lengthExceedsRange(requested:available:)`` when `n` is more than
+    /// ``remain``, and ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
         try held.advance(n)
     }
 
     /// Shrinks the end so that at most `max` bytes remain (the owner's part past it is
     /// kept aside and handed back by ``finish()``).
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
         try held.limit(max)
     }
@@ -165,6 +174,11 @@ public struct VmReader: ~Copyable {
     }
 
     /// Reads everything that remains, all or nothing: on a fault the cursor does not move.
+    ///
+    /// Throws ``VmIoError/partialCopy(_:)`` when the backend stops at a fault (nothing is
+    /// returned), ``VmIoError/backendContract(_:)`` when it breaks its contract,
+    /// ``VmIoError/lengthExceedsRange(requested:available:)`` when more remains than an array can
+    /// hold, and ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func collect(using backend: some CopyBackend) throws(VmIoError) -> [UInt8] {
         try owner.checkInvariant()
         guard remain <= UInt64(Int.max) else {

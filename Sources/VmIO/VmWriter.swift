@@ -23,6 +23,10 @@ public struct VmWriter: ~Copyable {
 
     /// A writer over part of a local buffer. The owner must keep ``VmIoOwner/inv``, carry a
     /// write view, be a local owner (infallible, kernel) and lie inside the buffer.
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when `inv` does not hold,
+    /// ``VmIoError/notAWriteView(owner:)`` without a write view, ``VmIoError/wrongOwnerKind(owner:expected:)``
+    /// for a remote owner, and ``VmIoError/outsideBuffer(owner:buffer:)`` when it lies outside `buffer`.
     public init(local buffer: LocalBuffer, owner: consuming VmIoOwner) throws(VmIoError) {
         try owner.checkCursorOwner(for: .write, buffer: buffer)
         self.init(owner: owner, space: .local, storage: buffer)
@@ -45,12 +49,17 @@ public struct VmWriter: ~Copyable {
     var endpoint: Endpoint { held.endpoint }
 
     /// Moves the cursor (and the owner) forward by `n <= avail` bytes without writing.
+    ///
+    /// Throws ``VmIoError/lengthExceedsRange(requested:available:)`` when `n` is more than
+    /// ``avail``, and ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func skip(_ n: UInt64) throws(VmIoError) {
         try held.advance(n)
     }
 
     /// Shrinks the end so that at most `max` bytes of room remain (the owner's part past
     /// it is kept aside and handed back by ``finish()`` and ``readBack()``).
+    ///
+    /// Throws ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func limit(_ max: UInt64) throws(VmIoError) {
         try held.limit(max)
     }
@@ -75,6 +84,11 @@ public struct VmWriter: ~Copyable {
     /// Writes one value at the cursor, all or nothing for the cursor: on a fault it
     /// does not move. For a remote writer the first `copied` bytes of the value were
     /// written anyway — target memory cannot be un-written.
+    ///
+    /// Throws ``VmIoError/partialCopy(_:)`` when the backend stops at a fault,
+    /// ``VmIoError/backendContract(_:)`` when it breaks its contract,
+    /// ``VmIoError/lengthExceedsRange(requested:available:)`` when the value does not fit in ``avail``,
+    /// and ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     public mutating func writeValue<T: BitwiseCopyable>(_ value: T, using backend: some CopyBackend) throws(VmIoError) {
         try owner.checkInvariant()
         let size = UInt64(MemoryLayout<T>.size)
@@ -90,12 +104,19 @@ public struct VmWriter: ~Copyable {
     }
 
     /// Fills all the room left with `byte`; fallible, advances by what moved.
+    ///
+    /// Throws ``VmIoError/partialCopy(_:)`` when the backend stops at a fault (the cursor has
+    /// advanced by what moved), ``VmIoError/backendContract(_:)`` when it breaks its contract, and
+    /// ``VmIoError/invariantViolated(owner:_:)`` when the owner's `inv` does not hold.
     @discardableResult
     public mutating func fill(_ byte: UInt8, using backend: some CopyBackend) throws(VmIoError) -> UInt64 {
         try fill(byte, count: avail, using: backend)
     }
 
     /// Writes `n <= avail` zero bytes; fallible, advances by what moved.
+    ///
+    /// Throws as ``fill(_:using:)`` does, and ``VmIoError/lengthExceedsRange(requested:available:)``
+    /// when `n` is more than ``avail``.
     @discardableResult
     public mutating func fillZeros(_ n: UInt64, using backend: some CopyBackend) throws(VmIoError) -> UInt64 {
         guard n <= avail else { throw .lengthExceedsRange(requested: n, available: avail) }

@@ -82,6 +82,9 @@ public struct DumpManifest: Codable, Sendable {
     }
 
     /// Reads and checks `DIR/manifest.json`.
+    ///
+    /// Throws ``TargetError/dump(_:)``: `noManifest` when the file cannot be read, or the error
+    /// of a manifest that does not decode or whose regions overlap or do not ascend.
     public static func load(from directory: String) throws(TargetError) -> DumpManifest {
         let path = directory + "/manifest.json"
         guard let bytes = try? Files.contents(of: path) else { throw .dump(.noManifest(path)) }
@@ -158,6 +161,12 @@ extension Target {
     /// flushes each data file and the manifest to disk (`fsync`) before its rename, and the
     /// directory at the end, so the dump is complete or absent across a crash too; without
     /// it the kernel writes the files back when it will (README.md, "Output files").
+    ///
+    /// Throws ``TargetError/dump(_:)`` when `directory` holds a dump and `replace` is not given,
+    /// ``TargetError/file(path:_:)`` when `directory` or a file in it cannot be made, written
+    /// (`pwrite(2)`, `ftruncate(2)`, `fsync(2)`) or renamed (`rename(2)`), and
+    /// ``TargetError/transferStopped(_:)`` when a read stops other than at a fault (the process
+    /// gone). What it wrote of an unfinished dump is removed.
     public func dump(
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
         durable: Bool = true, progress: ((UInt64) -> Void)? = nil
@@ -332,6 +341,11 @@ extension Target {
     /// Writes the regions of a dump back. Every region must still be mapped as dumped
     /// (or be skipped), else nothing is written. Holes of the dump are not written.
     /// With `verify`, each chunk is read back through the write-to-read handover.
+    ///
+    /// Throws ``TargetError/dump(_:)`` with `layoutMismatch` when a region is no longer mapped as
+    /// dumped (unless `skipMismatched`), ``TargetError/file(path:_:)`` when a data file is missing,
+    /// not a regular file, shorter than its region or cannot be read (`pread(2)`), and what
+    /// ``write(_:at:force:verify:)`` throws.
     public func restore(
         _ manifest: DumpManifest, from directory: String, skip: [RegionSelector], skipMismatched: Bool,
         force: Bool, verify: Bool, progress: ((UInt64) -> Void)? = nil

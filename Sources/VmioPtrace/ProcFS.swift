@@ -17,6 +17,8 @@ public enum ProcFS {
     }
 
     /// Reads a whole file (proc files report size 0, so read until EOF).
+    ///
+    /// Throws the `Errno` of `open(2)` or `read(2)`.
     public static func readAll(_ path: String) throws(Errno) -> [UInt8] {
         try withContents(of: path) { Array($0) }
     }
@@ -24,6 +26,9 @@ public enum ProcFS {
     /// Reads a whole file into one buffer that grows with `realloc` (which moves large
     /// blocks by remapping, not copying), and hands it to `body` without a copy: the maps
     /// of a big process are read and parsed at C speed.
+    ///
+    /// Throws the `Errno` of `open(2)` or `read(2)`, `ENOMEM` when the buffer cannot grow, or the
+    /// one `body` throws.
     public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws(Errno) -> R)
         throws(Errno) -> R
     {
@@ -63,11 +68,15 @@ public enum ProcFS {
     }
 
     /// A whole file as text.
+    ///
+    /// Throws the `Errno` of `open(2)` or `read(2)`.
     public static func readText(_ path: String) throws(Errno) -> String {
         String(decoding: try readAll(path), as: UTF8.self)
     }
 
     /// `/proc/PID/status` as key → value (values trimmed).
+    ///
+    /// Throws the `Errno` of `open(2)` or `read(2)` (`ENOENT`: no such process).
     public static func status(_ pid: Int32) throws(Errno) -> [String: String] {
         parseStatus(try readText("/proc/\(pid)/status"))
     }
@@ -83,6 +92,8 @@ public enum ProcFS {
     }
 
     /// The thread ids in `/proc/PID/task`, sorted.
+    ///
+    /// Throws the `Errno` of `opendir(3)` (`ENOENT`: no such process).
     public static func threads(_ pid: Int32) throws(Errno) -> [Int32] {
         try Sys.directoryEntries("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
     }

@@ -5,6 +5,11 @@ import VmIO
 /// The mappings of a live process, read from `/proc/PID/maps`.
 public enum ProcessMaps {
     /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
+    ///
+    /// Throws ``TargetError/noSuchProcess(pid:)`` when the process is gone,
+    /// ``TargetError/permissionDenied(pid:operation:reason:)`` when the file may not be read
+    /// (`open(2)`), and ``TargetError/model(_:)`` with `VmIoError.mapsSyntax` for a line that does not
+    /// parse, or with `mappingsOverlap`/`mappingsUnsorted` when reads stay inconsistent for 2 s.
     public static func read(pid: Int32, generation: UInt64 = 0) throws(TargetError) -> MemView {
         // A read of /proc/PID/maps is not atomic: the kernel prints it a chunk at a time, and a
         // target that maps and unmaps meanwhile can hand out overlapping or unsorted lines

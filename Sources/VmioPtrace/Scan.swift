@@ -136,6 +136,10 @@ public final class ScanStateReader {
     private var offset = UInt64(ScanState.headerSize)
 
     /// Opens `path` and reads its header.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` when `path` cannot be opened (`open(2)` with
+    /// `O_NOFOLLOW`: a symbolic link is refused) or read (`pread(2)`), and ``TargetError/scan(_:)``
+    /// with ``ScanProblem/state(path:_:)`` when it is no scan state or its header is damaged.
     public init(path: String) throws(TargetError) {
         self.path = path
         do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch { throw .file(path: path, .failed(error)) }
@@ -153,6 +157,10 @@ public final class ScanStateReader {
     deinit { Sys.close(fd) }
 
     /// Refuses a state made for another process, or for an earlier one with the same pid.
+    ///
+    /// Throws ``TargetError/scan(_:)`` with ``ScanProblem/otherProcess(path:statePID:pid:)`` for
+    /// another pid or ``ScanProblem/restarted(path:pid:)`` for another start time, and
+    /// ``TargetError/noSuchProcess(pid:)`` when `target` is gone.
     public func check(for target: Target) throws(TargetError) {
         guard header.pid == target.pid else {
             throw .scan(.otherProcess(path: path, statePID: header.pid, pid: target.pid))
@@ -162,6 +170,9 @@ public final class ScanStateReader {
     }
 
     /// The next block, or nil at the end.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` when a read fails (`pread(2)`), and
+    /// ``TargetError/scan(_:)`` with ``ScanProblem/state(path:_:)`` when a block is damaged or cut short.
     public func next() throws(TargetError) -> ScanState.Block? {
         let head = try Self.read(fd, ScanState.blockHeaderSize, at: offset, path: path, endOK: true)
         if head.isEmpty { return nil }
@@ -202,6 +213,12 @@ public final class ScanStateReader {
 extension Target {
     /// The first scan: every match of `value` (a `type` value's bytes, at its alignment)
     /// in `regions`, written to the state at `path` with the process's pid and start time.
+    ///
+    /// Throws ``TargetError/model(_:)`` when `value` is empty, ``TargetError/noSuchProcess(pid:)``
+    /// when the process is gone at the start, ``TargetError/scan(_:)`` when `path` is a file but no
+    /// scan state (only a state is replaced), ``TargetError/file(path:_:)`` when the state cannot be
+    /// written, and ``TargetError/transferStopped(_:)`` when a read stops other than at a fault (the
+    /// process gone).
     public func scan(
         for value: [UInt8], type: ScanType, in regions: [(mapping: Mapping, range: AddressRange)], to path: String,
         list: Int = 0, progress: ((UInt64) -> Void)? = nil
@@ -243,6 +260,8 @@ extension Target {
 
     /// The first scan of an unknown value: a snapshot of `regions` (every aligned slot of
     /// `type` a candidate), which only the comparisons over time can narrow.
+    ///
+    /// Throws as ``scan(for:type:in:to:list:progress:)`` does, but for the value.
     public func snapshot(
         type: ScanType, in regions: [(mapping: Mapping, range: AddressRange)], to path: String,
         progress: ((UInt64) -> Void)? = nil
@@ -264,6 +283,10 @@ extension Target {
     /// own file: it is replaced whole, only when the pass is complete; nil writes nothing: a
     /// listing). `keeps` is given the
     /// old and the new value of each candidate; unreadable candidates are dropped and counted.
+    ///
+    /// Throws what ``ScanStateReader/check(for:)`` and ``ScanStateReader/next()`` throw for the
+    /// state read, and what ``scan(for:type:in:to:list:progress:)`` throws for the state written
+    /// and the reads of the process.
     public func narrow(
         _ reader: ScanStateReader, to path: String?, list: Int = 0, progress: ((UInt64) -> Void)? = nil,
         keeps: (UnsafeRawPointer, UnsafeRawPointer) -> Bool
@@ -373,6 +396,8 @@ extension Target {
 
     /// Fills `buffer` with `window` and returns the ranges that could not be read (zeros in
     /// the buffer); a read cut short otherwise (the target gone) throws.
+    ///
+    /// Throws ``TargetError/transferStopped(_:)`` when the read stops other than at a fault.
     public func read(_ window: AddressRange, into buffer: UnsafeMutableRawBufferPointer) throws(TargetError)
         -> [AddressRange]
     {

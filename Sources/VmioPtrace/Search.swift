@@ -36,6 +36,9 @@ public struct BytePattern: Sendable, Hashable {
     }
 
     /// Parses hex with `??` wildcards: `de ad ?? ef`, `dead??ef`.
+    ///
+    /// Throws `VmIoError.badPattern`: an odd number of digits, a pair that is neither
+    /// a hex byte nor `??`, no bytes at all, or a zero `alignment`.
     public init(hex text: String, alignment: UInt64 = 1) throws(VmIoError) {
         var bytes: [UInt8] = [], mask: [Bool] = []
         var digits = Array(text.filter { !$0.isWhitespace && $0 != ":" })
@@ -130,6 +133,9 @@ extension Target {
     /// Searches the selected regions for `pattern`, streaming through a bounded buffer;
     /// matches that straddle chunk (or adjacent-mapping) boundaries are found. Unreadable
     /// pages are skipped and reported as holes. Stops after `max` hits.
+    ///
+    /// Throws ``TargetError/transferStopped(_:)`` when a read stops other than at a fault (the
+    /// process gone).
     public func search(
         _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
         chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil

@@ -51,6 +51,10 @@ public struct MappingUsage: Hashable, Sendable {
 public enum ProcessSmaps {
     /// Reads `/proc/PID/smaps` (the kernel walks the page tables for it: slower than the maps).
     /// Like a maps read it is not atomic, so lines that overlap or go backwards are read again.
+    ///
+    /// Throws ``TargetError/noSuchProcess(pid:)`` when the process is gone,
+    /// ``TargetError/permissionDenied(pid:operation:reason:)`` when the file may not be read, and
+    /// ``TargetError/model(_:)`` for text that does not parse or stays inconsistent.
     public static func read(pid: Int32) throws(TargetError) -> [MappingUsage] {
         var attempt = 0
         while true {

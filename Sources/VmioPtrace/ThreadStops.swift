@@ -26,6 +26,9 @@ struct ThreadStopBaseline {
 extension Target {
     /// The threads of the target, sorted by tid, with their names: `/proc/PID/task` listed
     /// once, one `comm` read a thread.
+    ///
+    /// Throws ``TargetError/noSuchProcess(pid:)`` when the process is gone, and
+    /// ``TargetError/permissionDenied(pid:operation:reason:)`` when `/proc/PID/task` may not be listed.
     public func threadInfos() throws(TargetError) -> [ThreadInfo] {
         let tids: [Int32]
         do { tids = try ProcFS.threads(pid) } catch {

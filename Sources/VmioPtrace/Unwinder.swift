@@ -343,6 +343,9 @@ public final class Unwinder {
     /// at most `maxDepth` frames. `view` gives the modules and each frame's module and label
     /// (without one, the maps are read once, on the first call); `symbols` names the frames
     /// libdw cannot. With `names` false no function names are looked up.
+    ///
+    /// Throws ``TargetError/noSuchProcess(pid:)`` when the thread or the process is gone, and
+    /// (without `view`) what ``ProcessMaps/read(pid:generation:)`` throws.
     public func unwind(
         tid: Int32, maxDepth: Int, view: MemView? = nil, symbols: SymbolTable? = nil, names: Bool = true
     ) throws(TargetError) -> (frames: [StackFrame], end: UnwindEnd) {

@@ -30,6 +30,9 @@ public struct Parser: Sendable {
     }
 
     /// Parses the line at `line` (1-based) of a script.
+    ///
+    /// Throws a ``ScriptError`` at the column where the line stops making sense: an unknown verb,
+    /// a word or option its verb does not take, an unbalanced parenthesis or quote, a malformed value.
     public static func parse(_ text: String, line: Int) throws(ScriptError) -> Statement {
         try Parser(line: line, text: text).statement()
     }

@@ -77,6 +77,11 @@ extension Target {
     /// while it is taken unless it already is or `options.stop` is false, and let go after.
     /// ARCHITECTURE.md describes the path of a core.
     /// `progress` is told the bytes of memory written so far and the total, after each chunk.
+    ///
+    /// Throws what ``stop(timeout:)`` and ``refresh()`` throw, ``TargetError/file(path:_:)`` when
+    /// the core cannot be created, written or renamed into place (``OutputFile``), the errors of
+    /// reading the threads' registers (`ptrace(2)`) and the auxiliary vector, and
+    /// ``TargetError/transferStopped(_:)`` when a read stops other than at a fault (the process gone).
     public func writeCore(
         to path: String, options: CoreOptions = CoreOptions(), progress: ((UInt64, UInt64) -> Void)? = nil
     ) throws(TargetError) -> CoreReport {

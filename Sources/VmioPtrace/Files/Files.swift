@@ -59,6 +59,8 @@ public enum Console {
 
     /// Reads descriptor `fd` to its end (`read(2)`), so an empty character device such as
     /// `/dev/null` reads as empty.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` with the `Errno` of a `read(2)` that fails.
     public static func readAll(fd: Int32) throws(TargetError) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)

@@ -20,6 +20,10 @@ public final class OutputFile {
 
     /// Standard output when `path` is nil, else a new file at `path` (an existing one only
     /// when `replace`; never a directory).
+    ///
+    /// Throws ``TargetError/file(path:_:)``: ``FileProblem/isDirectory`` for a directory,
+    /// ``FileProblem/exists`` for an existing file without `replace`, ``FileProblem/cannotCreate(_:)``
+    /// when the temporary file cannot be created (`open(2)` with `O_CREAT | O_EXCL`).
     public init(path: String?, replace: Bool = false) throws(TargetError) {
         self.path = path
         guard let path else {
@@ -46,6 +50,9 @@ public final class OutputFile {
     /// `durable` flushes it to disk first (`fsync`), and the directory after the rename, so
     /// the file is complete or absent across a crash too (README.md, "Output files"); without
     /// it, readers still see it complete or absent, and the kernel writes it back later.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` with ``FileProblem/cannotFinish(_:)`` when `fsync(2)`
+    /// or `rename(2)` fails (the temporary file is removed).
     public func commit(durable: Bool = true) throws(TargetError) {
         guard isFile, !committed, let temporary, let path else { return }
         do {
@@ -75,6 +82,9 @@ public final class OutputFile {
 
     /// Writes `bytes` at `offset` from the start of the output; on standard output the gap
     /// since the last write (a skipped hole) is filled with zeros.
+    ///
+    /// Throws ``TargetError/file(path:_:)`` with ``FileProblem/cannotWrite(_:)`` when `pwrite(2)`
+    /// (or `write(2)` on standard output) fails: a full disk, a closed pipe.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(TargetError) {
         if isFile {
             do { try Files.write(fd, bytes, at: offset) } catch { throw failure(error) }
@@ -86,6 +96,8 @@ public final class OutputFile {
     }
 
     /// Sets a file's final length (holes at the end read as zeros).
+    ///
+    /// Throws as ``write(_:at:)`` does, for the zeros written on standard output.
     public func finish(length: UInt64) throws(TargetError) {
         if isFile {
             try? Sys.ftruncate(fd, length: length)
@@ -95,6 +107,8 @@ public final class OutputFile {
     }
 
     /// Writes one line of text (a newline is added).
+    ///
+    /// Throws as ``write(_:at:)`` does.
     public func line(_ text: String) throws(TargetError) {
         var text = text + "\n"
         try text.withUTF8 { raw in Result { () throws(TargetError) in try append(UnsafeRawBufferPointer(raw)) } }.get()

@@ -194,6 +194,8 @@ public struct ProcessMemory: ~Copyable {
 
     /// Opens `/proc/PID/mem` for writing now, so that a forced write that cannot be made is
     /// refused before anything is written.
+    ///
+    /// Throws the `Errno` of `open(2)` (`EACCES`, `EPERM`, `ENOENT`…).
     public mutating func prepareForcedWrites() throws(Errno) {
         _ = try descriptor(writable: true)
     }

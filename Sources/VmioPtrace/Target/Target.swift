@@ -38,6 +38,11 @@ public final class Target {
 
     /// Opens a target: checks it is a live user process (not gone, a zombie or a kernel
     /// thread) and reads its maps.
+    ///
+    /// Throws ``TargetError/noSuchProcess(pid:)`` for a pid that is not positive or names no
+    /// process, ``TargetError/zombie(pid:command:parent:parentCommand:)`` and
+    /// ``TargetError/kernelThread(pid:command:)`` for those, and what
+    /// ``ProcessMaps/read(pid:generation:)`` throws.
     public init(pid: Int32) throws(TargetError) {
         guard pid > 0 else { throw .noSuchProcess(pid: pid) }
         self.pid = pid
@@ -69,6 +74,8 @@ public final class Target {
     }
 
     /// Reads the maps again; the new view carries the next generation.
+    ///
+    /// Throws what ``ProcessMaps/read(pid:generation:)`` throws.
     @discardableResult
     public func refresh() throws(TargetError) -> MemView {
         view = try ProcessMaps.read(pid: pid, generation: view.generation + 1)
@@ -83,6 +90,8 @@ public final class Target {
     }
 
     /// Reads the maps again when the view may be stale; true when it did.
+    ///
+    /// Throws what ``refresh()`` throws.
     @discardableResult
     public func refreshIfStale() throws(TargetError) -> Bool {
         guard viewMayBeStale else { return false }
@@ -101,6 +110,8 @@ public final class Target {
 
     /// The mapping that holds `address`, or nil; a view that may be stale is read again
     /// before it says none.
+    ///
+    /// Throws what ``refresh()`` throws.
     public func mapping(at address: Address) throws(TargetError) -> Mapping? {
         if let found = view.translate(address)?.mapping { return found }
         guard try refreshIfStale() else { return nil }
@@ -109,6 +120,9 @@ public final class Target {
 
     /// Stops every thread (see ``Tracer``), waiting at most `timeout` (default
     /// ``attachTimeout``) for the stops. Idempotent.
+    ///
+    /// Throws what ``Tracer/init(pid:threads:timeout:)`` throws: the process gone, another tracer
+    /// holding it, `ptrace(2)` (`PTRACE_SEIZE`) refused, or a thread that does not stop in time.
     public func stop(timeout: Duration? = nil) throws(TargetError) {
         guard tracer == nil else { return }
         viewMayBeStale = true  // it ran until now
@@ -117,6 +131,10 @@ public final class Target {
 
     /// Starts `arguments[0]` (searched in PATH) traced and stopped at its first
     /// instruction; the target is held by this process until ``resume()``.
+    ///
+    /// Throws ``TargetError/system(call:errno:)`` when `arguments` is empty or the program cannot
+    /// be started, ``TargetError/noSuchProcess(pid:)`` when it ends before its first stop, and what
+    /// ``init(pid:)`` throws.
     public static func launchStopped(_ arguments: [String], nullStdin: Bool) throws(TargetError) -> Target {
         guard let file = arguments.first else { throw .system(call: "exec", errno: .invalidArgument) }
         let pid: Int32
@@ -167,6 +185,9 @@ public final class Target {
     /// `sym:FILE:NAME` against the ELF symbol tables of the mapped files (``symbols``).
     /// A name the view does not know (a region, a module) has the maps read again when they
     /// may be stale.
+    ///
+    /// Throws ``TargetError/model(_:)`` with the expression's `VmIoError` (an unknown or ambiguous
+    /// region, an unknown symbol, an offset that overflows), and what ``refresh()`` throws.
     public func resolve(_ expression: AddressExpression) throws(TargetError) -> Address {
         try withFreshViewOnFailure { () throws(TargetError) -> Address in
             do throws(VmIoError) {

@@ -193,6 +193,8 @@ extension Target {
     }
 
     /// ``stream(_:policy:chunkSize:sink:)`` with the policy spelled as the command-line flags.
+    ///
+    /// Throws as ``stream(_:policy:chunkSize:sink:)`` does.
     public func stream(
         _ range: AddressRange, skipFaults: Bool, fillHoles: Bool = false, chunkSize: Int = 1 << 20,
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
@@ -208,6 +210,13 @@ extension Target {
     /// destination the target cannot write is refused as a write is (`checkWritable`),
     /// unless `force`, which writes through `/proc/PID/mem`; otherwise writes fall back to
     /// `/proc/PID/mem` (the view says this target may write there).
+    ///
+    /// Throws ``TargetError/model(_:)`` when a range overflows 64 bits, or part of the destination
+    /// range is in no mapping (`rangeNotCovered`) or held by another owner (`ownerConflict`);
+    /// ``TargetError/permissionDenied(pid:operation:reason:)`` when a destination mapping is not
+    /// writable and `force` is not given, or `/proc/PID/mem` does not open for writing (`open(2)`);
+    /// and what reading the source throws (``stream(_:policy:chunkSize:sink:)``). A fault that ends
+    /// the copy is not thrown: the report's `stop` names it.
     public func copy(
         from source: Target, at from: Address, to: Address, count: UInt64, policy: FaultPolicy, force: Bool = false
     ) throws(TargetError) -> TransferReport {
@@ -251,6 +260,8 @@ extension Target {
     }
 
     /// ``copy(from:at:to:count:policy:force:)`` with the policy spelled as the command-line flags.
+    ///
+    /// Throws as ``copy(from:at:to:count:policy:force:)`` does.
     public func copy(
         from source: Target, at from: Address, to: Address, count: UInt64, skipFaults: Bool, fillHoles: Bool = false,
         force: Bool = false
@@ -295,6 +306,13 @@ extension Target {
     /// are refused unless `force`, which writes through `/proc/PID/mem`. With `verify`,
     /// the written range is handed back through the owner's write-to-read handover and
     /// read back; a mismatch is reported as the first differing address.
+    ///
+    /// Throws ``TargetError/model(_:)`` when the range overflows 64 bits, or part of it is in no
+    /// mapping (`rangeNotCovered`) or held by another owner (`ownerConflict`);
+    /// ``TargetError/permissionDenied(pid:operation:reason:)`` when a mapping is not writable and
+    /// `force` is not given, or `/proc/PID/mem` does not open for writing; and
+    /// ``TargetError/transferStopped(_:)`` when the write stops at a fault part-way (the bytes
+    /// before it are written) or, with `verify`, the read-back does.
     public func write(_ bytes: [UInt8], at address: Address, force: Bool, verify: Bool) throws(TargetError)
         -> WriteReport
     {

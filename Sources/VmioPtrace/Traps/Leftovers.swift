@@ -54,6 +54,11 @@ extension Target {
     /// Looks for leftovers: each executable mapping of a file whose pages smaps shows
     /// private-dirty (written since it was mapped) is compared with the file, byte by byte;
     /// each thread's DR7 is read (each thread stopped on its own, briefly).
+    ///
+    /// Throws what ``ProcessSmaps/read(pid:)`` and ``threadInfos()`` throw, what stopping a
+    /// thread throws (``withThreadStopped(_:timeout:_:)``), and ``TargetError/system(call:errno:)`` when
+    /// `ptrace(2)` (`PTRACE_PEEKUSER`) cannot read a debug register; a mapping or its file that
+    /// cannot be read to compare is ``TargetError/trap(_:)`` or ``TargetError/file(path:_:)``.
     public func trapLeftovers() throws(TargetError) -> TrapLeftovers {
         var found = TrapLeftovers()
         let usages = try ProcessSmaps.read(pid: pid)

@@ -64,6 +64,10 @@ public final class TrapSession {
 
     /// Holds every thread of `target` (``Target/stop(timeout:)``) and sets the event options
     /// on each. The threads stay stopped until the first ``wait(timeout:)`` or ``run(timeout:_:)``.
+    ///
+    /// Throws what ``Target/stop(timeout:)`` throws, ``TargetError/noSuchProcess(pid:)`` when the
+    /// target is gone, and ``TargetError/system(call:errno:)`` when `ptrace(2)` cannot set a
+    /// thread's options or the tick timer cannot be made (`timer_create(2)`).
     public init(target: Target) throws(TargetError) {
         self.target = target
         Sys.deferFatalSignals(true)
@@ -102,6 +106,11 @@ public final class TrapSession {
 
     /// A software breakpoint (`int3` written through `/proc/PID/mem`, the original byte kept)
     /// or, `hardware`, an execution trap in a debug register. Returns it (its id).
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended, a breakpoint is at `address`
+    /// already, `address` is in no mapping or not in code, or (`hardware`) no debug register is
+    /// free; and the errors of writing the `int3` byte (``Target/write(_:at:force:verify:)``) or of
+    /// setting the debug registers (`ptrace(2)`, `PTRACE_POKEUSER`).
     @discardableResult
     public func addBreakpoint(at address: Address, hardware: Bool = false) throws(TargetError) -> Trap {
         try checkUsable()
@@ -118,6 +127,10 @@ public final class TrapSession {
 
     /// A watchpoint on `length` bytes at `address` (up to 32, split over the debug
     /// registers in aligned pieces of 1, 2, 4 or 8 bytes).
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended, `length` is 0, the address is
+    /// not a user-space one, or the free debug registers cannot hold the pieces; and
+    /// ``TargetError/system(call:errno:)`` when `ptrace(2)` (`PTRACE_POKEUSER`) cannot set them.
     @discardableResult
     public func addWatchpoint(at address: Address, length: Int, access: WatchAccess = .write) throws(TargetError)
         -> Trap
@@ -158,6 +171,9 @@ public final class TrapSession {
     }
 
     /// Removes trap `id`: its byte put back, its debug registers freed on every thread.
+    ///
+    /// Throws ``TargetError/trap(_:)`` for an unknown id, and the errors of putting the byte back
+    /// or clearing the debug registers (`ptrace(2)`).
     public func remove(_ id: Int) throws(TargetError) {
         guard let trap = traps[id] else { throw .trap("no breakpoint or watchpoint \(id)") }
         try stopAllRunning()
@@ -245,6 +261,9 @@ public final class TrapSession {
     /// until the next event, which it returns; the other threads are then stopped too (any
     /// event they had is queued for the next wait). With queued events, the first is
     /// returned and nothing runs. `timeout` nil waits for ever (until a fatal signal).
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended or its process has ended or run
+    /// exec, and ``TargetError/system(call:errno:)`` when `ptrace(2)` or `waitid(2)` fails.
     public func wait(timeout: Duration? = nil) throws(TargetError) -> TrapEvent {
         if !queued.isEmpty { return queued.removeFirst() }
         try checkUsable()
@@ -279,6 +298,9 @@ public final class TrapSession {
     }
 
     /// Single-steps thread `tid` (held) over one instruction; the other threads stay held.
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended or does not hold `tid`, and
+    /// ``TargetError/system(call:errno:)`` when `ptrace(2)` (`PTRACE_SINGLESTEP`) fails.
     public func step(_ tid: Int32) throws(TargetError) -> TrapEvent {
         try checkUsable()
         guard stopped[tid] != nil else { throw .trap("thread \(tid) is not stopped by this session") }
@@ -299,6 +321,10 @@ public final class TrapSession {
     /// Runs until thread `tid` returns from its current function (a hidden breakpoint at the
     /// return address, hit by that thread with its stack above where it was), or another
     /// event comes first, which is returned instead (the hidden breakpoint removed either way).
+    ///
+    /// Throws ``TargetError/trap(_:)`` when the session has ended, does not hold `tid`, or finds
+    /// no caller to return to; and the errors of reading the thread's registers and stack and of
+    /// waiting (``wait(timeout:)``).
     public func finish(_ tid: Int32) throws(TargetError) -> TrapEvent {
         try checkUsable()
         guard stopped[tid] != nil else { throw .trap("thread \(tid) is not stopped by this session") }
@@ -333,6 +359,8 @@ public final class TrapSession {
     }
 
     /// The registers of a held thread.
+    ///
+    /// Throws what ``Registers/read(pid:tid:)`` throws.
     public func registers(of tid: Int32) throws(TargetError) -> Registers {
         try Registers.read(pid: pid, tid: tid)
     }
