@@ -317,6 +317,25 @@ extension ChangerSuite {
         let ended = watching.finish(timeout: 20)
         #expect(ended.exited(4), "\(ended)")
     }
+
+    /// A change that cannot be written (standard output a full device) ends the monitor with
+    /// the write's error, status 1: the library's loop takes a callback that cannot throw, so
+    /// the command keeps the error, ends the loop and throws it. (Without --count a swallowed
+    /// error would leave it polling for ever.)
+    @Test func aChangeThatCannotBeWrittenEndsTheMonitor() throws {
+        let changer = try Fixtures.launch(.changer)
+        let script = #"exec "$0" monitor "$1" "$2" 4 --format u32 --every 20ms > /dev/full"#
+        let monitor = try Running("/bin/sh", ["-c", script, Tool.path, changer.pidArg, hx(changer.address("counter"))])
+        // Changes until the monitor has seen one (it may start polling late, under load).
+        for _ in 0..<60 where monitor.peekStderr().isEmpty {
+            _ = try changer.send("inc")
+            usleep(250_000)
+        }
+        let result = monitor.finish(timeout: 20)
+        #expect(result.exited(1), "\(result)")
+        #expect(result.stderrLines == ["vmio-ptrace: write failed: No space left on device"], "\(result)")
+        #expect(try changer.send("ping") == "pong", "the target runs on")
+    }
 }
 
 @Suite(.serialized) struct DiffScanMonitorSessionCLITests {
