@@ -81,7 +81,11 @@ let package = Package(
             dependencies: ["VmIO", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
-            name: "VmioPtraceTests", dependencies: ["VmIO", "VmioPtrace", "CVmio", "VmioFixtures", "VmioTestSupport"]),
+            name: "VmioPtraceTests",
+            dependencies: [
+                "VmIO", "VmioPtrace", "CVmio", "VmioFixtures", "VmioTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
         .testTarget(name: "VmioScriptTests", dependencies: ["VmioScript", "VmioCommands"]),
         .testTarget(name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioFixtures", "VmioTestSupport"]),
         // What the tests read of /proc about a fixture.

@@ -93,13 +93,13 @@ public struct DiffOptions: Sendable {
 }
 
 extension DiffSource {
-    /// Compares the regions `selectors` pick in `a` and `b`, window by window through two
-    /// bounded buffers, handing each changed range to `changed` as it is found (README.md,
+    /// Compares the regions `selectors` pick in `a` and `b`, window by window (a process's
+    /// read into a bounded buffer, a dump's mapped from its file), handing each changed range to `changed` as it is found (README.md,
     /// "diff"); `changed` returns false to end the diff there (the report then covers what was
     /// compared so far). Holes of either side are left out of the comparison and reported.
     ///
     /// Throws ``TargetError/file(path:_:)`` when a dump's region file cannot be opened or
-    /// read (`open(2)`, `pread(2)`) or is shorter than its region, and
+    /// mapped (`open(2)`, `fstat(2)`, `mmap(2)`) or is shorter than its region, and
     /// ``TargetError/transferStopped(_:)`` when a process's read is cut short other than by a
     /// fault (the process gone).
     public static func diff(
@@ -111,8 +111,13 @@ extension DiffSource {
             a.regions(selectors).map { ($0.range, $0.mapping.path) },
             b.regions(selectors).map { ($0.range, $0.mapping.path) })
         let readerA = DiffReader(a), readerB = DiffReader(b)
-        var bufferA = [UInt8](repeating: 0, count: options.chunkSize)
-        var bufferB = [UInt8](repeating: 0, count: options.chunkSize)
+        // A process's window is read into its side's buffer; a dump's is mapped.
+        let bufferA = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 64)
+        let bufferB = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 64)
+        defer {
+            bufferA.deallocate()
+            bufferB.deallocate()
+        }
         var merger = ChangeMerger(alignment: options.alignment, join: options.join, keep: options.keep)
         var found: [ChangedRange] = []
         var done: UInt64 = 0
@@ -121,25 +126,19 @@ extension DiffSource {
             while at < common.end {
                 let window = AddressRange(clamping: at, min(common.end, at + UInt64(options.chunkSize)))
                 let count = Int(window.count)
-                let holesA = try bufferA.withMutableBytes { raw throws(TargetError) in
-                    try readerA.read(window, of: rangeA, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
-                }
-                let holesB = try bufferB.withMutableBytes { raw throws(TargetError) in
-                    try readerB.read(window, of: rangeB, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
-                }
+                let (oldBytes, holesA) = try readerA.bytes(
+                    window, of: rangeA, buffer: UnsafeMutableRawBufferPointer(rebasing: bufferA[0..<count]))
+                let (newBytes, holesB) = try readerB.bytes(
+                    window, of: rangeB, buffer: UnsafeMutableRawBufferPointer(rebasing: bufferB[0..<count]))
                 report.add(holesA, side: .a)
                 report.add(holesB, side: .b)
-                bufferA.withUnsafeBytes { oldBytes in
-                    bufferB.withUnsafeBytes { newBytes in
-                        for piece in window.subtracting(holesA + holesB) {
-                            let lo = Int(piece.start - window.start), hi = Int(piece.end - window.start)
-                            report.bytesCompared += piece.count
-                            merger.compare(
-                                old: UnsafeRawBufferPointer(rebasing: oldBytes[lo..<hi]),
-                                new: UnsafeRawBufferPointer(rebasing: newBytes[lo..<hi]), at: piece.start
-                            ) { found.append($0) }
-                        }
-                    }
+                for piece in window.subtracting(holesA + holesB) {
+                    let lo = Int(piece.start - window.start), hi = Int(piece.end - window.start)
+                    report.bytesCompared += piece.count
+                    merger.compare(
+                        old: UnsafeRawBufferPointer(rebasing: oldBytes[lo..<hi]),
+                        new: UnsafeRawBufferPointer(rebasing: newBytes[lo..<hi]), at: piece.start
+                    ) { found.append($0) }
                 }
                 for range in found {
                     report.ranges += 1
@@ -178,49 +177,69 @@ extension DiffReport {
 }
 
 /// Reads windows of one side: a dump's data files (kept open region by region; its holes
-/// from the manifest) or a process's memory (its faults).
+/// from the manifest), mapped a window at a time, or a process's memory (its faults).
 final class DiffReader {
     let source: DiffSource
-    private var open: (region: AddressRange, fd: Int32, holes: [AddressRange], path: String)?
+    private var open: (region: AddressRange, fd: Int32, size: UInt64, holes: [AddressRange], path: String)?
+    /// The window of a dump's file mapped last: unmapped at the next window and at the end,
+    /// so memory holds one window a side.
+    private var mapped: UnsafeRawBufferPointer?
 
     init(_ source: DiffSource) { self.source = source }
 
-    deinit { if let open { Sys.close(open.fd) } }
+    deinit {
+        if let mapped { Sys.unmap(mapped) }
+        if let open { Sys.close(open.fd) }
+    }
 
-    /// Fills `buffer` with `window` (inside `region`, a region of this side) and returns
-    /// the ranges that could not be read (zeros in the buffer).
-    func read(_ window: AddressRange, of region: AddressRange, into buffer: UnsafeMutableRawBufferPointer)
-        throws(TargetError) -> [AddressRange]
+    /// The bytes of `window` (inside `region`, a region of this side), valid until the next
+    /// call, and the ranges that could not be read. A process's are read into `buffer` (holes
+    /// zeroed); a dump's are its data file's pages, mapped: page-cache speed, no copy.
+    func bytes(_ window: AddressRange, of region: AddressRange, buffer: UnsafeMutableRawBufferPointer)
+        throws(TargetError) -> (bytes: UnsafeRawBufferPointer, holes: [AddressRange])
     {
         switch source {
         case .live(let target):
-            return try target.read(window, into: buffer)
+            return (UnsafeRawBufferPointer(buffer), try target.read(window, into: buffer))
         case .dump(let directory, let manifest):
+            if let mapped {
+                Sys.unmap(mapped)
+                self.mapped = nil
+            }
             if open?.region != region {
                 if let open { Sys.close(open.fd) }
                 open = nil
-                guard let entry = manifest.regions.first(where: { $0.range == region }) else { return [window] }
+                guard let entry = manifest.regions.first(where: { $0.range == region }) else {
+                    return (UnsafeRawBufferPointer(buffer), [window])
+                }
                 let path = directory + "/" + entry.file
                 let fd: Int32
-                do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch { throw .file(path: path, .failed(error)) }
+                let size: UInt64
+                do {
+                    fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW)
+                    size = UInt64(try Sys.fileStatus(fd).st_size)
+                } catch { throw .file(path: path, .failed(error)) }
                 let holes = entry.holes.compactMap { h -> AddressRange? in
                     parseNumber(h.address[...]).flatMap { try? AddressRange(start: $0, count: h.length) }
                 }
-                open = (region, fd, holes, path)
+                open = (region, fd, size, holes, path)
             }
-            let (_, fd, holes, path) = open!
-            var done = 0
-            while done < buffer.count {
-                let got: Int
-                do {
-                    got = try Sys.pread(
-                        fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
-                        at: window.start - region.start + UInt64(done))
-                } catch { throw .file(path: path, .failed(error)) }
-                guard got > 0 else { throw .file(path: path, .tooShort) }
-                done += got
+            let (_, fd, size, holes, path) = open!
+            let offset = window.start - region.start
+            // A page past the file's end would raise SIGBUS when read: refused here instead.
+            guard offset + window.count <= size else { throw .file(path: path, .tooShort) }
+            let lead = Int(offset % Self.pageSize)
+            let count = Int(window.count)
+            let pages: UnsafeRawBufferPointer
+            do { pages = try Sys.mapFile(fd, offset: offset - UInt64(lead), count: lead + count) } catch {
+                throw .file(path: path, .failed(error))
             }
-            return holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) }
+            mapped = pages
+            let bytes = UnsafeRawBufferPointer(rebasing: pages[lead..<lead + count])
+            return (bytes, holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) })
         }
     }
+
+    /// mmap's offsets are multiples of the page size.
+    private static let pageSize: UInt64 = 4096
 }

@@ -370,9 +370,10 @@ extension Target {
     }
 
     /// Streams `regions` chunk by chunk through `body`; returns the bytes read. Holes are
-    /// stepped over; a stream cut short otherwise (the target gone) throws.
+    /// stepped over; a stream cut short otherwise (the target gone) throws. 4 MiB chunks, as
+    /// search reads: fewer calls, and the scan of one chunk is far quicker than its read.
     private func scanRegions(
-        _ regions: [(mapping: Mapping, range: AddressRange)], chunkSize: Int = 1 << 20,
+        _ regions: [(mapping: Mapping, range: AddressRange)], chunkSize: Int = 4 << 20,
         progress: ((UInt64) -> Void)?, _ body: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Void
     ) throws(TargetError) -> UInt64 {
         var scanned: UInt64 = 0
@@ -401,11 +402,9 @@ extension Target {
     public func read(_ window: AddressRange, into buffer: UnsafeMutableRawBufferPointer) throws(TargetError)
         -> [AddressRange]
     {
-        let report = try stream(window, policy: .skip, chunkSize: max(1, buffer.count)) {
-            (at, chunk) throws(TargetError) in
-            let offset = Int(at - window.start)
-            UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + chunk.count]).copyMemory(from: chunk)
-            return true
+        // Read in place: the bytes go straight into `buffer`, copied once.
+        let report = try transfer(window, policy: .skip, chunkSize: max(1, buffer.count), into: buffer) {
+            _, _ throws(TargetError) in .more
         }
         if let stop = report.stop { throw .transferStopped(stop) }
         return report.holes.map { hole in

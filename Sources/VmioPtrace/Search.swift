@@ -11,6 +11,9 @@ public struct BytePattern: Sendable, Hashable {
     public let alignment: UInt64
     /// The longest run of known bytes: found with `memmem`, then the rest is checked.
     let anchor: Range<Int>
+    /// A value of 2, 4 or 8 known bytes at its own alignment (a typed scan or search): the
+    /// value repeated over a 64-bit word, for the word-at-a-time scan; nil for any other pattern.
+    let word: UInt64?
 
     /// A pattern of `bytes`; `mask` (one flag a byte, true: must match) makes some positions wildcards, and hits start
     /// at multiples of `alignment`. `VmIoError.badPattern(_:reason:)` for an empty pattern, a mask of another length,
@@ -33,6 +36,14 @@ public struct BytePattern: Sendable, Hashable {
         self.mask = mask
         self.alignment = alignment
         self.anchor = best
+        if [2, 4, 8].contains(bytes.count), alignment == UInt64(bytes.count), !mask.contains(false) {
+            let value = bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            var word: UInt64 = 0
+            for _ in 0..<8 / bytes.count { word = word << (8 * bytes.count) | value }
+            self.word = word
+        } else {
+            word = nil
+        }
     }
 
     /// Parses hex with `??` wildcards: `de ad ?? ef`, `dead??ef`.
@@ -78,6 +89,7 @@ public struct BytePattern: Sendable, Hashable {
         let n = buffer.count, m = bytes.count
         let starts = startRange ?? 0..<n
         guard n >= m, let base0 = buffer.baseAddress else { return true }
+        if let word { return scanWords(base0, n, base: base, starts: starts, word: word, hit: hit) }
         return bytes.withUnsafeBytes { pat -> Bool in
             let anchorPtr = pat.baseAddress! + anchor.lowerBound
             // The anchor of a match starting at s sits at s + anchor.lowerBound.
@@ -97,6 +109,54 @@ public struct BytePattern: Sendable, Hashable {
             }
             return true
         }
+    }
+
+    /// `scan` of a value at its own alignment (``word``): 64 bytes at a time, the value's
+    /// slots XORed with it and tested for a zero slot together (eight 64-bit words, which the
+    /// optimiser turns into vector operations); a block with a zero slot is looked at slot by
+    /// slot. memmem steps at most a pattern's length at a time, a few bytes for a typed value.
+    private func scanWords(
+        _ start: UnsafeRawPointer, _ n: Int, base: Address, starts: Range<Int>, word: UInt64, hit: (Int) -> Bool
+    ) -> Bool {
+        let m = bytes.count
+        let lastStart = min(starts.upperBound - 1, n - m)
+        // The first offset in the window at an aligned address.
+        let misalignment = Int((base &+ UInt64(starts.lowerBound)) % UInt64(m))
+        var s = starts.lowerBound + (misalignment == 0 ? 0 : m - misalignment)
+        // One bit at the bottom and at the top of each slot: a slot of x is zero exactly
+        // when it is where (x - ones) & ~x & highs has a bit set, or below such a slot (a borrow).
+        let ones = UInt64.max / (UInt64.max >> (64 - 8 * m)), highs = ones << (8 * m - 1)
+        while s + 64 <= lastStart + m {
+            var found: UInt64 = 0
+            for i in 0..<8 {
+                let x = start.loadUnaligned(fromByteOffset: s + 8 * i, as: UInt64.self) ^ word
+                found |= (x &- ones) & ~x & highs
+            }
+            if found != 0 {
+                for slot in stride(from: s, to: s + 64, by: m) where slotMatches(start + slot) {
+                    if !hit(slot) { return false }
+                }
+            }
+            s += 64
+        }
+        while s <= lastStart {
+            if slotMatches(start + s) && !hit(s) { return false }
+            s += m
+        }
+        return true
+    }
+
+    /// Whether the 2, 4 or 8 bytes at `p` are the value of ``word``.
+    @inline(__always)
+    private func slotMatches(_ p: UnsafeRawPointer) -> Bool {
+        let mask = UInt64.max >> (64 - 8 * bytes.count)
+        let value: UInt64 =
+            switch bytes.count {
+            case 2: UInt64(p.loadUnaligned(as: UInt16.self))
+            case 4: UInt64(p.loadUnaligned(as: UInt32.self))
+            default: p.loadUnaligned(as: UInt64.self)
+            }
+        return value == word! & mask
     }
 
     private func matches(_ p: UnsafeRawPointer) -> Bool {

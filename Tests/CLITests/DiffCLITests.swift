@@ -357,10 +357,14 @@ extension ChangerSuite {
             """
         let path = dir.sub("s.vmio")
         try Data(script.utf8).write(to: URL(fileURLWithPath: path))
-        // The monitor waits for the counter to change: change it while the session runs.
+        // The monitor waits for the counter to change. The first scan needs it unchanged: once
+        // its state is in place (renamed there when complete), change it until the session ends.
         let session = try Running(Tool.path, ["session", changer.pidArg, path])
-        usleep(3_000_000)
-        _ = try changer.send("inc")
+        #expect(waitUntil(timeout: 60) { FileManager.default.fileExists(atPath: state) || !session.isRunning })
+        for _ in 0..<600 where session.isRunning {
+            _ = try changer.send("inc")
+            usleep(50_000)
+        }
         let result = session.finish(timeout: 30)
         #expect(result.exited(0), "\(result)")
         // Without --count a session's monitor would never end: refused.

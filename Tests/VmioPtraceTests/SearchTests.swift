@@ -3,6 +3,7 @@
 // fixtures with chunk sizes small enough that matches straddle many chunk boundaries.
 
 import Foundation
+import PropertyBased
 import Testing
 import VmIO
 import VmioFixtures
@@ -214,6 +215,49 @@ private struct SplitMix: RandomNumberGenerator {
                         + "window \(String(describing: window)) buffer \(buffer)")
             )
             if got != want { break }
+        }
+    }
+
+    /// A value of 2, 4 or 8 bytes at its own alignment (a typed scan's pattern) goes through
+    /// the word-at-a-time scan: over buffers long enough for many 64-byte blocks and a tail,
+    /// with the value planted at random offsets (aligned or not) among near misses (bytes of
+    /// the value itself and zeros), random bases and windows, and a stop after K hits, it
+    /// reports what the naive search does.
+    @Test func alignedValueScanAgreesWithNaiveSearch() async throws {
+        let shape = zip(Gen.int(in: 0...2), Gen.int(in: 0...700), Gen.int(in: 0...Int(Int32.max)))
+        let window = zip(Gen.int(in: 0...15), Gen.int(in: 0...3), Gen.int(in: 0...8))
+        await propertyCheck(count: 400, input: shape, window) { shape, window in
+            let (widthIndex, count, seed) = shape
+            let (baseOffset, windowKind, stopAfter) = window
+            let width = [2, 4, 8][widthIndex]
+            var rng = SplitMix(state: UInt64(seed))
+            let value = (0..<width).map { _ in UInt8.random(in: 1...255, using: &rng) }
+            var buffer = (0..<count).map { _ in Bool.random(using: &rng) ? value.randomElement(using: &rng)! : 0 }
+            if count >= width {
+                for _ in 0..<Int.random(in: 0...count / 8, using: &rng) {
+                    let at = Int.random(in: 0...(count - width), using: &rng)
+                    buffer.replaceSubrange(at..<at + width, with: value)
+                }
+            }
+            let pattern = try! BytePattern(bytes: value, alignment: UInt64(width))
+            let base = 0x7f00_0000_0000 + UInt64(baseOffset)
+            var starts: Range<Int>? = nil
+            if windowKind > 0 && count > 0 {
+                let lo = Int.random(in: 0...count, using: &rng)
+                starts = lo..<Int.random(in: lo...count, using: &rng)
+            }
+            let want = naive(pattern, buffer, base: base, starts: starts)
+            #expect(scanAll(pattern, buffer, base: base, starts: starts) == want)
+            // Stopping: exactly the first K hits, and false when the hit callback stopped it.
+            var seen: [Int] = []
+            let ranToEnd = buffer.withUnsafeBytes { raw in
+                pattern.scan(raw, base: base, starts: starts) {
+                    seen.append($0)
+                    return seen.count < stopAfter
+                }
+            }
+            #expect(seen == Array(want.prefix(max(1, stopAfter))))
+            #expect(ranToEnd == (want.count < max(1, stopAfter)))
         }
     }
 }

@@ -36,19 +36,31 @@ enum ChunkAnswer {
 extension Target {
     /// Reads `range` chunk by chunk (at most `chunkSize` bytes of local memory, whatever the
     /// length) and hands each chunk, with its address, to `consume`; each hole, as it is
-    /// found (before `.fill` hands its zeros), to `noteHole`.
+    /// found (before `.fill` hands its zeros), to `noteHole`. With `destination` (at least
+    /// `range.count` bytes) each chunk is read straight to its place there, not into a buffer
+    /// of its own, and handed on from there: a read into the caller's memory copies nothing twice.
     func transfer(
-        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int, hole noteHole: (Hole) -> Void = { _ in },
+        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int,
+        into destination: UnsafeMutableRawBufferPointer? = nil,
+        hole noteHole: (Hole) -> Void = { _ in },
         consume: (Address, UnsafeRawBufferPointer) throws(TargetError) -> ChunkAnswer
     ) throws(TargetError) -> TransferReport {
         var report = TransferReport(requested: range.count)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: Int(min(UInt64(max(chunkSize, 1)), max(range.count, 1))), alignment: 16)
-        defer { buffer.deallocate() }
+        let chunk = Int(min(UInt64(max(chunkSize, 1)), max(range.count, 1)))
+        precondition(destination.map { UInt64($0.count) >= range.count } ?? true, "destination shorter than the range")
+        let buffer = destination == nil ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
+        defer { buffer?.deallocate() }
 
-        /// Hands `count` bytes at `address` of `buffer` to the consumer; false when the transfer ends.
+        /// Where the `count` bytes at `address` go: their place in `destination`, or the buffer.
+        func space(_ address: Address, _ count: Int) -> UnsafeMutableRawBufferPointer {
+            guard let destination else { return UnsafeMutableRawBufferPointer(rebasing: buffer![0..<count]) }
+            let offset = Int(address - range.start)
+            return UnsafeMutableRawBufferPointer(rebasing: destination[offset..<offset + count])
+        }
+
+        /// Hands the `count` bytes at `address` (in ``space``) to the consumer; false when the transfer ends.
         func hand(_ address: Address, _ count: Int, _ mechanism: AccessMechanism?) throws(TargetError) -> Bool {
-            switch try consume(address, UnsafeRawBufferPointer(rebasing: buffer[0..<count])) {
+            switch try consume(address, UnsafeRawBufferPointer(space(address, count))) {
             case .more:
                 if let mechanism { report.addMoved(address, UInt64(count), mechanism) }
                 return true
@@ -70,8 +82,8 @@ extension Target {
             guard policy == .fill else { return true }
             var done: UInt64 = 0
             while done < hole.length {
-                let n = Int(min(hole.length - done, UInt64(buffer.count)))
-                UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]).initializeMemory(as: UInt8.self, repeating: 0)
+                let n = Int(min(hole.length - done, UInt64(chunk)))
+                space(hole.address + done, n).initializeMemory(as: UInt8.self, repeating: 0)
                 guard try hand(hole.address + done, n, nil) else { return false }
                 done += UInt64(n)
             }
@@ -128,10 +140,8 @@ extension Target {
         func readSegment(_ reader: inout VmReader) throws(TargetError) -> Bool {
             while reader.remain > 0 {
                 let at = reader.cursor
-                let count = Int(min(reader.remain, UInt64(buffer.count)))
-                let access = memory.read(
-                    at: at, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), view: view,
-                    stoppedThread: peekThread)
+                let count = Int(min(reader.remain, UInt64(chunk)))
+                let access = memory.read(at: at, into: space(at, count), view: view, stoppedThread: peekThread)
                 // The reader (and its owner) advances by exactly what moved.
                 do throws(VmIoError) { try reader.skip(UInt64(access.moved)) } catch { throw .model(error) }
                 if access.moved > 0, try !hand(at, access.moved, access.mechanism) { return false }
