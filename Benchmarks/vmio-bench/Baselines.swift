@@ -63,3 +63,20 @@ func scanmemScript(_ scanmem: String, pid: pid_t, holding address: UInt64, scan:
     note("scanmem: no region holds \(hex(address)); scanmem figures are n/a\n\(r.output)")
     return nil
 }
+
+/// The side of a comparison that runs scanmem's script (``scanmemScript(_:pid:holding:scan:)``)
+/// and counts a run only when scanmem listed `expected`; nil without scanmem or its region.
+func scanmemSide(
+    _ scanmem: String?, pid: pid_t, holding address: UInt64, scan: String, expected: UInt64
+) -> ((Bool) -> ChildResult?)? {
+    guard let scanmem, let script = scanmemScript(scanmem, pid: pid, holding: address, scan: scan) else { return nil }
+    let hitInScanmem = String(expected, radix: 16)
+    return { _ in
+        let r = run([scanmem, "-p", String(pid), "-c", script])
+        guard r.status == 0 && r.output.contains(hitInScanmem) else {
+            note("scanmem did not report \(hex(expected)) (status \(r.status)):\n\(r.output.suffix(2000))")
+            return nil
+        }
+        return r
+    }
+}

@@ -65,19 +65,10 @@ extension Bench {
                 return r
             },
         ]
-        let script = scanmem.flatMap {
-            scanmemScript($0, pid: pid, holding: base, scan: "option scan_data_type int32;\(value)")
-        }
-        if let scanmem, let script {
-            let hitInScanmem = String(expected, radix: 16)
-            sides.append { _ in
-                let r = run([scanmem, "-p", String(pid), "-c", script])
-                guard r.status == 0 && r.output.contains(hitInScanmem) else {
-                    note("scanmem did not report \(expectedText) (status \(r.status)):\n\(r.output.suffix(2000))")
-                    return nil
-                }
-                return r
-            }
+        if let side = scanmemSide(
+            scanmem, pid: pid, holding: base, scan: "option scan_data_type int32;\(value)", expected: expected)
+        {
+            sides.append(side)
         }
         let results = compare(sides)
         let (ours, pass, sm) = (results[0], results[1], results.count > 2 ? results[2] : Samples())

@@ -37,19 +37,10 @@ extension Bench {
                 return r
             },
         ]
-        if let scanmem,
-            let script = scanmemScript(
-                scanmem, pid: pid, holding: base, scan: "option scan_data_type bytearray;\(spaced)")
+        if let side = scanmemSide(
+            scanmem, pid: pid, holding: base, scan: "option scan_data_type bytearray;\(spaced)", expected: expected)
         {
-            let hitInScanmem = String(expected, radix: 16)
-            sides.append { _ in
-                let r = run([scanmem, "-p", String(pid), "-c", script])
-                guard r.status == 0 && r.output.contains(hitInScanmem) else {
-                    note("scanmem did not report \(expectedText) (status \(r.status)):\n\(r.output.suffix(2000))")
-                    return nil
-                }
-                return r
-            }
+            sides.append(side)
         }
         let results = compare(sides)
         let (c, ours, sm) = (results[0], results[1], results.count > 2 ? results[2] : Samples())
