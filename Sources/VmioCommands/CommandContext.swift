@@ -77,23 +77,27 @@ public final class CommandContext {
     public let showsProgress: Bool
     /// Receives one warning (without the `vmio-ptrace: warning: ` its printer adds).
     public let warn: (String) -> Void
+    /// A session's breakpoints and watchpoints (the command line has none).
+    public let traps: SessionTraps
 
     public init(
         pid: Int32?, targets: TargetPool, streams: Bool, json: Bool, showsProgress: Bool,
-        warn: @escaping (String) -> Void
+        traps: SessionTraps = SessionTraps(), warn: @escaping (String) -> Void
     ) {
         self.pid = pid
         self.targets = targets
         self.streams = streams
         self.json = json
         self.showsProgress = showsProgress
+        self.traps = traps
         self.warn = warn
     }
 
     /// The same context with `pid` as the default target.
     public func with(pid: Int32) -> CommandContext {
         CommandContext(
-            pid: pid, targets: targets, streams: streams, json: json, showsProgress: showsProgress, warn: warn)
+            pid: pid, targets: targets, streams: streams, json: json, showsProgress: showsProgress, traps: traps,
+            warn: warn)
     }
 
     /// Runs `body` on the target `pid` (the default one for nil), stopped as `policy` asks:

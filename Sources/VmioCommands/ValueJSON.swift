@@ -39,6 +39,7 @@ extension Value {
         case .double(let d): .double(d)
         case .string(let s): .string(s)
         case .bytes(let b): .string(hexString(b))
+        case .record(let r): r.primary?.json ?? .object(r.fields.map { ($0.name, $0.value.json) })
         }
     }
 }

@@ -22,7 +22,10 @@ public final class Tracer {
     /// Seized threads whose stop did not come in time.
     private var pending: Set<Int32> = []
     /// The target's state before the attach (RunState.swift): restored, and checked, at detach.
-    public private(set) var initialState: RunState
+    public internal(set) var initialState: RunState
+    /// Whether the threads were seized (`PTRACE_SEIZE`, which `PTRACE_INTERRUPT` and
+    /// `PTRACE_LISTEN` need), not adopted from `PTRACE_TRACEME`.
+    public private(set) var seized = true
     /// What ``detach()`` found: whether the state before the attach holds again.
     public private(set) var restoreCheck: RunStateCheck?
 
@@ -53,6 +56,7 @@ public final class Tracer {
         self.pid = pid
         Self.installSignalHandlersOnce()
         initialState = RunState(kind: .running, state: "R (running)", tracerPid: 0)
+        seized = false
         stoppedThreads[pid] = 0
         vmio_tracked_add(pid)
     }

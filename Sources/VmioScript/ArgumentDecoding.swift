@@ -17,7 +17,7 @@ extension Interpreter {
         // A number as written is its value (as the expression parser reads a literal).
         if word.text.first?.isNumber == true, let n = parseLength(word.text) { return Int128(n) }
         e = try parser.valueExpression(from: word.column - 1, to: word.column - 1 + word.text.count)
-        guard case .int(let i) = try evaluate(e, parser: parser) else {
+        guard case .int(let i) = try evaluate(e, parser: parser).scalar else {
             throw ScriptError(line: parser.line, column: word.column, "\(what) must be an integer")
         }
         return i
@@ -74,7 +74,7 @@ extension Interpreter {
     func optionText(_ word: Word, parser: Parser) throws -> String {
         guard !word.quoted, word.text.hasPrefix("$") || word.text.hasPrefix("(") else { return word.text }
         let e = try parser.valueExpression(from: word.column - 1, to: word.column - 1 + word.text.count)
-        switch try evaluate(e, parser: parser) {
+        switch try evaluate(e, parser: parser).scalar {
         case .int(let i): return String(i)
         case .bytes(let b): return hexString(b)
         case let v: return v.description

@@ -44,10 +44,19 @@ extension Interpreter {
             o.json = [("stopped", .array(target.stoppedThreads.map { .int(Int64($0)) }))]
             o.text = ["stopped \(counted(target.stoppedThreads.count, "thread")) of pid \(target.pid)"]
         case .cont(let wait):
+            // The target runs free: no breakpoint or watchpoint may stay in it.
+            if let cleanup = endTraps() {
+                o.text = ["breakpoints and watchpoints removed: \(cleanup)"]
+                guard cleanup.verified else {
+                    o.status = .badInput
+                    o.message = "\(cleanup)"
+                    return o
+                }
+            }
             target.resume()
             guard wait else {
                 o.json = [("running", .bool(true))]
-                o.text = ["pid \(target.pid) runs on"]
+                o.text.append("pid \(target.pid) runs on")
                 break
             }
             // Until the process ends; its end is reported as an event, once.
@@ -61,7 +70,8 @@ extension Interpreter {
             let c = duration.components
             var ts = timespec(tv_sec: Int(c.seconds), tv_nsec: Int(c.attoseconds / 1_000_000_000))
             var left = timespec()
-            while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+            // A fatal signal while traps are set is only recorded: it ends the sleep.
+            while nanosleep(&ts, &left) != 0 && errno == EINTR && context.traps.takeInterruption() == nil { ts = left }
             o.json = [("seconds", .double(Double(c.seconds) + Double(c.attoseconds) / 1e18))]
         }
         return o

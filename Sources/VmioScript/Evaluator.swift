@@ -13,6 +13,7 @@ extension Interpreter {
         case .address: true
         case .variable(let name, _): addressNames.contains(name)
         case .call(let call): call.verb == .search || (call.verb == .read && call.option("--format")?.text == "ptr")
+        case .field(_, let name, _): ["pc", "address", "rip", "rsp", "rbp"].contains(name)
         case .binary("+", let l, let r, _): denotesAddress(l) != denotesAddress(r)
         case .binary("-", let l, let r, _): denotesAddress(l) && !denotesAddress(r)
         default: false
@@ -39,14 +40,24 @@ extension Interpreter {
             do { return .int(Int128(try target.resolve(a))) } catch {
                 throw ScriptError(line: parser.line, column: column, CommandError(error).message)
             }
+        case .field(let inner, let name, let column):
+            let v = try evaluate(inner, parser: parser)
+            guard case .record(let record) = v else {
+                throw ScriptError(line: parser.line, column: column, "\(v.kind) \(v) has no field \(name)")
+            }
+            guard let field = record[name] else {
+                let names = record.fields.map(\.name).joined(separator: ", ")
+                throw ScriptError(line: parser.line, column: column, "no field \(name) here (it has \(names))")
+            }
+            return field
         case .negate(let inner, let column):
-            switch try evaluate(inner, parser: parser) {
+            switch try evaluate(inner, parser: parser).scalar {
             case .int(let i): return .int(-i)
             case .double(let d): return .double(-d)
             case let v: throw ScriptError(line: parser.line, column: column, "cannot negate \(v.kind) \(v)")
             }
         case .binary(let op, let l, let r, let column):
-            let a = try evaluate(l, parser: parser), b = try evaluate(r, parser: parser)
+            let a = try evaluate(l, parser: parser).scalar, b = try evaluate(r, parser: parser).scalar
             switch (a, b) {
             case (.int(let x), .int(let y)):
                 let (v, overflow): (Int128, Bool) =
@@ -95,6 +106,7 @@ extension Interpreter {
     }
 
     func compare(_ a: Value, _ op: Comparison, _ b: Value, line: Int) throws -> Bool {
+        let (a, b) = (a.scalar, b.scalar)
         let order: Int
         switch (a, b) {
         case (.int(let x), .int(let y)): order = x < y ? -1 : x > y ? 1 : 0
@@ -123,11 +135,12 @@ extension Interpreter {
     }
 
     func truth(_ v: Value) -> Bool {
-        switch v {
+        switch v.scalar {
         case .int(let i): i != 0
         case .double(let d): d != 0
         case .string(let s): !s.isEmpty
         case .bytes(let b): !b.isEmpty
+        case .record: true
         }
     }
 
@@ -147,8 +160,16 @@ extension Interpreter {
             let name = String(chars.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
             chars = chars.dropFirst(name.count)
             if braced { chars = chars.dropFirst() }
-            guard let v = variables[name] else {
+            guard var v = variables[name] else {
                 throw ScriptError(line: parser.line, column: word.column, "unknown variable $\(name)")
+            }
+            // `$hit.pc` of a record: its field (a dot after any other value is text).
+            while case .record(let record) = v, chars.first == ".",
+                let field = Optional(String(chars.dropFirst().prefix { $0.isLetter || $0.isNumber || $0 == "_" })),
+                let value = record[field]
+            {
+                chars = chars.dropFirst(1 + field.count)
+                v = value
             }
             out += v.description
         }

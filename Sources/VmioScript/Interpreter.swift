@@ -52,13 +52,20 @@ public final class Interpreter {
         targets = TargetPool(target)
         context = CommandContext(
             pid: target.pid, targets: targets, streams: false, json: json, showsProgress: false,
-            warn: { diagnostics("vmio-ptrace: warning: " + $0) })
+            traps: SessionTraps(pid: target.pid), warn: { diagnostics("vmio-ptrace: warning: " + $0) })
     }
 
     deinit {
-        // The session's own target is let go by its owner; the others here.
+        // Nothing left in the target (a session that did not reach its end); the session's own
+        // target is let go by its owner, the others here.
+        context.traps.end()
         targets.resumeAll(except: target.pid)
     }
+
+    /// A fatal signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE) received while breakpoints or
+    /// watchpoints were set: the session stopped there and removed them; the caller lets the
+    /// target go, then dies of it (`TrapSession.reraise`).
+    public var interruption: Int32? { context.traps.interruption }
 
     // MARK: Running
 
@@ -82,6 +89,7 @@ public final class Interpreter {
         }
         for (number, text, statement) in statements {
             if !execute(statement, line: number, text: text) && !keepGoing { break }
+            if interrupted() { break }
         }
         return finish()
     }
@@ -100,13 +108,40 @@ public final class Interpreter {
                 break
             }
             if !execute(statement, line: number, text: text) && !keepGoing { break }
+            if interrupted() { break }
         }
         return finish()
+    }
+
+    /// Whether a fatal signal came while traps were set (then the session ends here).
+    func interrupted() -> Bool {
+        guard let signal = context.traps.takeInterruption() else { return false }
+        diagnostics("vmio-ptrace: \(ProcessEnd.signalName(signal)) received: the session ends")
+        return true
+    }
+
+    /// Removes every breakpoint and watchpoint (`cont`, the session's end): the bytes put
+    /// back and DR7 cleared on every thread, both read back. Nil when there were none; a
+    /// failure when something could not be put back.
+    func endTraps() -> TrapCleanup? {
+        let processEnd = context.traps.processEnd
+        guard let cleanup = context.traps.end() else { return nil }
+        if let processEnd, ownsProcess, programEnd == nil { report(end: processEnd) }
+        return cleanup
     }
 
     /// The final status: that of the first failure, or ok. With `keepGoing`, every failure
     /// is listed once more at the end.
     func finish() -> ExitStatus {
+        _ = context.traps.takeInterruption()
+        if let cleanup = endTraps() {
+            if cleanup.verified {
+                diagnostics("vmio-ptrace: breakpoints and watchpoints removed: \(cleanup)")
+            } else {
+                commandsRun += 1
+                report(line: 0, verb: "end", status: .badInput, message: "\(cleanup)", result: nil)
+            }
+        }
         watchEnd()
         if keepGoing && failures.count > 0 {
             diagnostics("vmio-ptrace: \(failures.count) of \(counted(commandsRun, "command")) failed:")
@@ -172,6 +207,8 @@ public final class Interpreter {
 
     /// Reports the end of a child process (`run`) that nothing traces, once it has ended.
     func watchEnd() {
+        // A wait saw the end (its event loop reaped the process): the traps end with it.
+        if context.traps.processEnd != nil { _ = endTraps() }
         guard ownsProcess, programEnd == nil, !target.isStopped, let end = ProcessWatch.poll(child: target.pid)
         else { return }
         report(end: end)

@@ -8,6 +8,10 @@ import VmioCommands
 /// let marker = search --string "VMIO-MARKER-0001"
 /// let value  = read $marker+0x100 8 --format u64
 /// expect $value == 0x1122334455667788
+/// break sym:tick
+/// let hit = wait --timeout 5
+/// expect $hit.pc == sym:tick
+/// read $hit.rdi 16
 /// write $marker+0x100 --u64 42 --verify
 /// expect (read $marker+0x100 8 --format u64) == 42
 /// copy $marker 4321:0x7f0000001000 16
@@ -373,7 +377,19 @@ struct ExpressionParser {
                 position += 1
             }
             guard !name.isEmpty else { throw parser.fail(column, "expected a name after $") }
-            return .variable(name, column: column)
+            var e = Expression.variable(name, column: column)
+            // `$hit.pc`, `$r.rsp`: a field of a record.
+            while position + 1 < end, text[position] == ".", text[position + 1].isLetter || text[position + 1] == "_" {
+                let fieldColumn = position + 2
+                position += 1
+                var field = ""
+                while position < end, text[position].isLetter || text[position].isNumber || text[position] == "_" {
+                    field.append(text[position])
+                    position += 1
+                }
+                e = .field(e, name: field, column: fieldColumn)
+            }
+            return e
         }
         // A number, or an address word ([heap], libc.so.6+0x10, sym:NAME).
         var word = ""

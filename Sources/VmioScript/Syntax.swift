@@ -23,12 +23,14 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
     public var description: String { "line \(line):\(column): \(message)" }
 }
 
-/// The verbs a session shares with the command line. Each runs its shared command, whose
-/// definition is its syntax: the command line's, less the pid (and `--json`, which is the
-/// session's), plus the session's own `search --nth N` and `scan --nth N`.
+/// The verbs of a session. Each runs its command, whose definition is its syntax: the
+/// command line's, less the pid (and `--json`, which is the session's), plus the session's
+/// own `search --nth N` and `scan --nth N`; and the session's own trap verbs (`break`,
+/// `watch`, `delete`, `wait`, `step`, `finish`), whose commands only a session runs.
 public enum Verb: String, CaseIterable, Sendable {
     /// A command-line subcommand of that name, less its pid (README.md, "Sessions").
     case maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol
+    case `break`, watch, delete, wait, step, finish
 
     /// The shared command this verb runs.
     package var command: any VmioCommand.Type {
@@ -47,6 +49,12 @@ public enum Verb: String, CaseIterable, Sendable {
         case .backtrace: BacktraceCommand.self
         case .regs: RegsCommand.self
         case .symbol: SymbolCommand.self
+        case .break: SessionBreakCommand.self
+        case .watch: SessionWatchCommand.self
+        case .delete: DeleteCommand.self
+        case .wait: WaitCommand.self
+        case .step: StepCommand.self
+        case .finish: FinishCommand.self
         }
     }
 
@@ -115,6 +123,8 @@ public indirect enum Expression: Sendable {
     case negate(Expression, column: Int)
     /// `(read …)` or `(search …)`: the command's value.
     case call(VerbCall)
+    /// `$hit.pc`: a field of a record (an event, registers).
+    case field(Expression, name: String, column: Int)
 }
 
 /// One line of a script.

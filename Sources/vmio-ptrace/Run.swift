@@ -59,8 +59,12 @@ struct Run: ParsableCommand {
                     target.killAndReap()
                 }
             }
-            let (status, end) = try options.run(script, on: target, ownsProcess: true)
+            let (status, end, interrupted) = try options.run(script, on: target, ownsProcess: true)
             ended = end != nil
+            if let signal = interrupted {
+                if detach || ended { target.resume() } else { target.killAndReap() }
+                TrapSession.reraise(signal)
+            }
             return status
         }
     }

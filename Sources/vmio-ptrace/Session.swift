@@ -21,9 +21,11 @@ struct ScriptOptions: ParsableArguments {
     /// target is this process's child, started by `run`, whose end is watched and reported).
     /// Standard input on a terminal is an interactive session: a prompt, `help`, and a line
     /// that fails does not end it.
+    /// A fatal signal that came while breakpoints or watchpoints were set is `interrupted`:
+    /// the session removed them and stopped; the caller lets the target go, then dies of it.
     func run(
         _ script: String?, on target: Target, ownsProcess: Bool = false
-    ) throws -> (status: ExitStatus, end: ProcessEnd?) {
+    ) throws -> (status: ExitStatus, end: ProcessEnd?, interrupted: Int32?) {
         attach.apply(to: target)
         let text = try Self.readScript(script)
         let interactive = text == nil && isatty(STDIN_FILENO) == 1 && !json
@@ -43,7 +45,7 @@ struct ScriptOptions: ParsableArguments {
         } else {
             status = interpreter.run(lines: { Swift.readLine(strippingNewline: true) })
         }
-        return (status, interpreter.programEnd)
+        return (status, interpreter.programEnd, interpreter.interruption)
     }
 
     /// The lines of an interactive session: each read after a prompt on standard error;
@@ -99,7 +101,9 @@ struct Session: ParsableCommand {
         discussion: """
             One command a line: maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, \
             regs, \
-            symbol (with the same options as the commands, less the PID), let NAME = EXPR, \
+            symbol (with the same options as the commands, less the PID); break, watch, delete, wait, \
+            step, finish (breakpoints and watchpoints: wait gives the next event, read as $hit.pc, \
+            $hit.rdi…; every trap is removed at cont and at the end, on every path), let NAME = EXPR, \
             expect EXPR OP EXPR (== != < <= > >=), stop, cont [--wait], echo, sleep, and # comments. \
             A script file is checked whole before it runs; standard input runs line by line. \
             A failed command or expectation ends the session with its line and the exit status \
@@ -123,7 +127,12 @@ struct Session: ParsableCommand {
         try runReporting(json: options.json) {
             let target = try Target(pid: pid.value)
             defer { target.resume() }
-            return try options.run(script, on: target).status
+            let result = try options.run(script, on: target)
+            if let signal = result.interrupted {
+                target.resume()
+                TrapSession.reraise(signal)
+            }
+            return result.status
         }
     }
 }

@@ -53,6 +53,7 @@ private func show(_ e: Expression) -> String {
     case .binary(let op, let l, let r, let column): return "(\(show(l)) \(op)@\(column) \(show(r)))"
     case .negate(let inner, let column): return "(-@\(column) \(show(inner)))"
     case .call(let call): return show(call)
+    case .field(let inner, let name, let column): return "\(show(inner)).\(name)@\(column)"
     }
 }
 
@@ -62,6 +63,7 @@ private func show(_ v: Value) -> String {
     case .double(let d): return "double(\(d))"
     case .string(let s): return "str(\(s.debugDescription))"
     case .bytes(let b): return "bytes(\(hexString(b)))"
+    case .record(let r): return "record(\(r.fields.map(\.name).joined(separator: ",")))"
     }
 }
 
@@ -194,6 +196,8 @@ private func expression(_ text: String) throws -> String {
             .backtrace: "backtrace",
             .regs: "regs",
             .symbol: "symbol [heap]",
+            .break: "break sym:tick", .watch: "watch 0x10 8 --access", .delete: "delete 1",
+            .wait: "wait --timeout 5", .step: "step", .finish: "finish --thread 7",
         ]
         for verb in Verb.allCases {
             let text = try #require(minimal[verb], "no minimal line for \(verb)")
@@ -338,6 +342,18 @@ private func expression(_ text: String) throws -> String {
         #expect(try expression("${name}") == "$name@9")
         #expect(try expression("${a}+${b_2}") == "($a@9 +@13 $b_2@14)")
         #expect(try expression("$m-0x10") == "($m@9 -@11 int(16))")
+    }
+
+    @Test func fieldsOfARecord() throws {
+        #expect(try expression("$hit.pc") == "$hit@9.pc@14")
+        #expect(try expression("$hit.rdi+16") == "($hit@9.rdi@14 +@17 int(16))")
+        #expect(try expression("${r}.rsp") == "$r@9.rsp@14")
+        // A dot not followed by a name is not a field.
+        #expect(throws: ScriptError.self) { try expression("$hit.") }
+        #expect(throws: ScriptError.self) { try expression("$hit.5") }
+        #expect(show(try verbCall("read $hit.rdi 16")) == "{read $hit.rdi 16}")
+        #expect(show(try verbCall("break sym:tick --hardware")) == "{break sym:tick --hardware}")
+        #expect(show(try verbCall("wait --timeout 2")) == "{wait --timeout=2}")
     }
 
     @Test func parenthesisedCalls() throws {

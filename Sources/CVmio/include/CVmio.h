@@ -21,10 +21,12 @@ static const int vmio_ptrace_o_traceclone = PTRACE_O_TRACECLONE;
 static const int vmio_ptrace_o_tracefork = PTRACE_O_TRACEFORK;
 static const int vmio_ptrace_o_tracevfork = PTRACE_O_TRACEVFORK;
 static const int vmio_ptrace_o_traceexec = PTRACE_O_TRACEEXEC;
+static const int vmio_ptrace_o_tracevforkdone = PTRACE_O_TRACEVFORKDONE;
 static const int vmio_ptrace_event_clone = PTRACE_EVENT_CLONE;
 static const int vmio_ptrace_event_fork = PTRACE_EVENT_FORK;
 static const int vmio_ptrace_event_vfork = PTRACE_EVENT_VFORK;
 static const int vmio_ptrace_event_exec = PTRACE_EVENT_EXEC;
+static const int vmio_ptrace_event_vfork_done = PTRACE_EVENT_VFORK_DONE;
 /// offsetof(struct user, u_debugreg): DRn is at this offset + 8 n.
 unsigned long vmio_user_debugreg_offset(void);
 /// offsetof(struct user, regs.rip).

@@ -159,7 +159,13 @@ public struct RegsCommand: VmioCommand {
                 o.text.append(line)
             }
         }
-        o.value = results.first.map { .int(Int128($0.1.rip)) }
+        // rip where one value is used (`let pc = regs`), every register by name (`$r.rsp`).
+        o.value = results.first.map { info, registers in
+            .record(
+                Record(
+                    [("tid", .int(Int128(info.tid)))] + registers.named.map { ($0.name, .int(Int128($0.value))) },
+                    primary: .int(Int128(registers.rip)), summary: registers.rip.hex))
+        }
         return o
     }
 }

@@ -7,8 +7,11 @@ import VmIO
 /// (ARCHITECTURE.md, "Traps"). The session holds every thread with ptrace
 /// (`PTRACE_O_TRACECLONE`: threads created later are held too and get the debug registers;
 /// `PTRACE_O_TRACEFORK`: a forked child has the `int3` bytes taken out of its copy and is let
-/// go; `PTRACE_O_TRACEEXEC`: an exec ends every trap). Signals the target receives are
-/// delivered to it; a `SIGTRAP` that is not ours too.
+/// go; `PTRACE_O_TRACEVFORK` and `VFORKDONE`: a vfork's child shares the text, so the bytes
+/// are out of it from the vfork until the child execs or exits; `PTRACE_O_TRACEEXEC`: an
+/// exec ends every trap). Signals the target receives are delivered to it; a `SIGTRAP` that
+/// is not ours too. A group stop (SIGSTOP…) is listened to (`PTRACE_LISTEN`): the target
+/// stays job-stopped until SIGCONT, and a target left so at the end stays so.
 ///
 /// Nothing is left behind: ``end()`` stops every thread, puts back every original byte, clears
 /// DR7 on every thread and reads both back before the threads are let go. It runs on every
@@ -47,8 +50,15 @@ public final class TrapSession {
     private var queued: [TrapEvent] = []
     /// The last value read of each watchpoint.
     private var lastValues: [Int: [UInt8]] = [:]
-    /// Children a fork announced whose first stop has not come.
-    private var forkChildren: [Int32: Bool] = [:]
+    /// Children of a fork or vfork not let go yet.
+    private var forkChildren: [Int32: ForkChild] = [:]
+    /// Parents in a vfork whose child has not exec'd or exited: while there is one, every
+    /// `int3` byte is out of the text the child shares (``inserted`` still lists them), and
+    /// goes back at the parent's `PTRACE_EVENT_VFORK_DONE`.
+    private var vforkParents: Set<Int32> = []
+    /// Threads in a group stop (a stop signal's `PTRACE_EVENT_STOP`): let go with
+    /// `PTRACE_LISTEN`, so they stay stopped until SIGCONT.
+    private var groupStopped: Set<Int32> = []
     /// The process exited (or was killed), or exec'd.
     public private(set) var processEnd: ProcessEnd?
     /// Whether the process exec'd (its traps are gone with its old image).
@@ -74,11 +84,13 @@ public final class TrapSession {
         do throws(TargetError) {
             try target.stop()
             guard let tracer = target.tracer else { throw TargetError.noSuchProcess(pid: target.pid) }
+            guard tracer.seized else {
+                throw TargetError.trap(
+                    "pid \(target.pid) is traced with PTRACE_TRACEME (started by run): breakpoints and "
+                        + "watchpoints need a process this tool seized (session PID)")
+            }
             stopped = tracer.stoppedThreads
             for tid in stopped.keys { try setOptions(tid) }
-            do { try Sys.startTicks(milliseconds: Self.tickMilliseconds) } catch {
-                throw TargetError.system(call: "timer_create", errno: error)
-            }
         } catch {
             let pending = Sys.takeDeferredSignal()
             Sys.deferFatalSignals(false)
@@ -90,9 +102,26 @@ public final class TrapSession {
 
     deinit { end() }
 
+    /// A child of a fork or vfork until it is let go: whether it shares the parent's memory
+    /// (nil until the parent's event says), and whether its first stop came.
+    private struct ForkChild {
+        var vfork: Bool?
+        var stopped = false
+    }
+
+    /// Runs `body` with the blocking waits interrupted every ``tickMilliseconds`` (only while
+    /// the session waits: other verbs of a session must not see `EINTR`).
+    private func ticking<T>(_ body: () throws(TargetError) -> T) throws(TargetError) -> T {
+        do { try Sys.startTicks(milliseconds: Self.tickMilliseconds) } catch {
+            throw TargetError.system(call: "timer_create", errno: error)
+        }
+        defer { Sys.stopTicks() }
+        return try body()
+    }
     private func setOptions(_ tid: Int32) throws(TargetError) {
         let options =
             vmio_ptrace_o_traceclone | vmio_ptrace_o_tracefork | vmio_ptrace_o_tracevfork | vmio_ptrace_o_traceexec
+            | vmio_ptrace_o_tracevforkdone
         do { try Sys.ptraceSetOptions(tid, options) } catch {
             if error == .noSuchProcess { return forget(tid) }
             throw .system(call: "ptrace(PTRACE_SETOPTIONS, \(tid))", errno: error)
@@ -221,8 +250,15 @@ public final class TrapSession {
         }
         let original = try readBytes(at: address, count: 1)[0]
         try stopAllRunning()
-        _ = try target.write([0xcc], at: address, force: true, verify: false)
+        try plant(at: address)
         inserted[address] = original
+    }
+
+    /// Writes `int3` at `address`, unless a vfork's child shares the text now (then the
+    /// parent's `PTRACE_EVENT_VFORK_DONE` writes it).
+    private func plant(at address: Address) throws(TargetError) {
+        guard vforkParents.isEmpty else { return }
+        _ = try target.write([0xcc], at: address, force: true, verify: false)
     }
 
     private func restoreByte(at address: Address) throws(TargetError) {
@@ -269,8 +305,10 @@ public final class TrapSession {
         try checkUsable()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try resumeAll()
-        let event = try nextEvent(deadline: deadline)
+        let event = try ticking { () throws(TargetError) in try nextEvent(deadline: deadline) }
         if !event.endsWaiting || event.kind == .timeout || event.kind == .interrupted { try stopAllRunning() }
+        // The target's other verbs (regs, backtrace) see every thread held, new ones too.
+        if processEnd == nil { target.tracer?.adopt(stopped) }
         return event
     }
 
@@ -285,6 +323,10 @@ public final class TrapSession {
         try checkUsable()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try resumeAll()
+        do { try Sys.startTicks(milliseconds: Self.tickMilliseconds) } catch {
+            throw TargetError.system(call: "timer_create", errno: error)
+        }
+        defer { Sys.stopTicks() }
         while true {
             let event = queued.isEmpty ? try nextEvent(deadline: deadline) : queued.removeFirst()
             if event.endsWaiting { return event }
@@ -309,9 +351,7 @@ public final class TrapSession {
             _ = try target.write([original], at: restore, force: true, verify: false)
         }
         let result = try singleStep(tid)
-        if let restore, inserted[restore] != nil {
-            _ = try target.write([0xcc], at: restore, force: true, verify: false)
-        }
+        if let restore, inserted[restore] != nil { try plant(at: restore) }
         atBreakpoint[tid] = nil
         if let result { return result }
         let registers = try registers(of: tid)
@@ -378,7 +418,7 @@ public final class TrapSession {
             try stopAllRunning()
             _ = try target.write([original], at: address, force: true, verify: false)
             let result = try singleStep(tid)
-            if processEnd == nil { _ = try target.write([0xcc], at: address, force: true, verify: false) }
+            if processEnd == nil { try plant(at: address) }
             atBreakpoint[tid] = nil
             if let result { queued.append(result) }
             if processEnd != nil { return }
@@ -394,6 +434,13 @@ public final class TrapSession {
     private func proceed(_ tid: Int32) throws(TargetError) {
         guard let signal = stopped[tid] else { return }
         atBreakpoint[tid] = nil
+        if groupStopped.contains(tid) {
+            // Still in the group stop: it stays stopped, and reports when SIGCONT comes.
+            stopped[tid] = nil
+            do { try Sys.ptraceListen(tid) } catch { return forget(tid) }
+            running.insert(tid)
+            return
+        }
         do { try Sys.ptraceContinue(tid, signal: signal) } catch {
             if error == .noSuchProcess {
                 stopped[tid] = nil
@@ -545,7 +592,7 @@ public final class TrapSession {
         if (try? Sys.fileStatus("/proc/\(pid)/task/\(tid)")) != nil { return true }
         let parent = (try? ProcFS.status(tid))?["PPid"].flatMap { Int32($0) }
         if parent == pid || parent.map({ threads.contains($0) }) == true {
-            forkChildren[tid] = false
+            forkChildren[tid] = ForkChild()
             return true
         }
         return false
@@ -565,8 +612,11 @@ public final class TrapSession {
             running.insert(tid)
             return nil
         case .stopped(let signal, let event):
-            if let vfork = forkChildren[tid] {
-                releaseChild(tid, vfork: vfork)
+            if var child = forkChildren[tid] {
+                // A child's first stop: let go once its parent's event says fork or vfork.
+                if let vfork = child.vfork { return releaseChild(tid, vfork: vfork) }
+                child.stopped = true
+                forkChildren[tid] = child
                 return nil
             }
             stopped[tid] = stopped[tid] ?? 0
@@ -582,21 +632,30 @@ public final class TrapSession {
             case vmio_ptrace_event_clone:
                 return nil  // the new thread's first stop comes on its own (before or after this)
             case vmio_ptrace_event_fork, vmio_ptrace_event_vfork:
-                if let child = try? Sys.ptraceEventMessage(tid) {
-                    let child = Int32(truncatingIfNeeded: child)
-                    if forkChildren[child] == nil { forkChildren[child] = event == vmio_ptrace_event_vfork }
-                }
+                guard let message = try? Sys.ptraceEventMessage(tid) else { return nil }
+                let child = Int32(truncatingIfNeeded: message)
+                let vfork = event == vmio_ptrace_event_vfork
+                if vfork { try vforkStarted(parent: tid) }
+                var state = forkChildren[child] ?? ForkChild()
+                state.vfork = vfork
+                forkChildren[child] = state
+                if state.stopped { releaseChild(child, vfork: vfork) }
+                return nil
+            case vmio_ptrace_event_vfork_done:
+                try vforkDone(parent: tid)
                 return nil
             case vmio_ptrace_event_exec:
                 return execHappened(tid)
-            case vmio_ptrace_event_stop where isStopSignal(signal) && !interrupting:
-                // A group stop (SIGSTOP…): it stays stopped, and reports when it is continued.
-                stopped[tid] = nil
-                do { try Sys.ptraceListen(tid) } catch { forget(tid) }
-                running.insert(tid)
+            case vmio_ptrace_event_stop where isStopSignal(signal):
+                // A group stop (SIGSTOP…) is in effect (also when our interrupt reported it): the
+                // thread stays stopped, listened to, and reports when SIGCONT ends the stop.
+                groupStopped.insert(tid)
+                guard !interrupting else { return nil }
+                try proceed(tid)
                 return nil
             default:
-                return nil  // our interrupt's stop
+                groupStopped.remove(tid)  // our interrupt's stop, or SIGCONT ended the group stop
+                return nil
             }
         }
     }
@@ -614,17 +673,15 @@ public final class TrapSession {
             let slot = (0..<DebugRegisters.slotCount).first { dr6 & (1 << UInt64($0)) != 0 }!
             // A register since freed: the hit of a trap that is gone, not the target's own.
             guard let id = slotOwners[slot], let trap = traps[id] else { return nil }
-            do {
-                let registers = try registers(of: tid)
-                if trap.isBreakpoint {
-                    return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
-                }
-                let new = (try? readBytes(at: trap.address, count: trap.length)) ?? []
-                let old = lastValues[id]
-                lastValues[id] = new
-                return TrapEvent(
-                    .watchpoint, tid: tid, pc: registers.rip, trap: trap, old: old, new: new, registers: registers)
+            let registers = try registers(of: tid)
+            if trap.isBreakpoint {
+                return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
             }
+            let new = (try? readBytes(at: trap.address, count: trap.length)) ?? []
+            let old = lastValues[id]
+            lastValues[id] = new
+            return TrapEvent(
+                .watchpoint, tid: tid, pc: registers.rip, trap: trap, old: old, new: new, registers: registers)
         }
         let registers = try registers(of: tid)
         let address = registers.rip &- 1
@@ -641,9 +698,27 @@ public final class TrapSession {
         return TrapEvent(.signal, tid: tid, signal: SIGTRAP)
     }
 
+    /// A vfork began in thread `parent`: its child shares the text and runs before the parent
+    /// goes on, so every `int3` byte comes out until ``vforkDone(parent:)`` (hits of the
+    /// parent's other threads meanwhile are not seen; the child does not die of them).
+    private func vforkStarted(parent: Int32) throws(TargetError) {
+        if vforkParents.isEmpty {
+            for (address, original) in inserted {
+                _ = try target.write([original], at: address, force: true, verify: false)
+            }
+        }
+        vforkParents.insert(parent)
+    }
+
+    /// The child of `parent`'s vfork has exec'd or exited: the bytes go back.
+    private func vforkDone(parent: Int32) throws(TargetError) {
+        guard vforkParents.remove(parent) != nil, vforkParents.isEmpty else { return }
+        for address in inserted.keys { try plant(at: address) }
+    }
+
     /// A fork's child: the `int3` bytes taken out of its copy of the text (a vfork's child
-    /// shares the parent's memory: nothing to take out), then let go.
-    private func releaseChild(_ child: Int32, vfork: Bool) {
+    /// shares the parent's memory, whose bytes are out until it execs or exits), then let go.
+    private func releaseChild(_ child: Int32, vfork: Bool) -> TrapEvent? {
         forkChildren[child] = nil
         if !vfork && !inserted.isEmpty, let copy = try? Target(pid: child) {
             for (address, original) in inserted {
@@ -652,6 +727,7 @@ public final class TrapSession {
         }
         _ = try? Sys.ptracePokeUser(child, offset: Sys.debugRegisterOffset(7), 0)
         try? Sys.ptraceDetach(child, signal: 0)
+        return nil
     }
 
     private func execHappened(_ tid: Int32) -> TrapEvent {
@@ -660,6 +736,7 @@ public final class TrapSession {
         inserted.removeAll()
         softwareTraps.removeAll()
         atBreakpoint.removeAll()
+        vforkParents.removeAll()
         slots = Array(repeating: nil, count: DebugRegisters.slotCount)
         slotOwners = Array(repeating: nil, count: DebugRegisters.slotCount)
         traps.removeAll()
@@ -679,6 +756,8 @@ public final class TrapSession {
     private func forget(_ tid: Int32) {
         stopped[tid] = nil
         running.remove(tid)
+        groupStopped.remove(tid)
+        vforkParents.remove(tid)
         atBreakpoint[tid] = nil
         vmio_tracked_remove(tid)
     }
@@ -693,7 +772,6 @@ public final class TrapSession {
     public func end() -> TrapCleanup {
         if let cleanup { return cleanup }
         ended = true
-        Sys.stopTicks()
         var report = TrapCleanup()
         if processEnd == nil {
             do { try stopAllRunning() } catch { report.problems.append("\(error)") }
@@ -723,7 +801,10 @@ public final class TrapSession {
                 report.problems.append("thread \(tid) did not stop: its debug registers could not be cleared")
             }
         }
-        target.tracer?.adopt(stopped)
+        // Children whose parent's event never came: out of our bytes, and let go.
+        for (child, state) in forkChildren where state.stopped { _ = releaseChild(child, vfork: state.vfork ?? false) }
+        // A target the user stopped (SIGSTOP, Ctrl-Z) during the session stays stopped.
+        target.tracer?.adopt(stopped, jobStopped: !groupStopped.isEmpty)
         stopped.removeAll()
         running.removeAll()
         target.resume()
@@ -757,7 +838,12 @@ public final class TrapSession {
 extension Tracer {
     /// Holds exactly `threads` (each in a ptrace stop of the calling thread, with the signal
     /// to hand back at ``detach()``): a ``TrapSession`` gives its threads back this way.
-    func adopt(_ threads: [Int32: Int32]) {
+    /// `jobStopped`: the process is in a group stop that began while the session held it
+    /// (the user stopped it): it is expected to stay job-stopped after the detach.
+    func adopt(_ threads: [Int32: Int32], jobStopped: Bool = false) {
         stoppedThreads = threads
+        if jobStopped && initialState.kind == .running {
+            initialState = RunState(kind: .jobStopped, state: "T (stopped)", tracerPid: 0)
+        }
     }
 }
