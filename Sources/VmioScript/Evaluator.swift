@@ -21,7 +21,7 @@ extension Interpreter {
     }
 
     /// The value of `e` on `parser`'s line: a `(read …)` or `(search …)` runs its command against the session's
-    /// target.
+    /// target; `$hit.pc` is a field of a record (an event of `wait`, the registers of `regs`).
     ///
     /// Throws a ``ScriptError`` at the column of the part that failed: an unknown variable, an arithmetic
     /// overflow, operands of the wrong kinds, an address that does not resolve, or a command that failed or gave
@@ -45,11 +45,7 @@ extension Interpreter {
             guard case .record(let record) = v else {
                 throw ScriptError(line: parser.line, column: column, "\(v.kind) \(v) has no field \(name)")
             }
-            guard let field = record[name] else {
-                let names = record.fields.map(\.name).joined(separator: ", ")
-                throw ScriptError(line: parser.line, column: column, "no field \(name) here (it has \(names))")
-            }
-            return field
+            return try field(name, of: record, line: parser.line, column: column)
         case .negate(let inner, let column):
             switch try evaluate(inner, parser: parser).scalar {
             case .int(let i): return .int(-i)
@@ -103,6 +99,15 @@ extension Interpreter {
             }
             return v
         }
+    }
+
+    /// Field `name` of `record`, or an error naming the fields it has.
+    func field(_ name: String, of record: Record, line: Int, column: Int) throws(ScriptError) -> Value {
+        guard let value = record[name] else {
+            let names = record.fields.map(\.name).joined(separator: ", ")
+            throw ScriptError(line: line, column: column, "no field \(name) here (it has \(names))")
+        }
+        return value
     }
 
     func compare(_ a: Value, _ op: Comparison, _ b: Value, line: Int) throws -> Bool {
@@ -164,12 +169,11 @@ extension Interpreter {
                 throw ScriptError(line: parser.line, column: word.column, "unknown variable $\(name)")
             }
             // `$hit.pc` of a record: its field (a dot after any other value is text).
-            while case .record(let record) = v, chars.first == ".",
-                let field = Optional(String(chars.dropFirst().prefix { $0.isLetter || $0.isNumber || $0 == "_" })),
-                let value = record[field]
-            {
-                chars = chars.dropFirst(1 + field.count)
-                v = value
+            while case .record(let record) = v, chars.first == "." {
+                let name = String(chars.dropFirst().prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+                guard !name.isEmpty else { break }
+                v = try field(name, of: record, line: parser.line, column: word.column)
+                chars = chars.dropFirst(1 + name.count)
             }
             out += v.description
         }

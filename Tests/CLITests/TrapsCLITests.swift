@@ -30,19 +30,9 @@ import VmioTestSupport
         }
     }
 
-    /// Nothing is left in the target: its code at `address` is the file's byte, every thread's
-    /// DR7 reads 0 (a fresh attach: `doctor --json`), it runs free.
+    /// Nothing is left in the target (``expectNothingLeftIn(_:code:)``).
     func expectNothingLeft(_ fixture: FixtureProcess, code address: UInt64) throws {
-        try #require(
-            fixture.isRunning,
-            "the fixture ended: \(fixture.terminationStatus.map(String.init) ?? "?") \(fixture.stderrOutput)")
-        #expect(waitUntil { isFreeRunning(fixture.pid) }, "\(procStatus(fixture.pid))")
-        #expect(try codeByte(fixture.pid, address) == fileByte(fixture.pid, address))
-        let doctor = try Tool.run("doctor", fixture.pidArg, "--json")
-        #expect(doctor.exited(0), "\(doctor)")
-        let leftovers = try #require(doctor.json?["leftovers"] as? [String: Any], "\(doctor)")
-        #expect((leftovers["text"] as? [Any])?.isEmpty == true, "\(doctor)")
-        #expect((leftovers["threads"] as? [Any])?.isEmpty == true, "\(doctor)")
+        try expectNothingLeftIn(fixture, code: address)
     }
 
     @Test func watchSeesEveryWriteOfThreeNewThreadsInOrder() throws {
@@ -191,6 +181,81 @@ import VmioTestSupport
         #expect(try fixture.send("threads 5", timeout: 30) == "done 15")
         #expect(try fixture.send("tick") == "ticked 7007")
     }
+
+    @Test(arguments: ["vfork", "vfork exec"])
+    func aVforkChildRunsThroughTheBreakpointsInTheTextItShares(command: String) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, ["break", "PID", "sym:vmio_trap_tick", "--count", "1", "--json"])
+        // The child calls tick three times in the parent's own text: it must not die of our int3.
+        #expect(try fixture.send(command, timeout: 30) == "child exited 0")
+        // The bytes are back once it exited or exec'd: the parent's next call is counted.
+        #expect(try fixture.send("tick", timeout: 30) == "ticked 7007")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let hits = events(result).filter { $0["event"] as? String == "breakpoint" }
+        #expect(hits.count == 1 && hits.first?["tid"] as? Int == Int(fixture.pid), "\(result)")
+        #expect((hits.first?["arguments"] as? [String: String])?["rdi"] == hx(7), "\(result)")
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+        #expect(try fixture.send(command, timeout: 30) == "child exited 0")
+    }
+
+    @Test(arguments: [["watch", "PID", "sym:watched"], ["break", "PID", "sym:vmio_trap_tick"]])
+    func aJobControlStopDuringTheWatchIsKeptAndSIGCONTGoesOn(command: [String]) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        #expect(try fixture.send("spin") == "spinning")
+        let tool = try start(fixture, command + ["--json"])
+        func hits() -> Int { tool.peekStdout().filter { $0 == UInt8(ascii: "\n") }.count }
+        func jobStopped() -> Bool {
+            let states = threadStates(fixture.pid)
+            return !states.isEmpty && states.values.allSatisfy { $0 == "t" || $0 == "T" }
+        }
+        #expect(waitUntil(timeout: 20) { hits() > 5 }, "no hit came")
+        for _ in 0..<2 {
+            kill(fixture.pid, SIGSTOP)
+            // Stopped as job control stops it (every thread), and no hit comes while it is.
+            #expect(waitUntil(timeout: 20) { jobStopped() }, "\(threadStates(fixture.pid))")
+            usleep(100_000)
+            let stoppedAt = hits()
+            usleep(300_000)
+            #expect(hits() == stoppedAt && jobStopped(), "\(threadStates(fixture.pid))")
+            kill(fixture.pid, SIGCONT)
+            #expect(waitUntil(timeout: 20) { hits() > stoppedAt + 5 }, "hits did not go on after SIGCONT")
+        }
+        // Stopped by the user when the tool ends: untraced, nothing left, and still stopped.
+        kill(fixture.pid, SIGSTOP)
+        #expect(waitUntil(timeout: 20) { jobStopped() }, "\(threadStates(fixture.pid))")
+        kill(tool.pid, SIGTERM)
+        let result = tool.finish()
+        #expect(result.signaled && result.status == SIGTERM, "\(result)")
+        #expect(result.stderr.contains("left nothing behind"), "\(result)")
+        #expect(!result.stderr.contains("could not be restored"), "\(result)")
+        #expect(waitUntil { threadTracers(fixture.pid).values.allSatisfy { $0 == "0" } }, "\(procStatus(fixture.pid))")
+        #expect(
+            waitUntil {
+                procStatus(fixture.pid)["State"]?.hasPrefix("T") == true
+                    && threadStates(fixture.pid).values.allSatisfy { $0 == "T" }
+            }, "\(procStatus(fixture.pid)) \(threadStates(fixture.pid))")
+        kill(fixture.pid, SIGCONT)
+        try expectNothingLeft(fixture, code: fixture.address(command[0] == "watch" ? "bump" : "tick"))
+        #expect(try fixture.send("unspin", timeout: 30) == "unspun")
+    }
+}
+
+/// Nothing is left in the target: its code at `address` is the file's byte, every thread's
+/// DR7 reads 0 (a fresh attach: `doctor --json`), it runs free.
+func expectNothingLeftIn(_ fixture: FixtureProcess, code address: UInt64) throws {
+    try #require(
+        fixture.isRunning,
+        "the fixture ended: \(fixture.terminationStatus.map(String.init) ?? "?") \(fixture.stderrOutput)")
+    #expect(waitUntil { isFreeRunning(fixture.pid) }, "\(procStatus(fixture.pid))")
+    #expect(try codeByte(fixture.pid, address) == fileByte(fixture.pid, address))
+    let doctor = try Tool.run("doctor", fixture.pidArg, "--json")
+    #expect(doctor.exited(0), "\(doctor)")
+    let leftovers = try #require(doctor.json?["leftovers"] as? [String: Any], "\(doctor)")
+    #expect((leftovers["text"] as? [Any])?.isEmpty == true, "\(doctor)")
+    #expect((leftovers["threads"] as? [Any])?.isEmpty == true, "\(doctor)")
 }
 
 /// The byte at `address` of `pid`'s memory (through /proc/PID/mem).

@@ -803,8 +803,10 @@ public final class TrapSession {
         }
         // Children whose parent's event never came: out of our bytes, and let go.
         for (child, state) in forkChildren where state.stopped { _ = releaseChild(child, vfork: state.vfork ?? false) }
-        // A target the user stopped (SIGSTOP, Ctrl-Z) during the session stays stopped.
-        target.tracer?.adopt(stopped, jobStopped: !groupStopped.isEmpty)
+        // A target the user stopped (SIGSTOP, Ctrl-Z) during the session stays stopped: it is
+        // in a group stop, or a stop signal not delivered yet goes back with the detach.
+        let userStopped = !groupStopped.isEmpty || stopped.values.contains(where: isStopSignal)
+        target.tracer?.adopt(stopped, jobStopped: userStopped)
         stopped.removeAll()
         running.removeAll()
         target.resume()
