@@ -234,7 +234,7 @@ private final class OwnPages {
         #expect(
             run.err == [
                 "vmio-ptrace: line 2:9: unbalanced '('",
-                "vmio-ptrace: line 4:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)",
+                "vmio-ptrace: line 4:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, break, watch, delete, wait, step, finish, let, expect, stop, cont, echo, sleep)",
             ])
         // With --json: one object a bad line, then the summary.
         let json = try session(["echo first", "let x = (1"], json: true)

@@ -395,11 +395,11 @@ private func expression(_ text: String) throws -> String {
     static let cases: [(String, String)] = [
         (
             "frob 1",
-            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:1: unknown command 'frob' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, break, watch, delete, wait, step, finish, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "  Read 1 2",
-            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, let, expect, stop, cont, echo, sleep)"
+            "line 1:3: unknown command 'Read' (expected maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol, break, watch, delete, wait, step, finish, let, expect, stop, cont, echo, sleep)"
         ),
         (
             "read 0x10 8 --bogus",
