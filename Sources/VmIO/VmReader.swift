@@ -186,6 +186,12 @@ public struct VmReader: ~Copyable {
         }
         let count = remain
         let endpoint = self.endpoint
+        // An empty array's storage is a global the initializer below would write a count to
+        // (ThreadSanitizer reports two empty reads on two threads as a data race).
+        guard count > 0 else {
+            try held.advance(0)
+            return []
+        }
         var failure: VmIoError?
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(count)) { buffer, initialized in
             let local = Endpoint(space: .local, address: Address(UInt(bitPattern: buffer.baseAddress)))

@@ -15,8 +15,9 @@ public enum FixtureError: Error, CustomStringConvertible {
     case timeout(FixtureKind, waitingFor: String, output: [String])
     /// The fixture's stdout closed (it exited or crashed) while we waited for a line.
     case exited(FixtureKind, waitingFor: String, output: [String], stderr: String)
-    /// Writing to the fixture's stdin failed (errno), usually because it has exited.
-    case writeFailed(FixtureKind, errno: Int32)
+    /// Writing to the fixture's stdin failed (errno), usually because it has exited; `ending`
+    /// says how, when known.
+    case writeFailed(FixtureKind, errno: Int32, ending: String = "")
 
     public var description: String {
         switch self {
@@ -27,8 +28,9 @@ public enum FixtureError: Error, CustomStringConvertible {
         case .exited(let kind, let what, let output, let stderr):
             return "vmio-fixture-\(kind.rawValue): stdout closed while waiting for \(what); "
                 + "output: \(output); stderr: \(stderr)"
-        case .writeFailed(let kind, let err):
+        case .writeFailed(let kind, let err, let ending):
             return "vmio-fixture-\(kind.rawValue): writing stdin failed: \(String(cString: strerror(err)))"
+                + (ending.isEmpty ? "" : " (\(ending))")
         }
     }
 }
@@ -142,8 +144,9 @@ public final class FixtureProcess: Sendable {
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { posixWrite(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw FixtureError.writeFailed(kind, errno: errno)
+                let failure = errno
+                if failure == EINTR { continue }
+                throw FixtureError.writeFailed(kind, errno: failure, ending: endingDescription())
             }
             done += n
         }
@@ -161,7 +164,18 @@ public final class FixtureProcess: Sendable {
         case .eof:
             stderr.waitForEOF(timeout: 0.5)
             throw FixtureError.exited(
-                kind, waitingFor: what, output: [], stderr: stderr.snapshot().joined(separator: "\n"))
+                kind, waitingFor: what, output: [],
+                stderr: stderr.snapshot().joined(separator: "\n") + " [\(endingDescription())]")
+        }
+    }
+
+    /// How the process ended (waiting briefly for it to be reaped), for an error message.
+    func endingDescription() -> String {
+        guard waitForExit(timeout: 1) else { return "still running" }
+        switch process.terminationReason {
+        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
+        case .exit: return "exited with status \(process.terminationStatus)"
+        @unknown default: return "ended"
         }
     }
 

@@ -21,7 +21,9 @@ public struct PipedProgram: Sendable {
         process.standardInput = inPipe
         process.standardOutput = outPipe
         process.standardError = errPipe
-        try process.run()
+        // From the launcher thread: a fixture dies with the thread that started it.
+        nonisolated(unsafe) let started = process
+        try LauncherThread.run { try started.run() }
         // Our copies of the child's ends must be closed, or we would never see EOF.
         try? inPipe.fileHandleForReading.close()
         try? outPipe.fileHandleForWriting.close()

@@ -231,9 +231,11 @@ extension HeavyOrTimed {
                 let context =
                     "\(name), \(event), attempt \(attempt) (\(delay) ms; window \(Int(low * 1000))-\(Int(high * 1000)) ms)"
                 guard let status = plainStatus(result, context) else { continue }
-                // The event came before the operation began: the target was already gone (4) or
-                // its memory already replaced (1, the address is in no mapping). Try again, later.
-                if (status == 4 && result.stderr.contains("no such process"))
+                // The event came before the operation began: the target was already gone (4: no
+                // such process, or a zombie not reaped yet, refused only when the target is
+                // opened) or its memory already replaced (1, the address is in no mapping). Try
+                // again, later.
+                if (status == 4 && (result.stderr.contains("no such process") || result.stderr.contains("is a zombie")))
                     || (status == 1
                         && (result.stderr.contains("is in no mapping") || result.stderr.contains("no readable mapping")))
                 {

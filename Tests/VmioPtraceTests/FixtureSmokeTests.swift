@@ -143,6 +143,32 @@ import VmioTestSupport
         #expect(throws: FixtureError.self) { try exiter.send("ping") }
     }
 
+    /// A fixture sets `PR_SET_PDEATHSIG`, which fires when the *thread* that started it ends.
+    /// A test's thread is a libdispatch worker, which ends after a few idle seconds: a fixture
+    /// started there was killed while its test still used it (a long, starved test).
+    @Test func aFixtureOutlivesTheThreadThatLaunchedIt() throws {
+        nonisolated(unsafe) var launched: Result<FixtureProcess, any Error>?
+        nonisolated(unsafe) var launcher = ""
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            // "PID/task/TID" of this thread.
+            launcher = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? ""
+            launched = Result { try Fixtures.launch(.holder) }
+            done.signal()
+        }.start()
+        done.wait()
+        let holder = try launched!.get()
+        defer { holder.terminate() }
+        try #require(launcher.contains("/task/"), "\(launcher)")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while readProcFile("/proc/\(launcher)/stat") != nil, ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
+        #expect(readProcFile("/proc/\(launcher)/stat") == nil, "the launching thread has ended")
+        usleep(100_000)  // the death signal, if any, is sent as the thread exits
+        #expect(try holder.send("ping") == "pong")
+    }
+
     @Test func buildDirectoryHoldsTheFixtures() {
         for kind in FixtureKind.allCases {
             #expect(FileManager.default.isExecutableFile(atPath: Fixtures.path(of: kind).path))
