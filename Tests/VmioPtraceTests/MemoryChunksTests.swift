@@ -49,7 +49,7 @@ import VmioTestSupport
         let edge = holder.address("edge")
         let range = try AddressRange(start: edge, count: 3 * 4096)
         let elements = try await Self.collect(MemoryChunks(pid: holder.pid, range: range, chunkSize: 1024))
-        #expect(elements.count == 6, "\(elements)")
+        try #require(elements.count == 6, "\(elements)")
         for (i, element) in elements.prefix(4).enumerated() {
             guard case .bytes(let address, let bytes) = element else {
                 Issue.record("element \(i) is \(element)")
