@@ -30,6 +30,9 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 public enum Verb: String, CaseIterable, Sendable {
     /// A command-line subcommand of that name, less its pid (README.md, "Sessions").
     case maps, read, write, copy, search, dump, restore, diff, scan, monitor, core, backtrace, regs, symbol
+    /// A session's own trap verb: it plants (`break`, `watch`), removes (`delete`) or waits
+    /// for (`wait`, `step`, `finish`) a trap of the script's trap session (README.md,
+    /// "Sessions").
     case `break`, watch, delete, wait, step, finish
 
     /// The shared command this verb runs.
