@@ -71,6 +71,11 @@ public struct MemoryChunks: AsyncSequence, Sendable {
 
         /// The next chunk; nil after ``MemoryChunk/end(_:)`` or once a cancelled task's
         /// transfer has let the target go.
+        ///
+        /// Throws what opening the target throws (``TargetError/noSuchProcess(pid:)``, a
+        /// zombie, a kernel thread, a permission error with its diagnosis) and, with
+        /// `stopTarget`, what ``Target/stop(timeout:)`` throws (``TargetError/attachTimeout(pid:tid:state:)``,
+        /// another tracer). A fault is not thrown: it ends the sequence (``FaultPolicy``).
         public mutating func next() async throws(TargetError) -> MemoryChunk? {
             try await next(isolation: nil)
         }
