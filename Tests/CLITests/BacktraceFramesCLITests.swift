@@ -181,10 +181,8 @@ func symbolValues(readelfOutput: String) -> [String: [UInt64]] {
         let text = try Tool.run("regs", fixture.pidArg, "--thread", String(anonTid))
         #expect(text.lines.dropFirst().first?.contains("  ?? (") == true, "\(text.lines)")
         // No module: null and `?`, as backtrace says of the same frame.
-        withKnownIssue("regs gives an anonymous mapping's rip_module as \"\" and \"()\", not null and \"(?)\"") {
-            #expect(anonThread["rip_module"] is NSNull, "\(anonThread)")
-            #expect(text.lines.dropFirst().first?.hasSuffix("  ?? (?)") == true, "\(text.lines)")
-        }
+        #expect(anonThread["rip_module"] is NSNull, "\(anonThread)")
+        #expect(text.lines.dropFirst().first?.hasSuffix("  ?? (?)") == true, "\(text.lines)")
         #expect(isFreeRunning(fixture.pid))
     }
 }

@@ -133,7 +133,7 @@ public struct RegsCommand: VmioCommand {
                             ("rip_symbol", symbol.map { .string($0.description) } ?? .null),
                             (
                                 "rip_module",
-                                target.view.translate(registers.rip).map { .string($0.mapping.path) } ?? .null
+                                module(of: registers.rip, in: target).map { .string($0) } ?? .null
                             ),
                         ])
                     })
@@ -150,8 +150,7 @@ public struct RegsCommand: VmioCommand {
                 var line = "  \(label)0x\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex)"
                 if name == "rip" {
                     let symbol = target.symbols.symbolize(value)?.description ?? "??"
-                    let module = target.view.translate(value).map { $0.mapping.path } ?? "?"
-                    line += "  \(symbol) (\(module))"
+                    line += "  \(symbol) (\(module(of: value, in: target) ?? "?"))"
                 }
                 if name == "orig_rax", let call = SystemCall.name(value, abi: target.abi) {
                     line += "  (\(call))"
@@ -168,6 +167,12 @@ public struct RegsCommand: VmioCommand {
         }
         return o
     }
+}
+
+/// The file mapped at `address`, or nil for an anonymous mapping or none (as backtrace says).
+private func module(of address: UInt64, in target: Target) -> String? {
+    guard let path = target.view.translate(address)?.mapping.path, !path.isEmpty else { return nil }
+    return path
 }
 
 /// Backtraces and registers trace threads: not this tool's own.
