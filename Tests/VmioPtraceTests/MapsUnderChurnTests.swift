@@ -79,18 +79,36 @@ final class MappingChurn: @unchecked Sendable {
         }
     }
 
-    /// The fix: every read hands out a sorted, disjoint view that has each churning region.
+    /// The fix: every read hands out a sorted, disjoint view. A churning region is in it, or,
+    /// rarely, in the next read: once in the whole suite under ThreadSanitizer on a loaded
+    /// machine (kernel 6.18, whose maps walk takes no lock), one sorted, disjoint read lacked
+    /// a churning region (README.md, "Sanitizers"); what holds is that it is never missing
+    /// twice in a row.
     @Test func everyReadIsConsistent() throws {
         let churn = MappingChurn(threads: 2)
         defer { churn.stop() }
+        var missed = 0
         for _ in 0..<Self.reads {
             let view = try ProcessMaps.read(pid: getpid())
-            for (previous, next) in zip(view.mappings, view.mappings.dropFirst()) {
-                #expect(previous.range.end <= next.range.start)
+            Self.expectSortedAndDisjoint(view)
+            for region in churn.regions where !Self.covers(view, region) {
+                missed += 1
+                let again = try ProcessMaps.read(pid: getpid())
+                Self.expectSortedAndDisjoint(again)
+                #expect(
+                    Self.covers(again, region), "region 0x\(String(region, radix: 16)) missing from two reads in a row")
             }
-            for region in churn.regions {
-                #expect(view.mappings.contains { $0.range.start <= region && region < $0.range.end })
-            }
+        }
+        print("MapsUnderChurnTests: \(missed) of \(Self.reads) sorted, disjoint reads lacked a churning region")
+    }
+
+    static func covers(_ view: MemView, _ address: UInt64) -> Bool {
+        view.mappings.contains { $0.range.start <= address && address < $0.range.end }
+    }
+
+    static func expectSortedAndDisjoint(_ view: MemView) {
+        for (previous, next) in zip(view.mappings, view.mappings.dropFirst()) {
+            #expect(previous.range.end <= next.range.start)
         }
     }
 }
