@@ -172,14 +172,16 @@ import VmioTestSupport
         // A name without a dash (a dash would be a minus in an expression).
         let name = "vmiolate\(getpid())x\(holder.pid).bin"
         let file = NSTemporaryDirectory() + "/" + name
-        try Data((0..<4096).map { UInt8(truncatingIfNeeded: 0x11 * ($0 % 8 + 1)) }).write(to: URL(fileURLWithPath: file))
+        let contents = Data((0..<4096).map { UInt8(truncatingIfNeeded: 0x11 * ($0 % 8 + 1)) })
+        try contents.write(to: URL(fileURLWithPath: file))
         defer { try? FileManager.default.removeItem(atPath: file) }
         let session = try Conversation(Tool.path, ["session", holder.pidArg, "-", "--json"])
         defer { session.waitExit() }
         try session.send("maps")
         let before = try #require(generation(session.nextObject()))
         let mapped = try holder.send("map-file \(file)")
-        let address = try #require(mapped.hasPrefix("ok 0x") ? UInt64(mapped.dropFirst(5), radix: 16) : nil, "\(mapped)")
+        let address = try #require(
+            mapped.hasPrefix("ok 0x") ? UInt64(mapped.dropFirst(5), radix: 16) : nil, "\(mapped)")
         try session.send("read \(name)+8 8 --format u64")
         let answer = try #require(session.nextObject())
         #expect(answer["ok"] as? Bool == true, "\(answer)")
