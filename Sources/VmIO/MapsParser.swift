@@ -34,6 +34,67 @@ public enum MapsParser {
     ///
     /// Throws ``VmIoError/mapsSyntax(line:column:reason:)`` for a line that does not parse.
     public static func parseMappings(_ bytes: UnsafeRawBufferPointer) throws(VmIoError) -> [Mapping] {
+        // Text as the kernel prints it takes one pass; anything else (bad text, or a form
+        // the fast pass leaves to the careful one) is parsed again line by line, whose
+        // errors name the line and column.
+        if let mappings = parseWellFormed(bytes) { return mappings }
+        return try parseLineByLine(bytes)
+    }
+
+    /// The lines in one pass over the bytes, as the kernel prints them; nil at the first byte
+    /// it does not expect there (an error, a path with `\012`, a field of more digits than the
+    /// kernel prints), which ``parseLineByLine(_:)`` then reads. What it returns is what
+    /// ``parseLineByLine(_:)`` returns for the same bytes (MapsParserTests checks both ways).
+    static func parseWellFormed(_ bytes: UnsafeRawBufferPointer) -> [Mapping]? {
+        var mappings: [Mapping] = []
+        mappings.reserveCapacity(bytes.count / 64 + 1)  // anonymous lines are about 74 bytes
+        var scan = WellFormedScanner(bytes: bytes)
+        // Consecutive mappings of one file share one String (a library has four or five lines).
+        var lastPath = ""
+        var lastPathBytes = 0..<0
+        while let first = scan.peek() {
+            if first == UInt8(ascii: "\n") {
+                scan.position += 1
+                continue
+            }
+            guard let start = scan.hex(then: UInt8(ascii: "-")), let end = scan.hex(then: UInt8(ascii: " ")),
+                start <= end, let permissions = scan.permissions(), let offset = scan.hex(then: UInt8(ascii: " ")),
+                let major = scan.hex(then: UInt8(ascii: ":"), maxDigits: 8),
+                let minor = scan.hex(then: UInt8(ascii: " "), maxDigits: 8), let inode = scan.decimal()
+            else { return nil }
+            var path = ""
+            var deleted = false
+            if scan.peek() == UInt8(ascii: " ") {
+                scan.skipSpaces()
+                guard let named = scan.restOfLine() else { return nil }  // a `\` escape: the careful parse
+                if !named.isEmpty {
+                    let deletedSuffix = scan.endsWithDeleted(named)
+                    let pathBytes = deletedSuffix ? named.lowerBound..<(named.upperBound - 10) : named
+                    deleted = deletedSuffix
+                    if scan.sameBytes(pathBytes, lastPathBytes) {
+                        path = lastPath
+                    } else {
+                        path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pathBytes]), as: UTF8.self)
+                        (lastPath, lastPathBytes) = (path, pathBytes)
+                    }
+                }
+            }
+            switch scan.peek() {
+            case nil: break
+            case UInt8(ascii: "\n"): scan.position += 1
+            default: return nil
+            }
+            mappings.append(
+                Mapping(
+                    range: AddressRange(uncheckedStart: start, end: end), permissions: permissions, offset: offset,
+                    device: DeviceNumber(major: UInt32(major), minor: UInt32(minor)), inode: inode, path: path,
+                    isDeleted: deleted))
+        }
+        return mappings
+    }
+
+    /// Parses line by line, each checked field by field: the errors name the line and column.
+    static func parseLineByLine(_ bytes: UnsafeRawBufferPointer) throws(VmIoError) -> [Mapping] {
         var mappings: [Mapping] = []
         mappings.reserveCapacity(bytes.count / 64 + 1)  // anonymous lines are about 74 bytes
         var lineStart = 0
@@ -64,6 +125,116 @@ public enum MapsParser {
             do throws(VmIoError) { return .success(try cursor.mapping()) } catch { return .failure(error) }
         }
         return try result.get()
+    }
+}
+
+/// The fast pass of ``MapsParser/parseWellFormed(_:)``: each step takes a field and its
+/// separator, or answers nil and leaves the text to the careful parse.
+private struct WellFormedScanner {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    @inline(__always)
+    func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    /// 1 to `maxDigits` hex digits, then `separator` (taken too).
+    @inline(__always)
+    mutating func hex(then separator: UInt8, maxDigits: Int = 16) -> UInt64? {
+        var value: UInt64 = 0
+        let first = position
+        let n = bytes.count
+        while position < n {
+            let c = bytes[position]
+            var digit = c &- UInt8(ascii: "0")
+            if digit > 9 {
+                let letter = (c | 0x20) &- UInt8(ascii: "a")  // A-F as a-f
+                guard letter < 6 else { break }
+                digit = letter &+ 10
+            }
+            value = value << 4 | UInt64(digit)
+            position += 1
+        }
+        let digits = position - first
+        guard digits > 0, digits <= maxDigits, position < n, bytes[position] == separator else { return nil }
+        position += 1
+        return value
+    }
+
+    /// 1 to 19 decimal digits (19 cannot overflow a UInt64; the careful parse takes more).
+    @inline(__always)
+    mutating func decimal() -> UInt64? {
+        var value: UInt64 = 0
+        let first = position
+        while position < bytes.count {
+            let digit = bytes[position] &- UInt8(ascii: "0")
+            guard digit <= 9 else { break }
+            value = value &* 10 &+ UInt64(digit)
+            position += 1
+        }
+        let digits = position - first
+        return digits > 0 && digits <= 19 ? value : nil
+    }
+
+    /// `rwxp` / `rwxs` with `-` for a missing right, then a space.
+    @inline(__always)
+    mutating func permissions() -> Permissions? {
+        guard bytes.count - position >= 5 else { return nil }
+        let (r, w, x, share) = (bytes[position], bytes[position + 1], bytes[position + 2], bytes[position + 3])
+        guard r == UInt8(ascii: "r") || r == UInt8(ascii: "-"), w == UInt8(ascii: "w") || w == UInt8(ascii: "-"),
+            x == UInt8(ascii: "x") || x == UInt8(ascii: "-"), share == UInt8(ascii: "p") || share == UInt8(ascii: "s"),
+            bytes[position + 4] == UInt8(ascii: " ")
+        else { return nil }
+        position += 5
+        return Permissions(
+            read: r == UInt8(ascii: "r"), write: w == UInt8(ascii: "w"), execute: x == UInt8(ascii: "x"),
+            shared: share == UInt8(ascii: "s"))
+    }
+
+    @inline(__always)
+    mutating func skipSpaces() {
+        while position < bytes.count && bytes[position] == UInt8(ascii: " ") { position += 1 }
+    }
+
+    /// The bytes up to the newline (or the end), which stays; nil when they hold a `\`.
+    @inline(__always)
+    mutating func restOfLine() -> Range<Int>? {
+        let first = position
+        while position < bytes.count {
+            let c = bytes[position]
+            if c == UInt8(ascii: "\n") { break }
+            if c == UInt8(ascii: "\\") { return nil }
+            position += 1
+        }
+        return first..<position
+    }
+
+    /// Whether `range` ends with ` (deleted)`.
+    func endsWithDeleted(_ range: Range<Int>) -> Bool {
+        let suffix: StaticString = " (deleted)"
+        guard range.count >= suffix.utf8CodeUnitCount else { return false }
+        let from = range.upperBound - suffix.utf8CodeUnitCount
+        return suffix.withUTF8Buffer { s in
+            var i = 0
+            while i < s.count {
+                if bytes[from + i] != s[i] { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+
+    /// Whether two ranges of the text hold the same bytes.
+    func sameBytes(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        var (i, j) = (a.lowerBound, b.lowerBound)
+        while i < a.upperBound {
+            if bytes[i] != bytes[j] { return false }
+            i += 1
+            j += 1
+        }
+        return true
     }
 }
 

@@ -122,6 +122,7 @@ public final class OwnerRegistry: Sendable {
 
     /// Lends `reader` to `body` and takes its owner back (``release(_:)``) when `body`
     /// returns or throws. A reader whose owner is not live here has no lease to end.
+    @inlinable  // specialized where it is called: unspecialized, a short read's generic metadata cost a tenth of it
     public func lend<Result, Failure: Error>(
         _ reader: consuming VmReader, to body: (inout VmReader) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -130,6 +131,7 @@ public final class OwnerRegistry: Sendable {
 
     /// Lends `writer` to `body` and takes its owner back (``release(_:)``) when `body`
     /// returns or throws. A writer whose owner is not live here has no lease to end.
+    @inlinable
     public func lend<Result, Failure: Error>(
         _ writer: consuming VmWriter, to body: (inout VmWriter) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -138,7 +140,8 @@ public final class OwnerRegistry: Sendable {
 
     /// Lends `cursor` to `body`, then ends it with `finish` and releases the owner that gives
     /// back, whether `body` returned or threw.
-    private func lend<Cursor: ~Copyable, Result, Failure: Error>(
+    @inlinable
+    func lend<Cursor: ~Copyable, Result, Failure: Error>(
         _ cursor: consuming Cursor, to body: (inout Cursor) throws(Failure) -> Result,
         finish: (consuming Cursor) -> VmIoOwner
     ) throws(Failure) -> Result {

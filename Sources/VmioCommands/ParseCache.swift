@@ -9,7 +9,14 @@ import ArgumentParser
 /// error message is the parser's own.
 public final class ParseCache {
     /// Parsed commands by verb and option words.
-    private var templates: [String: any VmioCommand] = [:]
+    private var templates: [Key: any VmioCommand] = [:]
+
+    /// A command type and the words before its positional values. (A type's name
+    /// interpolated into a String cost a runtime lookup a line.)
+    private struct Key: Hashable {
+        let type: ObjectIdentifier
+        let words: ArraySlice<String>
+    }
     /// Enough for every distinct line of a long script; past it, nothing more is kept.
     private let capacity = 1024
 
@@ -25,7 +32,7 @@ public final class ParseCache {
         guard !Command.positionalArguments.isEmpty, let dash = words.firstIndex(of: "--") else {
             return try Command.parse(words: words)
         }
-        let key = "\(Command.self)\u{0}" + words[..<dash].joined(separator: "\u{0}")
+        let key = Key(type: ObjectIdentifier(Command.self), words: words[..<dash])
         if let template = templates[key] as? Command, let command = template.rebinding(words[(dash + 1)...]) {
             return command
         }

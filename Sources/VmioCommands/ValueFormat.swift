@@ -28,8 +28,16 @@ public enum ValueFormat: String, CaseIterable, Sendable {
     public func decode(_ bytes: some Collection<UInt8>, abi: TargetABI = .host) -> [JSONValue] {
         guard let width = width(for: abi) else { return [] }
         let array = Array(bytes)
+        let little = abi.byteOrder == .little
         return stride(from: 0, to: array.count - width + 1, by: width).map { i in
-            value(abi.value(of: array[i..<(i + width)]), abi: abi)
+            // Here, not through TargetABI's generic `value(of:)`: across the module boundary
+            // that ran unspecialized, a tenth of a session's `read … --format u64`.
+            var raw: UInt64 = 0
+            for k in 0..<width {
+                let byte = UInt64(array[little ? i + width - 1 - k : i + k])
+                raw = raw << 8 | byte
+            }
+            return value(raw, abi: abi)
         }
     }
 

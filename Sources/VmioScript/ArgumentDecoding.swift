@@ -15,7 +15,10 @@ extension Interpreter {
             return Int128(n)
         }
         // A number as written is its value (as the expression parser reads a literal).
-        if word.text.first?.isNumber == true, let n = parseLength(word.text) { return Int128(n) }
+        // (An ASCII test: Character.isNumber looks up Unicode properties, a cost every line.)
+        if let first = word.text.utf8.first, first &- UInt8(ascii: "0") < 10, let n = parseLength(word.text) {
+            return Int128(n)
+        }
         e = try parser.valueExpression(from: word.column - 1, to: word.column - 1 + word.text.count)
         guard case .int(let i) = try evaluate(e, parser: parser).scalar else {
             throw ScriptError(line: parser.line, column: word.column, "\(what) must be an integer")

@@ -1,3 +1,4 @@
+import Synchronization
 import VmIO
 import VmioCommands
 
@@ -62,13 +63,17 @@ public enum Verb: String, CaseIterable, Sendable {
     }
 
     /// The words this verb takes.
-    package var syntax: CommandSyntax { Verb.syntaxes[self]! }
+    package var syntax: CommandSyntax {
+        if let known = Verb.syntaxes.withLock({ $0[self] }) { return known }
+        let own = CommandSyntax(of: command)
+        let made = [.search, .scan].contains(self) ? own.adding([CommandSyntax.valued("--nth")]) : own
+        Verb.syntaxes.withLock { $0[self] = made }
+        return made
+    }
 
-    private static let syntaxes: [Verb: CommandSyntax] = Dictionary(
-        uniqueKeysWithValues: allCases.map { verb in
-            let own = CommandSyntax(of: verb.command)
-            return (verb, [.search, .scan].contains(verb) ? own.adding([CommandSyntax.valued("--nth")]) : own)
-        })
+    /// Each verb's syntax, read from its command's definition when first needed (reading all
+    /// of them was a session's start-up: 15 ms of swift-argument-parser's help dumps).
+    private static let syntaxes = Mutex<[Verb: CommandSyntax]>([:])
 
     /// How messages name a positional argument: as the README writes it (`ADDR`, `LEN`).
     static func metavariable(_ name: String) -> String {

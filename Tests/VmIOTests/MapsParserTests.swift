@@ -354,4 +354,36 @@ struct MapsParserTests {
             }
         }
     }
+
+    @Test("the one-pass parse gives what the line-by-line parse gives, or leaves the text to it")
+    func onePassAgreesWithLineByLine() async {
+        let good = [
+            "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/dbus-daemon",
+            "7f2c4a1e0000-7f2c4a1e2000 r-xp 0001a000 103:02 1311                       /usr/lib/lib x.so (deleted)",
+            "7f2c4a1e2000-7f2c4a1e3000 r--p 0001c000 103:02 1311                       /usr/lib/lib x.so (deleted)",
+            "7ffd5a3e0000-7ffd5a401000 rw-p 00000000 00:00 0                          [stack]",
+            "7f68043bb000-7f680447f000 rw-p 00000000 00:00 0 ", "7f68043bb000-7f680447f000 rw-s 00000000 00:00 0",
+            "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]",
+            "7f2c4a1e0000-7f2c4a1e2000 r--p 00000000 fd:01 42 /tmp/new\\012line (deleted)",
+            "7f2c4a1e0000-7f2c4a1e2000 rw-p 00000000 00:00 0                          [anon:ré seau]",
+            "08048000-08049000 R-XP 00000000 08:01 1 /x",
+            "08048000-08049000 r-xp 00000000 08:01 99999999999999999999 /x",
+            "", "12345678-12345679 r--p 00000000 00:00 0 \r",
+        ]
+        let lines = Gen.int(in: 0...(good.count - 1)).array(of: 1...6)
+        let edit = zip(Gen.int(in: 0...200), Gen.uint8(in: 0...127))
+        await propertyCheck(count: 500, input: lines, edit.array(of: 0...2)) { picked, edits in
+            var bytes = Array(picked.map { good[$0] }.joined(separator: "\n").utf8)
+            for (at, byte) in edits where !bytes.isEmpty { bytes[at % bytes.count] = byte }
+            bytes.withUnsafeBytes { raw in
+                let carefully = Result { () throws(VmIoError) in try MapsParser.parseLineByLine(raw) }
+                guard let fast = MapsParser.parseWellFormed(raw) else { return }
+                #expect((try? carefully.get()) == fast, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        // The forms the kernel prints take the one pass (a `\012` and a 20-digit inode do not).
+        for line in good.prefix(7) + good[8...8] {
+            #expect(Array(line.utf8).withUnsafeBytes { MapsParser.parseWellFormed($0) } != nil, "\(line)")
+        }
+    }
 }

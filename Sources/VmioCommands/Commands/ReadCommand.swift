@@ -71,7 +71,7 @@ public struct ReadCommand: VmioCommand {
             if context.streams || output != nil {
                 return try ReadStream(command: self, target: target, range: range, json: context.json).run()
             }
-            return try collect(target, range)
+            return try collect(target, range, json: context.json)
         }
     }
 
@@ -123,9 +123,10 @@ public struct ReadCommand: VmioCommand {
         ]
     }
 
-    /// A session's read: the bytes in memory (up to 1 GiB), decoded into text lines, JSON
-    /// fields and a value.
-    func collect(_ target: Target, _ range: AddressRange) throws -> Outcome {
+    /// A session's read: the bytes in memory (up to 1 GiB), decoded into a value and text
+    /// lines, or JSON fields with `json` (a session prints one of them; building the other
+    /// was a fifth of a short read's cost).
+    func collect(_ target: Target, _ range: AddressRange, json: Bool) throws -> Outcome {
         guard length.value <= Self.memoryLimit else {
             throw CommandError.badInput(
                 "read \(length.value) bytes into memory: use --format raw -o FILE for more than 1 GiB")
@@ -141,29 +142,33 @@ public struct ReadCommand: VmioCommand {
         }
         var o = Outcome()
         conclude(report, into: &o)
-        o.json = jsonHead(target, range) + report.jsonFields
+        if json { o.json = jsonHead(target, range) + report.jsonFields }
         switch format {
         case .hex, .raw:
-            o.json.append(("data", .string(hexString(bytes))))
-            o.text = stride(from: 0, to: bytes.count, by: 16).map {
-                hexDumpLine(address: range.start + UInt64($0), bytes[$0..<min($0 + 16, bytes.count)])
+            if json { o.json.append(("data", .string(hexString(bytes)))) }
+            if !json {
+                o.text = stride(from: 0, to: bytes.count, by: 16).map {
+                    hexDumpLine(address: range.start + UInt64($0), bytes[$0..<min($0 + 16, bytes.count)])
+                }
             }
             o.value = .bytes(bytes)
         case .str:
             let s = String(decoding: bytes, as: UTF8.self)
-            o.json.append(("string", .string(s)))
+            if json { o.json.append(("string", .string(s))) }
             o.text = [s]
             o.value = .string(s)
         default:
             let values = format.decode(bytes, abi: target.abi)
             let width = UInt64(format.width(for: target.abi)!)
-            o.json.append(("values", .array(values)))
-            o.text =
-                values.count == 1
-                ? [ValueFormat.text(values[0])]
-                : values.enumerated().map {
-                    "\((range.start + UInt64($0.offset) * width).hex): \(ValueFormat.text($0.element))"
-                }
+            if json { o.json.append(("values", .array(values))) }
+            if !json {
+                o.text =
+                    values.count == 1
+                    ? [ValueFormat.text(values[0])]
+                    : values.enumerated().map {
+                        "\((range.start + UInt64($0.offset) * width).hex): \(ValueFormat.text($0.element))"
+                    }
+            }
             if values.count == 1 { o.value = Value(values[0]) }
         }
         return o

@@ -439,6 +439,7 @@ public final class TrapSession {
             stopped[tid] = nil
             do { try Sys.ptraceListen(tid) } catch { return forget(tid) }
             running.insert(tid)
+            target.viewMayBeStale = true
             return
         }
         do { try Sys.ptraceContinue(tid, signal: signal) } catch {
@@ -452,12 +453,16 @@ public final class TrapSession {
         if signal != 0 { signalsDelivered += 1 }
         stopped[tid] = nil
         running.insert(tid)
+        // It runs, and may map or unmap memory: the target's view is read again when it fails
+        // a request (it does not see this run, as the target stays traced).
+        target.viewMayBeStale = true
     }
 
     /// One instruction of held thread `tid`. A signal that arrives instead is kept for the
     /// thread's next resume and the step made again. Nil when the step finished; the event
     /// when the process ended meanwhile.
     private func singleStep(_ tid: Int32) throws(TargetError) -> TrapEvent? {
+        target.viewMayBeStale = true  // one instruction may be a system call that maps memory
         for _ in 0..<64 {
             do { try Sys.ptraceSingleStep(tid, signal: 0) } catch {
                 if error == .noSuchProcess { break }
