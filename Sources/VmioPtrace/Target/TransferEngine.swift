@@ -39,21 +39,28 @@ extension Target {
     /// found (before `.fill` hands its zeros), to `noteHole`. With `destination` (at least
     /// `range.count` bytes) each chunk is read straight to its place there, not into a buffer
     /// of its own, and handed on from there: a read into the caller's memory copies nothing twice.
+    /// With `chunkBuffer` (at least `chunkSize` bytes, asked again after each chunk the consumer
+    /// took) each chunk is read into the buffer it gives: a ring of buffers another thread drains.
     func transfer(
         _ range: AddressRange, policy: FaultPolicy, chunkSize: Int,
         into destination: UnsafeMutableRawBufferPointer? = nil,
+        chunkBuffer: (() -> UnsafeMutableRawBufferPointer)? = nil,
         hole noteHole: (Hole) -> Void = { _ in },
         consume: (Address, UnsafeRawBufferPointer) throws(TargetError) -> ChunkAnswer
     ) throws(TargetError) -> TransferReport {
         var report = TransferReport(requested: range.count)
         let chunk = Int(min(UInt64(max(chunkSize, 1)), max(range.count, 1)))
         precondition(destination.map { UInt64($0.count) >= range.count } ?? true, "destination shorter than the range")
-        let buffer = destination == nil ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
+        let buffer =
+            destination == nil && chunkBuffer == nil
+            ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
         defer { buffer?.deallocate() }
 
         /// Where the `count` bytes at `address` go: their place in `destination`, or the buffer.
         func space(_ address: Address, _ count: Int) -> UnsafeMutableRawBufferPointer {
-            guard let destination else { return UnsafeMutableRawBufferPointer(rebasing: buffer![0..<count]) }
+            guard let destination else {
+                return UnsafeMutableRawBufferPointer(rebasing: (buffer ?? chunkBuffer!())[0..<count])
+            }
             let offset = Int(address - range.start)
             return UnsafeMutableRawBufferPointer(rebasing: destination[offset..<offset + count])
         }
