@@ -94,9 +94,10 @@ public struct ReadCommand: VmioCommand {
         let report =
             format == .str
             ? try target.stream(range, policy: .stop, chunkSize: 4096, sink: taking)
+            // The sink (a file's writes, a hex dump's text) runs beside the reading of the next chunks.
             : try target.stream(
                 range, policy: FaultPolicy(skipFaults: skipping, fillHoles: bestEffort || (skipping && fillsHoles)),
-                sink: taking)
+                overlapped: true, sink: taking)
         if let failure { throw failure }
         return report
     }

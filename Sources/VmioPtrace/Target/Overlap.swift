@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import VmIO
 
@@ -20,7 +21,8 @@ extension Target {
     /// `consume` returns false to end the transfer; what it throws ends it too and is thrown
     /// here, once the reader has stopped (nothing more is read than the ring holds). The
     /// report is the reader's: what moved, the holes, the fault that stopped it. A range of one
-    /// chunk or less, or a thread that cannot be started, is done on this thread alone.
+    /// chunk or less, or a thread that cannot be started, is done on this thread alone (and
+    /// every range with `VMIO_ONE_THREAD=1`).
     ///
     /// `readerEnded` runs on this thread when the reading has ended, before the consumer is
     /// waited for (a test holds the consumer back until then, so the reader is surely ahead).
@@ -32,7 +34,9 @@ extension Target {
         readerEnded: () -> Void = {}, consume: (OverlappedItem) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
         let chunk = max(chunkSize, 1)
-        guard range.count > UInt64(chunk) else { return try transferInline(range, policy, chunk, consume) }
+        guard range.count > UInt64(chunk), !Self.oneThread else {
+            return try transferInline(range, policy, chunk, consume)
+        }
         let ring = ChunkRing(slots: max(slots, 2), chunkSize: chunk)
         // The worker is joined before this returns: the closure never outlives the call.
         return try withoutActuallyEscaping(consume) { (consume) throws(TargetError) -> TransferReport in
@@ -63,6 +67,10 @@ extension Target {
             return report
         }
     }
+
+    /// `VMIO_ONE_THREAD=1` in the environment: every transfer on one thread, as before the
+    /// overlap (the benchmark's "before" rows, measured in the same run).
+    static let oneThread = ProcessInfo.processInfo.environment["VMIO_ONE_THREAD"] == "1"
 
     /// The same transfer on this thread alone, through one buffer.
     private func transferInline(

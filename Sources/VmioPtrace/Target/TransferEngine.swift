@@ -200,18 +200,31 @@ extension Target {
     /// stream). Memory use stays flat for any length. Faults are handled by `policy`; the
     /// report says which mechanism moved each range (``TransferReport/ranges``) and which
     /// failed at each hole.
+    ///
+    /// With `overlapped`, `sink` runs on a second thread while this one reads the next chunks
+    /// into a ring of four buffers of `chunkSize` (so the time approaches the slower of reading
+    /// and `sink`, not their sum); it is still called once a chunk, in order, never two at a
+    /// time, and has returned for the last time when this returns. What `sink` throws ends the
+    /// reading and is thrown here. A `sink` that saves a file this way writes while the target
+    /// is read.
     public func stream(
-        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int = 1 << 20,
+        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int = 1 << 20, overlapped: Bool = false,
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
-        try transfer(range, policy: policy, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
-            try sink(at, chunk) ? .more : .enough
+        guard overlapped else {
+            return try transfer(range, policy: policy, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
+                try sink(at, chunk) ? .more : .enough
+            }
+        }
+        return try transferOverlapped(range, policy: policy, chunkSize: chunkSize) { (item) throws(TargetError) in
+            guard case .bytes(let at, let chunk) = item else { return true }
+            return try sink(at, chunk)
         }
     }
 
-    /// ``stream(_:policy:chunkSize:sink:)`` with the policy spelled as the command-line flags.
+    /// ``stream(_:policy:chunkSize:overlapped:sink:)`` with the policy spelled as the command-line flags.
     ///
-    /// Throws as ``stream(_:policy:chunkSize:sink:)`` does.
+    /// Throws as ``stream(_:policy:chunkSize:overlapped:sink:)`` does.
     public func stream(
         _ range: AddressRange, skipFaults: Bool, fillHoles: Bool = false, chunkSize: Int = 1 << 20,
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
@@ -232,7 +245,7 @@ extension Target {
     /// range is in no mapping (`rangeNotCovered`) or held by another owner (`ownerConflict`);
     /// ``TargetError/permissionDenied(pid:operation:reason:)`` when a destination mapping is not
     /// writable and `force` is not given, or `/proc/PID/mem` does not open for writing (`open(2)`);
-    /// and what reading the source throws (``stream(_:policy:chunkSize:sink:)``). A fault that ends
+    /// and what reading the source throws (``stream(_:policy:chunkSize:overlapped:sink:)``). A fault that ends
     /// the copy is not thrown: the report's `stop` names it.
     public func copy(
         from source: Target, at from: Address, to: Address, count: UInt64, policy: FaultPolicy, force: Bool = false
