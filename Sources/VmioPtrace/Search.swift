@@ -198,7 +198,7 @@ extension Target {
     /// process gone).
     public func search(
         _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
-        chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil
+        chunkSize: Int = 1 << 20, progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> SearchReport {
         var report = SearchReport()
         let keep = pattern.count - 1
