@@ -36,6 +36,18 @@ extension Bench {
                 }
                 return r
             },
+            { _ in
+                // Before the overlap: the same search on one thread, in the same rounds.
+                let r = runChecked(
+                    [
+                        "/usr/bin/env", "VMIO_ONE_THREAD=1", cli, "search", String(pid), "--hex", spaced, "--region",
+                        "\(hex(base))-\(hex(end))", "--max", "1", "--json",
+                    ], what: "vmio-ptrace search, one thread")
+                guard r.output.contains("\"\(expectedText)\"") else {
+                    die("vmio-ptrace search did not find \(expectedText):\n\(r.output)")
+                }
+                return r
+            },
         ]
         if let side = scanmemSide(
             scanmem, pid: pid, holding: base, scan: "option scan_data_type bytearray;\(spaced)", expected: expected)
@@ -43,12 +55,19 @@ extension Bench {
             sides.append(side)
         }
         let results = compare(sides)
-        let (c, ours, sm) = (results[0], results[1], results.count > 2 ? results[2] : Samples())
+        let (c, ours, before) = (results[0], results[1], results[2])
+        let sm = results.count > 3 ? results[3] : Samples()
         let reach = Double(expected - base + 8) / Double(length)
         ratioRow(
-            "4 search 8 bytes, --max 1 (CLI)", ours: ours, baseline: c, label: "C readv+memmem", target: ">= 0.75x",
-            atLeast: 0.75)
-        details.append("4: ours \(gbps(expected - base, ours.wallMedian)), C \(gbps(expected - base, c.wallMedian))")
+            "4 search 8 bytes, --max 1 (CLI)", ours: ours, baseline: c, label: "C readv+memmem", target: ">= 1.3x",
+            atLeast: 1.3)
+        ratioRow(
+            "4 search 8 bytes, --max 1 (CLI), one thread (before)", ours: before, baseline: c,
+            label: "C readv+memmem", target: "-", atLeast: 0)
+        rows[rows.count - 1].pass = nil  // the figure before the change, no target
+        details.append(
+            "4: ours \(gbps(expected - base, ours.wallMedian)), one thread \(gbps(expected - base, before.wallMedian)), "
+                + "C \(gbps(expected - base, c.wallMedian))")
         headline("4 search vs scanmem bytearray (headline)", ours: ours, theirs: sm, tool: "scanmem")
         peakMemory("5 peak memory, search \(length >> 20) MiB", ours: ours, theirs: sm, tool: "scanmem")
         details.append(

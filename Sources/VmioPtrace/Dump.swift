@@ -154,7 +154,8 @@ public enum DumpError: Error, Hashable, Sendable, CustomStringConvertible {
 extension Target {
     /// Dumps `regions` into `directory` as one data file a region plus `manifest.json`.
     ///
-    /// Streaming through one bounded buffer, so memory stays flat for any size. Data
+    /// Streaming through a small ring of buffers (``transferOverlapped``: one thread reads the
+    /// target while another writes the file), so memory stays flat for any size. Data
     /// files are written under temporary names (`.NAME.part`) and renamed when complete,
     /// and the manifest is renamed into place last, so an interrupted dump never looks
     /// complete. An existing dump in `directory` is refused unless `replace`. `durable`
@@ -170,6 +171,14 @@ extension Target {
     public func dump(
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
         durable: Bool = true, progress: ((UInt64) -> Void)? = nil
+    ) throws(TargetError) -> DumpManifest {
+        try dump(regions, to: directory, replace: replace, durable: durable, chunkSize: 1 << 20, progress: progress)
+    }
+
+    /// ``dump(_:to:replace:durable:progress:)`` reading `chunkSize` bytes at a time (the tests' small chunks).
+    func dump(
+        _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
+        durable: Bool, chunkSize: Int, progress: ((UInt64) -> Void)?
     ) throws(TargetError) -> DumpManifest {
         let created = try prepareDirectory(directory, replace: replace)
         // Every exit path but success removes what this dump wrote: a thrown error here, a
@@ -201,7 +210,11 @@ extension Target {
                     try? Sys.unlink(part)
                 }
             }
-            let report = try stream(range, policy: .skip) { (at, chunk) throws(TargetError) in
+            // Written on a second thread while the next chunks are read; a write that fails
+            // stops the reading and is thrown here.
+            let report = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize) {
+                (item) throws(TargetError) in
+                guard case .bytes(let at, let chunk) = item else { return true }
                 do throws(Errno) { try Files.write(fd, chunk, at: at - range.start) } catch {
                     throw .file(path: part, .failed(error))
                 }

@@ -198,7 +198,7 @@ extension Target {
     /// process gone).
     public func search(
         _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
-        chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil
+        chunkSize: Int = 1 << 20, progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> SearchReport {
         var report = SearchReport()
         let keep = pattern.count - 1
@@ -221,7 +221,19 @@ extension Target {
         for (mapping, range) in regions {
             previousMapping = currentMapping
             currentMapping = mapping
-            let streamed = try stream(range, policy: .skip, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
+            // The region's holes, merged as a transfer's report merges them.
+            var regionHoles = TransferReport(requested: 0)
+            // Matched on a second thread while the next chunks are read, in the reader's order.
+            let streamed = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize) {
+                (item) throws(TargetError) in
+                let (at, chunk): (Address, UnsafeRawBufferPointer)
+                switch item {
+                case .hole(let hole):
+                    // Only the holes before the search ended: the reader may have gone further.
+                    regionHoles.addHole(hole)
+                    return true
+                case .bytes(let address, let bytes): (at, chunk) = (address, bytes)
+                }
                 defer {
                     report.scanned += UInt64(chunk.count)
                     progress?(report.scanned)
@@ -249,7 +261,7 @@ extension Target {
                 }
                 return true
             }
-            report.holes += streamed.holes
+            report.holes += regionHoles.holes
             // Faults are holes, but a stream cut short (target gone, permission) is not a
             // finished search: say so instead of reporting a partial scan as complete.
             if let stop = streamed.stop { throw .transferStopped(stop) }

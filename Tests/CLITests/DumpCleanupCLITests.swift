@@ -140,4 +140,25 @@ import VmioTestSupport
         let left = (try? FileManager.default.contentsOfDirectory(atPath: mount + "/d")) ?? []
         #expect(!FileManager.default.fileExists(atPath: mount + "/d"), "\(left)")
     }
+
+    /// The disk fills up in the middle of one large region, whose chunks a second thread
+    /// writes while the next are read (a 2 MiB tmpfs, an 8 MiB region): the write error
+    /// stops the reading, is the error reported, and no file is left.
+    @Test func aWriteErrorInTheMiddleOfARegionLeavesNothing() throws {
+        let random = try Fixtures.launch(.random, arguments: ["8"])
+        defer { random.terminate() }
+        let dir = TempDir()
+        let mount = dir.sub("small")
+        mkdir(mount, 0o755)
+        let mounted = try Tool.runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount])
+        try #require(mounted.exited(0), "cannot mount a tmpfs here: \(mounted)")
+        defer { _ = try? Tool.runProgram("/bin/umount", [mount]) }
+        let buf = random.address("buf")
+        let result = try Tool.run(
+            "dump", random.pidArg, "--region", "\(hx(buf))-\(hx(buf + (8 << 20)))", "-o", mount + "/d")
+        #expect(result.exited(1), "no space left: \(result)")
+        #expect(result.stderrLines.count == 1 && result.stderr.contains("No space left"), "\(result.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: mount + "/d")) ?? []
+        #expect(!FileManager.default.fileExists(atPath: mount + "/d"), "\(left)")
+    }
 }

@@ -45,7 +45,7 @@ import VmioTestSupport
         }
     }
 
-    /// Values that straddle the 1 MiB chunks of the stream (the start is 3 bytes past a
+    /// Values that straddle the 256 KiB chunks of the stream (the start is 3 bytes past a
     /// word), in text and in JSON, are the buffer's values.
     @Test func valuesSplitBetweenChunksComeOutWhole() throws {
         let start: UInt64 = 3, count: UInt64 = (1 << 20) / 4 + 4

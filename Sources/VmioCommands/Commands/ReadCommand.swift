@@ -94,9 +94,11 @@ public struct ReadCommand: VmioCommand {
         let report =
             format == .str
             ? try target.stream(range, policy: .stop, chunkSize: 4096, sink: taking)
+            // The sink (a file's writes, a hex dump's text) runs beside the reading of the next
+            // chunks; four of 256 KiB hold what one buffer of 1 MiB did before.
             : try target.stream(
                 range, policy: FaultPolicy(skipFaults: skipping, fillHoles: bestEffort || (skipping && fillsHoles)),
-                sink: taking)
+                chunkSize: 256 << 10, overlapped: true, sink: taking)
         if let failure { throw failure }
         return report
     }

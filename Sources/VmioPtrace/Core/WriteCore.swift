@@ -71,8 +71,9 @@ extension Target {
     ///
     /// The file is written under a temporary name in its directory and renamed into place
     /// when complete (``OutputFile``): an interrupted core, or one of a target that exits,
-    /// leaves nothing. Memory goes through one bounded buffer (``stream(_:policy:chunkSize:sink:)``
-    /// with ``FaultPolicy/skip``), so the tool's memory stays flat for any size; pages that
+    /// leaves nothing. Memory goes through a ring of four bounded buffers
+    /// (``stream(_:policy:chunkSize:overlapped:sink:)`` with ``FaultPolicy/skip``, written on a
+    /// second thread while the next are read), so the tool's memory stays flat for any size; pages that
     /// cannot be read are zeros in the core and ``CoreReport/holes``. The target is stopped
     /// while it is taken unless it already is or `options.stop` is false, and let go after.
     /// ARCHITECTURE.md describes the path of a core.
@@ -112,7 +113,8 @@ extension Target {
         let total = segments.reduce(0) { $0 + $1.fileSize }
         for segment in segments where segment.fileSize > 0 {
             let range = AddressRange(clamping: segment.mapping.start, segment.mapping.start + segment.fileSize)
-            let report = try stream(range, policy: .skip) { (at, chunk) throws(TargetError) in
+            // Written on a second thread while the next chunks are read.
+            let report = try stream(range, policy: .skip, overlapped: true) { (at, chunk) throws(TargetError) in
                 let offset = segment.fileOffset + (at - range.start)
                 if options.sparse {
                     try Self.writeNonZeroPages(chunk, to: file, at: offset)

@@ -240,6 +240,30 @@ enum Sys {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
+    /// Runs `work` on a new thread (`pthread_create(3)`, which makes it with `clone(2)`); nil
+    /// when no thread can be made. The caller joins it (``joinThread(_:)``).
+    static func startThread(_ work: ConsumerWork) -> pthread_t? {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(work).toOpaque()
+        let started = pthread_create(
+            &thread, nil,
+            { context in
+                // Released here, on the worker, before it ends: the join sees it gone.
+                Unmanaged<ConsumerWork>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, context)
+        guard started == 0 else {
+            Unmanaged<ConsumerWork>.fromOpaque(context).release()
+            return nil
+        }
+        return thread
+    }
+
+    /// Waits until `thread` has ended (`pthread_join(3)`).
+    static func joinThread(_ thread: pthread_t) {
+        pthread_join(thread, nil)
+    }
+
     /// Sleeps about `microseconds` (`usleep(3)`), for the bounded polls of ptrace stops.
     static func pause(microseconds: UInt32) {
         Glibc.usleep(microseconds)

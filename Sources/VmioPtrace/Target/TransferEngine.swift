@@ -39,21 +39,28 @@ extension Target {
     /// found (before `.fill` hands its zeros), to `noteHole`. With `destination` (at least
     /// `range.count` bytes) each chunk is read straight to its place there, not into a buffer
     /// of its own, and handed on from there: a read into the caller's memory copies nothing twice.
+    /// With `chunkBuffer` (at least `chunkSize` bytes, asked again after each chunk the consumer
+    /// took) each chunk is read into the buffer it gives: a ring of buffers another thread drains.
     func transfer(
         _ range: AddressRange, policy: FaultPolicy, chunkSize: Int,
         into destination: UnsafeMutableRawBufferPointer? = nil,
+        chunkBuffer: (() -> UnsafeMutableRawBufferPointer)? = nil,
         hole noteHole: (Hole) -> Void = { _ in },
         consume: (Address, UnsafeRawBufferPointer) throws(TargetError) -> ChunkAnswer
     ) throws(TargetError) -> TransferReport {
         var report = TransferReport(requested: range.count)
         let chunk = Int(min(UInt64(max(chunkSize, 1)), max(range.count, 1)))
         precondition(destination.map { UInt64($0.count) >= range.count } ?? true, "destination shorter than the range")
-        let buffer = destination == nil ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
+        let buffer =
+            destination == nil && chunkBuffer == nil
+            ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
         defer { buffer?.deallocate() }
 
         /// Where the `count` bytes at `address` go: their place in `destination`, or the buffer.
         func space(_ address: Address, _ count: Int) -> UnsafeMutableRawBufferPointer {
-            guard let destination else { return UnsafeMutableRawBufferPointer(rebasing: buffer![0..<count]) }
+            guard let destination else {
+                return UnsafeMutableRawBufferPointer(rebasing: (buffer ?? chunkBuffer!())[0..<count])
+            }
             let offset = Int(address - range.start)
             return UnsafeMutableRawBufferPointer(rebasing: destination[offset..<offset + count])
         }
@@ -193,18 +200,31 @@ extension Target {
     /// stream). Memory use stays flat for any length. Faults are handled by `policy`; the
     /// report says which mechanism moved each range (``TransferReport/ranges``) and which
     /// failed at each hole.
+    ///
+    /// With `overlapped`, `sink` runs on a second thread while this one reads the next chunks
+    /// into a ring of four buffers of `chunkSize` (so the time approaches the slower of reading
+    /// and `sink`, not their sum); it is still called once a chunk, in order, never two at a
+    /// time, and has returned for the last time when this returns. What `sink` throws ends the
+    /// reading and is thrown here. A `sink` that saves a file this way writes while the target
+    /// is read.
     public func stream(
-        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int = 1 << 20,
+        _ range: AddressRange, policy: FaultPolicy, chunkSize: Int = 1 << 20, overlapped: Bool = false,
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
-        try transfer(range, policy: policy, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
-            try sink(at, chunk) ? .more : .enough
+        guard overlapped else {
+            return try transfer(range, policy: policy, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
+                try sink(at, chunk) ? .more : .enough
+            }
+        }
+        return try transferOverlapped(range, policy: policy, chunkSize: chunkSize) { (item) throws(TargetError) in
+            guard case .bytes(let at, let chunk) = item else { return true }
+            return try sink(at, chunk)
         }
     }
 
-    /// ``stream(_:policy:chunkSize:sink:)`` with the policy spelled as the command-line flags.
+    /// ``stream(_:policy:chunkSize:overlapped:sink:)`` with the policy spelled as the command-line flags.
     ///
-    /// Throws as ``stream(_:policy:chunkSize:sink:)`` does.
+    /// Throws as ``stream(_:policy:chunkSize:overlapped:sink:)`` does.
     public func stream(
         _ range: AddressRange, skipFaults: Bool, fillHoles: Bool = false, chunkSize: Int = 1 << 20,
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
@@ -225,7 +245,7 @@ extension Target {
     /// range is in no mapping (`rangeNotCovered`) or held by another owner (`ownerConflict`);
     /// ``TargetError/permissionDenied(pid:operation:reason:)`` when a destination mapping is not
     /// writable and `force` is not given, or `/proc/PID/mem` does not open for writing (`open(2)`);
-    /// and what reading the source throws (``stream(_:policy:chunkSize:sink:)``). A fault that ends
+    /// and what reading the source throws (``stream(_:policy:chunkSize:overlapped:sink:)``). A fault that ends
     /// the copy is not thrown: the report's `stop` names it.
     public func copy(
         from source: Target, at from: Address, to: Address, count: UInt64, policy: FaultPolicy, force: Bool = false
