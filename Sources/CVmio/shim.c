@@ -209,9 +209,14 @@ int vmio_tick_start(int milliseconds) {
 }
 
 void vmio_tick_stop(void) {
+    // The ticks leave errno at EINTR (an interrupted waitid): a later getline(3) at end of file
+    // fails without setting errno, and Swift's readLine retries an EINTR for ever (a session
+    // reading standard input spun at full CPU after a wait).
+    errno = 0;
     if (!tick_armed) return;
     tick_armed = 0;
     timer_delete(tick_timer);
+    errno = 0;
 }
 
 pid_t vmio_wait_peek(void) {

@@ -163,6 +163,54 @@ import VmioTestSupport
         #expect(try fixture.send("tick", timeout: 30) == "ticked 7007")
     }
 
+    /// A script in a temporary file, `PID` replaced by the fixture's pid.
+    func script(_ fixture: FixtureProcess, _ lines: [String]) throws -> TempPath {
+        let script = TempPath("wait.vmio")
+        let text = lines.map { $0.replacingOccurrences(of: "PID", with: fixture.pidArg) }.joined(separator: "\n")
+        try (text + "\n").write(toFile: script.path, atomically: true, encoding: .utf8)
+        return script
+    }
+
+    @Test(arguments: [false, true]) func aWaitWithNoTrapOnAHolderTimesOutAndTheSessionEnds(stdin: Bool) throws {
+        // The bug: read from standard input, the session spun at full CPU after the wait and never
+        // ended (the line reader took the wait's stale EINTR for an interrupted read).
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let buf = hx(holder.address("buf"))
+        let lines = ["let e = wait --timeout 0.1", "echo got $e.kind", "read \(buf) 4"]
+        let result: RunResult
+        if stdin {
+            let text = lines.joined(separator: "\\n").replacingOccurrences(of: "$", with: "\\$")
+            result = try Tool.runProgram(
+                "/bin/sh", ["-c", "printf \"\(text)\\n\" | \(Fixtures.toolPath.path) session \(holder.pidArg)"],
+                timeout: 30)
+        } else {
+            let script = try script(holder, lines)
+            result = try Tool.run(["session", holder.pidArg, script.path], timeout: 30)
+        }
+        #expect(result.exited(0), "\(result)")
+        #expect(result.lines.first == "got timeout", "\(result)")
+        #expect(result.lines.count == 2, "\(result)")
+        #expect(waitUntil { isFreeRunning(holder.pid) }, "\(procStatus(holder.pid))")
+        #expect(try holder.get(holder.address("buf"), 4) == (0..<4).map(holderPattern))
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT]) func aFatalSignalEndsAWaitWithNoTrap(signal: Int32) throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let script = try script(holder, ["echo ready", "let e = wait --timeout 30", "echo not reached"])
+        let tool = try Running(Fixtures.toolPath.path, ["session", holder.pidArg, script.path])
+        #expect(waitUntil(timeout: 20) { String(decoding: tool.peekStdout(), as: UTF8.self).contains("ready") })
+        usleep(300_000)  // into the wait
+        kill(tool.pid, signal)
+        let result = tool.finish(timeout: 20)
+        #expect(result.signaled && result.status == signal, "\(result)")
+        #expect(!result.stdoutText.contains("not reached"), "\(result)")
+        #expect(result.stderr.contains("received: the session ends"), "\(result)")
+        #expect(waitUntil { isFreeRunning(holder.pid) }, "\(procStatus(holder.pid))")
+        #expect(try holder.get(holder.address("buf"), 4) == (0..<4).map(holderPattern))
+    }
+
     @Test func trapVerbsRefuseWhatTheyCannotDo() throws {
         let fixture = try Fixtures.launch(.traps), other = try Fixtures.launch(.traps)
         defer {
