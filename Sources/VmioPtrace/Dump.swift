@@ -154,7 +154,7 @@ public enum DumpError: Error, Hashable, Sendable, CustomStringConvertible {
 extension Target {
     /// Dumps `regions` into `directory` as one data file a region plus `manifest.json`.
     ///
-    /// Streaming through a small ring of buffers (``transferOverlapped``: one thread reads the
+    /// Streaming through a small ring of buffers (`transferOverlapped`: one thread reads the
     /// target while another writes the file), so memory stays flat for any size. Data
     /// files are written under temporary names (`.NAME.part`) and renamed when complete,
     /// and the manifest is renamed into place last, so an interrupted dump never looks
