@@ -19,6 +19,13 @@ import VmioTestSupport
     }
 
     @Test func readsDoNotReadTheMapsAgain() throws {
+        try expectReadsReadNoMaps(offsets: (0..<5).map { UInt64(8 * $0) })
+    }
+
+    /// Reads 8 bytes at each of `offsets` in the holder's buf, each a new command on a running
+    /// target, between two `maps`: the generation moves by one (the second `maps` uses the
+    /// whole view and reads the maps once, as the target ran since), so no read read them.
+    func expectReadsReadNoMaps(offsets: [UInt64]) throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
         let buf = holder.address("buf")
@@ -26,13 +33,12 @@ import VmioTestSupport
         defer { session.waitExit() }
         try session.send("maps")
         let before = try #require(generation(session.nextObject()))
-        for i in 0..<5 {
-            try session.send("read \(hx(buf + UInt64(8 * i))) 8 --format u64")
+        for offset in offsets {
+            try session.send("read \(hx(buf + offset)) 8 --format u64")
             #expect(session.nextObject()?["ok"] as? Bool == true)
         }
-        // `maps` uses the whole view: it reads the maps once, as the target ran since.
         try session.send("maps")
-        #expect(generation(session.nextObject()) == before + 1, "five reads read no maps")
+        #expect(generation(session.nextObject()) == before + 1, "\(offsets.count) reads inside the view read no maps")
         session.closeInput()
     }
 
@@ -103,21 +109,9 @@ import VmioTestSupport
     }
 
     @Test func readsInsideTheViewReadNoMapsWhateverTheirNumber() throws {
-        let holder = try Fixtures.launch(.holder)
-        defer { holder.terminate() }
-        let buf = holder.address("buf")
-        let session = try Conversation(Tool.path, ["session", holder.pidArg, "-", "--json"])
-        defer { session.waitExit() }
-        try session.send("maps")
-        let before = try #require(generation(session.nextObject()))
-        // Every page of buf, and back: 64 reads, each a new command on a running target.
-        for i in 0..<64 {
-            try session.send("read \(hx(buf + UInt64(4096 * (i % 16) + 8 * (i / 16)))) 8 --format u64")
-            #expect(session.nextObject()?["ok"] as? Bool == true)
-        }
-        try session.send("maps")
-        #expect(generation(session.nextObject()) == before + 1, "64 reads inside the view read no maps")
-        session.closeInput()
+        // Every page of buf, and back: 64 reads.
+        let offsets: [UInt64] = (0..<64).map { (i: Int) -> UInt64 in UInt64(4096 * (i % 16) + 8 * (i / 16)) }
+        try expectReadsReadNoMaps(offsets: offsets)
     }
 
     @Test func afterContAMappingMadeSinceIsFound() throws {
