@@ -219,10 +219,11 @@ void vmio_tick_stop(void) {
     errno = 0;
 }
 
-pid_t vmio_wait_peek(void) {
+pid_t vmio_wait_peek(int hang) {
     siginfo_t info;
-    memset(&info, 0, sizeof info);
-    if (waitid(P_ALL, 0, &info, WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD) < 0) return -1;
+    memset(&info, 0, sizeof info);  // WNOHANG with no news leaves si_pid 0
+    int options = WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD | (hang ? 0 : WNOHANG);
+    if (waitid(P_ALL, 0, &info, options) < 0) return -1;
     return info.si_pid;
 }
 

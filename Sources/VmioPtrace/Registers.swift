@@ -24,6 +24,18 @@ public struct Registers: Hashable, Sendable {
         ].map { UInt64($0) }
     }
 
+    private init(values: [UInt64]) {
+        self.values = values
+    }
+
+    /// These registers with the instruction pointer at `address`: what they read after a
+    /// `PTRACE_POKEUSER` of `rip`, without reading them again.
+    public func movingInstructionPointer(to address: UInt64) -> Registers {
+        var moved = values
+        moved[0] = address
+        return Registers(values: moved)
+    }
+
     /// (name, value) pairs in order.
     public var named: [(name: String, value: UInt64)] { Array(zip(Self.names, values)) }
 

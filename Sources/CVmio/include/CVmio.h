@@ -109,10 +109,11 @@ void vmio_reraise(int signal);
 int vmio_tick_start(int milliseconds);
 /// Deletes the calling thread's timer.
 void vmio_tick_stop(void);
-/// waitid(P_ALL, …, WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD) once: which of the
-/// calling thread's tracees and children has news, left uncollected (waitpid(pid) collects
-/// it). -1 with errno EINTR when a signal interrupted it, ECHILD when there is none.
-pid_t vmio_wait_peek(void);
+/// waitid(P_ALL, …, WEXITED | WSTOPPED | WNOWAIT | __WALL | __WNOTHREAD) once (with WNOHANG
+/// when hang is 0): which of the calling thread's tracees and children has news, left
+/// uncollected (waitpid(pid) collects it). 0 when hang is 0 and none has news yet; -1 with
+/// errno EINTR when a signal interrupted it, ECHILD when there is none.
+pid_t vmio_wait_peek(int hang);
 
 /// A dump being written into `directory`, kept where the handlers above can reach it: on
 /// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE they remove its files (the names a dump writes:

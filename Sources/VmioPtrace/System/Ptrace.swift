@@ -113,18 +113,19 @@ extension Sys {
     /// The offset of `rip` in `struct user`.
     static var instructionPointerOffset: UInt { vmio_user_rip_offset() }
 
-    /// `waitid(P_ALL, WNOWAIT | __WALL | __WNOTHREAD)` once (the C shim's `vmio_wait_peek`):
-    /// which tracee or child of the calling thread has news, left for ``waitpid(_:hang:)`` to
-    /// collect. Nil when a signal interrupted the wait (`EINTR` is not retried here: the
-    /// event loop's timer interrupts it on purpose, ``startTicks(milliseconds:)``).
-    static func peekAnyChild() throws(Errno) -> Int32? {
-        let tid = vmio_wait_peek()
+    /// `waitid(P_ALL, WNOWAIT | __WALL | __WNOTHREAD)` once (the C shim's `vmio_wait_peek`;
+    /// `WNOHANG` too unless `hang`): which tracee or child of the calling thread has news, left
+    /// for ``waitpid(_:hang:interruptible:)`` to collect. Nil when none has news yet (`hang`
+    /// false) or a signal interrupted the wait (`EINTR` is not retried here: the event loop's
+    /// timer interrupts it on purpose, ``startTicks(milliseconds:)``).
+    static func peekAnyChild(hang: Bool = true) throws(Errno) -> Int32? {
+        let tid = vmio_wait_peek(hang ? 1 : 0)
         if tid < 0 {
             let failure = lastErrno
             if failure == .interrupted { return nil }
             throw failure
         }
-        return tid
+        return tid == 0 ? nil : tid
     }
 
     /// Interrupts the calling thread's blocking calls every `milliseconds`

@@ -264,6 +264,12 @@ enum Sys {
         pthread_join(thread, nil)
     }
 
+    /// Gives the processor to another runnable thread (`sched_yield(2)`), between the polls of
+    /// the event loop's busy window (ARCHITECTURE.md, "Traps").
+    static func yieldProcessor() {
+        _ = Glibc.sched_yield()
+    }
+
     /// Sleeps about `microseconds` (`usleep(3)`), for the bounded polls of ptrace stops.
     static func pause(microseconds: UInt32) {
         Glibc.usleep(microseconds)
@@ -298,10 +304,22 @@ enum Sys {
     }
 
     /// `waitpid(2)` with `__WALL` (threads and processes alike, ptrace stops included).
-    /// Nil when `hang` is false and nothing has changed yet (`WNOHANG`).
-    static func waitpid(_ pid: Int32, hang: Bool) throws(Errno) -> WaitStatus? {
+    /// Nil when `hang` is false and nothing has changed yet (`WNOHANG`), and when
+    /// `interruptible` and a signal interrupted the wait (else `EINTR` is retried).
+    static func waitpid(_ pid: Int32, hang: Bool, interruptible: Bool = false) throws(Errno) -> WaitStatus? {
         var raw: Int32 = 0
-        let got = try retryingInterrupts { Glibc.waitpid(pid, &raw, __WALL | (hang ? 0 : WNOHANG)) }
+        let options = __WALL | (hang ? 0 : WNOHANG)
+        let got: Int32
+        if interruptible {
+            got = Glibc.waitpid(pid, &raw, options)
+            if got < 0 {
+                let failure = lastErrno
+                if failure == .interrupted { return nil }
+                throw failure
+            }
+        } else {
+            got = try retryingInterrupts { Glibc.waitpid(pid, &raw, options) }
+        }
         return got == 0 ? nil : WaitStatus(raw)
     }
 }

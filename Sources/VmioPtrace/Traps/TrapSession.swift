@@ -69,8 +69,21 @@ public final class TrapSession {
     /// Signals passed through to the target.
     public private(set) var signalsDelivered = 0
 
+    /// Whether a debug register was ever set: before, a `SIGTRAP` cannot be a hardware trap of
+    /// ours, and DR6 is not read.
+    private var debugRegistersUsed = false
+    /// Whether a thread or child came that the session may not have seen yet (a clone, fork
+    /// or vfork event): from then on the event loop asks every child, not the one thread.
+    private var tasksMayBeUnseen = false
+    /// Until when the event loop polls without blocking (set as a thread is let go).
+    private var pollUntil: ContinuousClock.Instant?
+
     /// How often the blocking wait is interrupted to look at the deadline and at deferred signals.
     static let tickMilliseconds: Int32 = 50
+    /// How long the event loop polls (`WNOHANG`, yielding the processor between polls) after
+    /// letting a thread go, before it blocks: a trap hit soon after costs no wake-up of an
+    /// idle processor (ARCHITECTURE.md, "Traps").
+    static let pollWindow = Duration.microseconds(200)
 
     /// Holds every thread of `target` (``Target/stop(timeout:)``) and sets the event options
     /// on each. The threads stay stopped until the first ``wait(timeout:)`` or ``run(timeout:_:)``.
@@ -185,6 +198,7 @@ public final class TrapSession {
             throw .trap("\(address.hex) is not a user-space address")
         }
         var trap = Trap(id: takeID(), kind: .hardware(access), address: address, length: length)
+        debugRegistersUsed = true
         for (slot, piece) in zip(free, pieces) {
             slots[slot] = piece
             slotOwners[slot] = trap.id
@@ -453,6 +467,7 @@ public final class TrapSession {
         if signal != 0 { signalsDelivered += 1 }
         stopped[tid] = nil
         running.insert(tid)
+        pollUntil = .now + Self.pollWindow
         // It runs, and may map or unmap memory: the target's view is read again when it fails
         // a request (it does not see this run, as the target stays traced).
         target.viewMayBeStale = true
@@ -476,6 +491,7 @@ public final class TrapSession {
             }
             switch status {
             case .stopped(let signal, let event) where event == 0 && signal == SIGTRAP:
+                guard debugRegistersUsed else { return nil }
                 let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
                 // The stepped instruction may have hit a watchpoint too: that hit is the event.
                 if dr6 & DebugRegisters.hitMask != 0 { return try handleSignalStop(tid, signal: SIGTRAP) }
@@ -556,12 +572,32 @@ public final class TrapSession {
         while true {
             if let signal = Sys.takeDeferredSignal() { return TrapEvent(.interrupted, signal: signal) }
             if let deadline, ContinuousClock.now >= deadline { return TrapEvent(.timeout) }
+            let polling = pollUntil.map { ContinuousClock.now < $0 } ?? false
+            if !polling { pollUntil = nil }
+            if let only = onlyThreadToAsk {
+                let status: WaitStatus?
+                do { status = try Sys.waitpid(only, hang: !polling, interruptible: true) } catch {
+                    if error == .noChildProcess { return ended(.gone, tid: pid) }
+                    throw .system(call: "waitpid", errno: error)
+                }
+                guard let status else {
+                    if polling { Sys.yieldProcessor() }
+                    continue
+                }
+                running.remove(only)
+                if let event = try handle(only, status, known: true, interrupting: false) { return event }
+                if stopped[only] != nil, !queued.contains(where: { $0.tid == only }) { try resume(only) }
+                continue
+            }
             let next: Int32?
-            do { next = try Sys.peekAnyChild() } catch {
+            do { next = try Sys.peekAnyChild(hang: !polling) } catch {
                 if error == .noChildProcess { return ended(.gone, tid: pid) }
                 throw .system(call: "waitid", errno: error)
             }
-            guard let next else { continue }
+            guard let next else {
+                if polling { Sys.yieldProcessor() }
+                continue
+            }
             let got: (tid: Int32, status: WaitStatus)?
             if running.contains(next) || stopped[next] != nil || isNew(next) {
                 got = (try? Sys.waitpid(next, hang: false)).map { (next, $0) }
@@ -577,6 +613,16 @@ public final class TrapSession {
             if let event = try handle(tid, status, known: known, interrupting: false) { return event }
             if stopped[tid] != nil, !queued.contains(where: { $0.tid == tid }) { try resume(tid) }
         }
+    }
+
+    /// The one thread whose news are all there can be, when the process has one thread, it
+    /// runs, and no clone or fork happened: `waitpid` on it alone then finds each event with
+    /// one call (no `waitid` peek first). Its exit is reported to that `waitpid` too.
+    private var onlyThreadToAsk: Int32? {
+        guard running.count == 1, stopped.isEmpty, forkChildren.isEmpty, !tasksMayBeUnseen,
+            running.contains(pid)
+        else { return nil }
+        return pid
     }
 
     /// One of our threads or fork children with news, asked one by one (`waitpid(tid, __WALL |
@@ -635,8 +681,10 @@ public final class TrapSession {
             case 0:
                 return try handleSignalStop(tid, signal: signal)
             case vmio_ptrace_event_clone:
+                tasksMayBeUnseen = true
                 return nil  // the new thread's first stop comes on its own (before or after this)
             case vmio_ptrace_event_fork, vmio_ptrace_event_vfork:
+                tasksMayBeUnseen = true
                 guard let message = try? Sys.ptraceEventMessage(tid) else { return nil }
                 let child = Int32(truncatingIfNeeded: message)
                 let vfork = event == vmio_ptrace_event_vfork
@@ -672,7 +720,7 @@ public final class TrapSession {
             stopped[tid] = signal
             return TrapEvent(.signal, tid: tid, signal: signal)
         }
-        let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
+        let dr6 = debugRegistersUsed ? (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0 : 0
         if dr6 & DebugRegisters.hitMask != 0 {
             _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
             let slot = (0..<DebugRegisters.slotCount).first { dr6 & (1 << UInt64($0)) != 0 }!
@@ -695,7 +743,7 @@ public final class TrapSession {
                 throw .system(call: "ptrace(PTRACE_POKEUSER, \(tid), rip)", errno: error)
             }
             atBreakpoint[tid] = address
-            let moved = try self.registers(of: tid)
+            let moved = registers.movingInstructionPointer(to: address)
             let trap = softwareTraps[address].flatMap { traps[$0] }
             return TrapEvent(.breakpoint, tid: tid, pc: address, trap: trap, registers: moved)
         }
