@@ -44,20 +44,28 @@ public struct BreakCommand: VmioCommand {
     }
 
     static let arguments = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"]
+    /// Where each of ``arguments`` is in ``Registers/values``.
+    static let argumentIndices = arguments.map { Registers.names.firstIndex(of: $0)! }
 
     public func run(in context: CommandContext) throws -> Outcome {
         try context.withTarget(attach: log.attach) { target in
             let starts = try addresses.map { try target.resolve($0) }
-            let log = TrapLog(context: context, options: self.log) { event in
+            let log = TrapLog(context: context, options: self.log) { event, parts in
                 guard let registers = event.registers else { return ("", []) }
-                let arguments = Self.arguments.map { ($0, registers[$0] ?? 0) }
-                var text = arguments.map { "\($0.0)=\($0.1.hex)" }.joined(separator: " ")
-                var json: [(String, JSONValue)] = [
-                    ("arguments", .object(arguments.map { ($0.0, .string($0.1.hex)) }))
-                ]
-                if regs {
-                    text += " " + registers.named.map { "\($0.name)=\($0.value.hex)" }.joined(separator: " ")
-                    json.append(("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })))
+                let arguments = Self.argumentIndices.map { (Registers.names[$0], registers.values[$0]) }
+                var text = ""
+                var json: [(String, JSONValue)] = []
+                if parts.contains(.text) {
+                    text = arguments.map { "\($0.0)=\($0.1.hex)" }.joined(separator: " ")
+                    if regs {
+                        text += " " + registers.named.map { "\($0.name)=\($0.value.hex)" }.joined(separator: " ")
+                    }
+                }
+                if parts.contains(.json) {
+                    json = [("arguments", .object(arguments.map { ($0.0, .string($0.1.hex)) }))]
+                    if regs {
+                        json.append(("registers", .object(registers.named.map { ($0.name, .string($0.value.hex)) })))
+                    }
                 }
                 return (text, json)
             }

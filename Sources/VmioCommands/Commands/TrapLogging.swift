@@ -36,14 +36,24 @@ public struct TrapLogOptions: ParsableArguments {
     var duration: Duration? { timeout.map { .milliseconds(Int64(($0 * 1000).rounded(.up))) } }
 }
 
+/// Which records of a hit the log makes: its line, its JSON fields, or both (a hit costs
+/// only what is shown: the logging loop's speed is the command's, README "Breakpoints and
+/// watchpoints").
+struct HitParts: OptionSet {
+    let rawValue: Int
+    static let text = HitParts(rawValue: 1)
+    static let json = HitParts(rawValue: 2)
+}
+
 /// The logging loop of `watch` and `break`: each hit one line (or one JSON object) as it
 /// comes, then a summary; the session's end (every byte put back, DR7 cleared, verified)
 /// before anything is let go, on every path.
 struct TrapLog {
     let context: CommandContext
     let options: TrapLogOptions
-    /// One hit's words after `TIME tid TID pc PC FUNCTION (LOCATION)`, and its JSON fields.
-    let describe: (TrapEvent) -> (text: String, json: [(String, JSONValue)])
+    /// One hit's words after `TIME tid TID pc PC FUNCTION (LOCATION)`, and its JSON fields;
+    /// each empty unless in the parts asked for.
+    let describe: (TrapEvent, HitParts) -> (text: String, json: [(String, JSONValue)])
 
     /// Sets the traps with `arm`, runs until the count, the timeout, the target's end or a
     /// fatal signal, and returns the outcome (a fatal signal is re-raised after the summary).
@@ -65,21 +75,28 @@ struct TrapLog {
         var events: [JSONValue] = []
         var hits = 0
         var failure = CallbackFailure()
+        let parts: HitParts = sink == nil ? [.text, .json] : context.json ? .json : .text
         let last = try session.run(timeout: options.duration) { event in
             hits += 1
             let place = locations[event.pc] ?? target.symbols.describe(event.pc)
             locations[event.pc] = place
-            let (words, fields) = describe(event)
-            var line =
-                "\(clockText(event.time)) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) "
-                + "(\(place.locationText)) \(words)"
-            var json: [(String, JSONValue)] = [
-                ("event", .string(event.kind.rawValue)), ("time", .string(clockText(event.time))),
-                ("id", event.trap.map { .int(Int64($0.id)) } ?? .null), ("tid", .int(Int64(event.tid))),
-                ("pc", .string(event.pc.hex)), ("function", .string(place.functionText)),
-                ("location", .string(place.locationText)),
-            ]
-            json += fields
+            let (words, fields) = describe(event, parts)
+            let time = clockText(event.time)
+            var line = ""
+            var json: [(String, JSONValue)] = []
+            if parts.contains(.text) {
+                line =
+                    "\(time) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) (\(place.locationText)) \(words)"
+            }
+            if parts.contains(.json) {
+                json = [
+                    ("event", .string(event.kind.rawValue)), ("time", .string(time)),
+                    ("id", event.trap.map { .int(Int64($0.id)) } ?? .null), ("tid", .int(Int64(event.tid))),
+                    ("pc", .string(event.pc.hex)), ("function", .string(place.functionText)),
+                    ("location", .string(place.locationText)),
+                ]
+                json += fields
+            }
             if let unwinder {
                 let frames =
                     (try? unwinder.unwind(tid: event.tid, maxDepth: 64, view: target.view, symbols: target.symbols))?

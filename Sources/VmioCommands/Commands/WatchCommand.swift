@@ -73,11 +73,11 @@ public struct WatchCommand: VmioCommand {
                 let values = shown.decode(bytes, abi: target.abi)
                 return values.count == 1 ? values[0] : .array(values)
             }
-            let log = TrapLog(context: context, options: self.log) { event in
+            let log = TrapLog(context: context, options: self.log) { event, parts in
                 let old = show(event.old), new = show(event.new)
                 return (
-                    "\(valueText(old)) → \(valueText(new))",
-                    [("address", .string(start.hex)), ("old", old), ("new", new)]
+                    parts.contains(.text) ? "\(valueText(old)) → \(valueText(new))" : "",
+                    parts.contains(.json) ? [("address", .string(start.hex)), ("old", old), ("new", new)] : []
                 )
             }
             return try log.run(target, verb: "watch") { session in

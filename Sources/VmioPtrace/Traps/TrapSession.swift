@@ -483,9 +483,10 @@ public final class TrapSession {
                 if error == .noSuchProcess { break }
                 throw .system(call: "ptrace(PTRACE_SINGLESTEP, \(tid))", errno: error)
             }
-            // One instruction: its stop comes at once (or the thread's end), so the wait blocks.
+            // One instruction: its stop comes at once (or the thread's end), so the wait blocks,
+            // after a poll: the stop comes within microseconds, a wake-up costs more.
             let status: WaitStatus
-            do { status = try Sys.waitpid(tid, hang: true) ?? .exited(code: 0) } catch {
+            do { status = try waitSoon(tid) } catch {
                 forget(tid)
                 return nil
             }
@@ -506,6 +507,17 @@ public final class TrapSession {
             }
         }
         return nil
+    }
+
+    /// The next status of `tid`, expected soon: polled (`WNOHANG`, yielding between polls)
+    /// for ``pollWindow``, then waited for.
+    private func waitSoon(_ tid: Int32) throws(Errno) -> WaitStatus {
+        let until = ContinuousClock.now + Self.pollWindow
+        repeat {
+            if let status = try Sys.waitpid(tid, hang: false) { return status }
+            Sys.yieldProcessor()
+        } while ContinuousClock.now < until
+        return try Sys.waitpid(tid, hang: true) ?? .exited(code: 0)
     }
 
     /// Polls `waitpid(tid, __WALL | WNOHANG)` until a status or the deadline.
