@@ -104,18 +104,38 @@ public struct AddressExpression: Hashable, Sendable, CustomStringConvertible {
 /// Parses `0x…` hex or decimal, with `_` separators allowed; nil when malformed or too large.
 /// (Byte by byte: a session parses a number or two a command.)
 public func parseNumber(_ text: Substring) -> UInt64? {
+    let utf8 = text.utf8
+    return utf8.withContiguousStorageIfAvailable { parseNumber(bytes: $0[...]) }
+        ?? Array(utf8).withUnsafeBufferPointer { parseNumber(bytes: $0[...]) }
+}
+
+/// ``parseNumber(_:)`` of UTF-8 bytes: underscores skipped wherever they stand (`_0x10` is
+/// 16), then `0x` hex or decimal digits.
+func parseNumber(bytes: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
     let underscore = UInt8(ascii: "_")
-    var bytes = Array(text.utf8.contains(underscore) ? text.utf8.filter { $0 != underscore } : Array(text.utf8))[...]
-    var radix: UInt64 = 10
-    if bytes.count >= 2, bytes[bytes.startIndex] == UInt8(ascii: "0"),
-        bytes[bytes.startIndex + 1] | 0x20 == UInt8(ascii: "x")
-    {
-        bytes = bytes.dropFirst(2)
-        radix = 16
+    var i = bytes.startIndex
+    let end = bytes.endIndex
+    /// The first byte at or after `j` that is not an underscore.
+    func skipping(_ j: Int) -> Int {
+        var j = j
+        while j < end && bytes[j] == underscore { j += 1 }
+        return j
     }
-    guard !bytes.isEmpty else { return nil }
+    var radix: UInt64 = 10
+    let first = skipping(i)
+    if first < end, bytes[first] == UInt8(ascii: "0") {
+        let second = skipping(first + 1)
+        if second < end, bytes[second] | 0x20 == UInt8(ascii: "x") {
+            radix = 16
+            i = second + 1
+        }
+    }
     var value: UInt64 = 0
-    for byte in bytes {
+    var digits = 0
+    while i < end {
+        let byte = bytes[i]
+        i += 1
+        if byte == underscore { continue }
         let digit: UInt64
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(byte - UInt8(ascii: "0"))
@@ -127,13 +147,55 @@ public func parseNumber(_ text: Substring) -> UInt64? {
         let (sum, carry) = shifted.addingReportingOverflow(digit)
         guard !overflow, !carry else { return nil }
         value = sum
+        digits += 1
     }
-    return value
+    return digits > 0 ? value : nil
 }
 
 /// Parses a length: a number as ``parseNumber(_:)``, optionally with a `K`, `M` or `G`
 /// (KiB, MiB, GiB) suffix; nil when malformed or when it does not fit in 64 bits.
+/// (ASCII text byte by byte, with no String made; other text the general way.)
 public func parseLength(_ text: String) -> UInt64? {
+    let utf8 = text.utf8
+    let answer = utf8.withContiguousStorageIfAvailable { parseLength(ascii: $0) }
+    guard let answer else { return parseLengthGeneral(text) }
+    return answer ?? parseLengthGeneral(text)
+}
+
+/// ``parseLength(_:)`` of ASCII bytes: `.some(value)` (nil when malformed), or nil when a
+/// byte is not ASCII, which the general path answers (its Characters compare by Unicode).
+func parseLength(ascii bytes: UnsafeBufferPointer<UInt8>) -> UInt64?? {
+    var start = 0, end = bytes.count
+    for byte in bytes where byte >= 0x80 { return nil }
+    /// ASCII whitespace, as `Character.isWhitespace` has it: space, tab to carriage return.
+    func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0d).contains(byte) }
+    while start < end && isSpace(bytes[start]) { start += 1 }
+    while end > start && isSpace(bytes[end - 1]) { end -= 1 }
+    var scale: UInt64 = 1
+    if end > start {
+        let last = bytes[end - 1]
+        let hexPrefix =
+            end - start >= 2 && bytes[start] == UInt8(ascii: "0") && bytes[start + 1] == UInt8(ascii: "x")
+        let lastIsHexDigit =
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(last)
+            || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(last | 0x20)
+        if !hexPrefix || !lastIsHexDigit {
+            switch last | 0x20 {
+            case UInt8(ascii: "k"): scale = 1 << 10
+            case UInt8(ascii: "m"): scale = 1 << 20
+            case UInt8(ascii: "g"): scale = 1 << 30
+            default: break
+            }
+            if scale > 1 { end -= 1 }
+        }
+    }
+    guard let n = parseNumber(bytes: bytes[start..<end]) else { return .some(nil) }
+    let (r, o) = n.multipliedReportingOverflow(by: scale)
+    return .some(o ? nil : r)
+}
+
+/// ``parseLength(_:)`` the general way, on Characters: any text (the byte path's reference).
+func parseLengthGeneral(_ text: String) -> UInt64? {
     var s = Substring(text.trimmingSpaces())
     var scale: UInt64 = 1
     if let last = s.last, !s.hasPrefix("0x") || !last.isHexDigit {

@@ -30,6 +30,11 @@ public struct CommandSyntax: Sendable {
 
     public let positionals: [Positional]
     public let options: [Option]
+    /// Each option's index in ``options`` by every spelling (a session looks up an option a
+    /// word).
+    private let optionIndex: [String: Int]
+    /// The options that must be given (`dump -o DIR`), in order.
+    package let requiredOptions: [Option]
 
     /// The syntax of `type`, without the parser's own `--help` and `--version`.
     public init(of type: any ParsableArguments.Type) {
@@ -49,13 +54,19 @@ public struct CommandSyntax: Sendable {
                         valueName: argument.valueName ?? "value"))
             }
         }
-        self.positionals = positionals
-        self.options = options
+        self.init(positionals: positionals, options: options)
     }
 
     init(positionals: [Positional], options: [Option]) {
         self.positionals = positionals
         self.options = options
+        var index: [String: Int] = [:]
+        for (i, option) in options.enumerated() {
+            // The first option of a spelling wins, as a search in order finds it.
+            for name in option.names where index[name] == nil { index[name] = i }
+        }
+        optionIndex = index
+        requiredOptions = options.filter(\.isRequired)
     }
 
     /// The same syntax with more options (a session's own, like `search --nth`).
@@ -65,7 +76,7 @@ public struct CommandSyntax: Sendable {
 
     /// The option spelled `name` (`--output`, `-o`), if any.
     public func option(_ name: String) -> Option? {
-        options.first { $0.names.contains(name) }
+        optionIndex[name].map { options[$0] }
     }
 
     /// An option that takes one value, for a session's own options.

@@ -132,8 +132,11 @@ public struct StopOptions: ParsableArguments {
         try AttachOptions.validate(attachTimeout)
     }
 
-    /// The `--attach-timeout` given, as the commands that only attach take it.
-    public var attach: AttachOptions {
+    /// The `--attach-timeout` given, as the commands that only attach take it; nil without
+    /// one (the target's own applies). (Making an `AttachOptions` builds its option's
+    /// definition: a cost at every command of a session.)
+    public var attach: AttachOptions? {
+        guard let attachTimeout else { return nil }
         var options = AttachOptions()
         options.attachTimeout = attachTimeout
         return options

@@ -48,10 +48,16 @@ extension Interpreter {
     /// lengths are expressions, each written as its number.
     func commandWords(_ call: VerbCall, parser: Parser) throws -> (target: Target, words: [String]) {
         var words: [String] = []
-        for (name, values) in call.options.sorted(by: { $0.key < $1.key }) where name != "--nth" {
-            for value in values { words += [name, try optionText(value, parser: parser)] }
+        // Options in the order of their names, flags too (one needs no sorting: most lines).
+        let options =
+            call.options.count < 2 ? Array(call.options) : call.options.sorted { $0.key < $1.key }
+        for (name, values) in options where name != "--nth" {
+            for value in values {
+                words.append(name)
+                words.append(try optionText(value, parser: parser))
+            }
         }
-        words += call.flags.sorted()
+        words += call.flags.count < 2 ? Array(call.flags) : call.flags.sorted()
         var on = target
         var positionals: [String] = []
         for (word, positional) in zip(call.positionals, call.verb.syntax.positionals) {
@@ -86,6 +92,10 @@ extension Interpreter {
 
     /// `ADDR` in this target, or `PID:ADDR` in another process.
     func location(_ word: Word, parser: Parser) throws -> (Target, Address) {
+        // No colon byte, no colon Character: an address of this target.
+        guard word.text.utf8.contains(UInt8(ascii: ":")) else {
+            return (target, try address(word, parser: parser))
+        }
         if let colon = word.text.firstIndex(of: ":"), let pid = try processID(word.text[..<colon], parser: parser),
             pid > 0
         {

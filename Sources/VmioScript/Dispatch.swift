@@ -85,7 +85,7 @@ extension Interpreter {
         _ = try targets.target(target.pid)
         let (on, words) = try commandWords(call, parser: parser)
         let context = self.context.with(pid: on.pid)
-        guard [.search, .scan].contains(call.verb), let nthWord = call.option("--nth") else {
+        guard call.verb == .search || call.verb == .scan, let nthWord = call.option("--nth") else {
             return try parses.parse(call.verb.command, words: words).run(in: context)
         }
         // (search … --nth N) gives the Nth hit, (scan … --nth N) the Nth candidate.

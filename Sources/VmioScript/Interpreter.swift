@@ -72,7 +72,7 @@ public final class Interpreter {
     /// Parses every line first (a broken line stops the script before anything runs),
     /// then runs them. Returns the session's exit status.
     public func run(script: String) -> ExitStatus {
-        let lines = script.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = Self.lines(of: script)
         var statements: [(Int, String, Statement)] = []
         var parseFailures: [ScriptError] = []
         for (i, text) in lines.enumerated() {
@@ -92,6 +92,22 @@ public final class Interpreter {
             if interrupted() { break }
         }
         return finish()
+    }
+
+    /// The lines of `script`, split at each line feed as a split on the Character `"\n"`
+    /// would: byte by byte, where a line feed after a carriage return is no split (Swift
+    /// counts the pair as one Character, which is not `"\n"`), and a line feed is otherwise
+    /// always a Character of its own.
+    static func lines(of script: String) -> [String] {
+        var lines: [String] = []
+        let bytes = Array(script.utf8)
+        var start = 0
+        for (i, byte) in bytes.enumerated() where byte == 0x0a && (i == 0 || bytes[i - 1] != 0x0d) {
+            lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
+            start = i + 1
+        }
+        lines.append(String(decoding: bytes[start...], as: UTF8.self))
+        return lines
     }
 
     /// Runs lines as they come (standard input, a pipe): each is parsed and run before the
@@ -184,8 +200,7 @@ public final class Interpreter {
         commandsRun += 1
         let parser = Parser(line: line, text: text)
         // Failures name the line and the column where the command starts.
-        let column =
-            (text.firstIndex { !$0.isSpace }).map { text.distance(from: text.startIndex, to: $0) + 1 } ?? 1
+        let column = (parser.text.firstNonSpace ?? 0) + 1
         do {
             let outcome = try perform(statement, parser: parser)
             let failed = outcome.status != .ok

@@ -22,7 +22,7 @@ import VmioCommands
 /// ```
 public struct Parser: Sendable {
     let line: Int
-    let text: [Character]
+    let text: LineCharacters
 
     /// How deep parentheses (and unary minus signs) may nest in one line.
     static let maxNesting = 64
@@ -30,7 +30,14 @@ public struct Parser: Sendable {
     /// A parser of `text`, line `line` (1-based) of a script.
     public init(line: Int, text: String) {
         self.line = line
-        self.text = Array(text)
+        self.text = LineCharacters(text)
+    }
+
+    /// A parser of `text` that reads even an ASCII line as Characters, the general way
+    /// (`bytewise: false`), as the tests of the byte path compare.
+    init(line: Int, text: String, bytewise: Bool) {
+        self.line = line
+        self.text = LineCharacters(text, bytewise: bytewise)
     }
 
     /// Parses the line at `line` (1-based) of a script.
@@ -51,76 +58,22 @@ public struct Parser: Sendable {
     /// `\"`, `\\`, `\n`, `\t` escapes); parentheses group; `#` outside quotes ends the line.
     func words(from: Int, to: Int? = nil) throws(ScriptError) -> [Word] {
         let end = to ?? text.count
-        var out: [Word] = []
-        var i = from
-        while i < end {
-            let c = text[i]
-            if c.isSpace { i += 1; continue }
-            if c == "#" { break }
-            let start = i
-            var word = ""
-            var quoted = false
-            var depth = 0
-            while i < end {
-                let c = text[i]
-                if depth == 0 && (c.isSpace || c == "#") { break }
-                if c == "\"" {
-                    quoted = true
-                    let (s, next) = try quotedString(at: i, end: end)
-                    word += depth > 0 || i > start ? "\"" + s.replacingQuotes() + "\"" : s
-                    i = next
-                    continue
-                }
-                if c == "(" {
-                    depth += 1
-                    // The parser recurses a level a parenthesis: bound it (deep lines overflowed the stack).
-                    if depth > Parser.maxNesting {
-                        throw fail(i + 1, "parentheses nest deeper than \(Parser.maxNesting)")
-                    }
-                }
-                if c == ")" {
-                    depth -= 1
-                    if depth < 0 { throw fail(i + 1, "unbalanced ')'") }
-                }
-                word.append(c)
-                i += 1
-            }
-            if depth > 0 { throw fail(start + 1, "unbalanced '('") }
-            // A word that is exactly one quoted string is that string; otherwise keep quotes inside.
-            let isPlainQuote = quoted && text[start] == "\"" && i == endOfQuote(start, end)
-            out.append(Word(text: word, column: start + 1, quoted: isPlainQuote))
+        if let bytes = text.ascii {
+            return try LineScanner(text: bytes, line: line).words(from: from, to: end)
         }
-        return out
-    }
-
-    private func endOfQuote(_ start: Int, _ end: Int) -> Int {
-        (try? quotedString(at: start, end: end).1) ?? -1
+        return try LineScanner(text: text.characters, line: line).words(from: from, to: end)
     }
 
     /// The string of the quote opening at `i`, and the index just past its closing quote.
     func quotedString(at i: Int, end: Int) throws(ScriptError) -> (String, Int) {
-        var j = i + 1
-        var s = ""
-        while j < end {
-            let c = text[j]
-            if c == "\"" { return (s, j + 1) }
-            if c == "\\" {
-                guard j + 1 < end else { break }
-                switch text[j + 1] {
-                case "n": s.append("\n")
-                case "t": s.append("\t")
-                case "\"": s.append("\"")
-                case "\\": s.append("\\")
-                case "0": s.append("\0")
-                default: throw fail(j + 1, "unknown escape \\\(text[j + 1])")
-                }
-                j += 2
-                continue
-            }
-            s.append(c)
-            j += 1
+        if let bytes = text.ascii {
+            let scanner = LineScanner(text: bytes, line: line)
+            let (units, next) = try scanner.quotedString(at: i, end: end)
+            return (UInt8.string(units), next)
         }
-        throw fail(i + 1, "unterminated string")
+        let scanner = LineScanner(text: text.characters, line: line)
+        let (units, next) = try scanner.quotedString(at: i, end: end)
+        return (String(units), next)
     }
 
     // MARK: Statements
@@ -160,7 +113,7 @@ public struct Parser: Sendable {
             }
             return .sleep(d)
         default:
-            guard let verb = Verb(rawValue: keyword) else {
+            guard let verb = Verb.named(keyword) else {
                 let known = Verb.allCases.map(\.rawValue) + ["let", "expect", "stop", "cont", "echo", "sleep"]
                 throw fail(first.column, "unknown command '\(keyword)' (expected \(known.joined(separator: ", ")))")
             }
@@ -186,7 +139,7 @@ public struct Parser: Sendable {
                 call.positionals.append(w)
                 continue
             }
-            let spelled = String(w.text.prefix { $0 != "=" })
+            let (spelled, attached) = Self.optionParts(w.text)
             guard let option = syntax.option(spelled) else {
                 let known = syntax.options.map(\.name).sorted()
                 throw fail(
@@ -199,10 +152,8 @@ public struct Parser: Sendable {
                 continue
             }
             let value: Word
-            if spelled.count < w.text.count {
-                value = Word(
-                    text: String(w.text.dropFirst(spelled.count + 1)), column: w.column + spelled.count + 1,
-                    quoted: false)
+            if let attached {
+                value = Word(text: attached.text, column: w.column + attached.offset, quoted: false)
             } else {
                 guard i < ws.count else { throw fail(w.column, "\(w.text) needs a value") }
                 value = ws[i]
@@ -212,12 +163,13 @@ public struct Parser: Sendable {
             call.options[option.name, default: []].append(value)
         }
         let end = (ws.last.map { $0.column + $0.text.count }) ?? 1
-        let missing = syntax.positionals.dropFirst(call.positionals.count).filter { !$0.isOptional }
-        if !missing.isEmpty {
+        let rest = syntax.positionals.dropFirst(call.positionals.count)
+        if rest.contains(where: { !$0.isOptional }) {
+            let missing = rest.filter { !$0.isOptional }
             throw fail(
                 end, "\(verb.rawValue) needs \(missing.map { Verb.metavariable($0.name) }.joined(separator: " "))")
         }
-        if let required = syntax.options.first(where: { $0.isRequired && call.options[$0.name] == nil }) {
+        if let required = syntax.requiredOptions.first(where: { call.options[$0.name] == nil }) {
             throw fail(end, "\(verb.rawValue) needs \(required.names[0]) \(Verb.metavariable(required.valueName))")
         }
         return call
@@ -225,8 +177,33 @@ public struct Parser: Sendable {
 
     /// `--name`, `--name=value` or `-x`: an option, not a value (`-5`, `-$x` are values).
     static func isOption(_ text: String) -> Bool {
+        if let bytes = asciiWord(text) {
+            guard bytes.first == UInt8(ascii: "-"), bytes.count > 1 else { return false }
+            if bytes[1] == UInt8(ascii: "-") { return bytes.count > 2 }
+            return (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(bytes[1] | 0x20)
+        }
         if text.hasPrefix("--") { return text.count > 2 }
         return text.hasPrefix("-") && text.dropFirst().first?.isLetter == true
+    }
+
+    /// An option word's spelling (`--name` of `--name=value`), and the value after its first
+    /// `=` with the value's offset in the word (in columns), if it has one.
+    static func optionParts(_ text: String) -> (spelled: String, attached: (text: String, offset: Int)?) {
+        if let bytes = asciiWord(text) {
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return (text, nil) }
+            let value = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+            return (String(decoding: bytes[..<equals], as: UTF8.self), (value, equals + 1))
+        }
+        let spelled = String(text.prefix { $0 != "=" })
+        guard spelled.count < text.count else { return (spelled, nil) }
+        return (spelled, (String(text.dropFirst(spelled.count + 1)), spelled.count + 1))
+    }
+
+    /// The UTF-8 of a word whose every byte is one Character (ASCII, no carriage return),
+    /// which the byte-wise checks may read; nil for any other word (read as Characters).
+    static func asciiWord(_ text: String) -> [UInt8]? {
+        let bytes = Array(text.utf8)
+        return bytes.allSatisfy { $0 < 0x80 && $0 != 0x0d } ? bytes : nil
     }
 
     /// `expect LEFT [OP RIGHT]`: the operator is found outside quotes and parentheses.
@@ -276,7 +253,7 @@ public struct Parser: Sendable {
     func valueExpression(from start: Int, to end: Int? = nil) throws(ScriptError) -> Expression {
         let end = end ?? commentStart(from: start)
         let ws = try words(from: start, to: end)
-        if let first = ws.first, !first.quoted, let verb = Verb(rawValue: first.text) {
+        if let first = ws.first, !first.quoted, let verb = Verb.named(first.text) {
             return .call(try verbCall(verb, ws))
         }
         var lexer = ExpressionParser(parser: self, position: start, end: end)
@@ -291,7 +268,7 @@ struct ExpressionParser {
     var position: Int
     let end: Int
 
-    var text: [Character] { parser.text }
+    var text: LineCharacters { parser.text }
 
     mutating func skipSpace() {
         while position < end && text[position].isSpace { position += 1 }
@@ -444,15 +421,6 @@ extension String {
     var isIdentifier: Bool {
         guard let f = first, f.isLetter || f == "_" else { return false }
         return allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
-    }
-
-    func replacingQuotes() -> String {
-        var out = ""
-        for c in self {
-            if c == "\"" || c == "\\" { out.append("\\") }
-            out.append(c)
-        }
-        return out
     }
 }
 

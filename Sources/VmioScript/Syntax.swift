@@ -75,6 +75,12 @@ public enum Verb: String, CaseIterable, Sendable {
     /// of them was a session's start-up: 15 ms of swift-argument-parser's help dumps).
     private static let syntaxes = Mutex<[Verb: CommandSyntax]>([:])
 
+    /// The verb named `name`, as `init(rawValue:)` finds it, by one hash rather than a
+    /// comparison a verb.
+    static func named(_ name: String) -> Verb? { byName[name] }
+
+    private static let byName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+
     /// How messages name a positional argument: as the README writes it (`ADDR`, `LEN`).
     static func metavariable(_ name: String) -> String {
         let names = ["address": "ADDR", "length": "LEN", "source": "SRC", "destination": "DST", "directory": "DIR"]

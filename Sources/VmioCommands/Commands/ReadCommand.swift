@@ -58,13 +58,16 @@ public struct ReadCommand: VmioCommand {
     static let memoryLimit: UInt64 = 1 << 30
 
     public func run(in context: CommandContext) throws -> Outcome {
-        try context.withTarget(stop: stop.policy(.consistent), attach: stop.attach, maps: .onDemand) { target in
+        // Each option read once: a property wrapper's getter is a cost at every line of a session.
+        let (stop, format, length) = (self.stop, self.format, self.length.value)
+        let policy = stop.policy(.consistent)
+        return try context.withTarget(stop: policy, attach: stop.attach, maps: .onDemand) { target in
             let start = try target.resolve(address)
-            if let width = format.width(for: target.abi), length.value % UInt64(width) != 0 {
+            if let width = format.width(for: target.abi), length % UInt64(width) != 0 {
                 throw CommandError.badInput(
-                    "length \(length.value) is not a multiple of the \(width)-byte \(format.rawValue) values")
+                    "length \(length) is not a multiple of the \(width)-byte \(format.rawValue) values")
             }
-            let range = try AddressRange(start: start, count: length.value)
+            let range = try AddressRange(start: start, count: length)
             guard try target.mapping(at: start) != nil else {
                 throw CommandError.badInput("address \(start.hex) is in no mapping of pid \(target.pid)")
             }
@@ -129,9 +132,10 @@ public struct ReadCommand: VmioCommand {
     /// lines, or JSON fields with `json` (a session prints one of them; building the other
     /// was a fifth of a short read's cost).
     func collect(_ target: Target, _ range: AddressRange, json: Bool) throws -> Outcome {
-        guard length.value <= Self.memoryLimit else {
+        let (format, length) = (self.format, self.length.value)
+        guard length <= Self.memoryLimit else {
             throw CommandError.badInput(
-                "read \(length.value) bytes into memory: use --format raw -o FILE for more than 1 GiB")
+                "read \(length) bytes into memory: use --format raw -o FILE for more than 1 GiB")
         }
         var bytes: [UInt8] = []
         let report = try stream(target, range, fillsHoles: true) { _, chunk in

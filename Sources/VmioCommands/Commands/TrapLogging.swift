@@ -27,7 +27,9 @@ public struct TrapLogOptions: ParsableArguments {
         try AttachOptions.validate(attachTimeout)
     }
 
-    var attach: AttachOptions {
+    /// The `--attach-timeout` given, if any (as ``StopOptions/attach``).
+    var attach: AttachOptions? {
+        guard let attachTimeout else { return nil }
         var options = AttachOptions()
         options.attachTimeout = attachTimeout
         return options
