@@ -48,6 +48,7 @@ long vmio_ptrace_pokeuser(pid_t tid, unsigned long offset, uint64_t word) {
 }
 unsigned long vmio_user_debugreg_offset(void) { return offsetof(struct user, u_debugreg); }
 unsigned long vmio_user_rip_offset(void) { return offsetof(struct user, regs.rip); }
+unsigned long vmio_user_rsp_offset(void) { return offsetof(struct user, regs.rsp); }
 long vmio_ptrace_traceme(void) { return ptrace(PTRACE_TRACEME, 0, 0, 0); }
 
 long vmio_ptrace_peekdata(pid_t tid, uint64_t address, uint64_t *word) {

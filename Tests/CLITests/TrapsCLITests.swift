@@ -101,6 +101,28 @@ import VmioTestSupport
         #expect(try fixture.send("tick") == "ticked 7007")
     }
 
+    /// A breakpoint on a function whose first instruction the session carries out itself (a
+    /// push, endbr64, a nop) or steps over (mov): every call is seen with its argument, and every
+    /// result is what the function computes untraced (the fixture checks them).
+    @Test func breakOnEveryKindOfFirstInstructionKeepsTheResultsExact() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let entries = ["r12", "rbp", "rsp", "endbr", "xchg", "nop", "mov"].map { "sym:vmio_trap_entry_" + $0 }
+        let tool = try start(fixture, ["break", "PID"] + entries + ["--count", "\(7 * 40)", "--json"])
+        #expect(try fixture.send("entries 40", timeout: 60) == "entries 40 wrong 0")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let hits = events(result).filter { $0["event"] as? String == "breakpoint" }
+        #expect(hits.count == 7 * 40, "\(result)")
+        for entry in entries {
+            let mine = hits.filter { "sym:" + ($0["function"] as? String ?? "") == entry }
+            let arguments = mine.map { ($0["arguments"] as? [String: String])?["rdi"] }
+            #expect(arguments == (1...40).map { hx(UInt64($0)) }, "\(entry)")
+        }
+        #expect(try fixture.send("entries 40") == "entries 40 wrong 0")
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+    }
+
     @Test func breakInAForkingTargetLeavesTheChildRunning() throws {
         let fixture = try Fixtures.launch(.traps)
         defer { fixture.terminate() }

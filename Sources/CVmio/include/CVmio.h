@@ -31,6 +31,7 @@ static const int vmio_ptrace_event_vfork_done = PTRACE_EVENT_VFORK_DONE;
 unsigned long vmio_user_debugreg_offset(void);
 /// offsetof(struct user, regs.rip).
 unsigned long vmio_user_rip_offset(void);
+unsigned long vmio_user_rsp_offset(void);
 
 /// process_vm_readv(2)
 ssize_t vmio_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long local_count,

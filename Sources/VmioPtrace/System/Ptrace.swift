@@ -113,6 +113,9 @@ extension Sys {
     /// The offset of `rip` in `struct user`.
     static var instructionPointerOffset: UInt { vmio_user_rip_offset() }
 
+    /// The offset of `rsp` in `struct user`.
+    static var stackPointerOffset: UInt { vmio_user_rsp_offset() }
+
     /// `waitid(P_ALL, WNOWAIT | __WALL | __WNOTHREAD)` once (the C shim's `vmio_wait_peek`;
     /// `WNOHANG` too unless `hang`): which tracee or child of the calling thread has news, left
     /// for ``waitpid(_:hang:interruptible:)`` to collect. Nil when none has news yet (`hang`

@@ -46,6 +46,12 @@ public final class TrapSession {
     private var running: Set<Int32> = []
     /// Threads stopped at a software breakpoint's address (their pc moved back onto it).
     private var atBreakpoint: [Int32: Address] = [:]
+    /// The registers of each thread in ``atBreakpoint`` as its hit left them (nothing writes a
+    /// held thread's registers but the step over the breakpoint).
+    private var registersAtBreakpoint: [Int32: Registers] = [:]
+    /// The instruction under each inserted byte, when it is one the session carries out itself
+    /// instead of stepping over the breakpoint (``EmulatedInstruction``).
+    private var emulated: [Address: EmulatedInstruction] = [:]
     /// Events found while stopping threads, reported before waiting again.
     private var queued: [TrapEvent] = []
     /// The last value read of each watchpoint.
@@ -264,6 +270,7 @@ public final class TrapSession {
         }
         let original = try readBytes(at: address, count: 1)[0]
         try stopAllRunning()
+        emulated[address] = EmulatedInstruction.decode(originalText(at: address, first: original))
         try plant(at: address)
         inserted[address] = original
     }
@@ -275,10 +282,25 @@ public final class TrapSession {
         _ = try target.write([0xcc], at: address, force: true, verify: false)
     }
 
+    /// The text at `address` as the target had it, up to ``EmulatedInstruction/longest`` bytes
+    /// (fewer at the end of a mapping): our `int3` bytes read as the bytes they replaced.
+    private func originalText(at address: Address, first: UInt8) -> [UInt8] {
+        var text = [first]
+        for count in stride(from: EmulatedInstruction.longest, to: 1, by: -1) {
+            guard let bytes = try? readBytes(at: address, count: count) else { continue }
+            text = bytes.enumerated().map {
+                $0.offset == 0 ? first : inserted[address + Address($0.offset)] ?? $0.element
+            }
+            break
+        }
+        return text
+    }
+
     private func restoreByte(at address: Address) throws(TargetError) {
         guard let original = inserted[address] else { return }
         _ = try target.write([original], at: address, force: true, verify: false)
         inserted[address] = nil
+        emulated[address] = nil
         for (tid, at) in atBreakpoint where at == address { atBreakpoint[tid] = nil }
     }
 
@@ -429,6 +451,7 @@ public final class TrapSession {
     private func resume(_ tid: Int32) throws(TargetError) {
         guard stopped[tid] != nil else { return }
         if let address = atBreakpoint[tid], let original = inserted[address] {
+            if try carryOut(tid, at: address) { return try proceed(tid) }
             try stopAllRunning()
             _ = try target.write([original], at: address, force: true, verify: false)
             let result = try singleStep(tid)
@@ -442,6 +465,38 @@ public final class TrapSession {
             if result != nil { return }
         }
         try proceed(tid)
+    }
+
+    /// Carries out the instruction under the breakpoint at `address` for held thread `tid`, when
+    /// it is one of ``EmulatedInstruction``: the pushed word written to the stack
+    /// (`process_vm_writev`), then rsp and rip (`PTRACE_POKEUSER`). False, with nothing changed,
+    /// when the session must step over it instead: another instruction, a push while a
+    /// watchpoint is set (the hardware would not see the session's write to the stack), or a
+    /// stack the write cannot reach (the step then meets the fault the target would).
+    private func carryOut(_ tid: Int32, at address: Address) throws(TargetError) -> Bool {
+        guard let instruction = emulated[address], let registers = registersAtBreakpoint[tid],
+            registers.rip == address
+        else { return false }
+        if case .push(let register, _) = instruction {
+            guard !traps.values.contains(where: { !$0.isBreakpoint }), let value = registers[register] else {
+                return false
+            }
+            let word = withUnsafeBytes(of: value.littleEndian) { Array($0) }
+            let top = registers.rsp &- 8
+            guard (try? target.write(word, at: top, force: false, verify: false)) != nil else { return false }
+            do { try Sys.ptracePokeUser(tid, offset: Sys.stackPointerOffset, top) } catch {
+                if error == .noSuchProcess { return true }  // gone: proceed collects its end
+                throw .system(call: "ptrace(PTRACE_POKEUSER, \(tid), rsp)", errno: error)
+            }
+        }
+        do {
+            try Sys.ptracePokeUser(tid, offset: Sys.instructionPointerOffset, address + Address(instruction.length))
+        } catch {
+            if error == .noSuchProcess { return true }
+            throw .system(call: "ptrace(PTRACE_POKEUSER, \(tid), rip)", errno: error)
+        }
+        atBreakpoint[tid] = nil
+        return true
     }
 
     /// `PTRACE_CONT` of held thread `tid` with its pending signal.
@@ -756,6 +811,7 @@ public final class TrapSession {
             }
             atBreakpoint[tid] = address
             let moved = registers.movingInstructionPointer(to: address)
+            registersAtBreakpoint[tid] = moved
             let trap = softwareTraps[address].flatMap { traps[$0] }
             return TrapEvent(.breakpoint, tid: tid, pc: address, trap: trap, registers: moved)
         }
@@ -799,6 +855,7 @@ public final class TrapSession {
         execed = true
         // The new program has none of our bytes, and exec cleared the debug registers.
         inserted.removeAll()
+        emulated.removeAll()
         softwareTraps.removeAll()
         atBreakpoint.removeAll()
         vforkParents.removeAll()
