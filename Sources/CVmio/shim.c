@@ -72,6 +72,17 @@ long vmio_ptrace_getregset(pid_t tid, unsigned int type, void *buffer, size_t *l
 
 long vmio_ptrace_getsiginfo(pid_t tid, void *info) { return ptrace(PTRACE_GETSIGINFO, tid, 0, info); }
 
+long vmio_ptrace_signal_code(pid_t tid, int *code) {
+    siginfo_t info;
+    long result = ptrace(PTRACE_GETSIGINFO, tid, 0, &info);
+    if (result == 0) *code = info.si_code;
+    return result;
+}
+
+int vmio_trap_hardware_code(void) { return TRAP_HWBKPT; }
+
+int vmio_trap_trace_code(void) { return TRAP_TRACE; }
+
 int vmio_errno(void) { return errno; }
 
 int vmio_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

@@ -137,6 +137,35 @@ import VmioTestSupport
         try expectNothingLeft(fixture, code: fixture.address("tick"))
     }
 
+    /// The program's own SIGTRAPs (`raise`, an `int3` of its own) right after each hit of a
+    /// debug register: delivered to it, none taken for a hit (the kernel leaves DR6 as the hit
+    /// set it until the next debug exception). One watch holds the registers alone; two
+    /// hardware breakpoints share them (DR6 then says whose hit).
+    @Test(arguments: [
+        (["watch", "PID", "sym:watched", "--count", "10", "--json"], ["vmio_trap_bump+"]),
+        (
+            ["break", "PID", "sym:vmio_trap_bump", "sym:vmio_trap_tick", "--hardware", "--count", "20", "--json"],
+            ["vmio_trap_bump", "vmio_trap_tick"]
+        ),
+    ])
+    func theTargetsOwnSIGTRAPsAfterAHitAreDelivered(command: [String], functions: [String]) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let tool = try start(fixture, command)
+        #expect(try fixture.send("own-traps 10", timeout: 60) == "own-traps 10 got 20")
+        let result = tool.finish()
+        #expect(result.exited(0), "\(result)")
+        let hits = events(result).filter { $0["event"] as? String != "end" }
+        let expected = (0..<(functions.count * 10)).map { functions[$0 % functions.count] }
+        #expect(hits.count == expected.count, "\(result)")
+        for (hit, function) in zip(hits, expected) {
+            #expect((hit["function"] as? String)?.hasPrefix(function) == true, "\(hit)")
+            #expect(hit["tid"] as? Int == Int(fixture.pid), "\(hit)")
+        }
+        if command[0] == "watch" { #expect(hits.map { $0["new"] as? Int } == (1...10).map { $0 }) }
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+    }
+
     @Test(arguments: [["watch", "PID", "sym:watched"], ["break", "PID", "sym:vmio_trap_tick"]])
     func signalsToTheTargetAreDeliveredAndAFatalSignalCleansUp(command: [String]) throws {
         for signal in [SIGINT, SIGTERM] {

@@ -60,6 +60,13 @@ long vmio_ptrace_getregset(pid_t tid, unsigned int type, void *buffer, size_t *l
 /// ptrace(PTRACE_GETSIGINFO, tid, 0, info): the siginfo of the signal a thread stopped on
 /// (128 bytes, the tracer's own layout).
 long vmio_ptrace_getsiginfo(pid_t tid, void *info);
+/// ptrace(PTRACE_GETSIGINFO, tid, 0, &info), only info.si_code stored in *code: how the
+/// signal a thread stopped on was raised (no 128-byte copy for the caller to keep).
+long vmio_ptrace_signal_code(pid_t tid, int *code);
+/// TRAP_HWBKPT: the si_code of a SIGTRAP raised by a debug register's hit.
+int vmio_trap_hardware_code(void);
+/// TRAP_TRACE: the si_code of a SIGTRAP raised by a finished single step.
+int vmio_trap_trace_code(void);
 /// ptrace(PTRACE_SETOPTIONS, tid, 0, options)
 long vmio_ptrace_setoptions(pid_t tid, unsigned long options);
 /// ptrace(PTRACE_GETEVENTMSG, tid, 0, message)

@@ -74,6 +74,20 @@ extension Sys {
         return bytes
     }
 
+    /// `ptrace(PTRACE_GETSIGINFO, tid, 0, &info)`, only `si_code`: how the signal a stopped
+    /// thread stopped on was raised (``trapHardwareCode`` for a debug register's hit).
+    static func ptraceSignalCode(_ tid: Int32) throws(Errno) -> Int32 {
+        var code: Int32 = 0
+        _ = try retryingInterrupts { vmio_ptrace_signal_code(tid, &code) }
+        return code
+    }
+
+    /// `TRAP_HWBKPT`: the `si_code` of a `SIGTRAP` a debug register's hit raised.
+    static var trapHardwareCode: Int32 { vmio_trap_hardware_code() }
+
+    /// `TRAP_TRACE`: the `si_code` of a `SIGTRAP` a finished single step raised.
+    static var trapTraceCode: Int32 { vmio_trap_trace_code() }
+
     /// `ptrace(PTRACE_SETOPTIONS, tid, 0, options)`: `PTRACE_O_TRACECLONE` and the others.
     static func ptraceSetOptions(_ tid: Int32, _ options: Int32) throws(Errno) {
         _ = try retryingInterrupts { vmio_ptrace_setoptions(tid, UInt(options)) }

@@ -76,8 +76,14 @@ public final class TrapSession {
     public private(set) var signalsDelivered = 0
 
     /// Whether a debug register was ever set: before, a `SIGTRAP` cannot be a hardware trap of
-    /// ours, and DR6 is not read.
+    /// ours, and neither its `siginfo` nor DR6 is read.
     private var debugRegistersUsed = false
+    /// The one trap every debug register in use belongs to, while none was ever freed: a debug
+    /// register's hit is then that trap's without reading DR6. Nil when several traps share
+    /// the registers, or a freed register's hit may still be on its way.
+    private var soleHardwareTrap: Int?
+    /// Whether a debug register was freed (a trap removed) since the first was set.
+    private var debugRegisterFreed = false
     /// Whether a thread or child came that the session may not have seen yet (a clone, fork
     /// or vfork event): from then on the event loop asks every child, not the one thread.
     private var tasksMayBeUnseen = false
@@ -213,9 +219,11 @@ public final class TrapSession {
         do { try applyDebugRegisters() } catch {
             for slot in trap.slots { (slots[slot], slotOwners[slot]) = (nil, nil) }
             try? applyDebugRegisters()
+            slotsChanged(freeing: true)
             throw error
         }
         traps[trap.id] = trap
+        slotsChanged(freeing: false)
         return trap
     }
 
@@ -233,8 +241,16 @@ public final class TrapSession {
             try restoreByte(at: trap.address)
         } else {
             for slot in trap.slots { (slots[slot], slotOwners[slot]) = (nil, nil) }
+            slotsChanged(freeing: true)
             try applyDebugRegisters()
         }
+    }
+
+    /// Recomputes ``soleHardwareTrap`` after debug registers were taken or freed.
+    private func slotsChanged(freeing: Bool) {
+        if freeing { debugRegisterFreed = true }
+        let owners = Set(slotOwners.compactMap { $0 })
+        soleHardwareTrap = !debugRegisterFreed && owners.count == 1 ? owners.first : nil
     }
 
     private func takeID() -> Int {
@@ -547,11 +563,12 @@ public final class TrapSession {
             }
             switch status {
             case .stopped(let signal, let event) where event == 0 && signal == SIGTRAP:
-                guard debugRegistersUsed else { return nil }
-                let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
                 // The stepped instruction may have hit a watchpoint too: that hit is the event.
-                if dr6 & DebugRegisters.hitMask != 0 { return try handleSignalStop(tid, signal: SIGTRAP) }
-                _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
+                // DR6 says so after the step's debug exception (`TRAP_TRACE`), which fills it
+                // afresh; another SIGTRAP (the instruction was an `int3`) leaves it as it was.
+                guard debugRegistersUsed, (try? Sys.ptraceSignalCode(tid)) == Sys.trapTraceCode else { return nil }
+                let dr6 = (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0
+                if dr6 & DebugRegisters.hitMask != 0 { return try debugRegisterHit(tid, trap: trap(hitIn: dr6)) }
                 return nil
             case .stopped(let signal, let event):
                 if event == 0 && signal != 0 { stopped[tid] = signal }
@@ -780,28 +797,19 @@ public final class TrapSession {
         }
     }
 
-    /// A signal-delivery stop: a trap of ours (DR6 names a slot; or an `int3` of ours just
-    /// before pc, which is moved back onto it), or a signal to deliver.
+    /// A signal-delivery stop: a trap of ours (a debug register's hit, `si_code`
+    /// `TRAP_HWBKPT`: the trap holding every register in use, or the one DR6 names; or an
+    /// `int3` of ours just before pc, which is moved back onto it), or a signal to deliver.
     private func handleSignalStop(_ tid: Int32, signal: Int32) throws(TargetError) -> TrapEvent? {
         guard signal == SIGTRAP else {
             stopped[tid] = signal
             return TrapEvent(.signal, tid: tid, signal: signal)
         }
-        let dr6 = debugRegistersUsed ? (try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6))) ?? 0 : 0
-        if dr6 & DebugRegisters.hitMask != 0 {
-            _ = try? Sys.ptracePokeUser(tid, offset: Sys.debugRegisterOffset(6), 0)
-            let slot = (0..<DebugRegisters.slotCount).first { dr6 & (1 << UInt64($0)) != 0 }!
-            // A register since freed: the hit of a trap that is gone, not the target's own.
-            guard let id = slotOwners[slot], let trap = traps[id] else { return nil }
-            let registers = try registers(of: tid)
-            if trap.isBreakpoint {
-                return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
-            }
-            let new = (try? readBytes(at: trap.address, count: trap.length)) ?? []
-            let old = lastValues[id]
-            lastValues[id] = new
-            return TrapEvent(
-                .watchpoint, tid: tid, pc: registers.rip, trap: trap, old: old, new: new, registers: registers)
+        if debugRegistersUsed, (try? Sys.ptraceSignalCode(tid)) == Sys.trapHardwareCode {
+            let trap =
+                soleHardwareTrap.map { traps[$0] }
+                ?? trap(hitIn: try? Sys.ptracePeekUser(tid, offset: Sys.debugRegisterOffset(6)))
+            return try debugRegisterHit(tid, trap: trap)
         }
         let registers = try registers(of: tid)
         let address = registers.rip &- 1
@@ -817,6 +825,31 @@ public final class TrapSession {
         }
         stopped[tid] = SIGTRAP  // not ours: the target's own
         return TrapEvent(.signal, tid: tid, signal: SIGTRAP)
+    }
+
+    /// The event of a debug register's hit in held thread `tid`, nil for a register since freed
+    /// (the hit of a trap that is gone, not the target's own).
+    private func debugRegisterHit(_ tid: Int32, trap: Trap?) throws(TargetError) -> TrapEvent? {
+        guard let trap else { return nil }
+        let registers = try registers(of: tid)
+        if trap.isBreakpoint {
+            return TrapEvent(.breakpoint, tid: tid, pc: registers.rip, trap: trap, registers: registers)
+        }
+        let new = (try? readBytes(at: trap.address, count: trap.length)) ?? []
+        let old = lastValues[trap.id]
+        lastValues[trap.id] = new
+        return TrapEvent(.watchpoint, tid: tid, pc: registers.rip, trap: trap, old: old, new: new, registers: registers)
+    }
+
+    /// The trap whose debug register DR6 names (the lowest hit bit), nil when none or freed.
+    /// The kernel fills DR6 afresh at each debug exception and leaves it as it was at any
+    /// other stop, so it is read only after one (`si_code` `TRAP_HWBKPT` or `TRAP_TRACE`):
+    /// the session never clears it.
+    private func trap(hitIn dr6: UInt64?) -> Trap? {
+        guard let dr6, let slot = (0..<DebugRegisters.slotCount).first(where: { dr6 & (1 << UInt64($0)) != 0 }),
+            let id = slotOwners[slot]
+        else { return nil }
+        return traps[id]
     }
 
     /// A vfork began in thread `parent`: its child shares the text and runs before the parent
@@ -861,6 +894,7 @@ public final class TrapSession {
         vforkParents.removeAll()
         slots = Array(repeating: nil, count: DebugRegisters.slotCount)
         slotOwners = Array(repeating: nil, count: DebugRegisters.slotCount)
+        soleHardwareTrap = nil
         traps.removeAll()
         // Every other thread is gone; the thread that exec'd has the leader's id.
         for other in threads where other != pid { forget(other) }
