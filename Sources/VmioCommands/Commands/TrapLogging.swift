@@ -72,7 +72,8 @@ struct TrapLog {
         let sink: OutputSink? = context.streams ? OutputSink() : nil
         let flushEachLine = context.streams && !context.json && Console.isTerminal(fd: 1)
         let unwinder = options.backtrace ? try Unwinder(pid: target.pid) : nil
-        var locations: [Address: AddressDescription] = [:]
+        // Each pc's description and its words `pc PC FUNCTION (LOCATION)`, made once.
+        var places: [Address: (description: AddressDescription, text: String)] = [:]
         var o = Outcome()
         var events: [JSONValue] = []
         var hits = 0
@@ -80,22 +81,34 @@ struct TrapLog {
         let parts: HitParts = sink == nil ? [.text, .json] : context.json ? .json : .text
         let last = try session.run(timeout: options.duration) { event in
             hits += 1
-            let place = locations[event.pc] ?? target.symbols.describe(event.pc)
-            locations[event.pc] = place
+            let place =
+                places[event.pc]
+                ?? {
+                    let description = target.symbols.describe(event.pc)
+                    let text = "pc \(event.pc.hex) \(description.functionText) (\(description.locationText))"
+                    places[event.pc] = (description, text)
+                    return (description, text)
+                }()
             let (words, fields) = describe(event, parts)
             let time = clockText(event.time)
             var line = ""
             var json: [(String, JSONValue)] = []
             if parts.contains(.text) {
-                line =
-                    "\(time) tid \(event.tid) pc \(event.pc.hex) \(place.functionText) (\(place.locationText)) \(words)"
+                line.reserveCapacity(time.utf8.count + place.text.utf8.count + words.utf8.count + 20)
+                line += time
+                line += " tid "
+                line += String(event.tid)
+                line += " "
+                line += place.text
+                line += " "
+                line += words
             }
             if parts.contains(.json) {
                 json = [
                     ("event", .string(event.kind.rawValue)), ("time", .string(time)),
                     ("id", event.trap.map { .int(Int64($0.id)) } ?? .null), ("tid", .int(Int64(event.tid))),
-                    ("pc", .string(event.pc.hex)), ("function", .string(place.functionText)),
-                    ("location", .string(place.locationText)),
+                    ("pc", .string(event.pc.hex)), ("function", .string(place.description.functionText)),
+                    ("location", .string(place.description.locationText)),
                 ]
                 json += fields
             }
@@ -178,9 +191,22 @@ extension Trap {
 /// `HH:MM:SS.uuuuuu` (UTC) of a time in nanoseconds since the epoch.
 func clockText(_ nanoseconds: UInt64) -> String {
     let seconds = nanoseconds / 1_000_000_000
-    let micro = (nanoseconds / 1_000) % 1_000_000
-    func two(_ n: UInt64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    let digits = String(micro)
-    return "\(two(seconds / 3600 % 24)):\(two(seconds / 60 % 60)):\(two(seconds % 60))."
-        + String(repeating: "0", count: 6 - digits.count) + digits
+    // Digit by digit into 15 bytes: a line is made for every hit.
+    return String(unsafeUninitializedCapacity: 15) { buffer in
+        func put(_ value: UInt64, digits: Int, at start: Int) {
+            var value = value
+            for place in stride(from: start + digits - 1, through: start, by: -1) {
+                buffer[place] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+        }
+        put(seconds / 3600 % 24, digits: 2, at: 0)
+        buffer[2] = UInt8(ascii: ":")
+        put(seconds / 60 % 60, digits: 2, at: 3)
+        buffer[5] = UInt8(ascii: ":")
+        put(seconds % 60, digits: 2, at: 6)
+        buffer[8] = UInt8(ascii: ".")
+        put(nanoseconds / 1_000 % 1_000_000, digits: 6, at: 9)
+        return 15
+    }
 }
