@@ -53,7 +53,7 @@ extension Target {
         precondition(destination.map { UInt64($0.count) >= range.count } ?? true, "destination shorter than the range")
         let buffer =
             destination == nil && chunkBuffer == nil
-            ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16) : nil
+            ? UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096) : nil
         defer { buffer?.deallocate() }
 
         /// Where the `count` bytes at `address` go: their place in `destination`, or the buffer.
