@@ -79,6 +79,10 @@ long vmio_ptrace_signal_code(pid_t tid, int *code) {
     return result;
 }
 
+int vmio_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
 int vmio_trap_hardware_code(void) { return TRAP_HWBKPT; }
 
 int vmio_trap_trace_code(void) { return TRAP_TRACE; }

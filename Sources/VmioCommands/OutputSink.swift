@@ -33,6 +33,7 @@ public final class OutputSink {
     /// `durable`: flushed to disk before it is renamed into place.
     public init(path: String?, replace: Bool = false, durable: Bool = true) throws(CommandError) {
         do { output = try OutputFile(path: path, replace: replace) } catch { throw CommandError(error) }
+        output.startsWriteback = durable
         self.path = path
         self.durable = durable
     }

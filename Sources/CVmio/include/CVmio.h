@@ -63,6 +63,9 @@ long vmio_ptrace_getsiginfo(pid_t tid, void *info);
 /// ptrace(PTRACE_GETSIGINFO, tid, 0, &info), only info.si_code stored in *code: how the
 /// signal a thread stopped on was raised (no 128-byte copy for the caller to keep).
 long vmio_ptrace_signal_code(pid_t tid, int *code);
+/// sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): starts writing back the
+/// dirty pages of that range, not waiting for them (_GNU_SOURCE).
+int vmio_start_writeback(int fd, long long offset, long long length);
 /// TRAP_HWBKPT: the si_code of a SIGTRAP raised by a debug register's hit.
 int vmio_trap_hardware_code(void);
 /// TRAP_TRACE: the si_code of a SIGTRAP raised by a finished single step.

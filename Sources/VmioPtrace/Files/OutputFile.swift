@@ -17,6 +17,14 @@ public final class OutputFile {
     /// The directory the file goes into, with its trailing slash ("" for the working directory).
     private let directory: String
     private var committed = false
+    /// Whether write-back of a file starts every ``writebackStep`` bytes as they are written
+    /// (for a file that will be committed durably: the disk works meanwhile, and the closing
+    /// `fsync` finds little left to wait for).
+    public var startsWriteback = false
+    /// Where the file's next write-back starts.
+    private var writebackFrom: UInt64 = 0
+    /// How much is written between two starts of write-back.
+    public static let writebackStep: UInt64 = 8 << 20
 
     /// Standard output when `path` is nil, else a new file at `path` (an existing one only
     /// when `replace`; never a directory).
@@ -88,6 +96,11 @@ public final class OutputFile {
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(TargetError) {
         if isFile {
             do { try Files.write(fd, bytes, at: offset) } catch { throw failure(error) }
+            let end = offset + UInt64(bytes.count)
+            if startsWriteback, end > writebackFrom, end - writebackFrom >= Self.writebackStep {
+                Sys.startWriteback(fd, offset: writebackFrom, length: end - writebackFrom)
+                writebackFrom = end
+            }
         } else {
             if offset > position { try zeros(offset - position) }
             try append(bytes)

@@ -104,6 +104,13 @@ enum Sys {
         _ = try retryingInterrupts { Glibc.fsync(fd) }
     }
 
+    /// `sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`: starts the write-back of
+    /// that range's dirty pages without waiting for it (a later `fsync` finds less to do).
+    /// Advisory: a file system that cannot is no error of the caller's, so nothing is thrown.
+    static func startWriteback(_ fd: Int32, offset: UInt64, length: UInt64) {
+        _ = vmio_start_writeback(fd, Int64(offset), Int64(length))
+    }
+
     /// `ftruncate(2)`.
     static func ftruncate(_ fd: Int32, length: UInt64) throws(Errno) {
         _ = try retryingInterrupts { Glibc.ftruncate(fd, off_t(length)) }
