@@ -84,7 +84,9 @@ let package = Package(
         ),
         .testTarget(
             name: "VmIOTests",
-            dependencies: ["VmIO", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "VmIO", "VmioTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: testsUnoptimized),
         .testTarget(
             name: "VmioPtraceTests",
@@ -94,11 +96,12 @@ let package = Package(
             ],
             swiftSettings: testsUnoptimized),
         .testTarget(
-            name: "VmioScriptTests", dependencies: ["VmioScript", "VmioCommands"], swiftSettings: testsUnoptimized),
+            name: "VmioScriptTests", dependencies: ["VmioScript", "VmioCommands", "VmioTestSupport"],
+            swiftSettings: testsUnoptimized),
         .testTarget(
             name: "CLITests", dependencies: ["VmIO", "VmioPtrace", "VmioFixtures", "VmioTestSupport"],
             swiftSettings: testsUnoptimized),
-        // What the tests read of /proc about a fixture.
+        // What the tests read of /proc about a fixture, and their seeded generator.
         .target(name: "VmioTestSupport", path: "Tests/Support"),
     ]
         + fixtures.map { name in

@@ -22,7 +22,8 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static char live[CHUNK], saved[CHUNK];
+// Page-aligned: a destination off the cache lines makes the kernel's copy split every line.
+static char live[CHUNK] __attribute__((aligned(4096))), saved[CHUNK] __attribute__((aligned(4096)));
 
 int main(int argc, char **argv) {
     if (argc != 5) {

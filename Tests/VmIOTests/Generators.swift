@@ -1,5 +1,6 @@
 import PropertyBased
 import Testing
+import VmioTestSupport
 
 @testable import VmIO
 
@@ -18,13 +19,7 @@ struct SplitMix: SeededRandomNumberGenerator {
     init?(seed: UInt64) { state = seed }
     init() { self.init(0) }
     var currentSeed: UInt64 { state }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { SplitMix64.step(&state) }
 }
 
 /// `count` bytes from `seed` (eight at a time: debug builds are slow per byte).

@@ -36,19 +36,6 @@ private func checkLabels(_ view: MemView, samples: Int, seed: UInt64) -> Int {
     return checked
 }
 
-/// A small deterministic generator (the seed is printed with a failure).
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct LabelTests {
     @Test(arguments: [1 as UInt64, 2, 3]) func labelsOfOurOwnMapsResolveBack(seed: UInt64) throws {
         let view = try ProcessMaps.read(pid: getpid())

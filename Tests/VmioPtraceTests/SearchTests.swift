@@ -40,18 +40,6 @@ private func naive(
     }
 }
 
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct BytePatternSearchTests {
     // MARK: parsing
 
@@ -189,7 +177,7 @@ private struct SplitMix: RandomNumberGenerator {
     /// Random buffers over a small alphabet (so matches are frequent), random patterns
     /// with wildcards, random bases, alignments and windows: scan == the naive search.
     @Test func agreesWithNaiveSearch() throws {
-        var rng = SplitMix(state: 0x5EED_0001)
+        var rng = SplitMix64(seed: 0x5EED_0001)
         for round in 0..<1500 {
             let n = Int.random(in: 0...200, using: &rng)
             let buffer = (0..<n).map { _ in UInt8.random(in: 0...2, using: &rng) }
@@ -230,7 +218,7 @@ private struct SplitMix: RandomNumberGenerator {
             let (widthIndex, count, seed) = shape
             let (baseOffset, windowKind, stopAfter) = window
             let width = [2, 4, 8][widthIndex]
-            var rng = SplitMix(state: UInt64(seed))
+            var rng = SplitMix64(seed: UInt64(seed))
             let value = (0..<width).map { _ in UInt8.random(in: 1...255, using: &rng) }
             var buffer = (0..<count).map { _ in Bool.random(using: &rng) ? value.randomElement(using: &rng)! : 0 }
             if count >= width {

@@ -4,21 +4,9 @@
 // error, and the same lines.
 
 import Testing
+import VmioTestSupport
 
 @testable import VmioScript
-
-/// SplitMix64: a seeded generator, so a failing line can be found again.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
 
 /// The parse of `line` read the way `bytewise` says: the statement in full (as `dump`
 /// prints it), or the error's message with its line and column.
@@ -56,7 +44,7 @@ struct BytewiseParserTests {
     ]
 
     /// A random line: mostly a verb or keyword, then up to ten pieces, mostly spaced.
-    static func line(_ random: inout SeededGenerator) -> String {
+    static func line(_ random: inout SplitMix64) -> String {
         var line =
             Bool.random(using: &random) ? "" : String(repeating: " ", count: Int.random(in: 0...2, using: &random))
         line += first.randomElement(using: &random)!
@@ -70,7 +58,7 @@ struct BytewiseParserTests {
 
     @Test("a line parses to the same statement, or the same error, byte by byte as by Characters")
     func sameParseAsTheGeneralPath() {
-        var random = SeededGenerator(state: 16)
+        var random = SplitMix64(seed: 16)
         var ascii = 0, statements = 0, errors = 0
         for _ in 0..<3000 {
             let line = Self.line(&random)
@@ -107,7 +95,7 @@ struct BytewiseParserTests {
 
     @Test("a script splits into the lines a split on the Character \"\\n\" gives")
     func linesAsTheCharacterSplit() {
-        var random = SeededGenerator(state: 8)
+        var random = SplitMix64(seed: 8)
         let parts = ["read 0x10 8", "\n", "\n", "\r\n", "\r", "\n\r", "é", "e\u{301}", "\u{301}", " ", "\u{0600}", ""]
         for _ in 0..<1000 {
             let script = (0..<Int.random(in: 0...12, using: &random)).map { _ in

@@ -1,0 +1,18 @@
+/// SplitMix64: a small seeded generator for the tests' random inputs, so a failure's values
+/// can be made again from its seed.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 { Self.step(&state) }
+
+    /// Advances `state` and returns its next output (for generators that keep their own state).
+    public static func step(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
