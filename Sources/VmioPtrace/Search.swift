@@ -192,13 +192,15 @@ public struct SearchReport: Sendable {
 extension Target {
     /// Searches the selected regions for `pattern`, streaming through a bounded buffer;
     /// matches that straddle chunk (or adjacent-mapping) boundaries are found. Unreadable
-    /// pages are skipped and reported as holes. Stops after `max` hits.
+    /// pages are skipped and reported as holes. Stops after `max` hits. Each chunk of
+    /// `chunkSize` bytes is read and matched in two halves at once, one on a helper thread
+    /// (ARCHITECTURE.md).
     ///
     /// Throws ``TargetError/transferStopped(_:)`` when a read stops other than at a fault (the
     /// process gone).
     public func search(
         _ pattern: BytePattern, in regions: [(mapping: Mapping, range: AddressRange)], max: Int,
-        chunkSize: Int = 1 << 20, progress: ((UInt64) -> Void)? = nil
+        chunkSize: Int = 4 << 20, progress: ((UInt64) -> Void)? = nil
     ) throws(TargetError) -> SearchReport {
         var report = SearchReport()
         let keep = pattern.count - 1
@@ -218,14 +220,44 @@ extension Target {
             }
             return true
         }
+        // Each chunk read and matched in two halves at once, one on each thread (HelperThread);
+        // without a helper (VMIO_ONE_THREAD=1, no thread), read on this thread while a second
+        // matches (transferOverlapped), or on this thread alone.
+        let helper = Self.oneThread ? nil : HelperThread()
+        defer { helper?.stop() }
+        /// The matches in `chunk` (at `at`), recorded in order; false when the search ends.
+        func scanChunk(_ chunk: UnsafeRawBufferPointer, at: Address) -> Bool {
+            let half = chunk.count / 2 & ~0xfff
+            guard let helper, chunk.count >= ProcessMemory.splitReadLimit, half > 0 else {
+                return pattern.scan(chunk, base: at, hit: { record(at + UInt64($0)) })
+            }
+            let wanted = max - report.hits.count
+            var here: [Int] = []
+            var there: [Int] = []
+            helper.both(
+                {
+                    pattern.scan(chunk, base: at, starts: 0..<half) {
+                        here.append($0)
+                        return here.count < wanted
+                    }
+                },
+                {
+                    pattern.scan(chunk, base: at, starts: half..<chunk.count) {
+                        there.append($0)
+                        return there.count < wanted
+                    }
+                })
+            for offset in here + there {
+                if !record(at + UInt64(offset)) { return false }
+            }
+            return true
+        }
         for (mapping, range) in regions {
             previousMapping = currentMapping
             currentMapping = mapping
             // The region's holes, merged as a transfer's report merges them.
             var regionHoles = TransferReport(requested: 0)
-            // Matched on a second thread while the next chunks are read, in the reader's order.
-            let streamed = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize) {
-                (item) throws(TargetError) in
+            let consume = { (item: OverlappedItem) throws(TargetError) -> Bool in
                 let (at, chunk): (Address, UnsafeRawBufferPointer)
                 switch item {
                 case .hole(let hole):
@@ -250,7 +282,7 @@ extension Target {
                     }
                     if !go { return false }
                 }
-                if !pattern.scan(chunk, base: at, hit: { record(at + UInt64($0)) }) { return false }
+                if !scanChunk(chunk, at: at) { return false }
                 if keep > 0 {
                     if chunk.count >= keep {
                         tail = Array(chunk.suffix(keep))
@@ -260,6 +292,15 @@ extension Target {
                     tailEnd = at + UInt64(chunk.count)
                 }
                 return true
+            }
+            let streamed: TransferReport
+            if let helper {
+                streamed = try transferInline(range, .skip, chunkSize, helper: helper, consume)
+            } else {
+                // The ring's slots are best at 1 MiB: larger, the matcher no longer finds in its
+                // cache what the reader just wrote (README.md, "Benchmarks").
+                streamed = try transferOverlapped(
+                    range, policy: .skip, chunkSize: Swift.min(chunkSize, 1 << 20), consume: consume)
             }
             report.holes += regionHoles.holes
             // Faults are holes, but a stream cut short (target gone, permission) is not a

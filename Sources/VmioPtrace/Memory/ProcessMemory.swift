@@ -61,6 +61,16 @@ public struct ProcessMemory: ~Copyable {
         at address: Address, into destination: UnsafeMutableRawBufferPointer, view: MemView,
         stoppedThread: Int32? = nil
     ) -> Access {
+        read(at: address, into: destination, view: view, stoppedThread: stoppedThread, helper: nil)
+    }
+
+    /// ``read(at:into:view:stoppedThread:)``; with `helper`, a read of ``splitReadLimit`` bytes
+    /// or more through `process_vm_readv` is made in two halves at once
+    /// (``splitRead(pid:at:into:helper:)``).
+    mutating func read(
+        at address: Address, into destination: UnsafeMutableRawBufferPointer, view: MemView,
+        stoppedThread: Int32? = nil, helper: HelperThread?
+    ) -> Access {
         guard destination.count > 0 else { return Access(moved: 0, mechanism: .processVMReadv) }
         // A tiny read (a typed value) is cheaper as one pread on the kept-open /proc/PID/mem;
         // only where the view says the target can read every byte. Any failure falls through
@@ -76,7 +86,9 @@ public struct ProcessMemory: ~Copyable {
         if let errno = refused[.processVMReadv] {
             lastRefusal = AccessStop(errno, .processVMReadv)
         } else {
-            let access = Self.processVMRead(pid: pid, at: address, into: destination)
+            let access =
+                helper.map { Self.splitRead(pid: pid, at: address, into: destination, helper: $0) }
+                ?? Self.processVMRead(pid: pid, at: address, into: destination)
             guard let refusal = refusal(of: access) else { return access }
             lastRefusal = refusal
         }
@@ -145,6 +157,32 @@ public struct ProcessMemory: ~Copyable {
             try Sys.processVMReadv(
                 pid: pid, into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<done + chunk]), from: remote)
         }
+    }
+
+    /// The smallest read ``read(at:into:view:stoppedThread:helper:)`` splits between two threads.
+    static let splitReadLimit = 256 << 10
+
+    /// ``processVMRead(pid:at:into:)`` in two halves at once: the first (a whole number of
+    /// pages) on this thread, the rest on `helper`; a read under ``splitReadLimit`` in one call.
+    /// The result is the one call's: a first half cut short is the read's end (what the second
+    /// half moved is not counted), else the second half's count and stop follow it.
+    static func splitRead(
+        pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer, helper: HelperThread
+    ) -> Access {
+        let half = destination.count / 2 & ~0xfff
+        guard destination.count >= splitReadLimit, half > 0 else {
+            return processVMRead(pid: pid, at: address, into: destination)
+        }
+        var first = Access(moved: 0, mechanism: .processVMReadv)
+        var second = first
+        helper.both(
+            { first = processVMRead(pid: pid, at: address, into: .init(rebasing: destination[..<half])) },
+            {
+                second = processVMRead(
+                    pid: pid, at: address + Address(half), into: .init(rebasing: destination[half...]))
+            })
+        guard first.moved == half, first.stop == nil else { return first }
+        return Access(moved: half + second.moved, mechanism: .processVMReadv, stop: second.stop)
     }
 
     /// `PTRACE_PEEKDATA` of the `allowed` part of a read of `wanted` bytes, one aligned

@@ -72,16 +72,17 @@ extension Target {
     /// overlap (the benchmark's "before" rows, measured in the same run).
     static let oneThread = ProcessInfo.processInfo.environment["VMIO_ONE_THREAD"] == "1"
 
-    /// The same transfer on this thread alone, through one buffer.
-    private func transferInline(
-        _ range: AddressRange, _ policy: FaultPolicy, _ chunk: Int,
+    /// The same transfer on this thread alone, through one buffer; with `helper`, each large
+    /// chunk read in two halves at once, one on the helper.
+    func transferInline(
+        _ range: AddressRange, _ policy: FaultPolicy, _ chunk: Int, helper: HelperThread? = nil,
         _ consume: (OverlappedItem) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
         var holeError: TargetError?
         var holeEnded = false
         // A hole is handed on as it is met; what its consumer says takes effect at the next chunk.
         let report = try transfer(
-            range, policy: policy, chunkSize: chunk,
+            range, policy: policy, chunkSize: chunk, helper: helper,
             hole: { hole in
                 guard !holeEnded, holeError == nil else { return }
                 do throws(TargetError) { holeEnded = try !consume(.hole(hole)) } catch { holeError = error }

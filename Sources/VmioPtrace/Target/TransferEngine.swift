@@ -41,10 +41,12 @@ extension Target {
     /// of its own, and handed on from there: a read into the caller's memory copies nothing twice.
     /// With `chunkBuffer` (at least `chunkSize` bytes, asked again after each chunk the consumer
     /// took) each chunk is read into the buffer it gives: a ring of buffers another thread drains.
+    /// With `helper`, each large chunk is read in two halves at once (``HelperThread``).
     func transfer(
         _ range: AddressRange, policy: FaultPolicy, chunkSize: Int,
         into destination: UnsafeMutableRawBufferPointer? = nil,
         chunkBuffer: (() -> UnsafeMutableRawBufferPointer)? = nil,
+        helper: HelperThread? = nil,
         hole noteHole: (Hole) -> Void = { _ in },
         consume: (Address, UnsafeRawBufferPointer) throws(TargetError) -> ChunkAnswer
     ) throws(TargetError) -> TransferReport {
@@ -148,7 +150,8 @@ extension Target {
             while reader.remain > 0 {
                 let at = reader.cursor
                 let count = Int(min(reader.remain, UInt64(chunk)))
-                let access = memory.read(at: at, into: space(at, count), view: view, stoppedThread: peekThread)
+                let access = memory.read(
+                    at: at, into: space(at, count), view: view, stoppedThread: peekThread, helper: helper)
                 // The reader (and its owner) advances by exactly what moved.
                 do throws(VmIoError) { try reader.skip(UInt64(access.moved)) } catch { throw .model(error) }
                 if access.moved > 0, try !hand(at, access.moved, access.mechanism) { return false }

@@ -749,7 +749,10 @@ public final class TrapSession {
         case .stopped(let signal, let event):
             if var child = forkChildren[tid] {
                 // A child's first stop: let go once its parent's event says fork or vfork.
-                if let vfork = child.vfork { return releaseChild(tid, vfork: vfork) }
+                if let vfork = child.vfork {
+                    releaseChild(tid, vfork: vfork)
+                    return nil
+                }
                 child.stopped = true
                 forkChildren[tid] = child
                 return nil
@@ -872,7 +875,7 @@ public final class TrapSession {
 
     /// A fork's child: the `int3` bytes taken out of its copy of the text (a vfork's child
     /// shares the parent's memory, whose bytes are out until it execs or exits), then let go.
-    private func releaseChild(_ child: Int32, vfork: Bool) -> TrapEvent? {
+    private func releaseChild(_ child: Int32, vfork: Bool) {
         forkChildren[child] = nil
         if !vfork && !inserted.isEmpty, let copy = try? Target(pid: child) {
             for (address, original) in inserted {
@@ -881,7 +884,6 @@ public final class TrapSession {
         }
         _ = try? Sys.ptracePokeUser(child, offset: Sys.debugRegisterOffset(7), 0)
         try? Sys.ptraceDetach(child, signal: 0)
-        return nil
     }
 
     private func execHappened(_ tid: Int32) -> TrapEvent {
@@ -958,7 +960,7 @@ public final class TrapSession {
             }
         }
         // Children whose parent's event never came: out of our bytes, and let go.
-        for (child, state) in forkChildren where state.stopped { _ = releaseChild(child, vfork: state.vfork ?? false) }
+        for (child, state) in forkChildren where state.stopped { releaseChild(child, vfork: state.vfork ?? false) }
         // A target the user stopped (SIGSTOP, Ctrl-Z) during the session stays stopped: it is
         // in a group stop, or a stop signal not delivered yet goes back with the detach.
         let userStopped = !groupStopped.isEmpty || stopped.values.contains(where: isStopSignal)
