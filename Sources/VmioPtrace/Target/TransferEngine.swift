@@ -202,7 +202,9 @@ extension Target {
     /// bytes, handing each chunk to `sink` with its address (`sink` returns false to end the
     /// stream). Memory use stays flat for any length. Faults are handled by `policy`; the
     /// report says which mechanism moved each range (``TransferReport/ranges``) and which
-    /// failed at each hole.
+    /// failed at each hole. Chunks of 256 KiB or more are read in two halves at once, the
+    /// second on a helper thread that lives as long as the call (`sink` is always called on
+    /// this thread).
     ///
     /// With `overlapped`, `sink` runs on a second thread while this one reads the next chunks
     /// into a ring of four buffers of `chunkSize` (so the time approaches the slower of reading
@@ -215,7 +217,11 @@ extension Target {
         sink: (Address, UnsafeRawBufferPointer) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
         guard overlapped else {
-            return try transfer(range, policy: policy, chunkSize: chunkSize) { (at, chunk) throws(TargetError) in
+            let splits = Swift.min(UInt64(chunkSize), range.count) >= UInt64(ProcessMemory.splitReadLimit)
+            let helper = splits && !Self.oneThread ? HelperThread() : nil
+            defer { helper?.stop() }
+            return try transfer(range, policy: policy, chunkSize: chunkSize, helper: helper) {
+                (at, chunk) throws(TargetError) in
                 try sink(at, chunk) ? .more : .enough
             }
         }
