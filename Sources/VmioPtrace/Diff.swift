@@ -96,7 +96,8 @@ extension DiffSource {
     /// Compares the regions `selectors` pick in `a` and `b`, window by window (a process's
     /// read into a bounded buffer, a dump's mapped from its file), handing each changed range
     /// to `changed` as it is found (README.md, "diff"); `changed` returns false to end the diff
-    /// there (the report then covers what was compared so far). Holes of either side are left out of the comparison and reported.
+    /// there (the report then covers what was compared so far). Holes of either side are left
+    /// out of the comparison and reported.
     ///
     /// Throws ``TargetError/file(path:_:)`` when a dump's region file cannot be opened or
     /// mapped (`open(2)`, `fstat(2)`, `mmap(2)`) or is shorter than its region, and

@@ -214,7 +214,7 @@ extension Target {
             // stops the reading and is thrown here. A durable dump starts the write-back of
             // every few MiB as they are written, so the disk works while the target is read
             // and the closing fsync has little left to wait for.
-            var writebackFrom: UInt64 = 0
+            var writeback = Writeback()
             let report = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize) {
                 (item) throws(TargetError) in
                 guard case .bytes(let at, let chunk) = item else { return true }
@@ -222,11 +222,7 @@ extension Target {
                 do throws(Errno) { try Files.write(fd, chunk, at: offset) } catch {
                     throw .file(path: part, .failed(error))
                 }
-                let written = offset + UInt64(chunk.count)
-                if durable, written - writebackFrom >= OutputFile.writebackStep {
-                    Sys.startWriteback(fd, offset: writebackFrom, length: written - writebackFrom)
-                    writebackFrom = written
-                }
+                if durable { writeback.wrote(fd, upTo: offset + UInt64(chunk.count)) }
                 done += UInt64(chunk.count)
                 progress?(done)
                 return true

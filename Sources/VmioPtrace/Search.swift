@@ -227,8 +227,7 @@ extension Target {
         defer { helper?.stop() }
         /// The matches in `chunk` (at `at`), recorded in order; false when the search ends.
         func scanChunk(_ chunk: UnsafeRawBufferPointer, at: Address) -> Bool {
-            let half = chunk.count / 2 & ~0xfff
-            guard let helper, chunk.count >= ProcessMemory.splitReadLimit, half > 0 else {
+            guard let helper, let half = ProcessMemory.splitPoint(chunk.count) else {
                 return pattern.scan(chunk, base: at, hit: { record(at + UInt64($0)) })
             }
             let wanted = max - report.hits.count

@@ -33,7 +33,8 @@ public struct ScanCommand: VmioCommand {
     @OptionGroup public var value: PayloadOptions
 
     @Option(
-        help: ArgumentHelp("Start from an unknown value of this type (u8…u64, i8…i64, f32, f64).", valueName: "type"))
+        help: ArgumentHelp(
+            "Start from an unknown value of this type (u8…u64, i8…i64, f32, f64).", valueName: "type"))
     public var snapshot: ScanType?
 
     @Option(help: ArgumentHelp("The state file of the scan so far, to narrow.", valueName: "file"))

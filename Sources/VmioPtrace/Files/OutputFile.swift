@@ -17,14 +17,11 @@ public final class OutputFile {
     /// The directory the file goes into, with its trailing slash ("" for the working directory).
     private let directory: String
     private var committed = false
-    /// Whether write-back of a file starts every ``writebackStep`` bytes as they are written
-    /// (for a file that will be committed durably: the disk works meanwhile, and the closing
+    /// Whether write-back of a file starts every few MiB as they are written (``Writeback``:
+    /// for a file that will be committed durably, the disk works meanwhile, and the closing
     /// `fsync` finds little left to wait for).
     public var startsWriteback = false
-    /// Where the file's next write-back starts.
-    private var writebackFrom: UInt64 = 0
-    /// How much is written between two starts of write-back.
-    public static let writebackStep: UInt64 = 8 << 20
+    private var writeback = Writeback()
 
     /// Standard output when `path` is nil, else a new file at `path` (an existing one only
     /// when `replace`; never a directory).
@@ -96,11 +93,7 @@ public final class OutputFile {
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(TargetError) {
         if isFile {
             do { try Files.write(fd, bytes, at: offset) } catch { throw failure(error) }
-            let end = offset + UInt64(bytes.count)
-            if startsWriteback, end > writebackFrom, end - writebackFrom >= Self.writebackStep {
-                Sys.startWriteback(fd, offset: writebackFrom, length: end - writebackFrom)
-                writebackFrom = end
-            }
+            if startsWriteback { writeback.wrote(fd, upTo: offset + UInt64(bytes.count)) }
         } else {
             if offset > position { try zeros(offset - position) }
             try append(bytes)
@@ -145,5 +138,23 @@ public final class OutputFile {
 
     private func failure(_ errno: Errno) -> TargetError {
         .file(path: path ?? "standard output", .cannotWrite(errno))
+    }
+}
+
+/// Starts the write-back of a file every ``step`` bytes as it is written in order
+/// (`sync_file_range`, not waited for): a durable output's closing `fsync` then finds little
+/// left, and the disk writes while the target is still read.
+struct Writeback {
+    /// How much is written between two starts of write-back.
+    static let step: UInt64 = 8 << 20
+    /// Where the next write-back starts.
+    private var from: UInt64 = 0
+
+    /// Notes that `fd` now holds every byte below `end`; starts their write-back once a
+    /// ``step`` of them is waiting.
+    mutating func wrote(_ fd: Int32, upTo end: UInt64) {
+        guard end > from, end - from >= Self.step else { return }
+        Sys.startWriteback(fd, offset: from, length: end - from)
+        from = end
     }
 }

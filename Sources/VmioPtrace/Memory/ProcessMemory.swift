@@ -162,6 +162,14 @@ public struct ProcessMemory: ~Copyable {
     /// The smallest read ``read(at:into:view:stoppedThread:helper:)`` splits between two threads.
     static let splitReadLimit = 256 << 10
 
+    /// Where a split read of `count` bytes ends its first half (a whole number of pages), nil
+    /// when it is not split; a search matches at the same place, each half on the thread that
+    /// read it.
+    static func splitPoint(_ count: Int) -> Int? {
+        let half = count / 2 & ~0xfff
+        return count >= splitReadLimit && half > 0 ? half : nil
+    }
+
     /// ``processVMRead(pid:at:into:)`` in two halves at once: the first (a whole number of
     /// pages) on this thread, the rest on `helper`; a read under ``splitReadLimit`` in one call.
     /// The result is the one call's: a first half cut short is the read's end (what the second
@@ -169,8 +177,7 @@ public struct ProcessMemory: ~Copyable {
     static func splitRead(
         pid: Int32, at address: Address, into destination: UnsafeMutableRawBufferPointer, helper: HelperThread
     ) -> Access {
-        let half = destination.count / 2 & ~0xfff
-        guard destination.count >= splitReadLimit, half > 0 else {
+        guard let half = splitPoint(destination.count) else {
             return processVMRead(pid: pid, at: address, into: destination)
         }
         var first = Access(moved: 0, mechanism: .processVMReadv)
