@@ -9,16 +9,38 @@ import VmioTestSupport
 @testable import VmioScript
 
 /// The parse of `line` read the way `bytewise` says: the statement in full (as `dump`
-/// prints it), or the error's message with its line and column.
+/// prints it, the members of each set in sorted order: two equal sets may list them in
+/// different orders), or the error's message with its line and column.
 private func parsed(_ line: String, bytewise: Bool) -> String {
     do {
         let statement = try Parser(line: 7, text: line, bytewise: bytewise).statement()
         var text = ""
         dump(statement, to: &text)
-        return text
+        return membersSorted(text)
     } catch {
         return "error: " + error.description
     }
+}
+
+/// `dump`'s text with the lines under each `members` header sorted.
+private func membersSorted(_ text: String) -> String {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
+    var out: [String] = []
+    var i = 0
+    while i < lines.count {
+        out.append(lines[i])
+        guard lines[i].hasSuffix(" members") else {
+            i += 1
+            continue
+        }
+        let depth = indent(lines[i])
+        var j = i + 1
+        while j < lines.count, indent(lines[j]) > depth { j += 1 }
+        out += lines[i + 1..<j].sorted()
+        i = j
+    }
+    return out.joined(separator: "\n")
 }
 
 @Suite("Byte-wise parsing")

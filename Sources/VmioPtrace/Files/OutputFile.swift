@@ -17,9 +17,9 @@ public final class OutputFile {
     /// The directory the file goes into, with its trailing slash ("" for the working directory).
     private let directory: String
     private var committed = false
-    /// Whether write-back of a file starts every few MiB as they are written (``Writeback``:
-    /// for a file that will be committed durably, the disk works meanwhile, and the closing
-    /// `fsync` finds little left to wait for).
+    /// Whether write-back of a file starts every 8 MiB as it is written (for a file that
+    /// will be committed durably: the disk works meanwhile, and the closing `fsync` finds
+    /// little left to wait for).
     public var startsWriteback = false
     private var writeback = Writeback()
 
