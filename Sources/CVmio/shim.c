@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CVmio.h"
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <dirent.h>
@@ -185,6 +186,17 @@ static volatile int deferred_signal;
 
 void vmio_defer_fatal_signals(int on) { __atomic_store_n(&defer_fatal, on, __ATOMIC_SEQ_CST); }
 int vmio_take_deferred_signal(void) { return __atomic_exchange_n(&deferred_signal, 0, __ATOMIC_SEQ_CST); }
+int vmio_deferred_signal(void) { return __atomic_load_n(&deferred_signal, __ATOMIC_SEQ_CST); }
+
+ssize_t vmio_stdin_getline(char **line, size_t *capacity) {
+    errno = 0;
+    ssize_t count = getline(line, capacity, stdin);
+    if (count < 0 && errno == EINTR) {
+        clearerr(stdin);
+        errno = EINTR;
+    }
+    return count;
+}
 
 void vmio_reraise(int sig) {
     signal(sig, SIG_DFL);

@@ -114,6 +114,7 @@ public final class Interpreter {
     /// next is read. Returns the session's exit status.
     public func run(lines next: () -> String?) -> ExitStatus {
         var number = 0
+        var announced = false
         while let text = next() {
             number += 1
             let statement: Statement
@@ -124,8 +125,13 @@ public final class Interpreter {
                 break
             }
             if !execute(statement, line: number, text: text) && !keepGoing { break }
-            if interrupted() { break }
+            if interrupted() {
+                announced = true
+                break
+            }
         }
+        // The input may have ended because a fatal signal came while a line was awaited.
+        if !announced { _ = interrupted() }
         return finish()
     }
 

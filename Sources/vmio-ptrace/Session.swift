@@ -43,12 +43,7 @@ struct ScriptOptions: ParsableArguments {
         } else if interactive {
             status = interpreter.run(lines: Self.prompting(target.pid))
         } else {
-            status = interpreter.run(lines: {
-                // readLine retries while errno says EINTR after getline(3) fails, and at end of
-                // file getline leaves errno as it was: a stale EINTR would spin here for ever.
-                errno = 0
-                return Swift.readLine(strippingNewline: true)
-            })
+            status = interpreter.run(lines: Console.nextInputLine)
         }
         return (status, interpreter.programEnd, interpreter.interruption)
     }
@@ -60,8 +55,7 @@ struct ScriptOptions: ParsableArguments {
         return {
             while true {
                 StandardError.write("vmio-ptrace \(pid)> ")
-                errno = 0  // not a stale EINTR, which readLine would retry for ever at end of file
-                guard let line = Swift.readLine(strippingNewline: true) else {
+                guard let line = Console.nextInputLine() else {
                     printError("")
                     return nil
                 }

@@ -163,6 +163,33 @@ import VmioTestSupport
         #expect(try fixture.send("tick", timeout: 30) == "ticked 7007")
     }
 
+    @Test(arguments: [SIGTERM, SIGINT]) func aFatalSignalWhileTheSessionAwaitsItsNextLineRemovesEveryTrap(
+        signal: Int32
+    ) throws {
+        // The bug: with traps set, the handler only records the signal; the session blocked in
+        // reading its next line from standard input (Swift's readLine retried the EINTR) and
+        // ended only when another line came, the traps in the target meanwhile.
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let session = try Conversation(Tool.path, ["session", fixture.pidArg, "-"])
+        try session.send("break sym:vmio_trap_tick")
+        try session.send("watch sym:watched")
+        try session.send("echo armed")
+        #expect(waitUntil(timeout: 20) { session.nextLine(timeout: 1) == "armed" }, "\(session.stderr)")
+        usleep(200_000)  // into the read of the next line
+        kill(session.process.processIdentifier, signal)
+        #expect(waitUntil(timeout: 10) { !session.process.isRunning }, "the session went on reading")
+        session.closeInput()
+        _ = session.waitExit(timeout: 10)
+        #expect(session.process.terminationReason == .uncaughtSignal, "\(session.stderr)")
+        #expect(session.process.terminationStatus == signal, "\(session.stderr)")
+        let stderr = session.stderr
+        #expect(stderr.contains("received: the session ends"), "\(stderr)")
+        #expect(stderr.contains("left nothing behind"), "\(stderr)")
+        try expectNothingLeftIn(fixture, code: fixture.address("tick"))
+        #expect(try fixture.send("tick", timeout: 30) == "ticked 7007")
+    }
+
     /// A script in a temporary file, `PID` replaced by the fixture's pid.
     func script(_ fixture: FixtureProcess, _ lines: [String]) throws -> TempPath {
         let script = TempPath("wait.vmio")

@@ -112,6 +112,12 @@ void vmio_install_detach_handlers(void);
 void vmio_defer_fatal_signals(int on);
 /// The fatal signal recorded while deferred, or 0; taken (reset to 0).
 int vmio_take_deferred_signal(void);
+/// The fatal signal recorded while deferred, or 0; left for vmio_take_deferred_signal.
+int vmio_deferred_signal(void);
+/// getline(3) on stdin (which Swift 6 cannot name: shared mutable state), errno cleared first
+/// (at the end of input getline leaves it as it was); after an EINTR the stream's error flag
+/// is cleared (clearerr), so the next call reads on.
+ssize_t vmio_stdin_getline(char **line, size_t *capacity);
 /// The signal at its default action, raised again (the process dies of it as usual).
 void vmio_reraise(int signal);
 /// A timer that interrupts the calling thread's blocking calls (EINTR) every `milliseconds`

@@ -76,6 +76,32 @@ public enum Console {
         }
     }
 
+    /// The next line of standard input without its line end ("\n" or "\r\n"); nil at the end
+    /// of input or on a read error, and as soon as a fatal signal comes while breakpoints or
+    /// watchpoints are set. The tool's handler then only records the signal, installed without
+    /// SA_RESTART, so the read fails with EINTR and a session ends at once, not when its next
+    /// line comes (Swift's readLine retries an EINTR).
+    public static func nextInputLine() -> String? {
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while !Sys.deferredSignalPending {
+            let count: Int
+            do { count = try Sys.standardInputLine(&line, capacity: &capacity) } catch {
+                if error == .interrupted { continue }
+                return nil
+            }
+            guard count > 0, let line else { return nil }
+            var bytes = UnsafeRawBufferPointer(start: line, count: count)
+            if bytes.last == UInt8(ascii: "\n") {
+                bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast())
+                if bytes.last == UInt8(ascii: "\r") { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return nil
+    }
+
     /// Whether `fd` is a terminal.
     public static func isTerminal(fd: Int32) -> Bool {
         Sys.isTerminal(fd)

@@ -164,6 +164,10 @@ extension Sys {
         return signal == 0 ? nil : signal
     }
 
+    /// Whether a fatal signal was recorded while deferred; it stays for
+    /// ``takeDeferredSignal()`` (`vmio_deferred_signal`).
+    static var deferredSignalPending: Bool { vmio_deferred_signal() != 0 }
+
     /// `signal(2)` back to its default action and `raise(3)` (`vmio_reraise`): the process dies
     /// of `signal` as it would have without the handler.
     static func reraise(_ signal: Int32) { vmio_reraise(signal) }

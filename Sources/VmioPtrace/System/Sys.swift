@@ -82,6 +82,21 @@ enum Sys {
         try retryingInterrupts { Glibc.write(fd, bytes.baseAddress, bytes.count) }
     }
 
+    /// `getline(3)` on standard input into `line` (grown with `realloc`; the caller frees it):
+    /// the line's length with its line end, 0 at the end of input (`vmio_stdin_getline`).
+    ///
+    /// Throws `EINTR` when a signal handler interrupted the read (the stream reads on at the
+    /// next call), or the `Errno` of a `read(2)` that failed.
+    static func standardInputLine(
+        _ line: inout UnsafeMutablePointer<CChar>?, capacity: inout Int
+    ) throws(Errno) -> Int {
+        let count = vmio_stdin_getline(&line, &capacity)
+        guard count < 0 else { return count }
+        let failure = lastErrno
+        if failure.rawValue == 0 { return 0 }
+        throw failure
+    }
+
     /// `pread(2)` at `offset`, taken as an unsigned 64-bit position (as `/proc/PID/mem`
     /// reads addresses); 0 at the end of the file.
     static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(Errno)
