@@ -93,14 +93,15 @@ public struct DiffOptions: Sendable {
 }
 
 extension DiffSource {
-    /// Compares the regions `selectors` pick in `a` and `b`, window by window (a process's
-    /// read into a bounded buffer, a dump's mapped from its file), handing each changed range
+    /// Compares the regions `selectors` pick in `a` and `b`, window by window (each side
+    /// read into a bounded buffer: a process's memory, a dump's data file), handing each changed range
     /// to `changed` as it is found (README.md, "diff"); `changed` returns false to end the diff
     /// there (the report then covers what was compared so far). Holes of either side are left
     /// out of the comparison and reported.
     ///
     /// Throws ``TargetError/file(path:_:)`` when a dump's region file cannot be opened or
-    /// mapped (`open(2)`, `fstat(2)`, `mmap(2)`) or is shorter than its region, and
+    /// read (`open(2)`, `pread(2)`) or is shorter than its region (even when cut short while
+    /// the diff reads it), and
     /// ``TargetError/transferStopped(_:)`` when a process's read is cut short other than by a
     /// fault (the process gone).
     public static func diff(
@@ -112,9 +113,10 @@ extension DiffSource {
             a.regions(selectors).map { ($0.range, $0.mapping.path) },
             b.regions(selectors).map { ($0.range, $0.mapping.path) })
         let readerA = DiffReader(a), readerB = DiffReader(b)
-        // A process's window is read into its side's buffer; a dump's is mapped.
-        let bufferA = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 64)
-        let bufferB = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 64)
+        // Each side's window is read into its buffer, page-aligned: the kernel's copies into a
+        // buffer off a cache line split every line (README.md, "Benchmarks").
+        let bufferA = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 4096)
+        let bufferB = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 4096)
         defer {
             bufferA.deallocate()
             bufferB.deallocate()
@@ -178,24 +180,21 @@ extension DiffReport {
 }
 
 /// Reads windows of one side: a dump's data files (kept open region by region; its holes
-/// from the manifest), mapped a window at a time, or a process's memory (its faults).
+/// from the manifest) or a process's memory (its faults), into the side's buffer.
 final class DiffReader {
     let source: DiffSource
-    private var open: (region: AddressRange, fd: Int32, size: UInt64, holes: [AddressRange], path: String)?
-    /// The window of a dump's file mapped last: unmapped at the next window and at the end,
-    /// so memory holds one window a side.
-    private var mapped: UnsafeRawBufferPointer?
+    private var open: (region: AddressRange, fd: Int32, holes: [AddressRange], path: String)?
 
     init(_ source: DiffSource) { self.source = source }
 
     deinit {
-        if let mapped { Sys.unmap(mapped) }
         if let open { Sys.close(open.fd) }
     }
 
-    /// The bytes of `window` (inside `region`, a region of this side), valid until the next
-    /// call, and the ranges that could not be read. A process's are read into `buffer` (holes
-    /// zeroed); a dump's are its data file's pages, mapped: page-cache speed, no copy.
+    /// The bytes of `window` (inside `region`, a region of this side), read into `buffer`,
+    /// and the ranges that could not be read: a process's faults (zeroed), a dump's holes.
+    /// A dump's file is read with `pread(2)`, not mapped: a file another program truncates
+    /// meanwhile is then an error, where its mapped pages would raise SIGBUS.
     func bytes(_ window: AddressRange, of region: AddressRange, buffer: UnsafeMutableRawBufferPointer)
         throws(TargetError) -> (bytes: UnsafeRawBufferPointer, holes: [AddressRange])
     {
@@ -203,10 +202,6 @@ final class DiffReader {
         case .live(let target):
             return (UnsafeRawBufferPointer(buffer), try target.read(window, into: buffer))
         case .dump(let directory, let manifest):
-            if let mapped {
-                Sys.unmap(mapped)
-                self.mapped = nil
-            }
             if open?.region != region {
                 if let open { Sys.close(open.fd) }
                 open = nil
@@ -215,32 +210,28 @@ final class DiffReader {
                 }
                 let path = directory + "/" + entry.file
                 let fd: Int32
-                let size: UInt64
-                do {
-                    fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW)
-                    size = UInt64(try Sys.fileStatus(fd).st_size)
-                } catch { throw .file(path: path, .failed(error)) }
+                do { fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW) } catch { throw .file(path: path, .failed(error)) }
                 let holes = entry.holes.compactMap { h -> AddressRange? in
                     parseNumber(h.address[...]).flatMap { try? AddressRange(start: $0, count: h.length) }
                 }
-                open = (region, fd, size, holes, path)
+                open = (region, fd, holes, path)
             }
-            let (_, fd, size, holes, path) = open!
+            let (_, fd, holes, path) = open!
             let offset = window.start - region.start
-            // A page past the file's end would raise SIGBUS when read: refused here instead.
-            guard offset + window.count <= size else { throw .file(path: path, .tooShort) }
-            let lead = Int(offset % Self.pageSize)
-            let count = Int(window.count)
-            let pages: UnsafeRawBufferPointer
-            do { pages = try Sys.mapFile(fd, offset: offset - UInt64(lead), count: lead + count) } catch {
-                throw .file(path: path, .failed(error))
+            var done = 0
+            while done < buffer.count {
+                let got: Int
+                do {
+                    got = try Sys.pread(
+                        fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), at: offset + UInt64(done))
+                } catch { throw .file(path: path, .failed(error)) }
+                // The file ends before its region does (cut short, perhaps while this diff ran).
+                guard got > 0 else { throw .file(path: path, .tooShort) }
+                done += got
             }
-            mapped = pages
-            let bytes = UnsafeRawBufferPointer(rebasing: pages[lead..<lead + count])
-            return (bytes, holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) })
+            return (
+                UnsafeRawBufferPointer(buffer), holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) }
+            )
         }
     }
-
-    /// mmap's offsets are multiples of the page size.
-    private static let pageSize: UInt64 = 4096
 }

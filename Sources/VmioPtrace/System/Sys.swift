@@ -152,20 +152,6 @@ enum Sys {
         return st
     }
 
-    /// `mmap(2)` of `count` bytes of `fd` from `offset` (a multiple of the page size),
-    /// read-only, private and populated (`MAP_POPULATE`: every page mapped by the call, not
-    /// faulted in one at a time). Reading past the file's end raises SIGBUS: map only what it holds.
-    static func mapFile(_ fd: Int32, offset: UInt64, count: Int) throws(Errno) -> UnsafeRawBufferPointer {
-        let mapped = Glibc.mmap(nil, count, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, off_t(Int64(bitPattern: offset)))
-        guard let mapped, mapped != MAP_FAILED else { throw lastErrno }
-        return UnsafeRawBufferPointer(start: mapped, count: count)
-    }
-
-    /// `munmap(2)` of what ``mapFile(_:offset:count:)`` mapped.
-    static func unmap(_ bytes: UnsafeRawBufferPointer) {
-        _ = Glibc.munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count)
-    }
-
     /// `rename(2)`.
     static func rename(_ from: String, to: String) throws(Errno) {
         _ = try retryingInterrupts { Glibc.rename(from, to) }
