@@ -100,7 +100,7 @@ import VmioTestSupport
         defer { holder.terminate() }
         let dir = TempDir()
         mkdir(dir.sub("mine"), 0o755)
-        FileManager.default.createFile(atPath: dir.sub("mine/notes.txt"), contents: Data("keep me".utf8))
+        try #require(FileManager.default.createFile(atPath: dir.sub("mine/notes.txt"), contents: Data("keep me".utf8)))
         for force in [false, true] {
             let result = try Tool.run(
                 ["dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("mine")] + (force ? ["--force"] : []))
@@ -114,7 +114,7 @@ import VmioTestSupport
         // A dump with a foreign file beside it is no dump either.
         let made = try Tool.run("dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("d"))
         try #require(made.exited(0), "\(made)")
-        FileManager.default.createFile(atPath: dir.sub("d/extra"), contents: Data())
+        try #require(FileManager.default.createFile(atPath: dir.sub("d/extra"), contents: Data()))
         let over = try Tool.run("dump", holder.pidArg, "--region", "[stack]", "-o", dir.sub("d"), "--force")
         #expect(over.exited(1) && over.stderr.contains("extra"), "\(over)")
         #expect(dir.entries("d").contains("extra"))
@@ -125,12 +125,8 @@ import VmioTestSupport
     @Test func aDumpThatFailsToWriteLeavesNothing() throws {
         let holder = try Fixtures.launch(.holder)
         defer { holder.terminate() }
-        let dir = TempDir()
-        let mount = dir.sub("small")
-        mkdir(mount, 0o755)
-        let mounted = try Tool.runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=100k", "tmpfs", mount])
-        try #require(mounted.exited(0), "cannot mount a tmpfs here: \(mounted)")
-        defer { _ = try? Tool.runProgram("/bin/umount", [mount]) }
+        let small = try SmallTmpfs(size: "100k")
+        let mount = small.path
         let buf = holder.address("buf")
         let result = try Tool.run(
             "dump", holder.pidArg, "--region", "\(hx(buf))-\(hx(buf + 65536))", "--region", "[stack]",
@@ -147,12 +143,8 @@ import VmioTestSupport
     @Test func aWriteErrorInTheMiddleOfARegionLeavesNothing() throws {
         let random = try Fixtures.launch(.random, arguments: ["8"])
         defer { random.terminate() }
-        let dir = TempDir()
-        let mount = dir.sub("small")
-        mkdir(mount, 0o755)
-        let mounted = try Tool.runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount])
-        try #require(mounted.exited(0), "cannot mount a tmpfs here: \(mounted)")
-        defer { _ = try? Tool.runProgram("/bin/umount", [mount]) }
+        let small = try SmallTmpfs(size: "2m")
+        let mount = small.path
         let buf = random.address("buf")
         let result = try Tool.run(
             "dump", random.pidArg, "--region", "\(hx(buf))-\(hx(buf + (8 << 20)))", "-o", mount + "/d")
@@ -161,4 +153,19 @@ import VmioTestSupport
         let left = (try? FileManager.default.contentsOfDirectory(atPath: mount + "/d")) ?? []
         #expect(!FileManager.default.fileExists(atPath: mount + "/d"), "\(left)")
     }
+}
+
+/// A tmpfs of `size` (mount(8)'s `size=`) mounted on a new temporary directory for one test,
+/// so a write fills it up; unmounted (and the directory removed) when the test lets it go.
+final class SmallTmpfs {
+    private let directory = TempDir()
+    var path: String { directory.sub("small") }
+
+    init(size: String) throws {
+        mkdir(path, 0o755)
+        let mounted = try Tool.runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+        try #require(mounted.exited(0), "cannot mount a tmpfs here: \(mounted)")
+    }
+
+    deinit { _ = try? Tool.runProgram("/bin/umount", [path]) }
 }

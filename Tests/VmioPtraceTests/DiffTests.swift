@@ -33,7 +33,7 @@ import VmioFixtures
             _ = try withUnsafeMutableBytes(of: &byte) {
                 try target.read(try AddressRange(start: at, count: 1), into: $0)
             }
-            try target.write([byte ^ 0xff], at: at, force: false, verify: true)
+            #expect(try target.write([byte ^ 0xff], at: at, force: false, verify: true).verified)
         }
         var options = DiffOptions()
         options.chunkSize = 4096
