@@ -188,6 +188,33 @@ import VmioTestSupport
         }
     }
 
+    /// Two threads write the watched variable back to back, so one of them has a hit waiting
+    /// whenever the tool looks (the kernel's peek names the first tracee with news every time):
+    /// a SIGUSR1 sent to either of them alone is still delivered, each in turn, and a SIGTERM
+    /// to the tool still leaves nothing behind.
+    @Test func aSignalToAThreadThatHitsWithoutAPauseIsDelivered() throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let hot = try fixture.send("hot").split(separator: " ").compactMap { Int32($0) }
+        try #require(hot.count == 2)
+        let tool = try Running(
+            Fixtures.toolPath.path, ["watch", fixture.pidArg, "sym:watched"],
+            stdout: FileHandle(forWritingAtPath: "/dev/null"))
+        #expect(waitUntil(timeout: 20) { tool.peekStderr().contains("; the target runs") }, "\(tool.peekStderr())")
+        usleep(200_000)  // hits under way
+        for n in 1...3 {
+            #expect(try fixture.send("usr1-hot \(n % 2)") == "sent")
+            // The count may lag the kill by a moment (a thread at a hit takes it when let go).
+            #expect(waitUntil(timeout: 20) { (try? fixture.send("usr1")) == "usr1 \(n)" }, "signal \(n)")
+        }
+        kill(tool.pid, SIGTERM)
+        let result = tool.finish()
+        #expect(result.signaled && result.status == SIGTERM, "\(result)")
+        #expect(result.stderr.contains("received; left nothing behind"), "\(result)")
+        try expectNothingLeft(fixture, code: fixture.address("bump"))
+        #expect(try fixture.send("unspin", timeout: 30) == "unspun")
+    }
+
     @Test func execEndsTheBreakpointsAndTheTargetsExitEndsTheWatch() throws {
         let fixture = try Fixtures.launch(.traps)
         defer { fixture.terminate() }
