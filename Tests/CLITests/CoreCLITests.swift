@@ -318,6 +318,16 @@ private func segment(_ report: CoreReport, _ address: UInt64) -> CoreSegment? {
         let dir = try coreDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("nostop.core").path
+        // Without a stop the stack is read after the registers, so the main thread must already
+        // be blocked in its read, not between `ready` and the read with its frames below rsp
+        // changing (the CI's ThreadSanitizer run once caught it there: no level_one in gdb).
+        #expect(
+            waitUntil(timeout: 10) {
+                (0..<3).allSatisfy { _ in
+                    usleep(10_000)
+                    return stateLetter(fixture.pid) == "S"
+                }
+            })
         let report = try writeCore(fixture.pid, path, CoreOptions(stop: false))
         #expect(!report.stopped)
         #expect(Set(report.threads) == Set(fixture.threads.map(\.tid)))
