@@ -218,17 +218,10 @@ final class DiffReader {
             }
             let (_, fd, holes, path) = open!
             let offset = window.start - region.start
-            var done = 0
-            while done < buffer.count {
-                let got: Int
-                do {
-                    got = try Sys.pread(
-                        fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), at: offset + UInt64(done))
-                } catch { throw .file(path: path, .failed(error)) }
-                // The file ends before its region does (cut short, perhaps while this diff ran).
-                guard got > 0 else { throw .file(path: path, .tooShort) }
-                done += got
-            }
+            let got: Int
+            do { got = try Files.read(fd, into: buffer, at: offset) } catch { throw .file(path: path, .failed(error)) }
+            // The file ends before its region does (cut short, perhaps while this diff ran).
+            guard got == buffer.count else { throw .file(path: path, .tooShort) }
             return (
                 UnsafeRawBufferPointer(buffer), holes.filter { $0.intersects(window) }.map { $0.clamped(to: window) }
             )

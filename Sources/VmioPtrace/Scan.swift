@@ -190,21 +190,14 @@ public final class ScanStateReader {
         throws(TargetError) -> [UInt8]
     {
         var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let got = bytes.withUnsafeMutableBytes { raw in
-                Result { () throws(Errno) in
-                    try Sys.pread(
-                        fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]), at: offset + UInt64(done))
-                }
-            }
-            let n: Int
-            do { n = try got.get() } catch { throw .file(path: path, .failed(error)) }
-            if n == 0 {
-                if done == 0 && endOK { return [] }
-                throw .scan(.state(path: path, .corrupt("cut short")))
-            }
-            done += n
+        let got = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(Errno) in try Files.read(fd, into: raw, at: offset) }
+        }
+        let done: Int
+        do { done = try got.get() } catch { throw .file(path: path, .failed(error)) }
+        if done < count {
+            if done == 0 && endOK { return [] }
+            throw .scan(.state(path: path, .corrupt("cut short")))
         }
         return bytes
     }

@@ -20,6 +20,19 @@ enum Files {
         }
     }
 
+    /// Fills `buffer` from `offset` with `pread(2)`, call after call; the bytes read, fewer
+    /// only where the file ends.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(Errno) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let got = try Sys.pread(
+                fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), at: offset + UInt64(done))
+            if got == 0 { break }
+            done += got
+        }
+        return done
+    }
+
     /// Writes all of `bytes` at the descriptor's position with `write(2)`.
     static func append(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var done = 0

@@ -108,20 +108,12 @@ extension Target {
             throw .system(call: "open \(mapping.path)", errno: error)
         }
         defer { Sys.close(fd) }
-        var got = 0
-        while got < count {
-            let n: Int
-            do throws(Errno) {
-                let offset = mapping.offset + UInt64(got)
-                n = try file.withUnsafeMutableBytes { raw in
-                    Result { () throws(Errno) in
-                        try Sys.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[got...]), at: offset)
-                    }
-                }.get()
-            } catch { throw .system(call: "pread \(mapping.path)", errno: error) }
-            if n == 0 { break }  // past the file's end: zeros, as mapped
-            got += n
-        }
+        // Past the file's end: zeros, as mapped.
+        do throws(Errno) {
+            _ = try file.withUnsafeMutableBytes { raw in
+                Result { () throws(Errno) in try Files.read(fd, into: raw, at: mapping.offset) }
+            }.get()
+        } catch { throw .system(call: "pread \(mapping.path)", errno: error) }
         var runs: [TrapLeftovers.TextDifference] = []
         var i = 0
         while i < count {
