@@ -46,51 +46,107 @@ public enum MapsParser {
     /// kernel prints), which ``parseLineByLine(_:)`` then reads. What it returns is what
     /// ``parseLineByLine(_:)`` returns for the same bytes (MapsParserTests checks both ways).
     static func parseWellFormed(_ bytes: UnsafeRawBufferPointer) -> [Mapping]? {
-        var mappings: [Mapping] = []
-        mappings.reserveCapacity(bytes.count / 64 + 1)  // anonymous lines are about 74 bytes
-        var scan = WellFormedScanner(bytes: bytes)
-        // Consecutive mappings of one file share one String (a library has four or five lines).
-        var lastPath = ""
-        var lastPathBytes = 0..<0
-        while let first = scan.peek() {
-            if first == UInt8(ascii: "\n") {
-                scan.position += 1
-                continue
-            }
-            guard let start = scan.hex(then: UInt8(ascii: "-")), let end = scan.hex(then: UInt8(ascii: " ")),
-                start <= end, let permissions = scan.permissions(), let offset = scan.hex(then: UInt8(ascii: " ")),
-                let major = scan.hex(then: UInt8(ascii: ":"), maxDigits: 8),
-                let minor = scan.hex(then: UInt8(ascii: " "), maxDigits: 8), let inode = scan.decimal()
-            else { return nil }
-            var path = ""
-            var deleted = false
-            if scan.peek() == UInt8(ascii: " ") {
-                scan.skipSpaces()
-                guard let named = scan.restOfLine() else { return nil }  // a `\` escape: the careful parse
-                if !named.isEmpty {
-                    let deletedSuffix = scan.endsWithDeleted(named)
-                    let pathBytes = deletedSuffix ? named.lowerBound..<(named.upperBound - 10) : named
-                    deleted = deletedSuffix
-                    if scan.sameBytes(pathBytes, lastPathBytes) {
-                        path = lastPath
-                    } else {
-                        path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pathBytes]), as: UTF8.self)
-                        (lastPath, lastPathBytes) = (path, pathBytes)
+        var lines = LinesInProgress(expectedBytes: bytes.count)
+        lines.parseWellFormed(bytes, upTo: bytes.count)
+        return lines.wellFormed ? lines.mappings : nil
+    }
+
+    /// Parses maps text while it is still being read: ``take(_:)`` parses the whole lines
+    /// that came in since its last call, ``finish(_:)`` the rest. The mappings are what
+    /// ``parseMappings(_:)`` gives for the whole text, and so are the errors: a step that
+    /// meets text the fast pass leaves to the careful one (or an error) stops the steps, and
+    /// ``finish(_:)`` parses the whole text line by line.
+    ///
+    /// Each call gets all the text so far, from its first byte: the text may have moved
+    /// between calls (a buffer that grew), but the bytes already given do not change.
+    public struct LinesInProgress {
+        fileprivate var mappings: [Mapping] = []
+        /// Where the text not parsed yet begins: the start of a line.
+        public private(set) var parsed = 0
+        /// False once a step met text the fast pass does not take.
+        fileprivate var wellFormed = true
+        // Consecutive mappings of one file share one String (a library has four or five
+        // lines); `lastPathBytes` is where the last path is in the text.
+        private var lastPath = ""
+        private var lastPathBytes = 0..<0
+
+        /// Room for the mappings of about `expectedBytes` of text.
+        public init(expectedBytes: Int = 0) {
+            mappings.reserveCapacity(expectedBytes / 64 + 1)  // anonymous lines are about 74 bytes
+        }
+
+        /// Parses the whole lines of `text` not parsed yet (up to its last newline).
+        public mutating func take(_ text: UnsafeRawBufferPointer) {
+            guard wellFormed, var end = text.indices.last, end >= parsed else { return }
+            while end >= parsed && text[end] != UInt8(ascii: "\n") { end -= 1 }
+            guard end >= parsed else { return }  // no whole line yet
+            parseWellFormed(text, upTo: end + 1)
+        }
+
+        /// Parses the rest of `text` (the last line may lack its newline) and returns every
+        /// mapping of the text.
+        ///
+        /// Throws ``VmIoError/mapsSyntax(line:column:reason:)`` for a line that does not parse.
+        public mutating func finish(_ text: UnsafeRawBufferPointer) throws(VmIoError) -> [Mapping] {
+            if wellFormed { parseWellFormed(text, upTo: text.count) }
+            return wellFormed ? mappings : try parseLineByLine(text)
+        }
+
+        /// The fast pass over `text[parsed..<limit]`, which holds whole lines (or the text's end).
+        fileprivate mutating func parseWellFormed(_ text: UnsafeRawBufferPointer, upTo limit: Int) {
+            // The scanner sees the text up to `limit`, so its positions are the text's.
+            let bytes = UnsafeRawBufferPointer(rebasing: text[..<limit])
+            var scan = WellFormedScanner(bytes: bytes, position: parsed)
+            // `parsed` moves a whole line at a time; a line the fast pass leaves stops it there.
+            while let first = scan.peek() {
+                defer { if wellFormed { parsed = scan.position } }
+                if first == UInt8(ascii: "\n") {
+                    scan.position += 1
+                    continue
+                }
+                guard let start = scan.hex(then: UInt8(ascii: "-")), let end = scan.hex(then: UInt8(ascii: " ")),
+                    start <= end, let permissions = scan.permissions(), let offset = scan.hex(then: UInt8(ascii: " ")),
+                    let major = scan.hex(then: UInt8(ascii: ":"), maxDigits: 8),
+                    let minor = scan.hex(then: UInt8(ascii: " "), maxDigits: 8), let inode = scan.decimal()
+                else {
+                    wellFormed = false
+                    return
+                }
+                var path = ""
+                var deleted = false
+                if scan.peek() == UInt8(ascii: " ") {
+                    scan.skipSpaces()
+                    // A `\` escape: the careful parse.
+                    guard let named = scan.restOfLine() else {
+                        wellFormed = false
+                        return
+                    }
+                    if !named.isEmpty {
+                        let deletedSuffix = scan.endsWithDeleted(named)
+                        let pathBytes = deletedSuffix ? named.lowerBound..<(named.upperBound - 10) : named
+                        deleted = deletedSuffix
+                        if scan.sameBytes(pathBytes, lastPathBytes) {
+                            path = lastPath
+                        } else {
+                            path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pathBytes]), as: UTF8.self)
+                            (lastPath, lastPathBytes) = (path, pathBytes)
+                        }
                     }
                 }
+                switch scan.peek() {
+                case nil: break
+                case UInt8(ascii: "\n"): scan.position += 1
+                default:
+                    wellFormed = false
+                    return
+                }
+                mappings.append(
+                    Mapping(
+                        range: AddressRange(uncheckedStart: start, end: end), permissions: permissions, offset: offset,
+                        device: DeviceNumber(major: UInt32(major), minor: UInt32(minor)), inode: inode, path: path,
+                        isDeleted: deleted))
             }
-            switch scan.peek() {
-            case nil: break
-            case UInt8(ascii: "\n"): scan.position += 1
-            default: return nil
-            }
-            mappings.append(
-                Mapping(
-                    range: AddressRange(uncheckedStart: start, end: end), permissions: permissions, offset: offset,
-                    device: DeviceNumber(major: UInt32(major), minor: UInt32(minor)), inode: inode, path: path,
-                    isDeleted: deleted))
         }
-        return mappings
     }
 
     /// Parses line by line, each checked field by field: the errors name the line and column.
@@ -132,9 +188,7 @@ public enum MapsParser {
 /// separator, or answers nil and leaves the text to the careful parse.
 private struct WellFormedScanner {
     let bytes: UnsafeRawBufferPointer
-    var position = 0
-
-    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    var position: Int
 
     @inline(__always)
     func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }

@@ -4,7 +4,8 @@ import VmIO
 
 /// The mappings of a live process, read from `/proc/PID/maps`.
 public enum ProcessMaps {
-    /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`.
+    /// Reads and parses `/proc/PID/maps` into a view stamped with `generation`; the maps of a
+    /// big process are parsed while they are read (``ProcFS/withContents(of:whileReading:_:)``).
     ///
     /// Throws ``TargetError/noSuchProcess(pid:)`` when the process is gone,
     /// ``TargetError/permissionDenied(pid:operation:reason:)`` when the file may not be read
@@ -34,8 +35,17 @@ public enum ProcessMaps {
     static func readOnce(pid: Int32, generation: UInt64) throws(TargetError) -> MemView {
         let parsed: Result<MemView, VmIoError>
         do {
-            parsed = try ProcFS.withContents(of: "/proc/\(pid)/maps") { raw in
-                Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
+            let path = "/proc/\(pid)/maps"
+            if Target.oneThread {
+                parsed = try ProcFS.withContents(of: path) { raw in
+                    Result { () throws(VmIoError) in try MapsParser.parse(bytes: raw, generation: generation) }
+                }
+            } else {
+                // The lines read so far are parsed while the kernel prints the next ones.
+                var lines = MapsParser.LinesInProgress()
+                parsed = try ProcFS.withContents(of: path, whileReading: { lines.take($0) }) { raw in
+                    Result { () throws(VmIoError) in try MemView(mappings: lines.finish(raw), generation: generation) }
+                }
             }
         } catch {
             throw Classification.error(error, pid: pid, operation: .readMaps)

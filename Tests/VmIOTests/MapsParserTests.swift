@@ -386,4 +386,42 @@ struct MapsParserTests {
             #expect(Array(line.utf8).withUnsafeBytes { MapsParser.parseWellFormed($0) } != nil, "\(line)")
         }
     }
+
+    @Test("lines parsed as the text comes in pieces give what the whole text gives, errors too")
+    func piecesAgreeWithTheWholeText() async {
+        let good = [
+            "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/dbus-daemon",
+            "00452000-00453000 r--p 00052000 08:02 173521      /usr/bin/dbus-daemon",
+            "7f2c4a1e0000-7f2c4a1e2000 r-xp 0001a000 103:02 1311                       /usr/lib/lib x.so (deleted)",
+            "7ffd5a3e0000-7ffd5a401000 rw-p 00000000 00:00 0                          [stack]",
+            "7f68043bb000-7f680447f000 rw-p 00000000 00:00 0 ",
+            "7f2c4a1e0000-7f2c4a1e2000 r--p 00000000 fd:01 42 /tmp/new\\012line (deleted)",
+            "08048000-08049000 R-XP 00000000 08:01 1 /x", "", "not a maps line",
+        ]
+        let lines = Gen.int(in: 0...(good.count - 1)).array(of: 1...8)
+        // Where the reads end, as fractions of the text: anywhere, a line's middle included.
+        let cuts = Gen.int(in: 0...1000).array(of: 0...6)
+        await propertyCheck(count: 500, input: lines, cuts, Gen.bool) { picked, cuts, endsWithNewline in
+            let text = picked.map { good[$0] }.joined(separator: "\n") + (endsWithNewline ? "\n" : "")
+            let bytes = Array(text.utf8)
+            bytes.withUnsafeBytes { raw in
+                let whole = Result { () throws(VmIoError) in try MapsParser.parseMappings(raw) }
+                var inPieces = MapsParser.LinesInProgress()
+                var parsedBefore = 0
+                for cut in cuts.map({ $0 * raw.count / 1000 }).sorted() {
+                    inPieces.take(UnsafeRawBufferPointer(rebasing: raw[..<cut]))
+                    // Only whole lines are taken, and never backwards.
+                    #expect(inPieces.parsed >= parsedBefore && inPieces.parsed <= cut, "\(text)")
+                    #expect(inPieces.parsed == 0 || raw[inPieces.parsed - 1] == UInt8(ascii: "\n"), "\(text)")
+                    parsedBefore = inPieces.parsed
+                }
+                let pieced = Result { () throws(VmIoError) in try inPieces.finish(raw) }
+                switch (whole, pieced) {
+                case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
+                case (.failure(let a), .failure(let b)): #expect(a == b, "\(text)")
+                default: Issue.record("whole \(whole), in pieces \(pieced): \(text)")
+                }
+            }
+        }
+    }
 }

@@ -108,6 +108,29 @@ private func read(_ backend: some CopyBackend, _ pid: Int32, _ address: UInt64, 
         }
     }
 
+    /// A big maps file is read in pieces, each handed on while the next is read: every piece
+    /// handed on is a prefix of the whole text, each longer than the last, and the view is
+    /// the whole text's.
+    @Test func aBigMapsFileIsParsedWhileItIsRead() throws {
+        let many = try Fixtures.launch(.manyMaps)
+        defer { many.terminate() }
+        let path = "/proc/\(many.pid)/maps"
+        var prefixes: [[UInt8]] = []
+        let whole = try ProcFS.withContents(of: path, whileReading: { prefixes.append(Array($0)) }) { Array($0) }
+        #expect(whole == (try ProcFS.readAll(path)), "the fixture's maps stand still")
+        #expect(prefixes.count >= 2, "\(whole.count) bytes in \(prefixes.count) pieces")
+        for (earlier, later) in zip([[]] + prefixes, prefixes) {
+            #expect(later.count > earlier.count && whole.starts(with: later))
+        }
+        let view = try ProcessMaps.read(pid: many.pid)
+        #expect(
+            view.mappings == (try whole.withUnsafeBytes { raw throws(VmIoError) in try MapsParser.parseMappings(raw) }))
+        // A small file is one read, handed on whole to the body alone.
+        var small = 0
+        _ = try ProcFS.withContents(of: "/proc/self/status", whileReading: { _ in small += 1 }) { $0.count }
+        #expect(small == 0)
+    }
+
     @Test func aMissingProcessIsNoSuchProcess() throws {
         #expect(throws: TargetError.noSuchProcess(pid: 999_999)) { try ProcessMaps.read(pid: 999_999) }
         #expect(throws: TargetError.noSuchProcess(pid: 999_999)) { try Target(pid: 999_999) }

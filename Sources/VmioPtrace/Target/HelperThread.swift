@@ -19,15 +19,20 @@ final class HelperThread: @unchecked Sendable {
     /// Jobs posted and jobs finished, each counted up by one side and read by the other.
     private let posted = Atomic<Int>(0)
     private let finished = Atomic<Int>(0)
+    /// Set by ``rest()``: no job is coming soon, so the helper sleeps at once instead of polling.
+    private let resting = Atomic<Bool>(false)
     private var thread: pthread_t?
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     /// How long either side polls its counter before it sleeps on the condition.
-    static let spinLimit = Duration.microseconds(200)
+    let spinLimit: Duration
 
-    /// A started helper; nil when no thread can be started (the caller works alone).
-    init?() {
+    /// A started helper, whose sides poll for `spinLimit` before they sleep (the 200 µs
+    /// default suits jobs that come back to back; zero, jobs far apart); nil when no thread
+    /// can be started (the caller works alone).
+    init?(spinLimit: Duration = .microseconds(200)) {
+        self.spinLimit = spinLimit
         pthread_mutex_init(lock, nil)
         pthread_cond_init(changed, nil)
         // The loop holds the helper strongly until `stop()` ends it.
@@ -52,6 +57,7 @@ final class HelperThread: @unchecked Sendable {
     func both(_ here: () -> Void, _ there: () -> Void) {
         // The job is waited for before this returns: the closure never outlives the call.
         withoutActuallyEscaping(there) { there in
+            resting.store(false, ordering: .relaxed)
             pthread_mutex_lock(lock)
             job = there
             let number = posted.add(1, ordering: .releasing).newValue
@@ -60,6 +66,12 @@ final class HelperThread: @unchecked Sendable {
             here()
             wait(until: { finished.load(ordering: .acquiring) >= number })
         }
+    }
+
+    /// Tells the helper that no job comes soon: it sleeps on the condition now rather than
+    /// poll for the rest of its ``spinLimit``.
+    func rest() {
+        resting.store(true, ordering: .relaxed)
     }
 
     /// Ends the helper's thread and waits for it.
@@ -75,9 +87,9 @@ final class HelperThread: @unchecked Sendable {
 
     /// Polls `done` for ``spinLimit``, then sleeps on the condition until it holds.
     private func wait(until done: () -> Bool) {
-        let until = ContinuousClock.now + Self.spinLimit
+        let until = ContinuousClock.now + spinLimit
         while !done() {
-            guard ContinuousClock.now < until else {
+            guard ContinuousClock.now < until, !resting.load(ordering: .relaxed) else {
                 pthread_mutex_lock(lock)
                 while !done() && !stopping { pthread_cond_wait(changed, lock) }
                 pthread_mutex_unlock(lock)
