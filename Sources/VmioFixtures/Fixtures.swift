@@ -68,6 +68,8 @@ public enum Fixtures {
 
     /// Starts `vmio-fixture-NAME`, reads its lines up to `ready` (for `readyTimeout` seconds)
     /// and parses them into facts. If that fails the process is killed and the error thrown.
+    /// The timeout is generous: in CI's sanitizer suites a fixture filling 1 GiB once took
+    /// more than 10 s to say `ready` (it takes under a second on its own).
     ///
     /// `executable` runs another binary that speaks `kind`'s protocol (e.g. a 32-bit holder
     /// built by a test, or the demo's installed holder); `wrapper` runs it under another
@@ -75,7 +77,7 @@ public enum Fixtures {
     /// ``FixtureProcess/pid`` is the wrapper's pid).
     public static func launch(
         _ kind: FixtureKind, arguments: [String] = [], executable: URL? = nil, wrapper: [String] = [],
-        readyTimeout: TimeInterval = 10
+        readyTimeout: TimeInterval = 60
     ) throws -> FixtureProcess {
         _ = ignoreSIGPIPE
         let binary = executable ?? path(of: kind)
