@@ -518,36 +518,27 @@ private func isDeadOrZombie(_ pid: Int32) -> Bool {
     return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
 }
 
-/// Kills `pid` (and waits until its memory is gone) once a core being written in `directory`
-/// (its temporary `.part` file) holds 8 MiB: the core has reached the exiter's 1 GiB buffer.
-/// Polled from another thread, with the writer (the `vmio-ptrace core` whose command line names
-/// `directory`) held in SIGSTOP at each look, so that it cannot finish between a look and the
-/// kill however loaded the machine is.
-private func killOnceWriting(_ pid: Int32, _ directory: String) {
-    DispatchQueue.global().async {
-        let deadline = Date(timeIntervalSinceNow: 120)
-        var writer: Int32?
-        while Date() < deadline {
-            if writer == nil {
-                writer = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap {
-                    Int32($0)
-                }.first { candidate in
-                    let command = readProcFile("/proc/\(candidate)/cmdline") ?? ""
-                    return command.contains(directory) && command.contains("core")
-                }
-            }
-            if let writer { kill(writer, SIGSTOP) }
-            let parts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
-                $0.hasSuffix(".part")
-            }
-            if parts.contains(where: { (fileSize(directory + "/" + $0) ?? 0) >= 8 << 20 }) { break }
-            if let writer { kill(writer, SIGCONT) }
-            usleep(writer == nil ? 200 : 2_000)
+/// Runs `vmio-ptrace core PID -o PATH` and kills `pid` (and waits until its memory is gone)
+/// once the core's temporary `.part` file in `directory` holds 8 MiB: the core has reached the
+/// exiter's 1 GiB buffer. Polled from this thread (a pool thread started the poll too late in
+/// a crowded CI run, after the core was whole), with the tool held in SIGSTOP at each look, so
+/// that it cannot finish between a look and the kill however loaded the machine is.
+private func coreKilledOnceWriting(_ pid: Int32, _ path: String, directory: String) throws -> RunResult {
+    let tool = try Running(Tool.path, ["core", String(pid), "-o", path])
+    let deadline = Date(timeIntervalSinceNow: 120)
+    while Date() < deadline {
+        kill(tool.pid, SIGSTOP)
+        let parts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasSuffix(".part")
         }
-        kill(pid, SIGKILL)
-        _ = waitUntil(timeout: 30) { isDeadOrZombie(pid) }
-        if let writer { kill(writer, SIGCONT) }
+        if parts.contains(where: { (fileSize(directory + "/" + $0) ?? 0) >= 8 << 20 }) { break }
+        kill(tool.pid, SIGCONT)
+        usleep(2_000)
     }
+    kill(pid, SIGKILL)
+    _ = waitUntil(timeout: 30) { isDeadOrZombie(pid) }
+    kill(tool.pid, SIGCONT)
+    return tool.finish(timeout: 120)
 }
 
 /// The library's core of `pid` at `path`, with `pid` killed (and its memory gone) from the
@@ -592,8 +583,7 @@ extension HeavyOrTimed {
             defer { try? FileManager.default.removeItem(at: dir) }
             let path = dir.appendingPathComponent("gone.core").path
             let pid = fixture.pid
-            killOnceWriting(pid, dir.path)
-            let result = try Tool.run("core", fixture.pidArg, "-o", path)
+            let result = try coreKilledOnceWriting(pid, path, directory: dir.path)
             #expect(result.exited(4), "\(result)")
             #expect(!FileManager.default.fileExists(atPath: path))
             #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path)).isEmpty)
