@@ -161,6 +161,11 @@ public enum ProcFS {
         parseStatus(try readText("/proc/\(pid)/status"))
     }
 
+    /// `/proc/PID/task/TID/status` as key → value; nil when the thread is gone.
+    static func threadStatus(pid: Int32, tid: Int32) -> [String: String]? {
+        (try? readText("/proc/\(pid)/task/\(tid)/status")).map(parseStatus)
+    }
+
     /// The fields of a `status` file as key → value (values trimmed).
     static func parseStatus(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]

@@ -138,7 +138,12 @@ public final class Tracer {
         do { try Sys.ptraceSeize(tid) } catch {
             if error == .noSuchProcess { return false }
             if error == .notPermitted {
-                let tracer = RunState.of(pid: pid).tracerPid
+                // The kernel refuses a thread that has exited but is still listed (a zombie or
+                // dead thread) with EPERM too, not ESRCH: a process that starts and ends
+                // threads all the time hands us one now and then. It is gone, not traced.
+                let thread = ProcFS.threadStatus(pid: pid, tid: tid)
+                guard let state = thread?["State"]?.first, !"ZXx".contains(state) else { return false }
+                let tracer = thread?["TracerPid"].flatMap { Int32($0) } ?? 0
                 if tracer != 0 { throw alreadyTraced(pid, by: tracer) }
             }
             throw Classification.error(error, pid: pid, operation: .attach)
