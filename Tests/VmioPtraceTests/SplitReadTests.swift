@@ -16,38 +16,6 @@ import VmioTestSupport
 #endif
 
 @Suite struct SplitReadTests {
-    /// A worker thread blocks the signals whose handlers detach the traced threads (ptrace
-    /// answers only the tracing thread, so they must run elsewhere), and leaves the mask of
-    /// the thread that started it as it was.
-    @Test func aHelperThreadBlocksTheDetachingSignals() throws {
-        /// `SigBlk` of the calling thread (/proc/thread-self is the thread that opens it).
-        func blockedSignals() -> UInt64? {
-            guard let text = try? String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8),
-                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigBlk:") })
-            else { return nil }
-            return UInt64(line.dropFirst("SigBlk:".count).trimmingCharacters(in: .whitespaces), radix: 16)
-        }
-        // The test runs on a pool thread that may block them already: unblock them here first.
-        var fatal = sigset_t()
-        var saved = sigset_t()
-        sigemptyset(&fatal)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&fatal, signal) }
-        pthread_sigmask(SIG_UNBLOCK, &fatal, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        let before = try #require(blockedSignals())
-        let helper = try #require(HelperThread())
-        defer { helper.stop() }
-        var inTheHelper: UInt64?
-        helper.both({}, { inTheHelper = blockedSignals() })
-        let blocked = try #require(inTheHelper)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-            #expect(before & (1 << UInt64(signal - 1)) == 0, "signal \(signal) not blocked in the caller")
-            #expect(blocked & (1 << UInt64(signal - 1)) != 0, "signal \(signal) blocked in the helper")
-        }
-        #expect(blocked & (1 << UInt64(SIGPIPE - 1)) == before & (1 << UInt64(SIGPIPE - 1)), "SIGPIPE as it was")
-        #expect(blockedSignals() == before, "the caller's mask unchanged")
-    }
-
     /// 1 MiB of this process's memory with 0–3 pages made unreadable at random, read at random
     /// offsets and lengths (from under the split limit to the whole) both ways.
     @Test func aSplitReadMovesWhatOneCallMoves() throws {

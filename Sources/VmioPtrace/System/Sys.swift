@@ -250,20 +250,9 @@ enum Sys {
 
     /// Runs `work` on a new thread (`pthread_create(3)`, which makes it with `clone(2)`); nil
     /// when no thread can be made. The caller joins it (``joinThread(_:)``).
-    ///
-    /// The thread blocks the signals sent to the whole process whose handlers let the traced
-    /// threads go (Tracer.swift): ptrace answers only the thread that traces, so they run on
-    /// another. (SIGPIPE goes to the thread that wrote, which must see its EPIPE.)
     static func startThread(_ work: ConsumerWork) -> pthread_t? {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(work).toOpaque()
-        // The new thread starts with this one's mask: block, start it, unblock.
-        var blocked = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&blocked)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&blocked, signal) }
-        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         let started = pthread_create(
             &thread, nil,
             { context in
