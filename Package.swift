@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace", "VmioCommands"]),
         // The one fixture client: starts a fixture program, reads its facts up to `ready`, talks
         // to it and ends it; for the demo, the benchmarks and the tests (no product uses it).
-        .target(name: "VmioFixtures"),
+        .target(name: "VmioFixtures", dependencies: ["VmIO"]),
         // The command line: one file a subcommand.
         .executableTarget(
             name: "vmio-ptrace",

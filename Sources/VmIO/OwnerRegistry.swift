@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Hands out owners over one address space and takes them back, and keeps them from
 /// conflicting: no two live write owners over intersecting ranges, and no read owner
 /// intersecting a live write owner. Readers may share.
@@ -41,7 +39,7 @@ public final class OwnerRegistry: Sendable {
         public let access: Access
     }
 
-    private let leases = Mutex<[UInt64: Lease]>([:])
+    private let leases = Locked<[UInt64: Lease]>([:])
 
     /// An empty registry: no owner is live.
     public init() {}

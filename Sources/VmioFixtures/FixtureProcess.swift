@@ -2,7 +2,7 @@
 // leaves nothing behind. See fixtures/README.md for what each fixture prints.
 
 import Foundation
-import Synchronization
+import VmIO
 
 #if canImport(Glibc)
     import Glibc
@@ -62,7 +62,7 @@ public final class FixtureProcess: Sendable {
     private let stdout: LineReader
     private let stderr: LineReader
     private let ioLock = NSLock()  // one send at a time
-    private let ending = Mutex(Ending())
+    private let ending = Locked(Ending())
 
     init(kind: FixtureKind, program: PipedProgram, factLines: [String]) {
         self.kind = kind

@@ -2,7 +2,7 @@
 // next one can time out and the child never blocks on a full pipe.
 
 import Foundation
-import Synchronization
+import VmIO
 
 #if canImport(Glibc)
     import Glibc
@@ -21,7 +21,7 @@ public final class LineReader: Sendable {
     private let handle: FileHandle  // kept alive (and its descriptor open) while reading
     /// Wakes waiters; `state` changes only while it is held, so a waiter cannot miss a line.
     private let arrival = NSCondition()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(_ handle: FileHandle, name: String) {
         self.handle = handle

@@ -1,15 +1,14 @@
 import Glibc
-import Synchronization
 import SystemPackage
 import VmIO
 
 /// Reading `/proc`: whole small files, status fields, thread lists.
 public enum ProcFS {
     /// One read buffer kept between calls (the maps of a big process are read often).
-    /// A `Mutex` makes it safe to share; only one caller at a time takes the buffer out.
-    private static let spare = Mutex<SpareBuffer?>(nil)
+    /// A lock (`Locked`) makes it safe to share; only one caller at a time takes the buffer out.
+    private static let spare = Locked<SpareBuffer?>(nil)
 
-    /// A malloc'd block and its size. It is handed from caller to caller through the `Mutex`
+    /// A malloc'd block and its size. It is handed from caller to caller through the lock
     /// (taken out, then put back), never shared, so sending it between threads is safe.
     private struct SpareBuffer: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
@@ -145,7 +144,7 @@ public enum ProcFS {
 
     /// The helper thread of ``withContents(of:whileReading:_:)``, kept between calls like the
     /// buffer (a thread costs tens of microseconds to start); one caller at a time takes it.
-    private static let spareHelper = Mutex<HelperThread?>(nil)
+    private static let spareHelper = Locked<HelperThread?>(nil)
 
     /// A whole file as text.
     ///

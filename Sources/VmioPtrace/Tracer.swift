@@ -1,6 +1,5 @@
 import CVmio
 import Glibc
-import Synchronization
 import SystemPackage
 import VmIO
 
@@ -229,7 +228,7 @@ public final class Tracer {
     /// cannot be detached until they stop; ``releaseLingering()`` lets them go once they do,
     /// and the kernel lets them go when this process exits. Shared by every tracer of the
     /// process (a later command may find an earlier one's), so behind a lock.
-    private static let lingering = Mutex<Set<Int32>>([])
+    private static let lingering = Locked<Set<Int32>>([])
 
     static func linger(_ tids: [Int32]) {
         lingering.withLock { $0.formUnion(tids) }
@@ -256,7 +255,7 @@ public final class Tracer {
     /// Threads seized whose stop has not come yet.
     public static var lingeringThreads: [Int32] { lingering.withLock { $0.sorted() } }
 
-    private static let warning = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private static let warning = Locked<(@Sendable (String) -> Void)?>(nil)
 
     /// Called with one line when a target's run state could not be restored at detach (the
     /// CLI prints it as a warning). Process-wide, so behind a lock.
@@ -269,7 +268,7 @@ public final class Tracer {
         restoreWarning?(line)
     }
 
-    private static let handlers = Mutex<(wanted: Bool, installed: Bool)>((true, false))
+    private static let handlers = Locked<(wanted: Bool, installed: Bool)>((true, false))
 
     /// Whether the first tracer installs process-wide handlers for SIGINT, SIGTERM, SIGHUP,
     /// SIGQUIT and SIGPIPE that detach every held thread and then die of the signal

@@ -1,4 +1,3 @@
-import Synchronization
 import VmIO
 import VmioCommands
 
@@ -73,7 +72,7 @@ public enum Verb: String, CaseIterable, Sendable {
 
     /// Each verb's syntax, read from its command's definition when first needed (reading all
     /// of them was a session's start-up: 15 ms of swift-argument-parser's help dumps).
-    private static let syntaxes = Mutex<[Verb: CommandSyntax]>([:])
+    private static let syntaxes = Locked<[Verb: CommandSyntax]>([:])
 
     /// The verb named `name`, as `init(rawValue:)` finds it, by one hash rather than a
     /// comparison a verb.

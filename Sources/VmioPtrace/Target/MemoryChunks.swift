@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import VmIO
 
 /// One element of ``MemoryChunks``: bytes that moved, a range stepped over, or the end.
@@ -116,7 +115,7 @@ extension Target {
 final class ChunkProducer: Sendable {
     let channel = ChunkChannel()
     let chunks: MemoryChunks
-    private let started = Mutex(false)
+    private let started = Locked(false)
 
     init(_ chunks: MemoryChunks) { self.chunks = chunks }
 
@@ -187,7 +186,7 @@ final class ChunkChannel: Sendable {
         var drained = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Signalled when the consumer takes a stored element, or on cancellation.
     private let taken = DispatchSemaphore(value: 0)
 
