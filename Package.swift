@@ -9,7 +9,7 @@ import PackageDescription
 /// Fixture processes: small C programs the tests and `vmio-ptrace demo` run as targets.
 let fixtures = [
     "holder", "many-maps", "threads", "unmapper", "exiter", "deep-stack", "random", "truncated", "seccomp-deny",
-    "states", "execer", "frames", "regions", "core-maps", "mapping-churn", "changer", "traps",
+    "states", "execer", "frames", "regions", "core-maps", "mapping-churn", "changer", "traps", "leader-exit",
 ]
 
 /// C programs of `vmio-bench` (Benchmarks/NAME/main.c), always built with -O2: the

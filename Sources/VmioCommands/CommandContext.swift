@@ -38,15 +38,17 @@ public final class TargetPool {
         for target in targets { self.targets[target.pid] = target }
     }
 
-    /// The target `pid`, opened on first use; the view of one opened before the current
-    /// command is marked as one the process may have changed since (``Target/viewMayBeStale``).
-    public func target(_ pid: Int32) throws(TargetError) -> Target {
+    /// The target `pid`, opened on first use (and then handed to `opened`); the view of one
+    /// opened before the current command is marked as one the process may have changed since
+    /// (``Target/viewMayBeStale``).
+    public func target(_ pid: Int32, opened: (Target) -> Void = { _ in }) throws(TargetError) -> Target {
         if let known = targets[pid] {
             if stale.remove(pid) != nil { known.viewMayHaveChanged() }
             return known
         }
         let target = try Target(pid: pid)
         targets[pid] = target
+        opened(target)
         return target
     }
 
@@ -110,7 +112,10 @@ public final class CommandContext {
         maps: MapsNeed = .current, _ body: (Target) throws -> Result
     ) throws -> Result {
         guard let pid = pid ?? self.pid else { throw CommandError.usage("no target process given") }
-        let target = try targets.target(pid)
+        let target = try targets.target(pid) { opened in
+            guard opened.pid != pid else { return }
+            warn("pid \(pid)'s main thread has exited; the process is reached through its thread \(opened.pid)")
+        }
         let timeout = target.attachTimeout
         if let duration = attach?.duration { target.attachTimeout = duration }
         defer { target.attachTimeout = timeout }

@@ -40,6 +40,8 @@ public enum FixtureKind: String, Sendable, CaseIterable {
     case changer
     /// Threads that write one variable and call one function at known places (breakpoints, watchpoints).
     case traps
+    /// A process whose main thread has exited (a zombie) while a second thread runs on.
+    case leaderExit = "leader-exit"
     /// MiB of pseudo-random bytes with one 8-byte needle (the benchmark's target).
     case random
 

@@ -182,6 +182,14 @@ public enum ProcFS {
         try Sys.directoryEntries("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
     }
 
+    /// When the main thread of process `pid` has exited (a zombie) while other threads run
+    /// on, the first of those; nil otherwise (the main thread lives, or every thread has
+    /// exited, or the process is gone).
+    public static func liveThreadIfMainThreadExited(_ pid: Int32) -> Int32? {
+        guard stat(pid)?.isZombie == true else { return nil }
+        return ((try? threads(pid)) ?? []).first { $0 != pid && !"ZXx?".contains(threadState(pid: pid, tid: $0)) }
+    }
+
     /// The pids under `/proc` (its numeric names), sorted; none when it cannot be listed.
     public static func processIDs() -> [Int32] {
         ((try? Sys.directoryEntries("/proc")) ?? []).compactMap { Int32($0) }.filter { $0 > 0 }.sorted()

@@ -13,7 +13,9 @@ import VmIO
 ///
 /// ptrace ties a tracee to the tracing *thread*: use a tracer from the thread that made it.
 public final class Tracer {
-    /// The process whose threads this tracer holds.
+    /// The process whose threads this tracer holds: the pid it was made with, or the thread
+    /// the process is reached through when its main thread has exited
+    /// (``Target/reachableID(of:)``).
     public let pid: Int32
     /// Threads held in a stop, with the signal to hand back at detach (0 for none).
     public internal(set) var stoppedThreads: [Int32: Int32] = [:]
@@ -39,10 +41,10 @@ public final class Tracer {
     /// (``initialState``). On any failure every thread already held is let go before the
     /// error is thrown.
     public init(pid: Int32, threads: Set<Int32>? = nil, timeout: Duration = .seconds(5)) throws(TargetError) {
-        self.pid = pid
+        self.pid = try Target.reachableID(of: pid)
         Self.installSignalHandlersOnce()
         Self.releaseLingering()
-        initialState = try Self.stateBeforeAttach(pid)
+        initialState = try Self.stateBeforeAttach(self.pid)
         do { try stopAll(timeout: timeout, only: threads) } catch {
             detach()
             throw error
@@ -65,12 +67,12 @@ public final class Tracer {
     /// The state of `pid` before an attach, refusing what cannot be attached: a process that
     /// is gone, a zombie, a kernel thread, a process another tracer holds.
     static func stateBeforeAttach(_ pid: Int32) throws(TargetError) -> RunState {
-        try Target.checkIsUserProcess(pid)
+        _ = try Target.reachableID(of: pid)
         let state = RunState.of(pid: pid)
         switch state.kind {
         case .gone: throw .noSuchProcess(pid: pid)
         case .zombie:
-            try Target.checkIsUserProcess(pid)  // names the parent
+            _ = try Target.reachableID(of: pid)  // names the parent
             throw .noSuchProcess(pid: pid)
         default: break
         }

@@ -33,10 +33,12 @@ import VmioTestSupport
         #expect(try fixture.send("ping") == "pong")
         #expect(try fixture.send("no-such-command") == "error unknown command")
         #expect(procStatus(fixture.pid)["TracerPid"] == "0")
-        // Right after replying it may still be running; it soon blocks reading stdin.
+        // Right after replying it may still be running; it soon blocks reading stdin. (The
+        // main thread of leader-exit has exited: its worker thread reads.)
+        let reader = kind == .leaderExit ? Int32(fixture.number("worker")) : fixture.pid
         var state = ""
         for _ in 0..<200 {
-            state = procStatus(fixture.pid)["State"] ?? ""
+            state = procStatus(reader)["State"] ?? ""
             if state.hasPrefix("S") { break }
             usleep(5_000)
         }

@@ -73,7 +73,11 @@ extension Doctor {
                 blocks: DoctorOperation.all)
         }
         let uids = ids(facts).uids
-        var detail = "pid \(pid) (\(command)) runs as uid \(uids.first.map(String.init) ?? "?")"
+        var detail = "pid \(pid) (\(command))"
+        if let thread = facts.reachedThrough {
+            detail += ", whose main thread has exited; it is reached through its thread \(thread),"
+        }
+        detail += " runs as uid \(uids.first.map(String.init) ?? "?")"
         if Set(uids).count > 1 {
             detail += " (uids real/effective/saved/fs: \(uids.map(String.init).joined(separator: "/")))"
         }

@@ -23,6 +23,9 @@ public struct DoctorFacts: Sendable {
 
     /// The process examined.
     public var pid: Int32
+    /// The live thread the process is examined through when its main thread has exited
+    /// (``Target/reachableID(of:)``); nil when that is the pid itself.
+    public var reachedThrough: Int32? = nil
     /// This tool's own credentials.
     public var caller: Caller
     /// `/proc/PID/status` as key → value; nil when it cannot be read.
@@ -77,14 +80,17 @@ public struct DoctorFacts: Sendable {
 
     /// Gathers every fact about `pid` once (each file read once; the probes read one byte
     /// each through `process_vm_readv` and `/proc/PID/mem`; nothing is written).
-    public static func gather(pid: Int32) -> DoctorFacts {
+    public static func gather(pid requested: Int32) -> DoctorFacts {
+        // A process whose main thread has exited is examined through a live thread.
+        let pid = ProcFS.liveThreadIfMainThreadExited(requested) ?? requested
         let status = try? ProcFS.status(pid)
         let state = RunState.of(pid: pid)
         let stat = ProcFS.stat(pid)
         let live = status != nil && state.kind != .zombie
         let maps: Result<Address?, Errno>? = live ? probe(mapsOf: pid) : nil
         var facts = DoctorFacts(
-            pid: pid, caller: .current, status: status, exists: status != nil || ProcFS.exists(pid), state: state,
+            pid: requested, reachedThrough: pid == requested ? nil : pid, caller: .current, status: status,
+            exists: status != nil || ProcFS.exists(pid), state: state,
             command: ProcFS.command(pid), isKernelThread: stat?.isKernelThread ?? false,
             parentCommand: stat.map { ProcFS.command($0.parent) } ?? "?",
             callerIsAncestor: isAncestor(of: pid),

@@ -9,7 +9,9 @@ import VmIO
 /// This file is the target's lifecycle: open, refresh, stop, resume. The transfers are in
 /// TransferEngine.swift, their reports in TransferReport.swift.
 public final class Target {
-    /// The process's id.
+    /// The id the process is reached through: the pid it was opened with or, when that
+    /// process's main thread has exited and other threads run on, one of those threads
+    /// (``reachableID(of:)``).
     public let pid: Int32
     /// The maps as last read (``refresh()`` reads them again, with a new generation).
     public private(set) var view: MemView
@@ -37,7 +39,8 @@ public final class Target {
     var symbolTable: SymbolTable?
 
     /// Opens a target: checks it is a live user process (not gone, a zombie or a kernel
-    /// thread) and reads its maps.
+    /// thread) and reads its maps. A process whose main thread has exited while other
+    /// threads run on is live: it is reached through one of them (``pid``).
     ///
     /// Throws ``TargetError/noSuchProcess(pid:)`` for a pid that is not positive or names no
     /// process, ``TargetError/zombie(pid:command:parent:parentCommand:)`` and
@@ -45,10 +48,10 @@ public final class Target {
     /// ``ProcessMaps/read(pid:generation:)`` throws.
     public init(pid: Int32) throws(TargetError) {
         guard pid > 0 else { throw .noSuchProcess(pid: pid) }
-        self.pid = pid
-        try Self.checkIsUserProcess(pid)
-        memory = ProcessMemory(pid: pid)
-        view = try ProcessMaps.read(pid: pid, generation: 1)
+        let reached = try Self.reachableID(of: pid)
+        self.pid = reached
+        memory = ProcessMemory(pid: reached)
+        view = try ProcessMaps.read(pid: reached, generation: 1)
     }
 
     deinit {
@@ -57,20 +60,26 @@ public final class Target {
         Tracer.releaseLingering()
     }
 
+    /// The id through which live user process `pid` is reached: `pid` itself or, when its
+    /// main thread has exited (a zombie) while other threads run on, the first of those.
+    /// The kernel frees an exited thread's hold on the memory, so through the zombie main
+    /// thread the maps read empty and `process_vm_readv` fails with `ESRCH`; through any
+    /// live thread of the process they work, and `/proc/TID/task` lists every thread.
+    ///
     /// Refuses what is not a live user process: a missing pid (``TargetError/noSuchProcess(pid:)``,
-    /// or a permission error when `hidepid` hides it), a zombie, a kernel thread.
-    static func checkIsUserProcess(_ pid: Int32) throws(TargetError) {
+    /// or a permission error when `hidepid` hides it), a zombie whose threads have all exited,
+    /// a kernel thread.
+    public static func reachableID(of pid: Int32) throws(TargetError) -> Int32 {
         let text: String
         do { text = try ProcFS.readText("/proc/\(pid)/stat") } catch {
             throw Classification.error(error, pid: pid, operation: .readMaps)
         }
         guard let stat = ProcessStat(text) else { throw .noSuchProcess(pid: pid) }
         if stat.isKernelThread { throw .kernelThread(pid: pid, command: ProcFS.command(pid)) }
-        if stat.isZombie {
-            throw .zombie(
-                pid: pid, command: ProcFS.command(pid), parent: stat.parent,
-                parentCommand: ProcFS.command(stat.parent))
-        }
+        guard stat.isZombie else { return pid }
+        if let live = ProcFS.liveThreadIfMainThreadExited(pid) { return live }
+        throw .zombie(
+            pid: pid, command: ProcFS.command(pid), parent: stat.parent, parentCommand: ProcFS.command(stat.parent))
     }
 
     /// Reads the maps again; the new view carries the next generation.
