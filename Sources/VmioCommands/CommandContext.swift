@@ -63,6 +63,13 @@ public final class TargetPool {
     }
 }
 
+/// The warning for `target`, opened as `pid`, when the process is reached through another
+/// thread because its main thread has exited (``Target/reachableID(of:)``); nil otherwise.
+public func reachedThroughThreadWarning(_ target: Target, pid: Int32) -> String? {
+    guard target.pid != pid else { return nil }
+    return "pid \(pid)'s main thread has exited; the process is reached through its thread \(target.pid)"
+}
+
 /// What a command runs with: the targets (and the default one), how its output is given
 /// back, and where its warnings go. The command line makes one a run; a session one for
 /// the whole session.
@@ -113,8 +120,7 @@ public final class CommandContext {
     ) throws -> Result {
         guard let pid = pid ?? self.pid else { throw CommandError.usage("no target process given") }
         let target = try targets.target(pid) { opened in
-            guard opened.pid != pid else { return }
-            warn("pid \(pid)'s main thread has exited; the process is reached through its thread \(opened.pid)")
+            if let warning = reachedThroughThreadWarning(opened, pid: pid) { warn(warning) }
         }
         let timeout = target.attachTimeout
         if let duration = attach?.duration { target.attachTimeout = duration }

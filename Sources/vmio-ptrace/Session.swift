@@ -127,6 +127,9 @@ struct Session: ParsableCommand {
         try runReporting(json: options.json) {
             let target = try Target(pid: pid.value)
             defer { target.resume() }
+            if let warning = reachedThroughThreadWarning(target, pid: pid.value) {
+                printError("vmio-ptrace: warning: " + warning)
+            }
             let result = try options.run(script, on: target)
             if let signal = result.interrupted {
                 target.resume()

@@ -44,6 +44,14 @@ import VmioTestSupport
         let threads = try Tool.run("backtrace", pid)
         #expect(
             threads.lines.filter { $0.hasPrefix("thread ") } == ["thread \(worker) (vmio-fixture-le):"], "\(threads)")
+        // A session, in one attach, says so once too.
+        let script = try ScriptFile([
+            "stop", "write \(marker) --string VMIO",
+            "expect (read \(marker) 16 --format str) == \"VMIO-LEADER-GONE\"", "cont",
+        ])
+        let session = try Tool.run("session", pid, script.path)
+        #expect(session.exited(0), "\(session)")
+        #expect(session.stderrLines == ["vmio-ptrace: warning: " + warning], "\(session)")
         // Let go running, traced by none, and still answering.
         let status = procStatus(Int32(worker))
         #expect(status["TracerPid"] == "0" && status["State"]?.hasPrefix("T") == false, "\(status)")

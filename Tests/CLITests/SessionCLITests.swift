@@ -16,7 +16,7 @@ import VmioTestSupport
 // MARK: - Helpers
 
 /// A script in a temporary file (removed at deinit).
-private final class ScriptFile {
+final class ScriptFile {
     let temp = TempPath("session.vmio")
     var path: String { temp.path }
     init(_ lines: [String]) throws {
