@@ -90,7 +90,19 @@ int vmio_trap_trace_code(void) { return TRAP_TRACE; }
 
 int vmio_errno(void) { return errno; }
 
-int vmio_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+// PIDFD_THREAD of linux/pidfd.h (Linux 6.9): a pidfd of one thread, not of a process.
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+int vmio_pidfd_open(pid_t pid) {
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    // `pid` is a thread other than the main one (the tool reaches a process whose main thread
+    // has exited through such a thread): refused with ENOENT (EINVAL before Linux 6.9); its
+    // own pidfd ends when it does.
+    if (fd < 0 && (errno == ENOENT || errno == EINVAL)) fd = (int)syscall(SYS_pidfd_open, pid, PIDFD_THREAD);
+    return fd;
+}
 
 const void *vmio_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
     return memmem(haystack, haystack_length, needle, needle_length);

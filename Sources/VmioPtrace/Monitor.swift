@@ -42,7 +42,13 @@ extension Target {
         let holes = try last.withMutableBytes { raw throws(TargetError) in try read(range, into: raw) }
         if let hole = holes.first { throw .model(.rangeNotCovered(address: hole.start)) }
         while true {
-            let exited = (try? Sys.waitForExit(pid, within: interval)) ?? !ProcFS.isAlive(pid)
+            let exited: Bool
+            do { exited = try Sys.waitForExit(pid, within: interval) } catch {
+                // No pidfd to wait on: wait out the interval, then ask /proc.
+                let (seconds, attoseconds) = interval.components
+                Sys.pause(microseconds: UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                exited = !ProcFS.isAlive(pid)
+            }
             if exited { return .targetGone }
             let holes: [AddressRange]
             do {

@@ -9,6 +9,10 @@ import VmioTestSupport
 
 @testable import VmioPtrace
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite struct LeaderExitTests {
     @Test func theProcessIsReachedThroughItsLiveThreadAndTheExitedOneIsSkipped() throws {
         let process = try Fixtures.launch(.leaderExit)
@@ -31,5 +35,19 @@ import VmioTestSupport
         target.resume()
         #expect(procStatus(worker)["TracerPid"] == "0")
         #expect(try process.send("ping") == "pong")
+    }
+
+    @Test func theLiveThreadIsWaitedForUntilTheProcessEnds() throws {
+        let process = try Fixtures.launch(.leaderExit)
+        defer { process.terminate() }
+        let worker = Int32(process.number("worker"))
+        // `pidfd_open` refuses a thread other than the main one (ENOENT) unless asked for a
+        // thread's own pidfd: without one, `monitor` polled such a process in a busy loop.
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(try Sys.waitForExit(worker, within: .milliseconds(300)) == false)
+        #expect(clock.now - start >= .milliseconds(250), "it waited")
+        kill(process.pid, SIGKILL)
+        #expect(try Sys.waitForExit(worker, within: .seconds(10)) == true)
     }
 }

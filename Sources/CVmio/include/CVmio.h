@@ -91,7 +91,8 @@ const void *vmio_memmem(const void *haystack, size_t haystack_length, const void
 /// Returns the child's pid, or -1 with errno set (the child's errno when exec failed).
 pid_t vmio_spawn_traced(const char *file, char *const argv[], int null_stdin);
 
-/// pidfd_open(2): a descriptor that polls readable when the process exits.
+/// pidfd_open(2): a descriptor that polls readable when the process exits; for a thread
+/// other than the main one, when that thread exits (PIDFD_THREAD, Linux 6.9).
 int vmio_pidfd_open(pid_t pid);
 
 /// The errno of the calling thread.

@@ -297,7 +297,9 @@ enum Sys {
     // MARK: waiting
 
     /// Waits at most `timeout` for process `pid` to exit: `pidfd_open(2)`, then `poll(2)` on
-    /// it (readable once the process has exited). True when it has exited (or is gone).
+    /// it (readable once the process has exited). True when it has exited (or is gone). A
+    /// `pid` that is a thread other than the main one (``Target/reachableID(of:)``) is waited
+    /// for as a thread (`PIDFD_THREAD`, Linux 6.9): it ends when the process does.
     static func waitForExit(_ pid: Int32, within timeout: Duration) throws(Errno) -> Bool {
         let fd: Int32
         do { fd = try retryingInterrupts { vmio_pidfd_open(pid) } } catch {
