@@ -22,7 +22,7 @@ public struct PipedProgram: Sendable {
         process.standardOutput = outPipe
         process.standardError = errPipe
         // From the launcher thread: a fixture dies with the thread that started it.
-        nonisolated(unsafe) let started = process
+        let started = process
         try LauncherThread.run { try started.run() }
         // Our copies of the child's ends must be closed, or we would never see EOF.
         try? inPipe.fileHandleForReading.close()
