@@ -69,5 +69,9 @@ import VmioTestSupport
                     && $0.contains(
                         "main thread has exited; it is reached through its thread \(process.number("worker"))")
             }, "\(doctor)")
+        // The files it names are the ones it read: the live thread's.
+        let worker = process.number("worker")
+        #expect(doctor.lines.contains { $0.hasPrefix("ok       maps") && $0.contains("/proc/\(worker)/maps reads") })
+        #expect(doctor.lines.contains { $0.hasPrefix("ok       proc_mem ") && $0.contains("/proc/\(worker)/mem") })
     }
 }

@@ -159,7 +159,8 @@ extension Doctor {
         let owner = uids.count > 1 ? uids[1] : (uids.first ?? 0)
         switch owned {
         case .failure(let errno):
-            return .skipped(.dumpable, "cannot tell: /proc/\(pid)/mem cannot be examined (\(errnoText(errno)))")
+            return .skipped(
+                .dumpable, "cannot tell: /proc/\(facts.procPid)/mem cannot be examined (\(errnoText(errno)))")
         case .success where owner == 0:
             return .ok(
                 .dumpable,
@@ -198,16 +199,15 @@ extension Doctor {
     /// of the checks above explains a refusal (an LSM, a sandbox).
     static func mapsCheck(_ facts: DoctorFacts) -> DoctorCheck? {
         guard facts.isLive, !facts.isKernelThread, let maps = facts.maps else { return nil }
-        let pid = facts.pid
         switch maps {
         case .success(let probe):
             return .ok(
                 .maps,
-                "/proc/\(pid)/maps reads" + (probe == nil ? ", but no mapping is readable" : ""))
+                "/proc/\(facts.procPid)/maps reads" + (probe == nil ? ", but no mapping is readable" : ""))
         case .failure(let errno):
             return .problem(
                 .maps,
-                "reading /proc/\(pid)/maps fails (\(errnoText(errno))): the kernel's ptrace access check "
+                "reading /proc/\(facts.procPid)/maps fails (\(errnoText(errno))): the kernel's ptrace access check "
                     + "(PTRACE_MODE_READ) refuses this tool",
                 fix: "if no check above explains it, a security module (SELinux, AppArmor) or a sandbox refuses "
                     + "it: run vmio-ptrace inside the target's container or sandbox, or as root outside it",
@@ -218,7 +218,6 @@ extension Doctor {
     /// Seccomp on this tool.
     static func seccompCheck(_ facts: DoctorFacts) -> DoctorCheck? {
         let filters = facts.caller.seccompFilters
-        let pid = facts.pid
         let count = "\(filters) filter\(filters == "1" ? "" : "s")"
         switch facts.caller.seccompMode {
         case 0:
@@ -233,8 +232,8 @@ extension Doctor {
                 return DoctorCheck(
                     .seccomp, status: .problem,
                     detail: "this tool runs under a seccomp filter (\(count)) that refuses process_vm_readv "
-                        + "(\(errnoText(vm))); reads fall back to /proc/\(pid)/mem",
-                    fix: "nothing is needed for reads and writes (they go through /proc/\(pid)/mem); to use "
+                        + "(\(errnoText(vm))); reads fall back to /proc/\(facts.procPid)/mem",
+                    fix: "nothing is needed for reads and writes (they go through /proc/\(facts.procPid)/mem); to use "
                         + "process_vm_readv run outside the filter (e.g. docker --security-opt seccomp=unconfined)",
                     blocks: [])
             }
@@ -242,7 +241,7 @@ extension Doctor {
                 return .problem(
                     .seccomp,
                     "this tool runs under a seccomp filter (\(count)); process_vm_readv (\(errnoText(vm))) and "
-                        + "pread on /proc/\(pid)/mem (\(errnoText(mem))) are both refused",
+                        + "pread on /proc/\(facts.procPid)/mem (\(errnoText(mem))) are both refused",
                     fix: "read with --stop (the stopped target is read with PTRACE_PEEKDATA), or run outside the "
                         + "filter (e.g. docker --security-opt seccomp=unconfined)",
                     blocks: [.read, .write, .forceWrite])
@@ -257,7 +256,7 @@ extension Doctor {
     /// Why the probes could not be made, when they could not.
     static func notProbed(_ facts: DoctorFacts) -> String? {
         switch facts.maps {
-        case .failure: "not probed: /proc/\(facts.pid)/maps cannot be read, so no readable address is known"
+        case .failure: "not probed: /proc/\(facts.procPid)/maps cannot be read, so no readable address is known"
         case .success(nil): "not probed: pid \(facts.pid) has no readable mapping"
         default: nil
         }
@@ -278,13 +277,13 @@ extension Doctor {
             : "refused (\(errnoText(errno)))"
         let fix =
             memWorks
-            ? "none needed: reads fall back to /proc/\(pid)/mem"
+            ? "none needed: reads fall back to /proc/\(facts.procPid)/mem"
             : (AccessFailure.isRefusal(errno)
                 ? "run as root (sudo), or outside the sandbox that refuses it" : "check that pid \(pid) still runs")
         return .problem(
             .processVMReadv,
             "process_vm_readv of 1 byte at \(at) \(why)"
-                + (memWorks ? "; the read ladder falls back to pread on /proc/\(pid)/mem" : ""),
+                + (memWorks ? "; the read ladder falls back to pread on /proc/\(facts.procPid)/mem" : ""),
             fix: fix, blocks: memWorks ? [] : [.read, .write])
     }
 
@@ -292,13 +291,14 @@ extension Doctor {
     static func procMemCheck(_ facts: DoctorFacts) -> DoctorCheck? {
         guard facts.isLive, !facts.isKernelThread else { return nil }
         guard let at = facts.probeAddress?.hex else { return .skipped(.procMem, notProbed(facts) ?? "") }
-        let pid = facts.pid
-        guard let errno = facts.procMemErrno else { return .ok(.procMem, "pread of /proc/\(pid)/mem at \(at) works") }
+        guard let errno = facts.procMemErrno else {
+            return .ok(.procMem, "pread of /proc/\(facts.procPid)/mem at \(at) works")
+        }
         let vmWorks = facts.processVMErrno == nil
         return .problem(
-            .procMem, "reading /proc/\(pid)/mem at \(at) fails (\(errnoText(errno)))",
+            .procMem, "reading /proc/\(facts.procPid)/mem at \(at) fails (\(errnoText(errno)))",
             fix: vmWorks
-                ? "none needed while process_vm_readv works; --force writes need /proc/\(pid)/mem: run as root (sudo)"
+                ? "none needed while process_vm_readv works; --force writes need /proc/\(facts.procPid)/mem: run as root (sudo)"
                 : "run as root (sudo)",
             blocks: vmWorks ? [.forceWrite] : [.read, .write, .forceWrite])
     }
@@ -332,31 +332,32 @@ extension Doctor {
         }
         if let errno = facts.procMemWriteErrno {
             return .problem(
-                .procMemWrite, "/proc/\(pid)/mem does not open for writing (\(errnoText(errno))); \(source)",
+                .procMemWrite, "/proc/\(facts.procPid)/mem does not open for writing (\(errnoText(errno))); \(source)",
                 fix: "run as root (sudo)", blocks: [.forceWrite])
         }
         switch setting {
         case "never":
             return .problem(
                 .procMemWrite,
-                "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings (--force) are "
+                "/proc/\(facts.procPid)/mem opens for writing, but \(source): writes into read-only mappings (--force) are "
                     + "refused",
                 fix: "boot with proc_mem.force_override=always (or =ptrace, and stop the target in a session while "
                     + "writing)",
                 blocks: [.forceWrite])
         case "ptrace" where facts.tracerIsThisTool && facts.state.tracerPid != 0:
             return .ok(
-                .procMemWrite, "/proc/\(pid)/mem opens for writing; \(source), and this tool traces pid \(pid)")
+                .procMemWrite,
+                "/proc/\(facts.procPid)/mem opens for writing; \(source), and this tool traces pid \(pid)")
         case "ptrace":
             return .problem(
                 .procMemWrite,
-                "/proc/\(pid)/mem opens for writing, but \(source): writes into read-only mappings need this tool "
+                "/proc/\(facts.procPid)/mem opens for writing, but \(source): writes into read-only mappings need this tool "
                     + "to be the target's tracer",
                 fix: "stop the target while writing (a session: `stop`, `write … --force`, `cont`), or boot with "
                     + "proc_mem.force_override=always",
                 blocks: [.forceWrite])
         default:
-            return .ok(.procMemWrite, "/proc/\(pid)/mem opens for writing; \(source)")
+            return .ok(.procMemWrite, "/proc/\(facts.procPid)/mem opens for writing; \(source)")
         }
     }
 
@@ -368,7 +369,8 @@ extension Doctor {
             return .ok(
                 .namespace,
                 "pid \(pid) is pid \(nspid.last!) in its own pid namespace (NSpid "
-                    + "\(nspid.map(String.init).joined(separator: " "))); its files are read through /proc/\(pid)/root")
+                    + "\(nspid.map(String.init).joined(separator: " "))); its files are read through /proc/\(facts.procPid)/root"
+            )
         }
         guard facts.status != nil else { return nil }
         return .ok(.namespace, "pid \(pid) is in this tool's pid namespace")
@@ -379,8 +381,9 @@ extension Doctor {
         guard facts.isLive else { return nil }
         guard let abi = facts.abi else {
             return .skipped(
-                .abi, "/proc/\(facts.pid)/exe cannot be read; other commands assume this tool's own \(TargetABI.host)")
+                .abi,
+                "/proc/\(facts.procPid)/exe cannot be read; other commands assume this tool's own \(TargetABI.host)")
         }
-        return .ok(.abi, "\(abi) (from the ELF header of /proc/\(facts.pid)/exe)")
+        return .ok(.abi, "\(abi) (from the ELF header of /proc/\(facts.procPid)/exe)")
     }
 }

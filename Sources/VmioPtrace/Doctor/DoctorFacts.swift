@@ -26,6 +26,8 @@ public struct DoctorFacts: Sendable {
     /// The live thread the process is examined through when its main thread has exited
     /// (``Target/reachableID(of:)``); nil when that is the pid itself.
     public var reachedThrough: Int32? = nil
+    /// The id under `/proc` whose files were read: ``reachedThrough``, else ``pid``.
+    public var procPid: Int32 { reachedThrough ?? pid }
     /// This tool's own credentials.
     public var caller: Caller
     /// `/proc/PID/status` as key → value; nil when it cannot be read.
