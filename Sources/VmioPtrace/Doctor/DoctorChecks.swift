@@ -298,7 +298,8 @@ extension Doctor {
         return .problem(
             .procMem, "reading /proc/\(facts.procPid)/mem at \(at) fails (\(errnoText(errno)))",
             fix: vmWorks
-                ? "none needed while process_vm_readv works; --force writes need /proc/\(facts.procPid)/mem: run as root (sudo)"
+                ? "none needed while process_vm_readv works; --force writes need /proc/\(facts.procPid)/mem: "
+                    + "run as root (sudo)"
                 : "run as root (sudo)",
             blocks: vmWorks ? [.forceWrite] : [.read, .write, .forceWrite])
     }
@@ -339,7 +340,8 @@ extension Doctor {
         case "never":
             return .problem(
                 .procMemWrite,
-                "/proc/\(facts.procPid)/mem opens for writing, but \(source): writes into read-only mappings (--force) are "
+                "/proc/\(facts.procPid)/mem opens for writing, but \(source): "
+                    + "writes into read-only mappings (--force) are "
                     + "refused",
                 fix: "boot with proc_mem.force_override=always (or =ptrace, and stop the target in a session while "
                     + "writing)",
@@ -351,7 +353,8 @@ extension Doctor {
         case "ptrace":
             return .problem(
                 .procMemWrite,
-                "/proc/\(facts.procPid)/mem opens for writing, but \(source): writes into read-only mappings need this tool "
+                "/proc/\(facts.procPid)/mem opens for writing, but \(source): "
+                    + "writes into read-only mappings need this tool "
                     + "to be the target's tracer",
                 fix: "stop the target while writing (a session: `stop`, `write … --force`, `cont`), or boot with "
                     + "proc_mem.force_override=always",
@@ -369,7 +372,8 @@ extension Doctor {
             return .ok(
                 .namespace,
                 "pid \(pid) is pid \(nspid.last!) in its own pid namespace (NSpid "
-                    + "\(nspid.map(String.init).joined(separator: " "))); its files are read through /proc/\(facts.procPid)/root"
+                    + "\(nspid.map(String.init).joined(separator: " "))); its files are read through "
+                    + "/proc/\(facts.procPid)/root"
             )
         }
         guard facts.status != nil else { return nil }
