@@ -2,9 +2,11 @@
 // process_vm_readv in 1 MiB calls into one reused buffer, then write(2) each
 // chunk to FILE (created or truncated). With --fsync, fsync(2) the file before closing it
 // and its directory afterwards, as `vmio-ptrace dump` does without --no-sync. Prints
-// `seconds S` (open to close).
+// `seconds S` (open to close). With --write-only, nothing is read: the same warm buffer is
+// written LEN bytes over, the floor of the file system's side alone (what no overlap of the
+// reads can go below).
 //
-//   bench-c-dump PID ADDR LEN FILE [--fsync]
+//   bench-c-dump PID ADDR LEN FILE [--fsync] [--write-only]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,15 +29,21 @@ static double now(void) {
 static char buf[CHUNK] __attribute__((aligned(4096)));
 
 int main(int argc, char **argv) {
-    int sync = argc == 6 && strcmp(argv[5], "--fsync") == 0;
-    if (argc != 5 && !sync) {
-        fprintf(stderr, "usage: bench-c-dump PID ADDR LEN FILE [--fsync]\n");
+    int sync = 0, writeOnly = 0, bad = argc < 5;
+    for (int k = 5; k < argc; k++) {
+        if (strcmp(argv[k], "--fsync") == 0) sync = 1;
+        else if (strcmp(argv[k], "--write-only") == 0) writeOnly = 1;
+        else bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "usage: bench-c-dump PID ADDR LEN FILE [--fsync] [--write-only]\n");
         return 64;
     }
     pid_t pid = (pid_t)strtol(argv[1], NULL, 10);
     unsigned long long addr = strtoull(argv[2], NULL, 0);
     size_t len = (size_t)strtoull(argv[3], NULL, 0);
 
+    if (writeOnly) memset(buf, 0xa5, sizeof buf);  // warm, and not the zero page
     double t0 = now();
     int fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -46,7 +54,7 @@ int main(int argc, char **argv) {
     while (done < len) {
         size_t want = len - done < CHUNK ? len - done : CHUNK;
         struct iovec local = {buf, want}, remote = {(void *)(addr + done), want};
-        ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        ssize_t n = writeOnly ? (ssize_t)want : process_vm_readv(pid, &local, 1, &remote, 1, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             fprintf(stderr, "bench-c-dump: process_vm_readv at 0x%llx: %s\n", addr + done,

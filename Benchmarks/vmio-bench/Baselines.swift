@@ -15,10 +15,15 @@ func reported(_ r: ChildResult) -> Samples {
 }
 
 /// bench-c-dump: process_vm_readv in 1 MiB calls and write(2) of each chunk to `file`; with
-/// `sync`, fsync(2) of the file and its directory, as our dump does without --no-sync.
-func cDump(pid: pid_t, base: UInt64, length: UInt64, to file: String, sync: Bool = false) -> ChildResult {
+/// `sync`, fsync(2) of the file and its directory, as our dump does without --no-sync. With
+/// `writeOnly`, no reads: the same warm buffer written `length` bytes over, the floor of the
+/// writing alone.
+func cDump(
+    pid: pid_t, base: UInt64, length: UInt64, to file: String, sync: Bool = false, writeOnly: Bool = false
+) -> ChildResult {
     let r = runChecked(
-        [built("bench-c-dump"), String(pid), hex(base), String(length), file] + (sync ? ["--fsync"] : []),
+        [built("bench-c-dump"), String(pid), hex(base), String(length), file] + (sync ? ["--fsync"] : [])
+            + (writeOnly ? ["--write-only"] : []),
         what: "bench-c-dump")
     removeAndSync(file)
     return r
