@@ -1,3 +1,4 @@
+import VmIO
 import VmioPtrace
 
 /// A progress line on stderr for long dumps, restores and searches: bytes done, rate,
@@ -22,7 +23,7 @@ public final class ProgressLine {
         let now = ContinuousClock.now
         guard now - lastDraw >= .milliseconds(100) else { return }
         lastDraw = now
-        let seconds = Self.seconds(now - started)
+        let seconds = (now - started).inSeconds
         let rate = seconds > 0 ? Double(done) / seconds : 0
         var line = "\r\u{1b}[K\(verb): \(Self.size(Double(done))) of \(Self.size(Double(total)))  \(Self.size(rate))/s"
         if rate > 0 && total > done { line += "  ETA \(Self.format(Double(total - done) / rate, 1)) s" }
@@ -32,10 +33,6 @@ public final class ProgressLine {
     /// Erases the line.
     public func finish() {
         if enabled { StandardError.write("\r\u{1b}[K") }
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     static func size(_ bytes: Double) -> String {

@@ -45,8 +45,7 @@ extension Target {
             let exited: Bool
             do { exited = try Sys.waitForExit(pid, within: interval) } catch {
                 // No pidfd to wait on: wait out the interval, then ask /proc.
-                let (seconds, attoseconds) = interval.components
-                Sys.pause(microseconds: UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                Sys.pause(microseconds: UInt32(clamping: interval.inMicroseconds))
                 exited = !ProcFS.isAlive(pid)
             }
             if exited { return .targetGone }

@@ -64,10 +64,10 @@ public final class Tracer {
 
     deinit { detach() }
 
-    /// The state of `pid` before an attach, refusing what cannot be attached: a process that
-    /// is gone, a zombie, a kernel thread, a process another tracer holds.
+    /// The state of `pid` (an id ``Target/reachableID(of:)`` gave: a live user thread) before
+    /// an attach, refusing what cannot be attached now: a process that is gone or became a
+    /// zombie since, a process another tracer holds.
     static func stateBeforeAttach(_ pid: Int32) throws(TargetError) -> RunState {
-        _ = try Target.reachableID(of: pid)
         let state = RunState.of(pid: pid)
         switch state.kind {
         case .gone: throw .noSuchProcess(pid: pid)

@@ -72,7 +72,7 @@ extension Interpreter {
             var left = timespec()
             // A fatal signal while traps are set is only recorded: it ends the sleep.
             while nanosleep(&ts, &left) != 0 && errno == EINTR && context.traps.takeInterruption() == nil { ts = left }
-            o.json = [("seconds", .double(Double(c.seconds) + Double(c.attoseconds) / 1e18))]
+            o.json = [("seconds", .double(duration.inSeconds))]
         }
         return o
     }

@@ -72,7 +72,7 @@ public struct MonitorCommand: VmioCommand {
             var failure = CallbackFailure()
             let end = try target.monitor(range, every: every.duration) { change in
                 seen += 1
-                let time = seconds(change.elapsed)
+                let time = change.elapsed.inSeconds
                 if context.json {
                     changes.append(
                         .object([
@@ -120,9 +120,5 @@ public struct MonitorCommand: VmioCommand {
             o.value = .int(Int128(seen))
             return o
         }
-    }
-
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }

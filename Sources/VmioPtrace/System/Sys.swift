@@ -308,8 +308,7 @@ enum Sys {
         }
         defer { close(fd) }
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(
-            clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(clamping: timeout.inMilliseconds)
         return try retryingInterrupts { Glibc.poll(&entry, 1, milliseconds) } > 0
     }
 
