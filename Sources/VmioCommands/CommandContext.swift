@@ -109,6 +109,13 @@ public final class CommandContext {
             warn: warn)
     }
 
+    /// The same context with its warnings dropped (a command whose own output says it).
+    public func withoutWarnings() -> CommandContext {
+        CommandContext(
+            pid: pid, targets: targets, streams: streams, json: json, showsProgress: showsProgress, traps: traps,
+            warn: { _ in })
+    }
+
     /// Runs `body` on the target `pid` (the default one for nil), stopped as `policy` asks:
     /// every thread is stopped, then the maps are read again — after the stop, so they are
     /// the ones the stopped process has — and the threads are let go on every path. A

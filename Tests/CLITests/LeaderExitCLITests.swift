@@ -73,5 +73,7 @@ import VmioTestSupport
         let worker = process.number("worker")
         #expect(doctor.lines.contains { $0.hasPrefix("ok       maps") && $0.contains("/proc/\(worker)/maps reads") })
         #expect(doctor.lines.contains { $0.hasPrefix("ok       proc_mem ") && $0.contains("/proc/\(worker)/mem") })
+        // Said once, on the target line: no warning beside it.
+        #expect(doctor.stderrLines.isEmpty, "\(doctor)")
     }
 }

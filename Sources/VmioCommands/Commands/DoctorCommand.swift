@@ -78,7 +78,8 @@ public struct DoctorCommand: VmioCommand {
         }
         // The leftovers' lines go with the checks, before the fix.
         let fixLine = o.text.removeLast()
-        try context.withTarget(pid) { target in try leftovers(target, into: &o, width: width) }
+        // The target line says already when the process is reached through another thread.
+        try context.withoutWarnings().withTarget(pid) { target in try leftovers(target, into: &o, width: width) }
         o.text.append(fixLine)
         if let index = o.json.firstIndex(where: { $0.0 == "status" }) {
             o.json[index].1 = .int(Int64(o.status.rawValue))
