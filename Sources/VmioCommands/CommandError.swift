@@ -101,6 +101,9 @@ struct CallbackFailure {
         }
     }
 
+    /// Whether an error was kept.
+    var failed: Bool { error != nil }
+
     /// Throws the error kept, if any.
     func check() throws {
         if let error { throw error }

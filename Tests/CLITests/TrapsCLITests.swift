@@ -188,6 +188,59 @@ import VmioTestSupport
         }
     }
 
+    /// A reader that goes away (`break … | head -1`): the tool cleans up, says so, and dies of
+    /// SIGPIPE, as on SIGINT, in text and in JSON alike.
+    @Test(arguments: [
+        ["watch", "PID", "sym:watched"], ["break", "PID", "sym:vmio_trap_tick"],
+        ["watch", "PID", "sym:watched", "--json"], ["break", "PID", "sym:vmio_trap_tick", "--json"],
+    ])
+    func aClosedPipeCleansUpAndDiesOfSIGPIPE(command: [String]) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        #expect(try fixture.send("spin") == "spinning")
+        let pipe = Pipe()
+        let tool = try Running(
+            Fixtures.toolPath.path, command.map { $0 == "PID" ? fixture.pidArg : $0 }, stdout: pipe.fileHandleForWriting
+        )
+        try? pipe.fileHandleForWriting.close()
+        #expect(waitUntil(timeout: 20) { tool.peekStderr().contains("; the target runs") }, "\(tool.peekStderr())")
+        try pipe.fileHandleForReading.close()
+        let result = tool.finish()
+        #expect(result.signaled && result.status == SIGPIPE, "\(result)")
+        #expect(result.stderr.contains("SIGPIPE received; left nothing behind"), "\(result)")
+        #expect(!result.stderr.contains("write failed"), "\(result)")
+        try expectNothingLeft(fixture, code: fixture.address(command[0] == "watch" ? "bump" : "tick"))
+        #expect(try fixture.send("unspin", timeout: 30) == "unspun")
+    }
+
+    /// What no trap can be set on is refused before any is set, with one line and exit 1: an
+    /// address past user space (the kernel's limit for a debug register, 0x7ffffffff000, and
+    /// near 2^64, where ADDR + LEN would overflow), a hardware breakpoint in no mapping or not in
+    /// code (as a software one), a watch in no mapping, a second breakpoint at one address.
+    @Test(arguments: [
+        (["watch", "PID", "0xffffffffffffffff", "8"], "is not a user-space address"),
+        (["watch", "PID", "0xffffffffffffffff", "1"], "is not a user-space address"),
+        (["watch", "PID", "0xfffffffffffffff8", "8"], "is not a user-space address"),
+        (["watch", "PID", "0x7ffffffff000", "1"], "is not a user-space address"),
+        (["watch", "PID", "0x7fffffffeff8", "16"], "is not a user-space address"),
+        (["break", "PID", "0x7ffffffff000", "--hardware"], "is not a user-space address"),
+        (["break", "PID", "0xffffffffffffffff", "--hardware"], "is not a user-space address"),
+        (["break", "PID", "0x1000", "--hardware"], "is in no mapping of pid"),
+        (["break", "PID", "sym:watched", "--hardware"], "is not in code"),
+        (["watch", "PID", "0x1000", "8"], "is in no mapping of pid"),
+        (["break", "PID", "sym:vmio_trap_tick", "sym:vmio_trap_tick", "--hardware"], "there is a breakpoint at"),
+        (["break", "PID", "sym:vmio_trap_tick", "--hardware", "sym:vmio_trap_tick"], "there is a breakpoint at"),
+    ])
+    func whatNoTrapCanBeSetOnIsRefused(command: [String], message: String) throws {
+        let fixture = try Fixtures.launch(.traps)
+        defer { fixture.terminate() }
+        let result = try Tool.run(command.map { $0 == "PID" ? fixture.pidArg : $0 } + ["--timeout", "5"])
+        #expect(result.exited(1), "\(result)")
+        let errors = result.stderrLines.filter { $0.hasPrefix("vmio-ptrace: ") }
+        #expect(errors.count == 1 && errors[0].contains(message), "\(result)")
+        try expectNothingLeft(fixture, code: fixture.address("tick"))
+    }
+
     /// Two threads write the watched variable back to back, so one of them has a hit waiting
     /// whenever the tool looks (the kernel's peek names the first tracee with news every time):
     /// a SIGUSR1 sent to either of them alone is still delivered, each in turn, and a SIGTERM

@@ -134,13 +134,21 @@ struct TrapLog {
             }
             return options.count.map { hits < $0 } ?? true
         }
-        try failure.check()
-        try sink?.flush()
+        // What is not written yet goes out while the session's handlers still only record a
+        // fatal signal: a reader gone comes back as EPIPE here, its SIGPIPE recorded.
+        if !failure.failed {
+            _ = failure.attempt {
+                try sink?.flush()
+                return true
+            }
+        }
         let cleanup = session.end()
+        // A closed pipe ends the log as SIGINT would: summary, then death by the signal.
+        let fatal = last.kind == .interrupted ? last.signal : failure.failed ? TrapSession.pendingSignal() : nil
         let reason: String
         switch last.kind {
+        case _ where fatal != nil: reason = "\(ProcessEnd.signalName(fatal ?? 0)) received"
         case .timeout: reason = "the timeout passed"
-        case .interrupted: reason = "\(ProcessEnd.signalName(last.signal ?? 0)) received"
         case .exit: reason = "pid \(target.pid) \(last.end ?? .gone)"
         case .exec: reason = "pid \(target.pid) ran exec: every trap ended"
         default: reason = "\(hits) hit\(hits == 1 ? "" : "s") counted"
@@ -155,14 +163,15 @@ struct TrapLog {
             ("threads_cleared", .int(Int64(cleanup.threadsCleared))),
             ("verified", .bool(cleanup.verified)), ("problems", .array(cleanup.problems.map { .string($0) })),
         ]
-        if let sink, context.json {
+        if let sink, context.json, !failure.failed {
             try sink.line(JSONValue.object(endFields).rendered)
             try sink.flush()
         }
-        if let signal = last.signal, last.kind == .interrupted {
+        if let fatal {
             StandardError.line(summary)
-            TrapSession.reraise(signal)
+            TrapSession.reraise(fatal)
         }
+        try failure.check()
         o.printed = sink != nil
         o.json = endFields + [("events", .array(events))]
         o.value = .int(Int128(hits))

@@ -52,9 +52,21 @@ public enum DebugRegisters {
     /// DR6's BS bit: a single step finished.
     static let singleStepBit: UInt64 = 1 << 14
 
+    /// Where user space ends for a debug register: the kernel refuses an address at or past
+    /// its `TASK_SIZE_MAX` (`EINVAL` from `PTRACE_POKEUSER`), 2^47 − 4096 with four levels of
+    /// page tables.
+    public static let userSpaceEnd: Address = 0x7fff_ffff_f000
+
+    /// Whether `length` (at least 1) bytes at `address` lie below ``userSpaceEnd`` (without
+    /// overflowing near 2^64).
+    public static func holdsUserSpace(address: Address, length: Int) -> Bool {
+        length >= 1 && address < userSpaceEnd && UInt64(length) <= userSpaceEnd - address
+    }
+
     /// `length` bytes at `address` as aligned pieces of 1, 2, 4 or 8 bytes, largest first
     /// where the alignment allows: `[4 at 0x1004, 8 at 0x1008]` for 12 bytes at 0x1004. An
-    /// execution trap is one piece of length 1.
+    /// execution trap is one piece of length 1. The range must not wrap past 2^64
+    /// (``holdsUserSpace(address:length:)`` checks first).
     public static func pieces(address: Address, length: Int, access: WatchAccess) -> [DebugPiece] {
         if access == .execute { return [DebugPiece(address: address, length: 1, access: .execute)] }
         var pieces: [DebugPiece] = []

@@ -162,16 +162,17 @@ public final class TrapSession {
     /// or, `hardware`, an execution trap in a debug register. Returns it (its id).
     ///
     /// Throws ``TargetError/trap(_:)`` when the session has ended, a breakpoint is at `address`
-    /// already, `address` is in no mapping or not in code, or (`hardware`) no debug register is
-    /// free; and the errors of writing the `int3` byte (``Target/write(_:at:force:verify:)``) or of
-    /// setting the debug registers (`ptrace(2)`, `PTRACE_POKEUSER`).
+    /// already, `address` is in no mapping or not in code, or (`hardware`) past user space or no
+    /// debug register is free; and the errors of writing the `int3` byte
+    /// (``Target/write(_:at:force:verify:)``) or of setting the debug registers (`ptrace(2)`,
+    /// `PTRACE_POKEUSER`).
     @discardableResult
     public func addBreakpoint(at address: Address, hardware: Bool = false) throws(TargetError) -> Trap {
         try checkUsable()
-        if hardware { return try addHardware(address: address, length: 1, access: .execute) }
         if softwareTraps[address] != nil || traps.values.contains(where: { $0.address == address && $0.isBreakpoint }) {
             throw .trap("there is a breakpoint at \(address.hex) already")
         }
+        if hardware { return try addHardware(address: address, length: 1, access: .execute) }
         try insertByte(at: address)
         let trap = Trap(id: takeID(), kind: .software, address: address, length: 1)
         traps[trap.id] = trap
@@ -182,9 +183,10 @@ public final class TrapSession {
     /// A watchpoint on `length` bytes at `address` (up to 32, split over the debug
     /// registers in aligned pieces of 1, 2, 4 or 8 bytes).
     ///
-    /// Throws ``TargetError/trap(_:)`` when the session has ended, `length` is 0, the address is
-    /// not a user-space one, or the free debug registers cannot hold the pieces; and
-    /// ``TargetError/system(call:errno:)`` when `ptrace(2)` (`PTRACE_POKEUSER`) cannot set them.
+    /// Throws ``TargetError/trap(_:)`` when the session has ended, `length` is 0, the range is
+    /// not in user space or not in the target's mappings (`execute`: not in code), or the free
+    /// debug registers cannot hold the pieces; and ``TargetError/system(call:errno:)`` when
+    /// `ptrace(2)` (`PTRACE_POKEUSER`) cannot set them.
     @discardableResult
     public func addWatchpoint(at address: Address, length: Int, access: WatchAccess = .write) throws(TargetError)
         -> Trap
@@ -198,6 +200,16 @@ public final class TrapSession {
     }
 
     private func addHardware(address: Address, length: Int, access: WatchAccess) throws(TargetError) -> Trap {
+        // First where it is: a range past user space would overflow the pieces' arithmetic.
+        guard DebugRegisters.holdsUserSpace(address: address, length: length) else {
+            throw .trap("\(address.hex) is not a user-space address")
+        }
+        if access == .execute {
+            try checkCode(at: address)
+        } else {
+            _ = try mapping(holding: address)
+            _ = try mapping(holding: address + UInt64(length - 1))
+        }
         let pieces = DebugRegisters.pieces(address: address, length: length, access: access)
         let free = slots.indices.filter { slots[$0] == nil }
         guard pieces.count <= free.count else {
@@ -205,9 +217,6 @@ public final class TrapSession {
             throw .trap(
                 "\(length) byte(s) at \(address.hex) need \(what) (aligned pieces of 1, 2, 4 or 8 bytes) "
                     + "but \(free.count) of DR0-DR3 are free")
-        }
-        guard address < 0x0000_8000_0000_0000 - UInt64(length) else {
-            throw .trap("\(address.hex) is not a user-space address")
         }
         var trap = Trap(id: takeID(), kind: .hardware(access), address: address, length: length)
         debugRegistersUsed = true
@@ -275,15 +284,26 @@ public final class TrapSession {
         return bytes
     }
 
-    private func insertByte(at address: Address) throws(TargetError) {
-        if inserted[address] != nil { return }
+    /// The mapping that holds `address` (the maps read again first when none does).
+    private func mapping(holding address: Address) throws(TargetError) -> Mapping {
         if target.view.translate(address) == nil { try target.refresh() }
         guard let mapping = target.view.translate(address)?.mapping else {
             throw .trap("\(address.hex) is in no mapping of pid \(pid)")
         }
+        return mapping
+    }
+
+    /// Refuses an address that is not in code: a breakpoint there could never fire.
+    private func checkCode(at address: Address) throws(TargetError) {
+        let mapping = try mapping(holding: address)
         guard mapping.permissions.execute else {
             throw .trap("\(address.hex) is not in code (its mapping \(mapping.path) is \(mapping.permissions))")
         }
+    }
+
+    private func insertByte(at address: Address) throws(TargetError) {
+        if inserted[address] != nil { return }
+        try checkCode(at: address)
         let original = try readBytes(at: address, count: 1)[0]
         try stopAllRunning()
         emulated[address] = EmulatedInstruction.decode(originalText(at: address, first: original))
