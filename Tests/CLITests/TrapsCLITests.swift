@@ -295,6 +295,14 @@ import VmioTestSupport
         #expect(waitUntil { procStatus(fixture.pid)["TracerPid"] == "0" })
         let found = try Tool.run("doctor", fixture.pidArg, "--json")
         #expect(found.exited(1), "\(found)")
+        // The one fix is the repair, not "nothing to fix".
+        let fix = "vmio-ptrace doctor \(fixture.pid) --repair"
+        #expect(found.json?["ok"] as? Bool == false, "\(found)")
+        #expect((found.json?["fix"] as? String)?.hasPrefix(fix) == true, "\(found)")
+        let text = try Tool.run("doctor", fixture.pidArg)
+        #expect(text.exited(1), "\(text)")
+        #expect(text.lines.last?.hasPrefix("fix: " + fix) == true, "\(text)")
+        #expect(!text.stdoutText.contains("nothing to fix"), "\(text)")
         let leftovers = try #require(found.json?["leftovers"] as? [String: Any], "\(found)")
         if verb == "watch" {
             let threads = leftovers["threads"] as? [[String: Any]] ?? []

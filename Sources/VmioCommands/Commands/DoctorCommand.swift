@@ -79,16 +79,26 @@ public struct DoctorCommand: VmioCommand {
         // The leftovers' lines go with the checks, before the fix.
         let fixLine = o.text.removeLast()
         // The target line says already when the process is reached through another thread.
-        try context.withoutWarnings().withTarget(pid) { target in try leftovers(target, into: &o, width: width) }
-        o.text.append(fixLine)
+        let leftBehind = try context.withoutWarnings().withTarget(pid) { target in
+            try leftovers(target, into: &o, width: width)
+        }
+        if leftBehind && report.ok {
+            // Nothing else is in the way: the one fix is the repair.
+            let fix = "vmio-ptrace doctor \(pid) --repair removes what a killed watch or break left"
+            o.text.append("fix: \(fix) (leftovers)")
+            o.json = o.json.map { $0.0 == "ok" ? ("ok", .bool(false)) : $0.0 == "fix" ? ("fix", .string(fix)) : $0 }
+        } else {
+            o.text.append(fixLine)
+        }
         if let index = o.json.firstIndex(where: { $0.0 == "status" }) {
             o.json[index].1 = .int(Int64(o.status.rawValue))
         }
         return o
     }
 
-    /// The leftovers of a killed watch or break: reported, or with --repair removed.
-    private func leftovers(_ target: Target, into o: inout Outcome, width: Int) throws {
+    /// The leftovers of a killed watch or break: reported, or with --repair removed. True when
+    /// some are left in the target (found, not repaired).
+    private func leftovers(_ target: Target, into o: inout Outcome, width: Int) throws -> Bool {
         let name = "leftovers" + String(repeating: " ", count: max(0, width - "leftovers".count))
         let found = try target.trapLeftovers()
         for difference in found.text {
@@ -144,6 +154,7 @@ public struct DoctorCommand: VmioCommand {
                     ("skipped", .array(found.skipped.map { .string($0) })), ("repaired", repaired),
                 ])
             ))
+        return !found.isClean && !repair
     }
 }
 
