@@ -76,6 +76,11 @@ import VmioTestSupport
         #expect(refused.stderr.contains("need 7 debug registers"), "\(refused)")
         let tooLong = try Tool.run("watch", fixture.pidArg, "sym:watched", "33")
         #expect(tooLong.exited(64), "\(tooLong)")
+        // A typed format whose values do not divide LEN is refused, not shown as hex unasked.
+        for (length, format) in [("4", "f64"), ("3", "u16"), ("6", "ptr")] {
+            let misfit = try Tool.run("watch", fixture.pidArg, "sym:watched", length, "--format", format)
+            #expect(misfit.exited(64) && misfit.stderr.contains("is not a multiple of"), "\(misfit)")
+        }
         try expectNothingLeft(fixture, code: fixture.address("bump"))
     }
 

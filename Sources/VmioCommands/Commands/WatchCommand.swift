@@ -58,12 +58,25 @@ public struct WatchCommand: VmioCommand {
         if let format, format == .raw || format == .str {
             throw ValidationError("--format \(format.rawValue) does not show a watched value; use hex")
         }
+        // ptr's width is the target's: checked once it is known.
+        if let format, format != .ptr, let problem = Self.misfit(format, width: format.width, length: Int(length)) {
+            throw ValidationError(problem)
+        }
+    }
+
+    /// Why `format`'s values of `width` bytes cannot show `length` watched bytes, if they cannot.
+    static func misfit(_ format: ValueFormat, width: Int?, length: Int) -> String? {
+        guard let width, length % width != 0 else { return nil }
+        return "--format \(format.rawValue) shows \(width)-byte values: LEN \(length) is not a multiple of \(width)"
     }
 
     public func run(in context: CommandContext) throws -> Outcome {
         let length = Int(self.length?.value ?? 8)
         let shown = format ?? [1: .u8, 2: .u16, 4: .u32, 8: .u64][length] ?? .hex
         return try context.withTarget(attach: log.attach) { target in
+            if format == .ptr, let problem = Self.misfit(.ptr, width: shown.width(for: target.abi), length: length) {
+                throw CommandError.usage(problem)
+            }
             let start = try target.resolve(address)
             let show = { (bytes: [UInt8]?) -> JSONValue in
                 guard let bytes else { return .null }
