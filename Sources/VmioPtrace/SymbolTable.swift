@@ -90,15 +90,33 @@ public final class SymbolTable {
 
     /// The symbol whose extent holds `address` (a sized function or object of the file
     /// mapped there), or one that starts exactly at it; nil when there is none.
+    ///
+    /// Besides a file's own mappings, two places have symbols: the `[vdso]` (an ELF image the
+    /// kernel maps, read from the target's memory), and the anonymous mapping right after a
+    /// file's last one, where the part of its `.bss` past the file's pages lies (inside a
+    /// segment's `p_memsz`, beyond its `p_filesz`).
     public func symbolize(_ address: Address) -> SymbolMatch? {
-        guard let m = view.translate(address)?.mapping, m.isFileBacked, let image = image(m.path),
-            let bias = bias(of: m.path, image: image)
+        guard let index = view.index(containing: address) else { return nil }
+        let m = view.mappings[index]
+        var module = m
+        if !m.isFileBacked && m.path.isEmpty && index > 0 {
+            module = view.mappings[index - 1]
+        }
+        guard module.isFileBacked || module.path == Self.vdsoName, module.end == m.end || module.end == m.start,
+            let image = image(module.path), let bias = bias(of: module.path, image: image)
         else { return nil }
         let vaddr = address &- bias
+        // Past the file's mappings, only what a segment's memory size covers is the file's.
+        if module.start != m.start, !image.loads.contains(where: { vaddr &- $0.vaddr < $0.memorySize }) {
+            return nil
+        }
         guard let symbol = image.symbol(containing: vaddr) else { return nil }
         return SymbolMatch(
-            name: symbol.name, address: symbol.value &+ bias, offset: vaddr - symbol.value, module: m.path)
+            name: symbol.name, address: symbol.value &+ bias, offset: vaddr - symbol.value, module: module.path)
     }
+
+    /// The name the maps give the kernel's vDSO.
+    static let vdsoName = "[vdso]"
 
     /// The address and size of `name` in the file mapped at `address`, if its tables have it.
     public func extent(of name: String, inModuleAt address: Address) -> (start: Address, size: UInt64)? {
@@ -132,6 +150,11 @@ public final class SymbolTable {
     private func image(_ path: String) -> ElfImage? {
         if let loaded = images[path] { return loaded }
         var loaded: ElfImage?
+        if path == Self.vdsoName {
+            loaded = vdsoImage()
+            images[path] = .some(loaded)
+            return loaded
+        }
         for candidate in fileCandidates(path) {
             if let image = ElfImage.load(candidate, root: "/proc/\(pid)/root") {
                 loaded = image
@@ -140,6 +163,17 @@ public final class SymbolTable {
         }
         images[path] = .some(loaded)
         return loaded
+    }
+
+    /// The target's vDSO, read from its memory (one small mapping, read whole).
+    private func vdsoImage() -> ElfImage? {
+        guard let m = view.mappings.first(where: { $0.path == Self.vdsoName }), m.end - m.start <= 1 << 20 else {
+            return nil
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(m.end - m.start))
+        let moved = bytes.withUnsafeMutableBytes { ProcessVMBackend().read(pid: pid, at: m.start, into: $0).moved }
+        guard moved == bytes.count else { return nil }
+        return ElfImage.load(image: bytes)
     }
 
     /// Where the target's file can be opened from here.
@@ -170,6 +204,8 @@ final class ElfImage {
     }
     struct Load {
         let vaddr: UInt64
+        /// `p_memsz`: with the `.bss`, more than the file holds.
+        let memorySize: UInt64
         let offset: UInt64
         let executable: Bool
         let writable: Bool
@@ -246,14 +282,35 @@ final class ElfImage {
         return ElfImage(loads: loads, symbols: all)
     }
 
-    /// The `PT_LOAD` segments, the defined symbols of `.symtab` and `.dynsym` (in table
-    /// order), whether there was a `.symtab`, and the GNU build id of one ELF file.
+    /// An image read from an ELF file's bytes in memory (the vDSO); nil when they are not ELF.
+    static func load(image bytes: [UInt8]) -> ElfImage? {
+        _ = libelfReady
+        var copy = bytes
+        // elf_memory reads the buffer in place: it lives until elf_end, inside this call.
+        let parsed = copy.withUnsafeMutableBytes { raw -> ([Load], [Symbol], Bool, [UInt8]?)? in
+            guard let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self),
+                let elf = elf_memory(base, raw.count)
+            else { return nil }
+            defer { elf_end(elf) }
+            return read(elf)
+        }
+        guard let (loads, symbols, _, _) = parsed else { return nil }
+        return ElfImage(loads: loads, symbols: symbols)
+    }
+
+    /// ``read(_:)-(OpaquePointer)`` of the file at `path`.
     private static func read(_ path: String) -> ([Load], [Symbol], Bool, [UInt8]?)? {
         _ = libelfReady
         guard let fd = try? Sys.open(path, O_RDONLY) else { return nil }
         defer { Sys.close(fd) }
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return nil }
         defer { elf_end(elf) }
+        return read(elf)
+    }
+
+    /// The `PT_LOAD` segments, the defined symbols of `.symtab` and `.dynsym` (in table
+    /// order), whether there was a `.symtab`, and the GNU build id of one ELF image.
+    private static func read(_ elf: OpaquePointer) -> ([Load], [Symbol], Bool, [UInt8]?)? {
         guard elf_kind(elf) == ELF_K_ELF else { return nil }
 
         var loads: [Load] = []
@@ -264,7 +321,7 @@ final class ElfImage {
                 guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_LOAD) else { continue }
                 loads.append(
                     Load(
-                        vaddr: ph.p_vaddr, offset: ph.p_offset,
+                        vaddr: ph.p_vaddr, memorySize: ph.p_memsz, offset: ph.p_offset,
                         executable: ph.p_flags & UInt32(PF_X) != 0, writable: ph.p_flags & UInt32(PF_W) != 0))
             }
         }

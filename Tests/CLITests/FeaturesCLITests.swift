@@ -90,6 +90,40 @@ func runStartedPid(_ stderr: String) -> Int32? {
         #expect(ran.lines.last == "vmio_fixture_answer+0x1", "\(ran)")
     }
 
+    /// Two places with symbols outside a file's mappings, which gdb names: a library's `.bss`
+    /// past its file's pages (libc's `environ`, in the anonymous mapping after libc's last
+    /// one), and the kernel's vDSO (its own ELF tables, read from the target's memory; here
+    /// checked against `eu-readelf -s` of the same bytes).
+    @Test func symbolNamesTheBssPastTheFileAndTheVdso() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let maps = procMapsLines(holder.pid)
+        let environ = try Tool.run("symbol", holder.pidArg, "sym:environ")
+        #expect(environ.exited(0), "\(environ)")
+        let address = try #require(
+            environ.lines.first.flatMap { UInt64($0.prefix { $0 != " " }.dropFirst(2), radix: 16) })
+        let holding = try #require(maps.first { $0.contains(address) })
+        try #require(holding.path.isEmpty, "environ is in libc's file pages here, not past them: \(holding)")
+        #expect(environ.lines.first?.contains("environ ") == true, "named as gdb does: \(environ)")
+
+        let vdso = try #require(maps.first { $0.path == "[vdso]" })
+        let image = TempPath("vdso.so")
+        let read = try Tool.run(
+            "read", holder.pidArg, "[vdso]", String(vdso.end - vdso.start), "--format", "raw", "-o", image.path)
+        #expect(read.exited(0), "\(read)")
+        let table = try Tool.runProgram("/usr/bin/eu-readelf", ["-s", image.path])
+        // `   9: 0000000000000b10    902 FUNC    GLOBAL DEFAULT   12 __vdso_clock_gettime@@LINUX_2.6`
+        let entry = try #require(
+            table.lines.first { $0.contains(" FUNC ") && $0.contains(" GLOBAL ") && $0.contains("clock_gettime") },
+            "\(table)")
+        let fields = entry.split(separator: " ")
+        let value = try #require(UInt64(fields[1], radix: 16))
+        let name = String(fields.last!.prefix { $0 != "@" })
+        let named = try Tool.run("symbol", holder.pidArg, "[vdso]+\(hx(value + 1))")
+        #expect(named.lines.first == "\(hx(vdso.start + value + 1))  \(name)+0x1 ([vdso]+\(hx(value + 1)))", "\(named)")
+
+    }
+
     // MARK: maps --sizes
 
     @Test func mapsSizesAgainstSmaps() throws {
