@@ -267,12 +267,18 @@ pid_t vmio_wait_peek(int hang) {
     return info.si_pid;
 }
 
+static volatile pid_t owned_child;
+
+void vmio_set_owned_child(pid_t pid) { __atomic_store_n(&owned_child, pid, __ATOMIC_SEQ_CST); }
+
 static void detach_all_and_reraise(int sig) {
     if (__atomic_load_n(&defer_fatal, __ATOMIC_SEQ_CST)) {
         __atomic_store_n(&deferred_signal, sig, __ATOMIC_SEQ_CST);
         return;
     }
     int saved = errno;
+    pid_t child = __atomic_exchange_n(&owned_child, 0, __ATOMIC_SEQ_CST);
+    if (child > 0) kill(child, SIGKILL);
     for (int i = 0; i < VMIO_TRACKED_MAX; i++) {
         pid_t tid = __atomic_exchange_n(&tracked[i], 0, __ATOMIC_SEQ_CST);
         if (tid > 0) ptrace(PTRACE_DETACH, tid, 0, 0);

@@ -39,6 +39,9 @@ struct Run: ParsableCommand {
         try runReporting(json: options.json) {
             _ = try ScriptOptions.readScript(script)  // refuse an unreadable script before starting anything
             let target = try Target.launchStopped(command, nullStdin: script == nil || script == "-")
+            // Ctrl-C ends the program with the tool, as the end of the script does (set before
+            // the pid is announced, so that no signal sent on seeing it finds it unset).
+            if !detach { target.killOnFatalSignal(true) }
             if options.json {
                 // The pid first, so that a program driving the session knows what it runs.
                 let started = JSONValue.object([
@@ -54,6 +57,7 @@ struct Run: ParsableCommand {
             defer {
                 // A program whose end was reported is reaped: its pid may be another's now.
                 if detach || ended {
+                    target.killOnFatalSignal(false)
                     target.resume()
                 } else {
                     target.killAndReap()
@@ -62,7 +66,12 @@ struct Run: ParsableCommand {
             let (status, end, interrupted) = try options.run(script, on: target, ownsProcess: true)
             ended = end != nil
             if let signal = interrupted {
-                if detach || ended { target.resume() } else { target.killAndReap() }
+                if detach || ended {
+                    target.killOnFatalSignal(false)
+                    target.resume()
+                } else {
+                    target.killAndReap()
+                }
                 TrapSession.reraise(signal)
             }
             return status

@@ -431,6 +431,35 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(waitUntil { isGone(pid) }, "the program still exists: \(procStatus(pid))")
     }
 
+    /// SIGINT or SIGTERM to `run` kills the program it started, held at its first instruction
+    /// or running, as the end of the script would; with `--detach` it is let go to run on.
+    @Test(arguments: [
+        (SIGINT, ["sleep 30s"], false), (SIGTERM, ["cont", "sleep 30s"], false),
+        (SIGTERM, ["cont", "sleep 30s"], true),
+    ])
+    func aFatalSignalToRunKillsTheProgramUnlessDetached(signal: Int32, lines: [String], detach: Bool) throws {
+        let script = try ScriptFile(lines)
+        let tool = try Running(
+            Tool.path, ["run", "--script", script.path] + (detach ? ["--detach"] : []) + ["--", "/bin/sleep", "300"])
+        #expect(waitUntil(timeout: 20) { startedPid(tool.peekStderr()) != nil }, "\(tool.peekStderr())")
+        let pid = try #require(startedPid(tool.peekStderr()))
+        defer { kill(pid, SIGKILL) }
+        if lines.first == "cont" {
+            #expect(waitUntil(timeout: 20) { procStatus(pid)["State"]?.hasPrefix("S") == true }, "\(procStatus(pid))")
+        }
+        kill(tool.pid, signal)
+        let result = tool.finish()
+        #expect(result.signaled && result.status == signal, "\(result)")
+        // Killed: gone, or a zombie until whoever adopted it reaps it.
+        let killed = { isGone(pid) || procStatus(pid)["State"]?.hasPrefix("Z") == true }
+        if detach {
+            #expect(waitUntil { procStatus(pid)["TracerPid"] == "0" }, "\(procStatus(pid))")
+            #expect(!killed() && procStatus(pid)["State"]?.hasPrefix("S") == true, "\(procStatus(pid))")
+        } else {
+            #expect(waitUntil(timeout: 10) { killed() }, "the program runs on: \(procStatus(pid))")
+        }
+    }
+
     /// `run --keep-going`: a failing line does not end the session; every failure is listed
     /// at the end, the status is the first failure's, and the program is still killed.
     @Test func runKeepGoingRunsEveryLine() throws {

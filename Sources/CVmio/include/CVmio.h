@@ -102,6 +102,9 @@ int vmio_errno(void);
 /// Add after a thread is seized; remove after it is detached.
 void vmio_tracked_add(pid_t tid);
 void vmio_tracked_remove(pid_t tid);
+/// A process this tool started and kills at its end (`run`): the handlers below kill it
+/// (SIGKILL, async-signal-safe) before detaching. 0 for none.
+void vmio_set_owned_child(pid_t pid);
 /// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE that detach every tracked thread
 /// (PTRACE_DETACH is async-signal-safe), then re-raise the signal with its default action,
 /// so the tool dies of it as usual and no target is left stopped.

@@ -216,6 +216,10 @@ enum Sys {
     /// `getpid(2)`.
     static var processID: Int32 { Glibc.getpid() }
 
+    /// Names the process this tool kills when a fatal signal ends it (`vmio_set_owned_child`;
+    /// 0 for none): the handlers ``Tracer`` installs send it SIGKILL first.
+    static func setKilledOnFatalSignal(_ pid: Int32) { vmio_set_owned_child(pid) }
+
     /// The caller's ids: `getuid(2)`, `geteuid(2)`, `getgid(2)`, `getegid(2)`, and the
     /// supplementary groups of `getgroups(2)`.
     static var credentials: (uid: UInt32, euid: UInt32, gid: UInt32, egid: UInt32, groups: [UInt32]) {

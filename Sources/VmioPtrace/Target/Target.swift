@@ -159,8 +159,16 @@ public final class Target {
         return target
     }
 
+    /// Whether a fatal signal that ends this tool (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE)
+    /// kills this target, a program it started (``launchStopped(_:nullStdin:)``) and kills at
+    /// its end, instead of letting it go. Off again once it is let go or killed.
+    public func killOnFatalSignal(_ on: Bool) {
+        Sys.setKilledOnFatalSignal(on ? pid : 0)
+    }
+
     /// Kills a target this process started (``launchStopped(_:nullStdin:)``) and reaps it.
     public func killAndReap() {
+        Sys.setKilledOnFatalSignal(0)
         try? Sys.kill(pid, SIGKILL)
         resume()
         _ = try? Sys.waitpid(pid, hang: true)
