@@ -11,7 +11,8 @@ struct Run: ParsableCommand {
         discussion: """
             The program starts traced and stopped before its first instruction, so a script can \
             read and patch it before it runs; `cont` lets it run, `stop` stops it again. At the \
-            end the program is killed, or with --detach let go to run on. The session reads \
+            end, or when a signal such as SIGINT ends the tool, the program is killed; with --detach \
+            it is let go to run on. The session reads \
             --script, or standard input (the program's standard input is then /dev/null). \
             The program's end (its exit status or the signal that killed it) is reported once, \
             as `pid N exited with status S` or, with --json, {event: "exit", pid, status, signal}; \
