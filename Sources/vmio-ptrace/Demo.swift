@@ -78,11 +78,21 @@ private final class Tour {
     }
 
     func startHolder() throws -> FixtureProcess {
+        let holder: FixtureProcess
         do {
-            return try Fixtures.launch(.holder, executable: URL(fileURLWithPath: fixture))
+            holder = try Fixtures.launch(.holder, executable: URL(fileURLWithPath: fixture))
         } catch {
             throw TourFailure(message: "cannot start the fixture: \(error)")
         }
+        // Another program that prints `ready` is not the holder: the tour needs its addresses.
+        let missing = ["buf", "code", "edge"].filter { holder.facts[$0]?.first?.hasPrefix("0x") != true }
+        guard missing.isEmpty else {
+            holder.terminate()
+            throw TourFailure(
+                message:
+                    "\(fixture) is not the holder fixture: it printed no \(missing.joined(separator: ", ")) address")
+        }
+        return holder
     }
 
     func heading(_ text: String) {

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import VmioFixtures
 import VmioTestSupport
 
 #if canImport(Glibc)
@@ -54,5 +55,12 @@ import VmioTestSupport
         let wrong = try Tool.run(["demo", "--fixture", "/bin/true"], timeout: 60)
         #expect(wrong.exited(1), "\(wrong)")
         #expect(wrong.stderrLines.last?.hasPrefix("vmio-ptrace: demo: ") == true, "\(wrong.stderr)")
+        // Another fixture says `ready` too, but has none of the holder's addresses: it crashed.
+        let changer = Fixtures.path(of: .changer).path
+        let other = try Tool.run(["demo", "--fixture", changer], timeout: 60)
+        #expect(other.exited(1), "\(other)")
+        #expect(
+            other.stderrLines.last?.hasPrefix("vmio-ptrace: demo: \(changer) is not the holder fixture") == true,
+            "\(other.stderr)")
     }
 }
