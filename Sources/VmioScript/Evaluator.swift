@@ -38,7 +38,9 @@ extension Interpreter {
             return v
         case .address(let a, let column):
             do { return .int(Int128(try target.resolve(a))) } catch {
-                throw ScriptError(line: parser.line, column: column, CommandError(error).message)
+                // A name looked up in a process that has gone is exit 4, as for any command.
+                let failure = CommandError(error)
+                throw ScriptError(line: parser.line, column: column, failure.message, status: failure.exitStatus)
             }
         case .field(let inner, let name, let column):
             let v = try evaluate(inner, parser: parser)

@@ -460,6 +460,19 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         }
     }
 
+    /// A name looked up after the program has ended (`[heap]`, a file, `sym:`) is a target
+    /// gone, exit 4, as a plain address is.
+    @Test func aNameInAProgramThatHasEndedIsTargetGone() throws {
+        for address in ["[heap]", "0x1000", "sym:main"] {
+            let script = try ScriptFile(["cont --wait", "read \(address) 8"])
+            let result = try Tool.run(["run", "--script", script.path, "--", "/bin/true"])
+            #expect(result.exited(4), "\(address): \(result)")
+            #expect(
+                result.stderr.contains("vmio-ptrace: line 2:") && result.stderr.contains("no such process"),
+                "\(address): \(result)")
+        }
+    }
+
     /// `run --keep-going`: a failing line does not end the session; every failure is listed
     /// at the end, the status is the first failure's, and the program is still killed.
     @Test func runKeepGoingRunsEveryLine() throws {
