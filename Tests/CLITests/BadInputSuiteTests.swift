@@ -237,6 +237,8 @@ func visibleKernelThread() -> Int32? {
         // --- the tool itself: reads are allowed (a bad address is still bad), tracing is refused.
         add(["backtrace", "self"], 1, "cannot trace its own", .serial)
         add(["regs", "self"], 1, "cannot trace its own", .serial)
+        // A stop of this tool's own process: ptrace refuses it, and the reason says why.
+        add(["read", "self", "[stack]", "8", "--stop"], 3, "this tool's own process", .serial)
         add(["read", "self", "0x10", "16"], 1, "0x10 is in no mapping")
         add(["read", "self", "[nosuch]", "16"], 1, "[nosuch]")
         add(["write", "self", "0x10", "--hex", "00"], 1, "0x10 is in no mapping")

@@ -460,6 +460,21 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         }
     }
 
+    /// `stop` in a session of this tool's own process is refused with the reason (ptrace
+    /// cannot stop the caller's own threads), and `doctor self --for stop` says the same.
+    @Test func stoppingItselfIsRefusedWithTheReason() throws {
+        let script = try ScriptFile(["stop"])
+        let session = try Tool.run("session", "self", script.path)
+        #expect(session.exited(3), "\(session)")
+        #expect(session.stderr.contains("this tool's own process"), "\(session)")
+        #expect(!session.stderr.contains("LSM"), "\(session)")
+        let doctor = try Tool.run("doctor", "self", "--for", "stop")
+        #expect(doctor.exited(3), "\(doctor)")
+        #expect(doctor.lines.contains { $0.hasPrefix("problem  target") && $0.contains("this tool's own process") })
+        #expect(doctor.lines.last?.hasPrefix("fix: give another pid") == true, "\(doctor)")
+        #expect(try Tool.run("doctor", "self", "--for", "read").exited(0), "reading itself needs no stop")
+    }
+
     /// A name looked up after the program has ended (`[heap]`, a file, `sym:`) is a target
     /// gone, exit 4, as a plain address is.
     @Test func aNameInAProgramThatHasEndedIsTargetGone() throws {

@@ -9,7 +9,7 @@ public struct DoctorCommand: VmioCommand {
         abstract: "Say why an operation on a process would be refused, and the one fix.",
         discussion: """
             Checks, one line each (ok, problem, or skipped when it could not be made): hidepid on \
-            /proc, the target (owner, state, zombie), the caller's uid and CAP_SYS_PTRACE, \
+            /proc, the target (owner, state, zombie, this tool itself), the caller's uid and CAP_SYS_PTRACE, \
             kernel.yama.ptrace_scope (0 classic, 1 ancestors only, 2 CAP_SYS_PTRACE only, 3 nobody \
             until the next reboot), whether the target is dumpable, another tracer (TracerPid), \
             whether its maps can be read, the caller's seccomp mode, a 1-byte probe of \

@@ -72,6 +72,13 @@ extension Doctor {
                 fix: "none: give the pid of a user process (`ps -ef` shows kernel threads in [brackets])",
                 blocks: DoctorOperation.all)
         }
+        if facts.isThisProcess {
+            return .problem(
+                .target,
+                "pid \(pid) (\(command)) is this tool's own process: ptrace cannot stop the caller's own threads",
+                fix: "give another pid (this tool reads and writes its own memory without a stop)",
+                blocks: [.stop])
+        }
         let uids = ids(facts).uids
         var detail = "pid \(pid) (\(command))"
         if let thread = facts.reachedThrough {

@@ -71,6 +71,8 @@ public struct DoctorFacts: Sendable {
     public var kernelConfig: String?
     /// The ABI from the ELF header of `/proc/PID/exe`; nil when it cannot be read.
     public var abi: TargetABI?
+    /// The process is this tool's own, which ptrace cannot stop.
+    public var isThisProcess = false
 
     /// The probe address, when the maps were read and hold a readable mapping.
     public var probeAddress: Address? {
@@ -111,6 +113,7 @@ public struct DoctorFacts: Sendable {
         {
             facts.kernelConfig = try? ProcFS.readText("/boot/config-\(facts.kernelRelease)")
         }
+        facts.isThisProcess = ProcFS.isOwnThread(pid)
         guard live else { return facts }
         facts.memoryFileOwner = Result { () throws(Errno) in try Sys.fileStatus("/proc/\(pid)/mem").st_uid }
         if let address = facts.probeAddress {
