@@ -26,6 +26,9 @@ public struct Parser: Sendable {
 
     /// How deep parentheses (and unary minus signs) may nest in one line.
     static let maxNesting = 64
+    /// How many `+ - *` one expression may hold, parentheses included: each is a level of the
+    /// tree its evaluation recurses through.
+    static let maxOperators = 256
 
     /// A parser of `text`, line `line` (1-based) of a script.
     public init(line: Int, text: String) {
@@ -251,13 +254,21 @@ public struct Parser: Sendable {
 
     /// An expression, or a bare verb call (`read …`, `search …`) as in `let x = read …`.
     func valueExpression(from start: Int, to end: Int? = nil) throws(ScriptError) -> Expression {
+        var operators = 0
+        return try valueExpression(from: start, to: end, operators: &operators)
+    }
+
+    /// ``valueExpression(from:to:)`` with `operators` already counted in the expression that
+    /// holds this one (in parentheses).
+    func valueExpression(from start: Int, to end: Int?, operators: inout Int) throws(ScriptError) -> Expression {
         let end = end ?? commentStart(from: start)
         let ws = try words(from: start, to: end)
         if let first = ws.first, !first.quoted, let verb = Verb.named(first.text) {
             return .call(try verbCall(verb, ws))
         }
-        var lexer = ExpressionParser(parser: self, position: start, end: end)
+        var lexer = ExpressionParser(parser: self, position: start, end: end, operators: operators)
         let e = try lexer.parse()
+        operators = lexer.operators
         return e
     }
 }
@@ -267,6 +278,8 @@ struct ExpressionParser {
     let parser: Parser
     var position: Int
     let end: Int
+    /// The `+ - *` met so far in the whole expression (``Parser/maxOperators``).
+    var operators: Int
 
     var text: LineCharacters { parser.text }
 
@@ -287,6 +300,7 @@ struct ExpressionParser {
             skipSpace()
             guard position < end, text[position] == "+" || text[position] == "-" else { return left }
             let op = text[position], column = position + 1
+            try countOperator(at: column)
             position += 1
             left = .binary(op, left, try product(), column: column)
         }
@@ -298,8 +312,16 @@ struct ExpressionParser {
             skipSpace()
             guard position < end, text[position] == "*" else { return left }
             let column = position + 1
+            try countOperator(at: column)
             position += 1
             left = .binary("*", left, try unary(), column: column)
+        }
+    }
+
+    mutating func countOperator(at column: Int) throws(ScriptError) {
+        operators += 1
+        guard operators <= Parser.maxOperators else {
+            throw parser.fail(column, "more than \(Parser.maxOperators) operators in one expression")
         }
     }
 
@@ -323,7 +345,7 @@ struct ExpressionParser {
         if c == "(" {
             // A parenthesised verb call, or a grouped expression.
             let close = try matchingParen(position)
-            let inner = try parser.valueExpression(from: position + 1, to: close)
+            let inner = try parser.valueExpression(from: position + 1, to: close, operators: &operators)
             position = close + 1
             return inner
         }
@@ -370,8 +392,15 @@ struct ExpressionParser {
         }
         // A number, or an address word ([heap], libc.so.6+0x10, sym:NAME).
         var word = ""
+        let numeric = c.isNumber
         while position < end, !text[position].isSpace, !"()$\"*".contains(text[position]) {
-            word.append(text[position])
+            let next = text[position]
+            // A number ends at its operator (read on to the end of `1+1+…`, each term cost
+            // the rest of the line), but for a float's exponent sign (`1.5e-3`).
+            if numeric, next == "+" || next == "-", !(word.contains(".") && (word.last == "e" || word.last == "E")) {
+                break
+            }
+            word.append(next)
             position += 1
         }
         // An operator at the end belongs to the expression, not the word.

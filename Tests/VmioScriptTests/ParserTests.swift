@@ -335,6 +335,10 @@ private func expression(_ text: String) throws -> String {
         #expect(try expression("1_000") == "int(1000)")
         #expect(try expression("4K") == "int(4096)")
         #expect(try expression("  7  ") == "int(7)")
+        // A number ends at its operator (a float's exponent sign is its own).
+        #expect(try expression("1.5e-3+2") == "(double(0.0015) +@15 int(2))")
+        #expect(try expression("0x1e+5") == "(int(30) +@13 int(5))")
+        #expect(try expression("1+2+3") == "((int(1) +@10 int(2)) +@12 int(3))")
     }
 
     @Test func variables() throws {
