@@ -318,6 +318,37 @@ extension ChangerSuite {
         #expect(ended.exited(4), "\(ended)")
     }
 
+    /// Interrupted (Ctrl-C) without --count, `monitor --json` still prints the changes it saw,
+    /// ended "interrupted", then dies of the signal, at once even with a long --every; the
+    /// text mode says how it ended on standard error.
+    @Test(arguments: [true, false]) func anInterruptedMonitorKeepsWhatItSaw(json: Bool) throws {
+        let changer = try Fixtures.launch(.changer)
+        let counter = changer.address("counter")
+        let monitor = try Running(
+            Tool.path,
+            ["monitor", changer.pidArg, hx(counter), "4", "--format", "u32", "--every", "200ms"]
+                + (json ? ["--json"] : []))
+        // Changes until the monitor has seen one: its start may be late under load.
+        var seen = 0
+        for _ in 0..<40 {
+            _ = try changer.send("inc")
+            usleep(400_000)
+            seen += 1
+            if !json && !monitor.peekStdout().isEmpty { break }
+            if json && seen >= 5 { break }
+        }
+        kill(monitor.pid, SIGINT)
+        let result = monitor.finish(timeout: 20)
+        #expect(result.signaled && result.status == SIGINT, "\(result)")
+        #expect(result.stderr.contains("monitor: ") && result.stderr.contains("ended: SIGINT received"), "\(result)")
+        if json {
+            let object = try #require(result.json, "\(result)")
+            #expect(object["ended"] as? String == "interrupted", "\(result)")
+            #expect((object["changes"] as? [Any])?.isEmpty == false, "\(result)")
+        }
+        #expect(try changer.send("ping") == "pong", "the target runs on")
+    }
+
     /// A change that cannot be written (standard output a full device) ends the monitor with
     /// the write's error, status 1: the library's loop takes a callback that cannot throw, so
     /// the command keeps the error, ends the loop and throws it. (Without --count a swallowed

@@ -24,8 +24,10 @@ public struct MonitorCommand: VmioCommand {
             new (hex, or typed values with --format). Changes between two reads are seen as one. \
             Ends after --count changes, when the process exits (status 4), or when the range \
             can no longer be read (status 2); runs until interrupted otherwise (in a session, \
-            --count is required). A range unreadable at the start is refused (status 1). --json \
-            prints {pid, address, length, format, changes: [{time, old, new}], ended} at the end.
+            --count is required); a SIGINT or SIGTERM ends it, after --json has printed what was \
+            seen, and the tool dies of it. A range unreadable at the start is refused (status 1). \
+            --json prints {pid, address, length, format, changes: [{time, old, new}], ended} at the \
+            end (ended: count, exited, unreadable, interrupted).
             """
     )
 
@@ -70,7 +72,8 @@ public struct MonitorCommand: VmioCommand {
             var lines: [String] = []
             var seen = 0
             var failure = CallbackFailure()
-            let end = try target.monitor(range, every: every.duration) { change in
+            // On the command line Ctrl-C ends the monitor, which reports what it saw, then dies of it.
+            let end = try target.monitor(range, every: every.duration, endsOnFatalSignal: context.streams) { change in
                 seen += 1
                 let time = change.elapsed.inSeconds
                 if context.json {
@@ -111,12 +114,24 @@ public struct MonitorCommand: VmioCommand {
                 ended = "unreadable"
                 o.status = .partialCopy
                 o.message = "\(hole.start.hex) can no longer be read (after \(counted(seen, "change")))"
+            case .interrupted: ended = "interrupted"
             }
             o.json = [
                 ("pid", .int(Int64(target.pid))), ("address", .string(range.start.hex)),
                 ("length", .uint(range.count)), ("format", .string(format.rawValue)), ("changes", .array(changes)),
                 ("ended", .string(ended)),
             ]
+            if case .interrupted(let signal) = end {
+                // Printed here: the tool dies of the signal before it could print an outcome.
+                if context.json {
+                    try stdout.line(JSONValue.object(o.json).rendered)
+                    try stdout.flush()
+                }
+                StandardError.line(
+                    "monitor: \(counted(seen, "change")) of \(counted(Int(range.count), "byte")) at \(range.start.hex); "
+                        + "ended: \(ProcessEnd.signalName(signal)) received")
+                TrapSession.reraise(signal)
+            }
             o.value = .int(Int128(seen))
             return o
         }

@@ -304,7 +304,8 @@ enum Sys {
     /// it (readable once the process has exited). True when it has exited (or is gone). A
     /// `pid` that is a thread other than the main one (``Target/reachableID(of:)``) is waited
     /// for as a thread (`PIDFD_THREAD`, Linux 6.9): it ends when the process does.
-    static func waitForExit(_ pid: Int32, within timeout: Duration) throws(Errno) -> Bool {
+    /// With `interruptible`, a signal ends the wait early (false: not exited).
+    static func waitForExit(_ pid: Int32, within timeout: Duration, interruptible: Bool = false) throws(Errno) -> Bool {
         let fd: Int32
         do { fd = try retryingInterrupts { vmio_pidfd_open(pid) } } catch {
             if error == .noSuchProcess { return true }
@@ -313,6 +314,12 @@ enum Sys {
         defer { close(fd) }
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(clamping: timeout.inMilliseconds)
+        if interruptible {
+            let ready = Glibc.poll(&entry, 1, milliseconds)
+            if ready < 0 && errno == EINTR { return false }
+            guard ready >= 0 else { throw Errno(rawValue: errno) }
+            return ready > 0
+        }
         return try retryingInterrupts { Glibc.poll(&entry, 1, milliseconds) } > 0
     }
 
