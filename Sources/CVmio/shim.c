@@ -193,6 +193,39 @@ static void remove_dump(void) {
     if (state == 2) rmdir(dump_directory);
 }
 
+// Temporary output files: a slot is free (0), being written (1), or armed (2). The path is
+// written before the state turns 2; the handler only reads armed slots.
+#define VMIO_OUTPUT_SLOTS 8
+static char output_paths[VMIO_OUTPUT_SLOTS][4096];
+static volatile int output_state[VMIO_OUTPUT_SLOTS];
+
+int vmio_output_cleanup_arm(const char *path) {
+    size_t length = strlen(path);
+    if (length >= sizeof output_paths[0]) return -1;
+    for (int i = 0; i < VMIO_OUTPUT_SLOTS; i++) {
+        int expected = 0;
+        if (!__atomic_compare_exchange_n(&output_state[i], &expected, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            continue;
+        memcpy(output_paths[i], path, length + 1);
+        __atomic_store_n(&output_state[i], 2, __ATOMIC_SEQ_CST);
+        return i;
+    }
+    return -1;
+}
+
+void vmio_output_cleanup_disarm(int slot) {
+    if (slot >= 0 && slot < VMIO_OUTPUT_SLOTS) __atomic_store_n(&output_state[slot], 0, __ATOMIC_SEQ_CST);
+}
+
+// In the handler: unlink(2) is async-signal-safe.
+static void remove_outputs(void) {
+    for (int i = 0; i < VMIO_OUTPUT_SLOTS; i++) {
+        int expected = 2;
+        if (__atomic_compare_exchange_n(&output_state[i], &expected, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            unlink(output_paths[i]);
+    }
+}
+
 static volatile int defer_fatal;
 static volatile int deferred_signal;
 
@@ -284,6 +317,7 @@ static void detach_all_and_reraise(int sig) {
         if (tid > 0) ptrace(PTRACE_DETACH, tid, 0, 0);
     }
     remove_dump();
+    remove_outputs();
     errno = saved;
     signal(sig, SIG_DFL);
     raise(sig);

@@ -124,6 +124,36 @@ import VmioTestSupport
         #expect(try exiter.send("ping") == "pong")
     }
 
+    /// `read -o` and `scan -o` interrupted while they write: their temporary file (the
+    /// output's `.NAME.PID.part`) is removed by the signal handlers, as a dump's files are;
+    /// nothing is left, not even the name asked for.
+    @Test(arguments: [(SIGINT, "read"), (SIGTERM, "read"), (SIGINT, "scan"), (SIGHUP, "scan")])
+    func anInterruptedOutputFileIsRemoved(signal: Int32, verb: String) throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["1024"])
+        defer { exiter.terminate() }
+        let dir = TempDir()
+        let buf = exiter.address("buf"), size = exiter.number("buf")
+        let arguments =
+            verb == "read"
+            ? ["read", exiter.pidArg, hx(buf), String(size), "--format", "raw", "-o", dir.sub("out")]
+            : [
+                "scan", exiter.pidArg, "--snapshot", "u64", "-o", dir.sub("out"), "--region",
+                "\(hx(buf))-\(hx(buf + size))",
+            ]
+        let tool = try Running(Tool.path, arguments)
+        // Under way: the temporary file has begun to grow.
+        let underWay = waitUntil(timeout: 60) {
+            dir.entries().contains { $0.hasSuffix(".part") && (fileSize(dir.sub($0)) ?? 0) > 0 }
+        }
+        kill(tool.pid, signal)
+        let result = tool.finish(timeout: 60)
+        try #require(underWay, "the output never began to grow: \(dir.entries()), \(result)")
+        try #require(!result.exited(0), "the \(verb) finished before the signal: nothing interrupted")
+        #expect(result.signaled && result.status == signal, "\(result)")
+        #expect(dir.entries().isEmpty, "left behind: \(dir.entries())")
+        #expect(waitUntil { isFreeRunning(exiter.pid) }, "\(procStatus(exiter.pid))")
+    }
+
     @Test func sigkillOfTheToolLetsTheTargetGo() throws {
         let exiter = try Fixtures.launch(.exiter, arguments: ["64"])
         defer { exiter.terminate() }

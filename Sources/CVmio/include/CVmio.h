@@ -102,6 +102,10 @@ int vmio_errno(void);
 /// Add after a thread is seized; remove after it is detached.
 void vmio_tracked_add(pid_t tid);
 void vmio_tracked_remove(pid_t tid);
+/// Temporary output files (an OutputFile's `.NAME.PID.part`) the handlers below remove. Arm
+/// returns the slot (-1 when every slot is taken or the path is too long); disarm frees it.
+int vmio_output_cleanup_arm(const char *path);
+void vmio_output_cleanup_disarm(int slot);
 /// A process this tool started and kills at its end (`run`): the handlers below kill it
 /// (SIGKILL, async-signal-safe) before detaching. 0 for none.
 void vmio_set_owned_child(pid_t pid);

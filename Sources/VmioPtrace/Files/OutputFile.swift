@@ -17,6 +17,8 @@ public final class OutputFile {
     /// The directory the file goes into, with its trailing slash ("" for the working directory).
     private let directory: String
     private var committed = false
+    /// Where the signal handlers find the temporary file to remove it (``Sys/armOutputCleanup(_:)``).
+    private var cleanupSlot: Int32?
     /// Whether write-back of a file starts every 8 MiB as it is written (for a file that
     /// will be committed durably: the disk works meanwhile, and the closing `fsync` finds
     /// little left to wait for).
@@ -49,6 +51,9 @@ public final class OutputFile {
         do { fd = try Files.create(temporary, exclusive: true) } catch { throw .file(path: path, .cannotCreate(error)) }
         self.temporary = temporary
         isFile = true
+        // A fatal signal (Ctrl-C) while it is written removes it, as it does a dump's files.
+        Tracer.installSignalHandlersOnce()
+        cleanupSlot = Sys.armOutputCleanup(temporary)
     }
 
     /// Puts a finished file in place (a symlink at its name is replaced, never followed).
@@ -63,6 +68,7 @@ public final class OutputFile {
         do {
             if durable { try Sys.fsync(fd) }
             try Sys.rename(temporary, to: path)
+            disarmCleanup()
             if durable { try Files.syncDirectory(directory) }
         } catch { throw .file(path: path, .cannotFinish(error)) }
         committed = true
@@ -82,7 +88,14 @@ public final class OutputFile {
         if isFile {
             Sys.close(fd)
             if !committed, let temporary { try? Sys.unlink(temporary) }
+            disarmCleanup()
         }
+    }
+
+    /// The temporary name is gone (renamed or removed): the handlers have nothing to remove.
+    private func disarmCleanup() {
+        if let cleanupSlot { Sys.disarmOutputCleanup(cleanupSlot) }
+        cleanupSlot = nil
     }
 
     /// Writes `bytes` at `offset` from the start of the output; on standard output the gap

@@ -182,6 +182,17 @@ enum Sys {
     /// The dump is finished, or cleaned up otherwise (`vmio_dump_cleanup_disarm`).
     static func disarmDumpCleanup() { vmio_dump_cleanup_disarm() }
 
+    /// Keeps a temporary output file where the signal handlers reach it: on SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT or SIGPIPE they remove it (`vmio_output_cleanup_arm`). The slot, or nil
+    /// when none is free.
+    static func armOutputCleanup(_ path: String) -> Int32? {
+        let slot = vmio_output_cleanup_arm(path)
+        return slot < 0 ? nil : slot
+    }
+
+    /// The file is in place or removed (`vmio_output_cleanup_disarm`).
+    static func disarmOutputCleanup(_ slot: Int32) { vmio_output_cleanup_disarm(slot) }
+
     /// `mkdir(2)`.
     static func mkdir(_ path: String, mode: mode_t) throws(Errno) {
         _ = try retryingInterrupts { Glibc.mkdir(path, mode) }
