@@ -70,6 +70,12 @@ public struct PayloadSpec: Sendable {
 }
 
 extension ValueFormat {
+    /// `inf`, `-infinity`, `nan`: a value that is not finite, asked for by name.
+    static func namesNonFinite(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        return lowered.contains("inf") || lowered.contains("nan")
+    }
+
     /// Little-endian bytes of `text` as a value of this format (decimal, 0x hex, or a
     /// float); nil when it does not parse or does not fit.
     public func encode(_ text: String) -> [UInt8]? {
@@ -92,8 +98,9 @@ extension ValueFormat {
         case .i16: return signed(text).flatMap(Int16.init(exactly:)).map(le)
         case .i32: return signed(text).flatMap(Int32.init(exactly:)).map(le)
         case .i64: return signed(text).map(le)
-        case .f32: return Float(text).map { le($0.bitPattern) }
-        case .f64: return Double(text).map { le($0.bitPattern) }
+        // A float that overflows to infinity does not fit, unless it was asked for by name.
+        case .f32: return Float(text).flatMap { $0.isFinite || Self.namesNonFinite(text) ? le($0.bitPattern) : nil }
+        case .f64: return Double(text).flatMap { $0.isFinite || Self.namesNonFinite(text) ? le($0.bitPattern) : nil }
         default: return nil
         }
     }

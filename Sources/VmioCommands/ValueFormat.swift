@@ -64,6 +64,9 @@ public enum ValueFormat: String, CaseIterable, Sendable {
     public static func text(_ value: JSONValue) -> String {
         switch value {
         case .string(let s): s
+        // JSON has no word for these (it says null); text does.
+        case .double(let d) where d.isNaN: "nan"
+        case .double(let d) where d.isInfinite: d < 0 ? "-inf" : "inf"
         default: value.rendered
         }
     }

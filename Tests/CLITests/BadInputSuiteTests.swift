@@ -308,10 +308,13 @@ func visibleKernelThread() -> Int32? {
             ("--u64", "0x10000000000000000"),
             ("--i8", "128"), ("--i16", "-32769"), ("--i32", "2147483648"), ("--i64", "9223372036854775808"),
             ("--f32", "x"), ("--f64", "1.0.0"), ("--u32", "zz"), ("--u16", "1e3"),
+            // A float past its type's range would be written as infinity: it does not fit.
+            ("--f32", "1e39"), ("--f64", "1e400"), ("--f32", "-1e39"),
         ] {
             add(["write", "PID", "BUF", "\(option)=\(value)"], 64, value)
         }
         add(["write", "PID", "BUF", "--u64="], 64, "--u64")
+        add(["scan", "PID", "--f64", "nan", "-o", "TMP/s", "--region", "[heap]"], 64, "NaN equals nothing")
         for (pattern, mentions) in [
             ("?? ??", "at least one known byte"), ("??", "at least one known byte"), ("zz", "'zz'"),
             ("a", "odd number"),

@@ -209,6 +209,23 @@ let kernelNamesAnonymousMemory: Bool = {
         #expect(h["data"] as? String == hexOf("VMIO-MARKER-0001".utf8))
     }
 
+    /// NaN and the infinities read back by name in text (JSON, which has no word for them,
+    /// says null); written by name, they are what was asked.
+    @Test func floatsThatAreNotFiniteReadByName() throws {
+        let at = box.buf + 0x700
+        for (offset, value) in [(0, "nan"), (8, "inf"), (16, "-inf")] {
+            #expect(try Tool.run("write", box.pid, hx(at + UInt64(offset)), "--f64", value).exited(0))
+        }
+        for (offset, value) in [(24, "nan"), (28, "-inf")] {
+            #expect(try Tool.run("write", box.pid, hx(at + UInt64(offset)), "--f32", value).exited(0))
+        }
+        let f64 = try Tool.run("read", box.pid, hx(at), "24", "--format", "f64")
+        #expect(f64.stdoutText.contains("nan") && f64.stdoutText.contains(" inf") && f64.stdoutText.contains("-inf"))
+        #expect(!f64.stdoutText.contains("null"), "\(f64)")
+        let f32 = try Tool.run("read", box.pid, hx(at + 24), "8", "--format", "f32")
+        #expect(f32.stdoutText.contains("nan") && f32.stdoutText.contains("-inf") && !f32.stdoutText.contains("null"))
+    }
+
     // MARK: address forms
 
     @Test func decimalAddress() throws {

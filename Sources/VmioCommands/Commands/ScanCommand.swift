@@ -101,6 +101,12 @@ public struct ScanCommand: VmioCommand {
                         + "--utf16, --snapshot TYPE")
             }
             guard output != nil else { throw ValidationError("a first scan needs -o STATE") }
+            // The first scan matches bytes; a float NaN compares equal to nothing (as the filters say).
+            if let (format, text) = value.typedValues.first, format == .f32 || format == .f64,
+                Double(text)?.isNaN == true
+            {
+                throw ValidationError("NaN equals nothing: a scan for it finds nothing (use --snapshot \(format))")
+            }
             guard filters.isEmpty else { throw ValidationError("a filter narrows a scan: give --state STATE") }
             guard value.hex == nil || !value.hex!.contains("?") else {
                 throw ValidationError("a scan's --hex takes no ?? wildcards")
