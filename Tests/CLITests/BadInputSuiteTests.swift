@@ -181,6 +181,9 @@ func visibleKernelThread() -> Int32? {
         // Without `--`, a leading '-' makes the argument parser take it for an option and blame
         // the next value (documented as surprising in the report): still 64, one line.
         add(["copy", "-1:BUF", "PID:BUF", "16"], 64, "is invalid for")
+        // Within one process, overlapping ranges are refused in words, not owners.
+        add(["copy", "PID:BUF", "PID:BUF+8", "64"], 1, "overlap", .serial)
+        add(["copy", "PID:BUF+8", "PID:BUF", "64"], 1, "overlap", .serial)
         add(["read", "-1", "BUF", "16"], 64, "is invalid for '<pid>'")
 
         // --- pids that parse but name no live process: 999999 and a zombie → 4.

@@ -68,6 +68,12 @@ public struct CopyCommand: VmioCommand {
         }
         let count = length.value
         _ = try AddressRange(start: to, count: count)  // an overflowing range is named as such first
+        // The ranges are held by two owners at once, which must not overlap (ARCHITECTURE.md).
+        if source.pid == destination.pid, count > 0, from < to &+ count, to < from &+ count {
+            throw CommandError.badInput(
+                "source \(from.hex) and destination \(to.hex) of \(count) bytes overlap in pid \(source.pid): "
+                    + "a copy within one process needs ranges that do not")
+        }
         guard try destination.mapping(at: to) != nil else {
             throw CommandError.badInput("destination address \(to.hex) is in no mapping of pid \(destination.pid)")
         }
