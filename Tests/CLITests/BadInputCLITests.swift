@@ -121,6 +121,21 @@ import VmioTestSupport
         try checkUnchanged()
     }
 
+    /// A narrowing value that is not one of the state's type is malformed, 64, as the first
+    /// scan's is (the type comes from the state file, so it is found at run time).
+    @Test func aScanFilterValueThatDoesNotFitItsStateIsMalformed() throws {
+        let state = TempPath("bad-filter.scan")
+        let first = try Tool.run(
+            "scan", holder.pidArg, "--u8", "7", "-o", state.path, "--region", "\(hx(buf))-\(hx(buf + 4096))")
+        #expect(first.exited(0), "\(first)")
+        for (filter, value) in [("--eq", "abc"), ("--increased-by", "300"), ("--gt", "-1")] {
+            let result = try Tool.run("scan", holder.pidArg, "--state", state.path, filter, value)
+            #expect(result.exited(64), "\(filter) \(value): \(result)")
+            #expect(result.stderr.contains("'\(value)' is not a valid u8 value for \(filter)"), "\(result)")
+        }
+        #expect(try holder.get(buf, 4096) == before)
+    }
+
     @Test func anInvalidChoiceNamesTheValidOnes() throws {
         let result = try Tool.run("read", holder.pidArg, hx(buf), "16", "--format", "u128")
         #expect(result.exited(64))

@@ -189,7 +189,7 @@ public struct ScanCommand: VmioCommand {
         let type = header.type
         func operand() throws -> UInt64 {
             guard let format = ValueFormat(rawValue: type.name), let text, let bytes = format.encode(text) else {
-                throw CommandError.badInput("'\(text ?? "")' is not a valid \(type.name) value for \(name)")
+                throw CommandError.usage("'\(text ?? "")' is not a valid \(type.name) value for \(name)")
             }
             return bytes.withUnsafeBytes { ScanState.loadValue($0.baseAddress!, width: type.width) }
         }
