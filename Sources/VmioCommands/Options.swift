@@ -142,3 +142,10 @@ public struct StopOptions: ParsableArguments {
         return options
     }
 }
+
+/// A path option's value as given, refused when empty: `-o ''` would name no file (and a
+/// dump directory `''` the root's files).
+public func nonEmptyPath(_ text: String) throws -> String {
+    guard !text.isEmpty else { throw ValidationError("a path is needed, not an empty string") }
+    return text
+}

@@ -317,6 +317,15 @@ func visibleKernelThread() -> Int32? {
             add(["write", "PID", "BUF", "\(option)=\(value)"], 64, value)
         }
         add(["write", "PID", "BUF", "--u64="], 64, "--u64")
+        // An empty path names no file: malformed, not a file error naming nothing.
+        for arguments in [
+            ["read", "PID", "BUF", "16", "-o", ""], ["dump", "PID", "-o", ""], ["restore", "PID", ""],
+            ["scan", "PID", "--changed", "--state", ""], ["scan", "PID", "--u8", "1", "-o", ""],
+            ["core", "PID", "-o", ""],
+            ["write", "PID", "BUF", "--file", ""],
+        ] {
+            add(arguments, 64, "a path is needed, not an empty string")
+        }
         add(["scan", "PID", "--f64", "nan", "-o", "TMP/s", "--region", "[heap]"], 64, "NaN equals nothing")
         for (pattern, mentions) in [
             ("?? ??", "at least one known byte"), ("??", "at least one known byte"), ("zz", "'zz'"),

@@ -24,7 +24,7 @@ public struct CoreCommand: VmioCommand {
 
     @Option(
         name: [.customShort("o"), .customLong("output")],
-        help: ArgumentHelp("The core file to write.", valueName: "file"))
+        help: ArgumentHelp("The core file to write.", valueName: "file"), transform: nonEmptyPath)
     public var output: String
 
     @Flag(

@@ -34,7 +34,8 @@ public struct DumpCommand: VmioCommand {
 
     @Option(
         name: [.customShort("o"), .customLong("output")],
-        help: ArgumentHelp("The directory to write (created if missing).", valueName: "directory"))
+        help: ArgumentHelp("The directory to write (created if missing).", valueName: "directory"),
+        transform: nonEmptyPath)
     public var directory: String
 
     @Flag(help: "Replace a dump already in the directory.") public var force = false

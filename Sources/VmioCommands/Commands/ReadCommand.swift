@@ -26,7 +26,9 @@ public struct ReadCommand: VmioCommand {
     @Option(help: "hex (a dump with addresses), raw (bytes), u8…u64, i8…i64, f32, f64, ptr, or str (up to a NUL).")
     public var format: ValueFormat = .hex
 
-    @Option(name: [.short, .customLong("output")], help: "Write the output to this file instead of standard output.")
+    @Option(
+        name: [.short, .customLong("output")], help: "Write the output to this file instead of standard output.",
+        transform: nonEmptyPath)
     public var output: String?
 
     @Flag(help: "Step over pages that fault (each reported as a hole) instead of stopping at the first.")

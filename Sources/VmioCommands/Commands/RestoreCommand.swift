@@ -20,7 +20,7 @@ public struct RestoreCommand: VmioCommand {
             """
     )
 
-    @Argument(help: "A directory written by `vmio-ptrace dump`.")
+    @Argument(help: "A directory written by `vmio-ptrace dump`.", transform: nonEmptyPath)
     public var directory: String
 
     @Option(name: .customLong("skip"), help: "Leave out the regions this selector picks (repeatable).")

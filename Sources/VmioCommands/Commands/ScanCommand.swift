@@ -37,12 +37,14 @@ public struct ScanCommand: VmioCommand {
             "Start from an unknown value of this type (u8…u64, i8…i64, f32, f64).", valueName: "type"))
     public var snapshot: ScanType?
 
-    @Option(help: ArgumentHelp("The state file of the scan so far, to narrow.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("The state file of the scan so far, to narrow.", valueName: "file"), transform: nonEmptyPath)
     public var state: String?
 
     @Option(
         name: [.customShort("o"), .customLong("output")],
-        help: ArgumentHelp("Where to write the state (default with --state: the same file).", valueName: "file"))
+        help: ArgumentHelp("Where to write the state (default with --state: the same file).", valueName: "file"),
+        transform: nonEmptyPath)
     public var output: String?
 
     @Option(parsing: .unconditional, help: "Keep the candidates whose value now equals this.") public var eq: String?

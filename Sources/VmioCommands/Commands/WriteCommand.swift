@@ -24,7 +24,7 @@ public struct WriteCommand: VmioCommand {
     @Flag(help: "Append a NUL to --string or --utf16.")
     public var nul = false
 
-    @Option(help: "The contents of this file.")
+    @Option(help: "The contents of this file.", transform: nonEmptyPath)
     public var file: String?
 
     @Flag(help: "Write through /proc/PID/mem, which can patch mappings the target cannot write (code).")
