@@ -10,6 +10,8 @@ public struct CommandSyntax: Sendable {
         /// The value name, as the parser's messages show it (`<address>`).
         public let name: String
         public let isOptional: Bool
+        /// Whether it takes every word left (`symbol ADDR…`).
+        public var isRepeating = false
     }
 
     public struct Option: Sendable {
@@ -43,7 +45,10 @@ public struct CommandSyntax: Sendable {
         for argument in dump {
             let names = (argument.names ?? []).map { ($0.kind == "short" ? "-" : "--") + $0.name }
             if argument.kind == "positional" {
-                positionals.append(Positional(name: argument.valueName ?? "value", isOptional: argument.isOptional))
+                positionals.append(
+                    Positional(
+                        name: argument.valueName ?? "value", isOptional: argument.isOptional,
+                        isRepeating: argument.isRepeating))
             } else if !names.contains("--help") && !names.contains("--version") {
                 options.append(
                     Option(

@@ -60,10 +60,18 @@ extension Interpreter {
         words += call.flags.count < 2 ? Array(call.flags) : call.flags.sorted()
         var on = target
         var positionals: [String] = []
-        for (word, positional) in zip(call.positionals, call.verb.syntax.positionals) {
+        let syntax = call.verb.syntax.positionals
+        for (index, word) in call.positionals.enumerated() {
+            // Words past the last positional are more of it (it repeats: the parser checked).
+            guard let positional = index < syntax.count ? syntax[index] : syntax.last else { break }
             switch positional.name {
-            case "address":
+            case "address", "addresses":
                 let (where_, address) = try location(word, parser: parser)
+                if index > 0, where_ !== on {
+                    throw ScriptError(
+                        line: parser.line, column: word.column,
+                        "'\(word.text)' is in another process than the line's first address: one process a line")
+                }
                 on = where_
                 positionals.append(address.hex)
             case "source", "destination":

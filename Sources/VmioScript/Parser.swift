@@ -134,7 +134,9 @@ public struct Parser: Sendable {
             let w = ws[i]
             i += 1
             guard !w.quoted, Self.isOption(w.text) else {
-                guard call.positionals.count < syntax.positionals.count else {
+                // A last positional that repeats (symbol's ADDR…) takes every word left.
+                guard call.positionals.count < syntax.positionals.count || syntax.positionals.last?.isRepeating == true
+                else {
                     let names = syntax.positionals.map { Verb.metavariable($0.name) }.joined(separator: " ")
                     let takes = names.isEmpty ? "no arguments" : names
                     throw fail(w.column, "unexpected argument '\(w.text)': \(verb.rawValue) takes \(takes)")

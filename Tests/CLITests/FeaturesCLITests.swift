@@ -90,6 +90,30 @@ func runStartedPid(_ stderr: String) -> Int32? {
         #expect(ran.lines.last == "vmio_fixture_answer+0x1", "\(ran)")
     }
 
+    /// In a session `symbol` takes the command line's ADDR… too, each `PID:ADDR` of another
+    /// process as `read` does; addresses of two processes on one line are refused.
+    @Test func sessionSymbolTakesSeveralAddressesAndPidAddr() throws {
+        let holder = try Fixtures.launch(.holder), other = try Fixtures.launch(.holder)
+        defer {
+            holder.terminate()
+            other.terminate()
+        }
+        let counter = holder.address("counter"), code = holder.address("code")
+        let session = try SessionScript([
+            "symbol sym:counter \(hx(code + 1))",
+            "symbol \(other.pid):sym:counter \(other.pid):\(hx(other.address("code")))",
+        ])
+        let ran = try Tool.run("session", holder.pidArg, session.path)
+        #expect(ran.exited(0), "\(ran)")
+        #expect(ran.lines.count == 4, "\(ran)")
+        #expect(ran.lines.first?.hasPrefix("\(hx(counter))  counter (") == true, "\(ran)")
+        #expect(ran.lines.dropFirst().first?.hasPrefix("\(hx(code + 1))  vmio_fixture_answer+0x1 (") == true, "\(ran)")
+        #expect(ran.lines.dropFirst(2).first?.hasPrefix("\(hx(other.address("counter")))  counter (") == true)
+        let mixed = try SessionScript(["symbol sym:counter \(other.pid):sym:counter"])
+        let refused = try Tool.run("session", holder.pidArg, mixed.path)
+        #expect(refused.exited(1) && refused.stderr.contains("one process a line"), "\(refused)")
+    }
+
     /// Two places with symbols outside a file's mappings, which gdb names: a library's `.bss`
     /// past its file's pages (libc's `environ`, in the anonymous mapping after libc's last
     /// one), and the kernel's vDSO (its own ELF tables, read from the target's memory; here
