@@ -55,6 +55,13 @@ extension Interpreter {
             }
             target.resume()
             guard wait else {
+                // Killed or exited meanwhile (its end reported already, for a program of `run`).
+                guard programEnd == nil, ProcFS.isAlive(target.pid) else {
+                    o.status = .targetGone
+                    o.message = "pid \(target.pid) has ended: nothing runs on"
+                    o.json = [("running", .bool(false))]
+                    break
+                }
                 o.json = [("running", .bool(true))]
                 o.text.append("pid \(target.pid) runs on")
                 break

@@ -230,6 +230,14 @@ public final class Interpreter {
     func watchEnd() {
         // A wait saw the end (its event loop reaped the process): the traps end with it.
         if context.traps.processEnd != nil { _ = endTraps() }
+        // Killed while held stopped: reaped here (its status is ours to report), then let go.
+        if ownsProcess, programEnd == nil, target.isStopped, context.traps.session == nil,
+            ProcessWatch.hasEnded(child: target.pid), let end = ProcessWatch.poll(child: target.pid)
+        {
+            target.resume()
+            report(end: end)
+            return
+        }
         guard ownsProcess, programEnd == nil, !target.isStopped, let end = ProcessWatch.poll(child: target.pid)
         else { return }
         report(end: end)

@@ -475,6 +475,26 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(try Tool.run("doctor", "self", "--for", "read").exited(0), "reading itself needs no stop")
     }
 
+    /// A program killed while `run` holds it stopped (still at its first instruction): its
+    /// end, killed by SIGKILL, is reported before the next line, and `cont` then finds it gone.
+    @Test func aProgramKilledWhileHeldIsReportedBeforeTheNextLine() throws {
+        let script = try ScriptFile(["sleep 2s", "echo after", "cont"])
+        let tool = try Running(Tool.path, ["run", "--script", script.path, "--json", "--", "/bin/sleep", "300"])
+        #expect(waitUntil(timeout: 20) { !tool.peekStdout().isEmpty }, "\(tool.peekStderr())")
+        let started = String(decoding: tool.peekStdout(), as: UTF8.self)
+        let pidText = try #require(started.range(of: #""pid":[0-9]+"#, options: .regularExpression))
+        let pid = try #require(Int32(started[pidText].dropFirst(6)))
+        #expect(waitUntil(timeout: 20) { procStatus(pid)["State"]?.hasPrefix("t") == true }, "\(procStatus(pid))")
+        kill(pid, SIGKILL)
+        let result = tool.finish(timeout: 30)
+        let lines = result.lines
+        let exit = try #require(lines.firstIndex { $0.contains(#""event":"exit""#) }, "\(result)")
+        let echo = try #require(lines.firstIndex { $0.contains(#""verb":"echo""#) }, "\(result)")
+        #expect(exit < echo, "the end is reported before the next line: \(result)")
+        #expect(lines[exit].contains(#""signal":"SIGKILL""#), "\(lines[exit])")
+        #expect(!lines.contains { $0.contains(#""running":true"#) }, "cont does not say it runs: \(result)")
+    }
+
     /// A name looked up after the program has ended (`[heap]`, a file, `sym:`) is a target
     /// gone, exit 4, as a plain address is.
     @Test func aNameInAProgramThatHasEndedIsTargetGone() throws {

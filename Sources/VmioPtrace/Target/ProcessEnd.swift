@@ -57,6 +57,15 @@ public enum ProcessWatch {
         }
     }
 
+    /// Whether a child of this process has ended, without reaping it or taking any stop report
+    /// (`waitid(2)` with `WEXITED | WNOHANG | WNOWAIT`): safe for a child a ``Tracer`` holds.
+    public static func hasEnded(child pid: Int32) -> Bool {
+        var info = siginfo_t()
+        let options = WEXITED | WNOHANG | WNOWAIT | Int32(bitPattern: 0x4000_0000)  // __WALL
+        guard Glibc.waitid(P_PID, id_t(pid), &info, options) == 0 else { return false }
+        return info._sifields._sigchld.si_pid == pid
+    }
+
     /// Waits until a child of this process that nothing traces has ended, and reaps it.
     /// `waitpid(2)`.
     public static func wait(child pid: Int32) -> ProcessEnd {
