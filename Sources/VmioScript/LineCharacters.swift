@@ -99,7 +99,8 @@ struct LineScanner<Unit: LineUnit> {
     }
 
     /// Splits `text[from..<end]` into words: whitespace separates; `"…"` quotes (with
-    /// `\"`, `\\`, `\n`, `\t`, `\0` escapes); parentheses group; `#` outside quotes ends the line.
+    /// `\"`, `\\`, `\n`, `\t`, `\0` escapes); parentheses group; `#` at the start of a word
+    /// ends the line (inside a word, `a#b`, it is part of it, as in a shell).
     func words(from: Int, to end: Int) throws(ScriptError) -> [Word] {
         var out: [Word] = []
         var i = from
@@ -116,7 +117,7 @@ struct LineScanner<Unit: LineUnit> {
             var depth = 0
             while i < end {
                 let c = text[i]
-                if depth == 0 && (c.isSpace || c == .hash) { break }
+                if depth == 0 && c.isSpace { break }
                 if c == .quote {
                     quoted = true
                     let (s, next) = try quotedString(at: i, end: end)

@@ -243,12 +243,14 @@ public struct Parser: Sendable {
         return .expect(try valueExpression(from: start, to: end), nil, nil)
     }
 
+    /// Where a comment starts: a `#` outside quotes at the start of a word (after a space or
+    /// at `start`), as ``words(from:to:)`` ends the line there.
     func commentStart(from start: Int) -> Int {
         var inQuote = false, i = start
         while i < text.count {
             if inQuote && text[i] == "\\" { i += 2; continue }  // an escape inside a string
             if text[i] == "\"" { inQuote.toggle() }
-            if text[i] == "#" && !inQuote { return i }
+            if text[i] == "#" && !inQuote && (i == start || text[i - 1].isSpace) { return i }
             i += 1
         }
         return text.count

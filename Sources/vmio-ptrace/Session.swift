@@ -60,7 +60,9 @@ struct ScriptOptions: ParsableArguments {
                     return nil
                 }
                 switch line.trimmingCharacters(in: .whitespaces) {
-                case "help": print(help)
+                case "help":
+                    print(help)
+                    return ""  // still a line of the session: the next one's number counts it
                 case "quit", "exit": return nil
                 default: return line
                 }
@@ -88,9 +90,15 @@ struct ScriptOptions: ParsableArguments {
     /// read(2) to EOF, so an empty character device such as /dev/null is an empty script.
     static func readScript(_ script: String?) throws -> String? {
         guard let script, script != "-" else { return nil }
-        guard let handle = FileHandle(forReadingAtPath: script), let data = try? handle.readToEnd() ?? Data(),
-            let text = String(data: data, encoding: .utf8)
-        else { throw CommandError.badInput("cannot read script \(script)") }
+        guard let handle = FileHandle(forReadingAtPath: script), let data = try? handle.readToEnd() ?? Data() else {
+            throw CommandError.badInput("cannot read script \(script)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            // Name the first line that is not UTF-8, as a broken line is named.
+            let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            let line = (lines.firstIndex { String(data: Data($0), encoding: .utf8) == nil } ?? 0) + 1
+            throw CommandError.badInput("script \(script), line \(line): not UTF-8 text")
+        }
         return text
     }
 }

@@ -58,8 +58,9 @@ import VmioTestSupport
             #expect(text.contains(entry), "help lists \(verb): \(text)")
         }
         #expect(text.contains("cont --wait") && text.contains("quit"), "\(text)")
-        #expect(text.contains("unknown command 'frob'"), "\(text)")
-        #expect(text.contains("expectation failed: 1 == 2"), "\(text)")
+        // Lines are counted as typed, help included.
+        #expect(text.contains("line 2:1: unknown command 'frob'"), "\(text)")
+        #expect(text.contains("line 3:") && text.contains("expectation failed: 1 == 2"), "\(text)")
         // The terminal echoes what was typed at once; what the session prints follows a prompt.
         #expect(text.contains("> still here\n") && text.contains("> marker ok\n"), "it went on: \(text)")
         #expect(!text.contains("> never\n"), "quit ends it: \(text)")

@@ -495,6 +495,19 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(!lines.contains { $0.contains(#""running":true"#) }, "cont does not say it runs: \(result)")
     }
 
+    /// A script file that is not UTF-8 text names its first such line, as a broken line is named.
+    @Test func aScriptThatIsNotUTF8NamesTheLine() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let script = TempPath("latin1.vmio")
+        try Data("echo ok\n".utf8 + [0x6c, 0x65, 0x74, 0x20, 0x78, 0x20, 0x3d, 0x20, 0xff, 0xfe, 0x0a]).write(
+            to: URL(fileURLWithPath: script.path))
+        let result = try Tool.run("session", holder.pidArg, script.path)
+        #expect(result.exited(1), "\(result)")
+        #expect(result.stderrLines == ["vmio-ptrace: script \(script.path), line 2: not UTF-8 text"], "\(result)")
+        #expect(result.stdout.isEmpty, "nothing ran: \(result)")
+    }
+
     /// A name looked up after the program has ended (`[heap]`, a file, `sym:`) is a target
     /// gone, exit 4, as a plain address is.
     @Test func aNameInAProgramThatHasEndedIsTargetGone() throws {

@@ -105,6 +105,14 @@ private func expression(_ text: String) throws -> String {
             return
         }
         #expect(words.map(\.text) == ["# not a comment"])
+        // Inside a word '#' is part of it, as in a shell; a comment starts a word.
+        guard case .echo(let inWord) = try parse("echo a#b c#  #d e") else {
+            Issue.record("not echo")
+            return
+        }
+        #expect(inWord.map(\.text) == ["a#b", "c#"])
+        #expect(throws: ScriptError.self) { try parse("let x = 1#2") }
+        #expect(show(try verbCall("maps #every mapping")) == "{maps}")
     }
 
     @Test func maps() throws {
