@@ -83,6 +83,38 @@ extension ChangerSuite {
         #expect(u64(diff.raw["bytes_changed"]) == counterRange[1] + 16 + 16 + 16)
     }
 
+    /// An address range that clips a dump's region compares the clipped part, read from the
+    /// dump's data file at its offset in the region: on either side, and dump against dump.
+    /// (It was a hole of the dump's whole part: 0 bytes compared, no change, status 0.)
+    @Test func aRangeThatClipsADumpRegionComparesTheClippedPart() throws {
+        let before = dir.sub("before")
+        #expect(try Tool.run("dump", pid, "-o", before, "--region", dataRegion).exited(0))
+        let string = changer.address("string")
+        let buffer = changer.address("buffer")
+        #expect(try changer.send("move") == "string \(hx(string + 0x100))")
+        #expect(try changer.send("rewrite") == "rewrote \(hx(buffer + 0x123)) 16")
+        let after = dir.sub("after")
+        #expect(try Tool.run("dump", pid, "-o", after, "--region", dataRegion).exited(0))
+        // Not at a page or a region's bounds: the last 8 bytes of the string's old slot, its new
+        // slot, the first 13 rewritten bytes.
+        let start = data + 0x1008, end = data + 0x4130
+        let tail = Data("ING-STR!".utf8).map { String(format: "%02x", $0) }.joined()
+        let zeros = String(repeating: "00", count: 8)
+        for (a, b) in [(before, pid), (pid, before), (before, after)] {
+            let diff = try diffJSON([a, b, "--region", "\(hx(start))-\(hx(end))"])
+            #expect(diff.ranges == [[string + 8, 8], [string + 0x100, 16], [buffer + 0x123, 13]], "\(diff.raw)")
+            #expect(diff.holes.isEmpty, "\(a) \(b) \(diff.holes)")
+            #expect(u64(diff.raw["regions_compared"]) == 1 && u64(diff.raw["bytes_compared"]) == end - start)
+            #expect(u64(diff.raw["bytes_changed"]) == 8 + 16 + 13)
+            // The bytes are each side's, from the right offset: the string's tail before the move.
+            #expect(diff.changes.first?["old"] as? String == (a == before ? tail : zeros), "\(diff.changes)")
+            #expect(diff.changes.first?["new"] as? String == (b == before ? tail : zeros), "\(diff.changes)")
+        }
+        // A page inside the region: its one change.
+        let page = try diffJSON([before, pid, "--region", "\(hx(buffer))-\(hx(buffer + 4096))"])
+        #expect(page.ranges == [[buffer + 0x123, 16]] && page.holes.isEmpty, "\(page.raw)")
+    }
+
     @Test func typedDiffDecodesAtTheValuesAlignment() throws {
         let before = dir.sub("before")
         #expect(try Tool.run("dump", pid, "-o", before, "--region", dataRegion).exited(0))
