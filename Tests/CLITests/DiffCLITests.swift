@@ -237,7 +237,9 @@ extension ChangerSuite {
         changer = try Fixtures.launch(.changer)
     }
 
-    private func scan(_ arguments: String...) throws -> [String: Any] {
+    private func scan(_ arguments: String...) throws -> [String: Any] { try scan(arguments) }
+
+    private func scan(_ arguments: [String]) throws -> [String: Any] {
         let result = try Tool.run(["scan", pid] + arguments + ["--json"])
         #expect(result.exited(0), "\(result)")
         return try #require(result.json, "\(result)")
@@ -265,6 +267,47 @@ extension ChangerSuite {
         let line = try #require(procMapsLines(changer.pid).first { $0.contains(counter) })
         #expect(text.lines == ["\(hx(counter))  \(hx(line.start))+\(hx(counter - line.start))  \(now)"], "\(text)")
         #expect(text.stderrLines == ["1 candidate (u32)"], "\(text.stderr)")
+    }
+
+    /// A snapshot over an unaligned address range makes the aligned slots inside it, as a value
+    /// scan does: none starts before the range or ends past it. (Its slots were counted from
+    /// the range's start: 0x41 and 0x45 for 0x41-0x49.)
+    @Test func aSnapshotOfAnUnalignedRangeHasOnlyAlignedSlots() throws {
+        let state = dir.sub("state")
+        let first = try scan("--snapshot", "u32", "-o", state, "--region", "\(hx(data + 0x41))-\(hx(data + 0x49))")
+        #expect(u64(first["candidates"]) == 1, "\(first)")
+        // The one slot, 0x44, holds the data's bytes 0x44…0x47: byte i is (i*131 + 7) & 0xff.
+        let bytes: [UInt64] = (0x44..<0x48).map { i in UInt64((i * 131 + 7) & 0xff) }
+        let value: UInt64 = bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24
+        for pass in [["--list", "10"], ["--unchanged"]] {
+            let listed = try #require(try scan(["--state", state] + pass)["listed"] as? [[String: Any]])
+            #expect(listed.map { u64($0["address"]) } == [data + 0x44], "\(pass) \(listed)")
+            #expect(listed.map { u64($0["value"]) } == [value], "\(pass) \(listed)")
+        }
+        // A longer range: 0x44, 0x48 … 0x103c (its last slot to end by 0x1041), 1023 slots, not 1024.
+        let longer = try scan("--snapshot", "u32", "-o", state, "--region", "\(hx(data + 0x41))-\(hx(data + 0x1041))")
+        #expect(u64(longer["candidates"]) == 1023, "\(longer)")
+        let kept = try scan("--state", state, "--unchanged", "--list", "2000")
+        let addresses = try #require(kept["listed"] as? [[String: Any]]).compactMap { u64($0["address"]) }
+        #expect(addresses.count == 1023 && addresses.allSatisfy { $0 % 4 == 0 }, "\(addresses.prefix(4).map(hx))")
+        #expect(addresses.first == data + 0x44 && addresses.last == data + 0x103c)
+    }
+
+    /// A value scan over a range that starts unaligned reads it in aligned chunks: the u32 at
+    /// buf + 4 MiB, across where a chunk from buf + 1 would end, is found. (It was not.)
+    @Test func aValueScanOfAnUnalignedRangeFindsAValueAtAChunksEnd() throws {
+        // The exiter's u64 word i (at buf + 8i) holds i: the u32 524288 (0x80000) is only at buf + 4 MiB.
+        let exiter = try Fixtures.launch(.exiter, arguments: ["8"])
+        let buf = exiter.address("buf")
+        let state = dir.sub("state")
+        let result = try Tool.run(
+            "scan", exiter.pidArg, "--u32", "524288", "-o", state, "--region", "\(hx(buf + 1))-\(hx(buf + 8 << 20))",
+            "--json")
+        #expect(result.exited(0), "\(result)")
+        let json = try #require(result.json, "\(result)")
+        #expect(u64(json["candidates"]) == 1, "\(json)")
+        #expect((json["listed"] as? [[String: Any]])?.compactMap { u64($0["address"]) } == [buf + (4 << 20)])
+        exiter.terminate()
     }
 
     @Test func aValueScanNarrowsWithComparisons() throws {
