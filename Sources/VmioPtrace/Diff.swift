@@ -101,7 +101,8 @@ extension DiffSource {
     ///
     /// Throws ``TargetError/file(path:_:)`` when a dump's region file cannot be opened or
     /// read (`open(2)`, `pread(2)`) or is shorter than its region (even when cut short while
-    /// the diff reads it), and
+    /// the diff reads it), ``TargetError/dump(_:)`` when a part compared lies in none of a
+    /// dump's regions (it cannot: they are selected from its manifest), and
     /// ``TargetError/transferStopped(_:)`` when a process's read is cut short other than by a
     /// fault (the process gone).
     public static func diff(
@@ -191,8 +192,10 @@ final class DiffReader {
         if let open { Sys.close(open.fd) }
     }
 
-    /// The bytes of `window` (inside `region`, a region of this side), read into `buffer`,
-    /// and the ranges that could not be read: a process's faults (zeroed), a dump's holes.
+    /// The bytes of `window` (inside `region`, a region of this side or the part of one an
+    /// address range selects), read into `buffer`, and the ranges that could not be read: a
+    /// process's faults (zeroed), a dump's holes. A dump's file holds its whole region: it is
+    /// read at the window's offset from the region's start as dumped, not from the part's.
     /// A dump's file is read with `pread(2)`, not mapped: a file another program truncates
     /// meanwhile is then an error, where its mapped pages would raise SIGBUS.
     func bytes(_ window: AddressRange, of region: AddressRange, buffer: UnsafeMutableRawBufferPointer)
@@ -202,11 +205,17 @@ final class DiffReader {
         case .live(let target):
             return (UnsafeRawBufferPointer(buffer), try target.read(window, into: buffer))
         case .dump(let directory, let manifest):
-            if open?.region != region {
+            if open.map({ !$0.region.contains(region) }) ?? true {
                 if let open { Sys.close(open.fd) }
                 open = nil
-                guard let entry = manifest.regions.first(where: { $0.range == region }) else {
-                    return (UnsafeRawBufferPointer(buffer), [window])
+                // The one region that holds it (the manifest's regions never overlap): the part
+                // an address range clips out of a region is no region of the manifest itself.
+                guard
+                    let entry = manifest.regions.first(where: { $0.range.map { $0.contains(region) } ?? false }),
+                    let dumped = entry.range
+                else {
+                    // The regions compared are the manifest's: a dump's bytes are never a hole.
+                    throw .dump(.badManifest(directory + "/manifest.json", "no region holds \(region)"))
                 }
                 let path = directory + "/" + entry.file
                 let fd: Int32
@@ -214,10 +223,10 @@ final class DiffReader {
                 let holes = entry.holes.compactMap { h -> AddressRange? in
                     parseNumber(h.address[...]).flatMap { try? AddressRange(start: $0, count: h.length) }
                 }
-                open = (region, fd, holes, path)
+                open = (dumped, fd, holes, path)
             }
-            let (_, fd, holes, path) = open!
-            let offset = window.start - region.start
+            let (dumped, fd, holes, path) = open!
+            let offset = window.start - dumped.start
             let got: Int
             do { got = try Files.read(fd, into: buffer, at: offset) } catch { throw .file(path: path, .failed(error)) }
             // The file ends before its region does (cut short, perhaps while this diff ran).

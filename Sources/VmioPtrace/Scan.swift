@@ -231,9 +231,10 @@ extension Target {
             let pattern: BytePattern
             do { pattern = try BytePattern(bytes: value, alignment: UInt64(type.width)) } catch { throw .model(error) }
             var failure: TargetError?
-            scanned = try scanRegions(regions, progress: progress) { (at, chunk) throws(TargetError) in
-                // Chunks start at aligned addresses (regions and holes are page-aligned): no
-                // aligned match straddles two.
+            let slots = Self.aligned(regions, to: type.alignment)
+            scanned = try scanRegions(slots, progress: progress) { (at, chunk) throws(TargetError) in
+                // Chunks start at aligned addresses (the ranges are made so, holes are
+                // page-aligned): no aligned match straddles two.
                 let completed = value.withUnsafeBytes { raw in
                     pattern.scan(chunk, base: at) { offset in
                         do throws(TargetError) { try writer.append(at + UInt64(offset), raw) } catch {
@@ -261,7 +262,9 @@ extension Target {
     ) throws(TargetError) -> ScanReport {
         var writer = try ScanStateWriter(path: path, header: try header(type, snapshot: true), list: 0)
         let width = type.width
-        let scanned = try scanRegions(regions, chunkSize: ScanState.snapshotBlockSize, progress: progress) {
+        // A snapshot block's slots are counted from its start: every block starts aligned.
+        let slots = Self.aligned(regions, to: type.alignment)
+        let scanned = try scanRegions(slots, chunkSize: ScanState.snapshotBlockSize, progress: progress) {
             (at, chunk) throws(TargetError) in
             let whole = chunk.count / width * width
             if whole > 0 { try writer.appendSnapshot(at: at, UnsafeRawBufferPointer(rebasing: chunk[0..<whole])) }
@@ -380,6 +383,22 @@ extension Target {
             if let stop = report.stop { throw .transferStopped(stop) }
         }
         return scanned
+    }
+
+    /// `regions` cut to their aligned slots: each range from its first multiple of `alignment`
+    /// to its last (an address range may start or end anywhere); a range that holds no slot is
+    /// left out. (A numeric type's width is its alignment: a slot ends by the range's end.)
+    static func aligned(_ regions: [(mapping: Mapping, range: AddressRange)], to alignment: Int)
+        -> [(mapping: Mapping, range: AddressRange)]
+    {
+        let step = UInt64(max(1, alignment))
+        return regions.compactMap { region in
+            let end = region.range.end - region.range.end % step
+            // `end` is aligned and past `start`: rounding `start` up cannot overflow.
+            guard end > region.range.start else { return nil }
+            let start = (region.range.start + step - 1) / step * step
+            return start < end ? (region.mapping, AddressRange(clamping: start, end)) : nil
+        }
     }
 
     /// A state's header for this process.

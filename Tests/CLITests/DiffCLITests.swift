@@ -83,6 +83,38 @@ extension ChangerSuite {
         #expect(u64(diff.raw["bytes_changed"]) == counterRange[1] + 16 + 16 + 16)
     }
 
+    /// An address range that clips a dump's region compares the clipped part, read from the
+    /// dump's data file at its offset in the region: on either side, and dump against dump.
+    /// (It was a hole of the dump's whole part: 0 bytes compared, no change, status 0.)
+    @Test func aRangeThatClipsADumpRegionComparesTheClippedPart() throws {
+        let before = dir.sub("before")
+        #expect(try Tool.run("dump", pid, "-o", before, "--region", dataRegion).exited(0))
+        let string = changer.address("string")
+        let buffer = changer.address("buffer")
+        #expect(try changer.send("move") == "string \(hx(string + 0x100))")
+        #expect(try changer.send("rewrite") == "rewrote \(hx(buffer + 0x123)) 16")
+        let after = dir.sub("after")
+        #expect(try Tool.run("dump", pid, "-o", after, "--region", dataRegion).exited(0))
+        // Not at a page or a region's bounds: the last 8 bytes of the string's old slot, its new
+        // slot, the first 13 rewritten bytes.
+        let start = data + 0x1008, end = data + 0x4130
+        let tail = Data("ING-STR!".utf8).map { String(format: "%02x", $0) }.joined()
+        let zeros = String(repeating: "00", count: 8)
+        for (a, b) in [(before, pid), (pid, before), (before, after)] {
+            let diff = try diffJSON([a, b, "--region", "\(hx(start))-\(hx(end))"])
+            #expect(diff.ranges == [[string + 8, 8], [string + 0x100, 16], [buffer + 0x123, 13]], "\(diff.raw)")
+            #expect(diff.holes.isEmpty, "\(a) \(b) \(diff.holes)")
+            #expect(u64(diff.raw["regions_compared"]) == 1 && u64(diff.raw["bytes_compared"]) == end - start)
+            #expect(u64(diff.raw["bytes_changed"]) == 8 + 16 + 13)
+            // The bytes are each side's, from the right offset: the string's tail before the move.
+            #expect(diff.changes.first?["old"] as? String == (a == before ? tail : zeros), "\(diff.changes)")
+            #expect(diff.changes.first?["new"] as? String == (b == before ? tail : zeros), "\(diff.changes)")
+        }
+        // A page inside the region: its one change.
+        let page = try diffJSON([before, pid, "--region", "\(hx(buffer))-\(hx(buffer + 4096))"])
+        #expect(page.ranges == [[buffer + 0x123, 16]] && page.holes.isEmpty, "\(page.raw)")
+    }
+
     @Test func typedDiffDecodesAtTheValuesAlignment() throws {
         let before = dir.sub("before")
         #expect(try Tool.run("dump", pid, "-o", before, "--region", dataRegion).exited(0))
@@ -205,7 +237,9 @@ extension ChangerSuite {
         changer = try Fixtures.launch(.changer)
     }
 
-    private func scan(_ arguments: String...) throws -> [String: Any] {
+    private func scan(_ arguments: String...) throws -> [String: Any] { try scan(arguments) }
+
+    private func scan(_ arguments: [String]) throws -> [String: Any] {
         let result = try Tool.run(["scan", pid] + arguments + ["--json"])
         #expect(result.exited(0), "\(result)")
         return try #require(result.json, "\(result)")
@@ -233,6 +267,47 @@ extension ChangerSuite {
         let line = try #require(procMapsLines(changer.pid).first { $0.contains(counter) })
         #expect(text.lines == ["\(hx(counter))  \(hx(line.start))+\(hx(counter - line.start))  \(now)"], "\(text)")
         #expect(text.stderrLines == ["1 candidate (u32)"], "\(text.stderr)")
+    }
+
+    /// A snapshot over an unaligned address range makes the aligned slots inside it, as a value
+    /// scan does: none starts before the range or ends past it. (Its slots were counted from
+    /// the range's start: 0x41 and 0x45 for 0x41-0x49.)
+    @Test func aSnapshotOfAnUnalignedRangeHasOnlyAlignedSlots() throws {
+        let state = dir.sub("state")
+        let first = try scan("--snapshot", "u32", "-o", state, "--region", "\(hx(data + 0x41))-\(hx(data + 0x49))")
+        #expect(u64(first["candidates"]) == 1, "\(first)")
+        // The one slot, 0x44, holds the data's bytes 0x44…0x47: byte i is (i*131 + 7) & 0xff.
+        let bytes: [UInt64] = (0x44..<0x48).map { i in UInt64((i * 131 + 7) & 0xff) }
+        let value: UInt64 = bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24
+        for pass in [["--list", "10"], ["--unchanged"]] {
+            let listed = try #require(try scan(["--state", state] + pass)["listed"] as? [[String: Any]])
+            #expect(listed.map { u64($0["address"]) } == [data + 0x44], "\(pass) \(listed)")
+            #expect(listed.map { u64($0["value"]) } == [value], "\(pass) \(listed)")
+        }
+        // A longer range: 0x44, 0x48 … 0x103c (its last slot to end by 0x1041), 1023 slots, not 1024.
+        let longer = try scan("--snapshot", "u32", "-o", state, "--region", "\(hx(data + 0x41))-\(hx(data + 0x1041))")
+        #expect(u64(longer["candidates"]) == 1023, "\(longer)")
+        let kept = try scan("--state", state, "--unchanged", "--list", "2000")
+        let addresses = try #require(kept["listed"] as? [[String: Any]]).compactMap { u64($0["address"]) }
+        #expect(addresses.count == 1023 && addresses.allSatisfy { $0 % 4 == 0 }, "\(addresses.prefix(4).map(hx))")
+        #expect(addresses.first == data + 0x44 && addresses.last == data + 0x103c)
+    }
+
+    /// A value scan over a range that starts unaligned reads it in aligned chunks: the u32 at
+    /// buf + 4 MiB, across where a chunk from buf + 1 would end, is found. (It was not.)
+    @Test func aValueScanOfAnUnalignedRangeFindsAValueAtAChunksEnd() throws {
+        // The exiter's u64 word i (at buf + 8i) holds i: the u32 524288 (0x80000) is only at buf + 4 MiB.
+        let exiter = try Fixtures.launch(.exiter, arguments: ["8"])
+        let buf = exiter.address("buf")
+        let state = dir.sub("state")
+        let result = try Tool.run(
+            "scan", exiter.pidArg, "--u32", "524288", "-o", state, "--region", "\(hx(buf + 1))-\(hx(buf + 8 << 20))",
+            "--json")
+        #expect(result.exited(0), "\(result)")
+        let json = try #require(result.json, "\(result)")
+        #expect(u64(json["candidates"]) == 1, "\(json)")
+        #expect((json["listed"] as? [[String: Any]])?.compactMap { u64($0["address"]) } == [buf + (4 << 20)])
+        exiter.terminate()
     }
 
     @Test func aValueScanNarrowsWithComparisons() throws {
