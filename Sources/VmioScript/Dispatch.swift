@@ -53,10 +53,12 @@ extension Interpreter {
                     return o
                 }
             }
+            // Killed or exited before this line (its end reported already, for a program of
+            // `run`); one that ends right after it is let go ran on, as asked.
+            let endedBefore = programEnd != nil || !ProcFS.isAlive(target.pid)
             target.resume()
             guard wait else {
-                // Killed or exited meanwhile (its end reported already, for a program of `run`).
-                guard programEnd == nil, ProcFS.isAlive(target.pid) else {
+                guard !endedBefore else {
                     o.status = .targetGone
                     o.message = "pid \(target.pid) has ended: nothing runs on"
                     o.json = [("running", .bool(false))]
