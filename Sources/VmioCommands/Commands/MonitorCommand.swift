@@ -128,8 +128,8 @@ public struct MonitorCommand: VmioCommand {
                     try stdout.flush()
                 }
                 StandardError.line(
-                    "monitor: \(counted(seen, "change")) of \(counted(Int(range.count), "byte")) at \(range.start.hex); "
-                        + "ended: \(ProcessEnd.signalName(signal)) received")
+                    "monitor: \(counted(seen, "change")) of \(counted(Int(range.count), "byte")) at "
+                        + "\(range.start.hex); ended: \(ProcessEnd.signalName(signal)) received")
                 TrapSession.reraise(signal)
             }
             o.value = .int(Int128(seen))
