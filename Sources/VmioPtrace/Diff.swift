@@ -125,7 +125,10 @@ extension DiffSource {
         var merger = ChangeMerger(alignment: options.alignment, join: options.join, keep: options.keep)
         var found: [ChangedRange] = []
         var done: UInt64 = 0
-        for case .compared(let rangeA, let rangeB, _, let common) in report.pairings {
+        for case .compared(let rangeA, let rangeB, _, let paired) in report.pairings {
+            // Typed values are compared at their alignment: a range cut at an unaligned address
+            // (`--region`) keeps its aligned values only, as a scan does.
+            guard let common = paired.aligned(to: options.alignment) else { continue }
             var at = common.start
             while at < common.end {
                 let window = AddressRange(clamping: at, min(common.end, at + UInt64(options.chunkSize)))
@@ -164,6 +167,19 @@ extension DiffSource {
             found.removeAll(keepingCapacity: true)
         }
         return report
+    }
+}
+
+extension AddressRange {
+    /// The range cut to whole `alignment`-aligned values (start rounded up, end down); nil
+    /// when no value fits.
+    fileprivate func aligned(to alignment: UInt64) -> AddressRange? {
+        let step = max(1, alignment)
+        let last = end - end % step
+        // `last` is aligned and past `start`: rounding `start` up cannot overflow.
+        guard last > start else { return nil }
+        let first = (start + step - 1) / step * step
+        return first < last ? AddressRange(clamping: first, last) : nil
     }
 }
 

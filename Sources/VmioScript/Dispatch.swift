@@ -21,10 +21,11 @@ extension Interpreter {
             o.value = value
         case .expect(let left, let op, let right):
             let l = try evaluate(left, parser: parser)
-            o.json = [("left", l.json)]
+            // Addresses as "0x…" strings, as in `let`.
+            o.json = [("left", denotesAddress(left) ? l.addressJSON : l.json)]
             if let op, let right {
                 let r = try evaluate(right, parser: parser)
-                o.json += [("op", .string(op.rawValue)), ("right", r.json)]
+                o.json += [("op", .string(op.rawValue)), ("right", denotesAddress(right) ? r.addressJSON : r.json)]
                 let holds = try compare(l, op, r, line: parser.line)
                 o.json.append(("holds", .bool(holds)))
                 if !holds {

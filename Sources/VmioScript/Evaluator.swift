@@ -6,13 +6,15 @@ import VmioPtrace
 /// Expressions: their values, comparisons and truth, and `$name` inside echo words.
 extension Interpreter {
     /// Whether `e` denotes an address: an address form (`[heap]+0x10`, `sym:NAME`), a search
-    /// hit, a `ptr` read, a variable that holds one, or one of these plus or minus an integer
+    /// hit, a scan's `--nth` candidate, a `ptr` read, a variable that holds one, or one of these plus or minus an integer
     /// (an address less an address is a size).
     func denotesAddress(_ e: Expression) -> Bool {
         switch e {
         case .address: true
         case .variable(let name, _): addressNames.contains(name)
-        case .call(let call): call.verb == .search || (call.verb == .read && call.option("--format")?.text == "ptr")
+        case .call(let call):
+            call.verb == .search || (call.verb == .scan && call.option("--nth") != nil)
+                || (call.verb == .read && call.option("--format")?.text == "ptr")
         case .field(_, let name, _): ["pc", "address", "rip", "rsp", "rbp"].contains(name)
         case .binary("+", let l, let r, _): denotesAddress(l) != denotesAddress(r)
         case .binary("-", let l, let r, _): denotesAddress(l) && !denotesAddress(r)

@@ -317,6 +317,8 @@ func visibleKernelThread() -> Int32? {
             add(["write", "PID", "BUF", "\(option)=\(value)"], 64, value)
         }
         add(["write", "PID", "BUF", "--u64="], 64, "--u64")
+        // Even an empty write names an address in a mapping, as an empty read does.
+        add(["write", "PID", "0x10", "--string", ""], 1, "0x10 is in no mapping")
         // An empty path names no file: malformed, not a file error naming nothing.
         for arguments in [
             ["read", "PID", "BUF", "16", "-o", ""], ["dump", "PID", "-o", ""], ["restore", "PID", ""],

@@ -132,6 +132,12 @@ extension ChangerSuite {
         #expect(text.exited(0), "\(text)")
         #expect(text.lines == ["\(hx(counter))  \(hx(data))+0x40  4  \(start) -> \(start + 300)"], "\(text)")
         #expect(text.stderrLines.last?.hasPrefix("1 changed range, ") == true, "\(text.stderr)")
+        // A range cut at unaligned addresses keeps its whole u32 values only: the same one.
+        let clipped = try diffJSON([
+            before, after, "--format", "u32", "--region", "\(hx(counter - 1))-\(hx(counter + 7))",
+        ])
+        #expect(clipped.ranges == [[counter, 4]], "\(clipped.raw)")
+        #expect((clipped.changes.first?["new"] as? [Any])?.compactMap(u64) == [UInt64(start + 300)], "\(clipped.raw)")
     }
 
     @Test func holesAreReportedNotCounted() throws {

@@ -495,6 +495,31 @@ private func initialBuf(_ offset: Int, _ count: Int) -> [UInt8] { (offset..<offs
         #expect(!lines.contains { $0.contains(#""running":true"#) }, "cont does not say it runs: \(result)")
     }
 
+    /// In --json every address is a "0x…" string: a scan's `--nth` candidate in `let`, and
+    /// an address on either side of `expect`.
+    @Test func addressesInJSONAreHexStrings() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let buf = holder.address("buf")
+        let state = TempPath("json-addresses.scan")
+        let script = try ScriptFile([
+            "scan --u8 0x41 -o \(state.path) --region \(hx(buf))-\(hx(buf + 4096))",
+            "let a = (scan --state \(state.path) --nth 1)", "expect $a >= \(hx(buf))", "expect 1 == 1",
+        ])
+        let result = try Tool.run("session", holder.pidArg, script.path, "--json")
+        #expect(result.exited(0), "\(result)")
+        let objects = jsonLines(result)
+        let assigned = try #require(objects.first { ($0["result"] as? [String: Any])?["name"] as? String == "a" })
+        let value = (assigned["result"] as? [String: Any])?["value"] as? String
+        #expect(value?.hasPrefix("0x") == true, "\(assigned)")
+        let expects = objects.compactMap { $0["verb"] as? String == "expect" ? $0["result"] as? [String: Any] : nil }
+        #expect((expects.first?["left"] as? String)?.hasPrefix("0x") == true, "\(expects)")
+        #expect(
+            expects.first?["right"] is NSNumber && u64(expects.first?["right"]) == buf,
+            "a number as written: \(expects)")
+        #expect(expects.last?["left"] as? Int == 1, "a plain integer stays a number: \(expects)")
+    }
+
     /// A script file that is not UTF-8 text names its first such line, as a broken line is named.
     @Test func aScriptThatIsNotUTF8NamesTheLine() throws {
         let holder = try Fixtures.launch(.holder)

@@ -50,6 +50,10 @@ public struct WriteCommand: VmioCommand {
         let bytes = try payload.spec(file: file, nul: nul).bytes()
         return try context.withTarget(maps: .onDemand) { target in
             let start = try target.resolve(address)
+            // An empty write still names an address in a mapping, as an empty read does.
+            if bytes.isEmpty, try target.mapping(at: start) == nil {
+                throw CommandError.badInput("address \(start.hex) is in no mapping of pid \(target.pid)")
+            }
             let report = try target.write(bytes, at: start, force: force, verify: verify)
             let verified = report.verified && report.mismatch == nil
             var o = Outcome()
