@@ -300,6 +300,10 @@ pid_t vmio_wait_peek(int hang) {
     return info.si_pid;
 }
 
+int vmio_rename_exchange(const char *a, const char *b) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 1 << 1 /* RENAME_EXCHANGE */);
+}
+
 static volatile pid_t owned_child;
 
 void vmio_set_owned_child(pid_t pid) { __atomic_store_n(&owned_child, pid, __ATOMIC_SEQ_CST); }

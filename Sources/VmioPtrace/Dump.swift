@@ -176,8 +176,67 @@ extension Target {
     }
 
     /// ``dump(_:to:replace:durable:progress:)`` reading `chunkSize` bytes at a time (the tests' small chunks).
+    ///
+    /// A dump that replaces another is written beside it (`.NAME.PID.new`) and swapped in only
+    /// once complete (`renameat2` with `RENAME_EXCHANGE`), so an interrupted replacement
+    /// leaves the old dump as it was; the old one is then removed.
     func dump(
         _ regions: [(mapping: Mapping, range: AddressRange)], to directory: String, replace: Bool,
+        durable: Bool, chunkSize: Int, progress: ((UInt64) -> Void)?
+    ) throws(TargetError) -> DumpManifest {
+        if replace, let (parent, name) = Self.replaceableDump(directory) {
+            let staging = "\(parent)/.\(name).\(Sys.processID).new"
+            let manifest = try dump(
+                regions, into: staging, replace: false, durable: durable, chunkSize: chunkSize, progress: progress)
+            do throws(Errno) {
+                do { try Sys.exchange(staging, directory) } catch {
+                    guard error == .invalidArgument else { throw error }
+                    // A file system without the exchange: the old dump aside, the new one in.
+                    let old = "\(parent)/.\(name).\(Sys.processID).old"
+                    try Sys.rename(directory, to: old)
+                    try Sys.rename(staging, to: directory)
+                    Self.removeDump(at: old)
+                    return manifest
+                }
+            } catch {
+                Self.removeDump(at: staging)
+                throw .file(path: directory, .failed(error))
+            }
+            // The old dump now has the staging name.
+            Self.removeDump(at: staging)
+            if durable { try? Files.syncDirectory(parent.isEmpty ? "/" : parent) }
+            return manifest
+        }
+        return try dump(
+            regions, into: directory, replace: replace, durable: durable, chunkSize: chunkSize, progress: progress)
+    }
+
+    /// A directory that holds a complete dump, and only a dump's files (`--force` replaces it):
+    /// its parent and name; nil for anything else (then the dump is made in place, or refused).
+    private static func replaceableDump(_ directory: String) -> (parent: String, name: String)? {
+        var path = directory
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let slash = path.lastIndex(of: "/")
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard !name.isEmpty, name != ".", name != "..", Files.kind(path)?.type == S_IFDIR,
+            let names = try? Sys.directoryEntries(path), names.contains("manifest.json"),
+            names.allSatisfy({ $0 == "manifest.json" || vmio_is_dump_file_name($0) != 0 })
+        else { return nil }
+        return (parent == "/" ? "" : parent, name)
+    }
+
+    /// Removes a dump directory: its manifest first (it no longer looks complete), its other
+    /// files, then the directory. Best effort.
+    private static func removeDump(at directory: String) {
+        try? Sys.unlink(directory + "/manifest.json")
+        for name in (try? Sys.directoryEntries(directory)) ?? [] { try? Sys.unlink(directory + "/" + name) }
+        try? Sys.rmdir(directory)
+    }
+
+    /// The dump itself, into `directory` (made ready by ``prepareDirectory(_:replace:)``).
+    private func dump(
+        _ regions: [(mapping: Mapping, range: AddressRange)], into directory: String, replace: Bool,
         durable: Bool, chunkSize: Int, progress: ((UInt64) -> Void)?
     ) throws(TargetError) -> DumpManifest {
         let created = try prepareDirectory(directory, replace: replace)

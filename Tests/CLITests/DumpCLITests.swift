@@ -642,31 +642,41 @@ extension HeavyOrTimed {
             #expect(progress.hasSuffix("\r\u{1b}[K"), "erased at the end: \(progress.debugDescription.suffix(100))")
             #expect(!progress.contains("\n"), "one line, redrawn")
 
-            // Replace that dump with one killed part-way (--stop: the target is held meanwhile).
-            let running = try Running(Tool.path, ["dump", exiter.pidArg, "--stop", "--force", "-o", dir.sub("big")])
-            let started = waitUntil(timeout: 60) { Self.bufIsBeingSaved(dir.sub("big")) }
-            #expect(started, "a region file grows: \(dir.entries("big"))")
-            #expect(running.isRunning, "still dumping")
-            kill(running.pid, SIGKILL)
-            let killed = running.finish(timeout: 10)
-            #expect(killed.signaled && killed.status == SIGKILL, "\(killed)")
-
-            let names = dir.entries("big")
-            #expect(!names.contains("manifest.json"), "an interrupted dump never looks complete: \(names)")
-            #expect(names.contains { $0.hasSuffix(".part") }, "\(names)")
-            for name in names where !name.hasSuffix(".part") {
-                // A finished region file: NNNN-START-END.bin, full length.
-                let fields = name.dropLast(4).split(separator: "-")
-                try #require(name.hasSuffix(".bin") && fields.count == 3, "unexpected \(name)")
-                let start = try #require(UInt64(fields[1], radix: 16)), end = try #require(UInt64(fields[2], radix: 16))
-                #expect(fileSize(dir.sub("big/" + name)) == end - start, "\(name)")
+            // Replace that dump with one interrupted part-way (--stop: the target is held
+            // meanwhile). The new dump is written beside the old one, which stays complete:
+            // SIGINT removes the new one's files; SIGKILL leaves them, in their staging directory.
+            let oldNames = dir.entries("big")
+            for signal in [SIGINT, SIGKILL] {
+                let running = try Running(
+                    Tool.path, ["dump", exiter.pidArg, "--stop", "--force", "-o", dir.sub("big")])
+                let staging = ".big.\(running.pid).new"
+                let started = waitUntil(timeout: 60) { Self.bufIsBeingSaved(dir.sub(staging)) }
+                #expect(started, "a region file grows beside the old dump: \(dir.entries())")
+                #expect(running.isRunning, "still dumping")
+                kill(running.pid, signal)
+                let ended = running.finish(timeout: 10)
+                #expect(ended.signaled && ended.status == signal, "\(ended)")
+                #expect(dir.entries("big") == oldNames, "the old dump is as it was: \(dir.entries("big"))")
+                if signal == SIGINT {
+                    #expect(!dir.entries().contains(staging), "removed: \(dir.entries())")
+                } else {
+                    let names = dir.entries(staging)
+                    #expect(!names.contains("manifest.json"), "an interrupted dump never looks complete: \(names)")
+                    #expect(names.contains { $0.hasSuffix(".part") }, "\(names)")
+                    try? FileManager.default.removeItem(atPath: dir.sub(staging))
+                }
+                #expect(
+                    waitUntil { isFreeRunning(exiter.pid) }, "resumed after its tracer ended: \(procStatus(exiter.pid))"
+                )
             }
-            #expect(waitUntil { isFreeRunning(exiter.pid) }, "resumed after its tracer died: \(procStatus(exiter.pid))")
             #expect(try exiter.send("ping") == "pong")
 
-            // With no manifest the directory holds no dump: a new one needs no --force.
+            // The old dump holds: a new one needs --force, and replaces it.
             let fresh = try Tool.run("dump", exiter.pidArg, "--region", "[stack]", "-o", dir.sub("big"))
-            #expect(fresh.exited(0), "\(fresh)")
+            #expect(fresh.exited(1) && fresh.stderr.contains("already holds a dump"), "\(fresh)")
+            let replaced = try Tool.run("dump", exiter.pidArg, "--region", "[stack]", "-o", dir.sub("big"), "--force")
+            #expect(replaced.exited(0), "\(replaced)")
+            #expect(dir.entries("big").count == 2 && dir.entries().filter { $0.hasPrefix(".big.") }.isEmpty)
 
             // The target dies part-way through buf (killed once buf's file has begun to grow),
             // stderr a terminal: the progress line is erased before the error line, no manifest,

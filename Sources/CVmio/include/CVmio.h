@@ -106,6 +106,9 @@ void vmio_tracked_remove(pid_t tid);
 /// returns the slot (-1 when every slot is taken or the path is too long); disarm frees it.
 int vmio_output_cleanup_arm(const char *path);
 void vmio_output_cleanup_disarm(int slot);
+/// renameat2(2) with RENAME_EXCHANGE: swaps two paths at once; -1 with errno (EINVAL where
+/// the file system cannot).
+int vmio_rename_exchange(const char *a, const char *b);
 /// A process this tool started and kills at its end (`run`): the handlers below kill it
 /// (SIGKILL, async-signal-safe) before detaching. 0 for none.
 void vmio_set_owned_child(pid_t pid);

@@ -193,6 +193,12 @@ enum Sys {
     /// The file is in place or removed (`vmio_output_cleanup_disarm`).
     static func disarmOutputCleanup(_ slot: Int32) { vmio_output_cleanup_disarm(slot) }
 
+    /// `renameat2(2)` with `RENAME_EXCHANGE` (`vmio_rename_exchange`): `a` and `b` swap names
+    /// at once. `EINVAL` where the file system cannot.
+    static func exchange(_ a: String, _ b: String) throws(Errno) {
+        _ = try retryingInterrupts { vmio_rename_exchange(a, b) }
+    }
+
     /// `mkdir(2)`.
     static func mkdir(_ path: String, mode: mode_t) throws(Errno) {
         _ = try retryingInterrupts { Glibc.mkdir(path, mode) }
