@@ -6,8 +6,8 @@ import VmioPtrace
 /// Expressions: their values, comparisons and truth, and `$name` inside echo words.
 extension Interpreter {
     /// Whether `e` denotes an address: an address form (`[heap]+0x10`, `sym:NAME`), a search
-    /// hit, a scan's `--nth` candidate, a `ptr` read, a variable that holds one, or one of these plus or minus an integer
-    /// (an address less an address is a size).
+    /// hit, a scan's `--nth` candidate, a `ptr` read, a variable that holds one, or one of
+    /// these plus or minus an integer (an address less an address is a size).
     func denotesAddress(_ e: Expression) -> Bool {
         switch e {
         case .address: true
