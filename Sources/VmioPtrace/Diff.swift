@@ -172,8 +172,8 @@ extension DiffSource {
 
 extension AddressRange {
     /// The range cut to whole `alignment`-aligned values (start rounded up, end down); nil
-    /// when no value fits.
-    fileprivate func aligned(to alignment: UInt64) -> AddressRange? {
+    /// when no value fits. A diff's and a scan's typed values (Scan.swift) both use it.
+    func aligned(to alignment: UInt64) -> AddressRange? {
         let step = max(1, alignment)
         let last = end - end % step
         // `last` is aligned and past `start`: rounding `start` up cannot overflow.

@@ -391,13 +391,8 @@ extension Target {
     static func aligned(_ regions: [(mapping: Mapping, range: AddressRange)], to alignment: Int)
         -> [(mapping: Mapping, range: AddressRange)]
     {
-        let step = UInt64(max(1, alignment))
-        return regions.compactMap { region in
-            let end = region.range.end - region.range.end % step
-            // `end` is aligned and past `start`: rounding `start` up cannot overflow.
-            guard end > region.range.start else { return nil }
-            let start = (region.range.start + step - 1) / step * step
-            return start < end ? (region.mapping, AddressRange(clamping: start, end)) : nil
+        regions.compactMap { region in
+            region.range.aligned(to: UInt64(max(1, alignment))).map { (region.mapping, $0) }
         }
     }
 
