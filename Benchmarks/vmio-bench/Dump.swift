@@ -15,14 +15,16 @@ extension Bench {
         let length = end - base
         let places = [opts.tmpfs.map { ("tmpfs", $0) }, ("disk", opts.tmp)].compactMap { $0 }
         var sides: [(Bool) -> ChildResult?] = []
-        var groups: [(place: String, sync: Bool)] = []
+        // Each group's sides from `first`: C, ours, ours on one thread, the writing alone, and on
+        // the tmpfs ours without pages made ahead (VMIO_NO_PAGES_AHEAD=1).
+        var groups: [(place: String, sync: Bool, first: Int)] = []
         var works: [String] = []
         for (place, parent) in places {
             let work = workDirectory(parent, "dump")
             works.append(work)
             for sync in [true, false] {
                 let cFile = "\(work)/c-\(sync).bin", ourDir = "\(work)/ours-\(sync)"
-                groups.append((place, sync))
+                groups.append((place, sync, sides.count))
                 sides.append { _ in cDump(pid: pid, base: base, length: length, to: cFile, sync: sync) }
                 sides.append { counted in
                     let r = runChecked(
@@ -47,6 +49,19 @@ extension Bench {
                 sides.append { _ in
                     cDump(pid: pid, base: base, length: length, to: cFile, sync: sync, writeOnly: true)
                 }
+                guard place == "tmpfs" else { continue }
+                // Without the pages the reader makes ahead on a tmpfs, in the same rounds.
+                sides.append { counted in
+                    let r = runChecked(
+                        [
+                            "/usr/bin/env", "VMIO_NO_PAGES_AHEAD=1", cli, "dump", String(pid), "--region",
+                            "\(hex(base))-\(hex(end))", "-o", ourDir,
+                        ] + (sync ? [] : ["--no-sync"]),
+                        what: "vmio-ptrace dump, no pages ahead")
+                    if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
+                    removeAndSync(ourDir)
+                    return r
+                }
             }
         }
         defer { for work in works { try? FileManager.default.removeItem(atPath: work) } }
@@ -58,8 +73,9 @@ extension Bench {
         note("2 dump: each run writes \((end - base) >> 20) MiB to \(places.map(\.1).joined(separator: " and "))")
         let results = compare(sides)
         var ours = Samples()
-        for (k, group) in groups.enumerated() {
-            let (c, mine, before, floor) = (results[4 * k], results[4 * k + 1], results[4 * k + 2], results[4 * k + 3])
+        for group in groups {
+            let at = group.first
+            let (c, mine, before, floor) = (results[at], results[at + 1], results[at + 2], results[at + 3])
             let name = "2 dump \(length >> 20) MiB to \(group.place) (CLI)\(group.sync ? ", synced" : ", --no-sync")"
             ratioRow(
                 name, ours: mine, baseline: c, label: "C readv+write" + (group.sync ? "+fsync" : ""), target: ">= 1.3x",
@@ -68,6 +84,12 @@ extension Bench {
                 name + ", one thread (before)", ours: before, baseline: c,
                 label: "C readv+write" + (group.sync ? "+fsync" : ""), target: "-", atLeast: 0)
             rows[rows.count - 1].pass = nil  // the figure before the change, no target
+            if group.place == "tmpfs" {
+                ratioRow(
+                    name + ", no pages ahead (before)", ours: results[at + 4], baseline: c,
+                    label: "C readv+write" + (group.sync ? "+fsync" : ""), target: "-", atLeast: 0)
+                rows[rows.count - 1].pass = nil  // the figure before the change, no target
+            }
             ratioRow(
                 name + ", against the writing alone", ours: mine, baseline: floor,
                 label: "C write alone, no read" + (group.sync ? ", fsync" : ""), target: "-", atLeast: 0)
@@ -81,7 +103,7 @@ extension Bench {
             ours.cpu += mine.cpu
             ours.maxRSSKiB += mine.maxRSSKiB
         }
-        let unsynced = results[1 + 4 * groups.firstIndex { !$0.sync }!]
+        let unsynced = results[1 + groups.first { !$0.sync }!.first]
         let g = gdb == nil ? Samples() : results[results.count - 1]
         headline("2 dump --no-sync vs gdb dump binary memory (headline)", ours: unsynced, theirs: g, tool: "gdb")
         peakMemory("5 peak memory, dump \(length >> 20) MiB", ours: ours, theirs: g, tool: "gdb")

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <stddef.h>
@@ -82,6 +84,21 @@ long vmio_ptrace_signal_code(pid_t tid, int *code) {
 
 int vmio_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
+int vmio_populate_file(int fd, long long offset, long long length) {
+    void *pages = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+    if (pages == MAP_FAILED) return -1;
+    int result = madvise(pages, (size_t)length, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */);
+    int saved = errno;
+    munmap(pages, (size_t)length);
+    errno = saved;
+    return result;
+}
+
+long long vmio_file_system_type(int fd) {
+    struct statfs info;
+    return fstatfs(fd, &info) == 0 ? (long long)info.f_type : -1;
 }
 
 int vmio_trap_hardware_code(void) { return TRAP_HWBKPT; }

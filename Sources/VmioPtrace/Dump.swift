@@ -261,7 +261,9 @@ extension Target {
             let name = String(format: "%04d-%llx-%llx.bin", index + 1, range.start, range.end)
             let part = directory + "/." + name + ".part"
             let fd: Int32
-            do { fd = try Files.create(part, exclusive: false) } catch { throw .file(path: part, .failed(error)) }
+            do { fd = try Files.create(part, exclusive: false, readable: true) } catch {
+                throw .file(path: part, .failed(error))
+            }
             var closed = false
             defer {
                 if !closed {
@@ -274,7 +276,12 @@ extension Target {
             // every few MiB as they are written, so the disk works while the target is read
             // and the closing fsync has little left to wait for.
             var writeback = Writeback()
-            let report = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize) {
+            // On a tmpfs the reader, while it waits, makes the file's next pages.
+            let pages = PagesAhead(fd: fd, length: range.count)
+            let ahead = pages.map { pages in
+                { (piece: AddressRange) in pages.allocate(offset: piece.start - range.start, count: piece.count) }
+            }
+            let report = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize, ahead: ahead) {
                 (item) throws(TargetError) in
                 guard case .bytes(let at, let chunk) = item else { return true }
                 let offset = at - range.start

@@ -117,4 +117,114 @@ import VmioTestSupport
         }
         #expect(calls == 2)
     }
+
+    /// With a consumer slower than the reader, the reader hands `ahead` what it has not read
+    /// yet while it waits: pieces in order, apart, inside the range, none before what the
+    /// consumer has used nor farther past it than the limit; the consumer still gets every
+    /// byte, in order.
+    @Test func theReaderHandsAheadWhatIsNotReadYet() throws {
+        let fixture = try Fixtures.launch(.random, arguments: ["4"])
+        defer { fixture.terminate() }
+        let target = try Target(pid: fixture.pid)
+        let chunk = 64 << 10
+        let range = try AddressRange(start: fixture.address("buf"), count: 4 << 20)
+        let used = Locked(range.start)
+        var pieces: [AddressRange] = []
+        var outOfPlace: [String] = []
+        var next = range.start
+        let report = try target.transferOverlapped(
+            range, policy: .stop, chunkSize: chunk,
+            ahead: { piece in
+                let consumed = used.withLock { $0 }
+                if piece.start < consumed || piece.end > consumed + Target.aheadLimit + UInt64(chunk) {
+                    outOfPlace.append("\(piece) with \(consumed.hex) used")
+                }
+                pieces.append(piece)
+            }
+        ) { item in
+            guard case .bytes(let at, let bytes) = item else { return false }
+            #expect(at == next)
+            next = at + UInt64(bytes.count)
+            usleep(300)
+            used.withLock { $0 = at + UInt64(bytes.count) }
+            return true
+        }
+        #expect(report.moved == range.count)
+        #expect(next == range.end)
+        #expect(outOfPlace == [])
+        #expect(!pieces.isEmpty)
+        for piece in pieces {
+            #expect(!piece.isEmpty && range.contains(piece) && piece.count <= UInt64(chunk), "\(piece)")
+        }
+        for (a, b) in zip(pieces, pieces.dropFirst()) { #expect(a.end <= b.start, "\(a) then \(b)") }
+    }
+
+    /// A file on a tmpfs gets its length and, asked, its pages (counted in `st_blocks`), the
+    /// last page too where the length ends inside it; a file elsewhere gets nothing.
+    @Test func pagesAheadOnATmpfsOnly() throws {
+        let shm = "/dev/shm/vmio-pages-\(getpid())"
+        defer { unlink(shm) }
+        let fd = try Files.create(shm, exclusive: true, readable: true)
+        defer { close(fd) }
+        let length: UInt64 = (1 << 20) + 100
+        let pages = try #require(PagesAhead(fd: fd, length: length))
+        var info = stat()
+        fstat(fd, &info)
+        #expect(UInt64(info.st_size) == length)
+        #expect(info.st_blocks == 0)
+        pages.allocate(offset: 4096, count: 8192)
+        fstat(fd, &info)
+        #expect(info.st_blocks == 16)
+        pages.allocate(offset: length - 10, count: 4096)
+        fstat(fd, &info)
+        #expect(info.st_blocks == 24)
+        #expect(UInt64(info.st_size) == length)
+
+        let onDisk = FileManager.default.currentDirectoryPath + "/.vmio-pages-\(getpid())"
+        defer { unlink(onDisk) }
+        let other = try Files.create(onDisk, exclusive: true, readable: true)
+        defer { close(other) }
+        #expect(Files.isOnTmpfs(other) == false)
+        #expect(PagesAhead(fd: other, length: length) == nil)
+    }
+
+    /// Dumps to a tmpfs through the ring, pages made ahead: 8 MiB of random bytes are the
+    /// memory's, byte for byte, and the truncated mapping's hole reads as zeros after the
+    /// page that was saved (its pages may have been made ahead: still zeros).
+    @Test func aDumpToTmpfsIsTheMemorys() throws {
+        let random = try Fixtures.launch(.random, arguments: ["8"])
+        defer { random.terminate() }
+        let truncated = try Fixtures.launch(.truncated)
+        defer { truncated.terminate() }
+        let dir = "/dev/shm/vmio-overlap-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+
+        let target = try Target(pid: random.pid)
+        let range = try AddressRange(start: random.address("buf"), count: 8 << 20)
+        let mapping = try #require(target.view.translate(range.start)?.mapping)
+        let manifest = try target.dump(
+            [(mapping, range)], to: dir, replace: false, durable: false, chunkSize: 64 << 10, progress: nil)
+        let region = try #require(manifest.regions.first)
+        #expect(manifest.complete && region.bytesSaved == range.count)
+        let data = try #require(FileManager.default.contents(atPath: dir + "/" + region.file))
+        var memory = [UInt8](repeating: 0, count: Int(range.count))
+        let moved = memory.withUnsafeMutableBytes {
+            ProcessVMBackend().read(pid: random.pid, at: range.start, into: $0)
+        }
+        #expect(moved.moved == Int(range.count))
+        #expect(data == Data(memory))
+
+        let holed = try Target(pid: truncated.pid)
+        let map = truncated.address("map")
+        let short = try AddressRange(start: map, count: 16384)
+        let shortMapping = try #require(holed.view.translate(map)?.mapping)
+        let second = dir + "/holes"
+        let holes = try holed.dump(
+            [(shortMapping, short)], to: second, replace: false, durable: false, chunkSize: 4096, progress: nil)
+        let file = try #require(holes.regions.first?.file)
+        let bytes = try #require(FileManager.default.contents(atPath: second + "/" + file))
+        #expect(bytes.count == 16384)
+        #expect(bytes.prefix(4096).allSatisfy { $0 == 0x5c })
+        #expect(bytes.dropFirst(4096).allSatisfy { $0 == 0 })
+    }
 }

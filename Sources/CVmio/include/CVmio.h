@@ -66,6 +66,12 @@ long vmio_ptrace_signal_code(pid_t tid, int *code);
 /// sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): starts writing back the
 /// dirty pages of that range, not waiting for them (_GNU_SOURCE).
 int vmio_start_writeback(int fd, long long offset, long long length);
+/// mmap(2) of [offset, offset + length) of fd, shared, madvise(2) with MADV_POPULATE_WRITE,
+/// munmap(2): the file's pages there exist afterwards (allocated outside the inode lock a
+/// write(2) holds). offset page-aligned, the range inside the file's size; -1 with errno.
+int vmio_populate_file(int fd, long long offset, long long length);
+/// fstatfs(2)'s f_type of fd's file system (TMPFS_MAGIC for a tmpfs), -1 with errno.
+long long vmio_file_system_type(int fd);
 /// TRAP_HWBKPT: the si_code of a SIGTRAP raised by a debug register's hit.
 int vmio_trap_hardware_code(void);
 /// TRAP_TRACE: the si_code of a SIGTRAP raised by a finished single step.

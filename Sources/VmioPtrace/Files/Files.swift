@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import SystemPackage
 import VmIO
@@ -5,10 +6,18 @@ import VmIO
 /// The files the tool writes and reads for itself (output files, dumps), over the
 /// system-call wrappers, with errors as ``TargetError/file(path:_:)``.
 enum Files {
-    /// Creates `path` for writing without following a symlink at its name; `exclusive`
-    /// refuses an existing file, else one is truncated.
-    static func create(_ path: String, exclusive: Bool) throws(Errno) -> Int32 {
-        try Sys.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | (exclusive ? O_EXCL : O_TRUNC), mode: 0o644)
+    /// Creates `path` for writing (and reading, when `readable`: a shared mapping needs it)
+    /// without following a symlink at its name; `exclusive` refuses an existing file, else one
+    /// is truncated.
+    static func create(_ path: String, exclusive: Bool, readable: Bool = false) throws(Errno) -> Int32 {
+        let access = readable ? O_RDWR : O_WRONLY
+        return try Sys.open(path, access | O_CREAT | O_NOFOLLOW | (exclusive ? O_EXCL : O_TRUNC), mode: 0o644)
+    }
+
+    /// Whether `fd` is on a tmpfs (`fstatfs(2)`: `TMPFS_MAGIC`), where a file's pages are
+    /// memory allocated as it is written.
+    static func isOnTmpfs(_ fd: Int32) -> Bool {
+        (try? Sys.fileSystemType(fd)) == 0x0102_1994
     }
 
     /// Writes all of `bytes` at `offset` with `pwrite(2)`.
@@ -118,5 +127,41 @@ public enum Console {
     /// Whether `fd` is a terminal.
     public static func isTerminal(fd: Int32) -> Bool {
         Sys.isTerminal(fd)
+    }
+}
+
+/// Allocates the pages of a file on a tmpfs ahead of the thread that writes it (README.md,
+/// "Performance"). A tmpfs allocates each page as `write(2)` first reaches it, under the
+/// file's inode lock, and that is most of the time a dump to a tmpfs takes; a shared
+/// mapping's faults (``Sys/populate(_:offset:length:)``) allocate them outside that lock, so
+/// the reading thread does part of that work while it waits for the writer.
+final class PagesAhead {
+    private let fd: Int32
+    private let length: UInt64
+    private var failed = false
+
+    /// `VMIO_NO_PAGES_AHEAD=1` in the environment: no pages made ahead (the benchmark's row
+    /// without them, measured in the same run).
+    static let disabled = ProcessInfo.processInfo.environment["VMIO_NO_PAGES_AHEAD"] == "1"
+
+    /// Gives `fd` its final `length` (pages can be made only inside it); nil when `fd` is not
+    /// on a tmpfs, or its length cannot be set, or under `VMIO_NO_PAGES_AHEAD=1`.
+    init?(fd: Int32, length: UInt64) {
+        guard !Self.disabled, Files.isOnTmpfs(fd), (try? Sys.ftruncate(fd, length: length)) != nil else {
+            return nil
+        }
+        self.fd = fd
+        self.length = length
+    }
+
+    /// Makes the pages of bytes `offset..<offset + count`. Best effort: after one failure (no
+    /// room left: the write that follows reports it) it does nothing more.
+    func allocate(offset: UInt64, count: UInt64) {
+        guard !failed else { return }
+        let page: UInt64 = 4096
+        let start = offset & ~(page - 1)
+        let end = (min(offset.addingReportingOverflow(count).partialValue, length) + page - 1) & ~(page - 1)
+        guard start < end else { return }
+        do throws(Errno) { try Sys.populate(fd, offset: start, length: end - start) } catch { failed = true }
     }
 }

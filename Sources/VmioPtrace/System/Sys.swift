@@ -126,6 +126,18 @@ enum Sys {
         _ = vmio_start_writeback(fd, Int64(offset), Int64(length))
     }
 
+    /// `mmap(2)`, `madvise(2)` with `MADV_POPULATE_WRITE`, `munmap(2)` (`vmio_populate_file`):
+    /// the pages of `fd` from `offset` (page-aligned) for `length` bytes, inside the file's
+    /// size, exist afterwards, allocated on this thread rather than by a later `write(2)`.
+    static func populate(_ fd: Int32, offset: UInt64, length: UInt64) throws(Errno) {
+        _ = try retryingInterrupts { vmio_populate_file(fd, Int64(offset), Int64(length)) }
+    }
+
+    /// `fstatfs(2)`'s `f_type` (`vmio_file_system_type`): which kind of file system holds `fd`.
+    static func fileSystemType(_ fd: Int32) throws(Errno) -> Int64 {
+        try retryingInterrupts { vmio_file_system_type(fd) }
+    }
+
     /// `ftruncate(2)`.
     static func ftruncate(_ fd: Int32, length: UInt64) throws(Errno) {
         _ = try retryingInterrupts { Glibc.ftruncate(fd, off_t(length)) }

@@ -27,11 +27,17 @@ extension Target {
     /// `readerEnded` runs on this thread when the reading has ended, before the consumer is
     /// waited for (a test holds the consumer back until then, so the reader is surely ahead).
     ///
+    /// `ahead`, when given, is work for this thread while it waits for a free slot: it is handed,
+    /// in order and a chunk at most at a time, the parts of `range` not read yet, past the chunk
+    /// read next and at most ``aheadLimit`` past what the consumer has used (a dump to a tmpfs
+    /// allocates its file's pages there: README.md, "Performance"). Never on one thread.
+    ///
     /// Throws what `consume` throws, else what ``transfer(_:policy:chunkSize:into:chunkBuffer:hole:consume:)``
     /// throws.
     func transferOverlapped(
         _ range: AddressRange, policy: FaultPolicy, chunkSize: Int, slots: Int = 4,
-        readerEnded: () -> Void = {}, consume: (OverlappedItem) throws(TargetError) -> Bool
+        readerEnded: () -> Void = {}, ahead: ((AddressRange) -> Void)? = nil,
+        consume: (OverlappedItem) throws(TargetError) -> Bool
     ) throws(TargetError) -> TransferReport {
         let chunk = max(chunkSize, 1)
         guard range.count > UInt64(chunk), !Self.oneThread else {
@@ -43,6 +49,20 @@ extension Target {
             let worker = ConsumerWork { ring.drain(into: consume) }
             guard let thread = Sys.startThread(worker) else { return try transferInline(range, policy, chunk, consume) }
             var current = ring.slot(ring.takeFree() ?? 0)
+            var sentEnd = range.start
+            var handedAhead = range.start
+            let work = ahead.map { ahead in
+                {
+                    let step = UInt64(chunk)
+                    let from = max(handedAhead, saturating(sentEnd, step))
+                    let to = min(range.end, saturating(ring.consumedEnd ?? range.start, Self.aheadLimit))
+                    guard from < to else { return false }
+                    let piece = AddressRange(clamping: from, min(to, saturating(from, step)))
+                    ahead(piece)
+                    handedAhead = piece.end
+                    return true
+                }
+            }
             let report: TransferReport
             do throws(TargetError) {
                 report = try transfer(
@@ -50,7 +70,8 @@ extension Target {
                     hole: { ring.send(.hole($0)) }
                 ) { (at, bytes) throws(TargetError) -> ChunkAnswer in
                     ring.send(.bytes(at, slot: ring.index(of: bytes), count: bytes.count))
-                    guard let next = ring.takeFree() else { return .enough }
+                    sentEnd = at + UInt64(bytes.count)
+                    guard let next = ring.takeFree(whileWaiting: work) else { return .enough }
                     current = ring.slot(next)
                     return .more
                 }
@@ -67,6 +88,11 @@ extension Target {
             return report
         }
     }
+
+    /// How far past what the consumer has used an overlapped transfer hands ranges to its
+    /// `ahead`: 32 MiB (measured for a dump to a tmpfs: enough to keep the reader busy while
+    /// it waits, near enough that the pages are used soon after).
+    static let aheadLimit: UInt64 = 32 << 20
 
     /// `VMIO_ONE_THREAD=1` in the environment: every transfer on one thread, as before the
     /// overlap (the benchmark's "before" rows, measured in the same run).
@@ -128,6 +154,8 @@ final class ChunkRing: @unchecked Sendable {
         var consumerError: TargetError?
         /// The consumer has returned.
         var consumerExited = false
+        /// The end of the last chunk the consumer has used (nil before the first).
+        var consumedEnd: Address?
     }
 
     private let storage: UnsafeMutableRawBufferPointer
@@ -183,9 +211,24 @@ final class ChunkRing: @unchecked Sendable {
 
     // MARK: The reader
 
-    /// A free slot, when one is (waiting for the consumer to free one); nil once the consumer ended.
-    func takeFree() -> Int? {
-        waiting(until: { !$0.free.isEmpty || $0.consumerEnded }) { s in s.consumerEnded ? nil : s.free.removeLast() }
+    /// The end of the last chunk the consumer has used (nil before the first).
+    var consumedEnd: Address? { locked { $0.consumedEnd } }
+
+    /// A free slot, when one is (waiting for the consumer to free one); nil once the consumer
+    /// ended. While none is free, `work` runs again and again until it says it did nothing.
+    func takeFree(whileWaiting work: (() -> Bool)? = nil) -> Int? {
+        if let work {
+            while true {
+                let taken: Int?? = locked { s in
+                    s.consumerEnded ? .some(nil) : s.free.isEmpty ? nil : .some(s.free.removeLast())
+                }
+                if let taken { return taken }
+                if !work() { break }
+            }
+        }
+        return waiting(until: { !$0.free.isEmpty || $0.consumerEnded }) { s in
+            s.consumerEnded ? nil : s.free.removeLast()
+        }
     }
 
     /// Queues what was read for the consumer.
@@ -216,7 +259,10 @@ final class ChunkRing: @unchecked Sendable {
                     switch item {
                     case .bytes(let at, let index, let count):
                         goOn = try consume(.bytes(at, UnsafeRawBufferPointer(rebasing: slot(index)[0..<count])))
-                        waiting(until: { _ in true }) { s in s.free.append(index) }
+                        waiting(until: { _ in true }) { s in
+                            s.free.append(index)
+                            s.consumedEnd = at + UInt64(count)
+                        }
                     case .hole(let hole):
                         goOn = try consume(.hole(hole))
                     }
@@ -245,4 +291,10 @@ final class ChunkRing: @unchecked Sendable {
             return true
         }
     }
+}
+
+/// `a + b`, or the largest address where that overflows.
+private func saturating(_ a: Address, _ b: UInt64) -> Address {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? .max : sum
 }
