@@ -131,7 +131,7 @@ public enum Console {
 }
 
 /// Allocates the pages of a file on a tmpfs ahead of the thread that writes it (README.md,
-/// "Performance"). A tmpfs allocates each page as `write(2)` first reaches it, under the
+/// "Pages made ahead"). A tmpfs allocates each page as `write(2)` first reaches it, under the
 /// file's inode lock, and that is most of the time a dump to a tmpfs takes; a shared
 /// mapping's faults (``Sys/populate(_:offset:length:)``) allocate them outside that lock, so
 /// the reading thread does part of that work while it waits for the writer.

@@ -30,7 +30,7 @@ extension Target {
     /// `ahead`, when given, is work for this thread while it waits for a free slot: it is handed,
     /// in order and a chunk at most at a time, the parts of `range` not read yet, past the chunk
     /// read next and at most ``aheadLimit`` past what the consumer has used (a dump to a tmpfs
-    /// allocates its file's pages there: README.md, "Performance"). Never on one thread.
+    /// allocates its file's pages there: README.md, "Pages made ahead"). Never on one thread.
     ///
     /// Throws what `consume` throws, else what ``transfer(_:policy:chunkSize:into:chunkBuffer:hole:consume:)``
     /// throws.
