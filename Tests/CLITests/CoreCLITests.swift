@@ -282,6 +282,43 @@ private func segment(_ report: CoreReport, _ address: UInt64) -> CoreSegment? {
         #expect(gdbWords(shown) == [0x524f_432d_4f49_4d56, 0x0053_4f52_455a_2d45, 0, 0], "\(shown)")
     }
 
+    /// A core on a tmpfs, its pages made ahead of the writes: the random fixture's buffer is in
+    /// it byte for byte as in memory, and the truncated mapping's unreadable pages read as
+    /// zeros (their pages may have been made ahead).
+    @Test func aCoreOnATmpfsHoldsTheMemory() throws {
+        let random = try Fixtures.launch(.random, arguments: ["8"])
+        defer { random.terminate() }
+        let truncated = try Fixtures.launch(.truncated)
+        defer { truncated.terminate() }
+        let base = "/dev/shm/vmio-core-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { for name in ["random", "truncated"] { unlink("\(base).\(name)") } }
+        func bytes(_ path: String, _ segment: CoreSegment, count: Int) throws -> Data {
+            let handle = try #require(FileHandle(forReadingAtPath: path))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: segment.fileOffset)
+            return handle.readData(ofLength: count)
+        }
+
+        let buf = random.address("buf")
+        let report = try writeCore(random.pid, base + ".random")
+        let inCore = try #require(segment(report, buf))
+        let count = 8 << 20
+        #expect(inCore.mapping.start == buf && inCore.fileSize >= UInt64(count))
+        var memory = [UInt8](repeating: 0, count: count)
+        let moved = memory.withUnsafeMutableBytes { ProcessVMBackend().read(pid: random.pid, at: buf, into: $0) }
+        #expect(moved.moved == count)
+        #expect(try bytes(base + ".random", inCore, count: count) == Data(memory))
+
+        let map = truncated.address("map")
+        let holed = try writeCore(
+            truncated.pid, base + ".truncated", CoreOptions(filter: CoredumpFilter(rawValue: 0x37)))
+        let mapped = try #require(segment(holed, map))
+        let data = try bytes(base + ".truncated", mapped, count: 16384)
+        #expect(data.prefix(4096).allSatisfy { $0 == 0x5c })
+        #expect(data.count == 16384 && data.dropFirst(4096).allSatisfy { $0 == 0 })
+        #expect(holed.holes.contains { $0.address == map + 4096 })
+    }
+
     @Test func unreadablePagesAreListedHoles() throws {
         let fixture = try Fixtures.launch(.truncated)
         defer { fixture.terminate() }

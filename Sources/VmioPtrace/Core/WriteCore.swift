@@ -71,10 +71,11 @@ extension Target {
     ///
     /// The file is written under a temporary name in its directory and renamed into place
     /// when complete (``OutputFile``): an interrupted core, or one of a target that exits,
-    /// leaves nothing. Memory goes through a ring of four bounded buffers
-    /// (``stream(_:policy:chunkSize:overlapped:sink:)`` with ``FaultPolicy/skip``, written on a
-    /// second thread while the next are read), so the tool's memory stays flat for any size; pages that
-    /// cannot be read are zeros in the core and ``CoreReport/holes``. The target is stopped
+    /// leaves nothing. Memory goes through a ring of four 1 MiB buffers (with
+    /// ``FaultPolicy/skip``, written on a second thread while the next are read; on a tmpfs,
+    /// and without `sparse`, the reading thread makes the file's next pages while it waits),
+    /// so the tool's memory stays flat for any size; pages that cannot be read are zeros in
+    /// the core and ``CoreReport/holes``. The target is stopped
     /// while it is taken unless it already is or `options.stop` is false, and let go after.
     /// ARCHITECTURE.md describes the path of a core.
     /// `progress` is told the bytes of memory written so far and the total, after each chunk.
@@ -111,10 +112,19 @@ extension Target {
         var holes: [Hole] = []
         var done: UInt64 = 0
         let total = segments.reduce(0) { $0 + $1.fileSize }
+        // On a tmpfs the reader makes the next pages while it waits (not where --sparse leaves holes).
+        let pages = options.sparse ? nil : file.pagesAhead(length: layout.fileSize)
         for segment in segments where segment.fileSize > 0 {
             let range = AddressRange(clamping: segment.mapping.start, segment.mapping.start + segment.fileSize)
+            let ahead = pages.map { pages in
+                { (piece: AddressRange) in
+                    pages.allocate(offset: segment.fileOffset + (piece.start - range.start), count: piece.count)
+                }
+            }
             // Written on a second thread while the next chunks are read.
-            let report = try stream(range, policy: .skip, overlapped: true) { (at, chunk) throws(TargetError) in
+            let report = try transferOverlapped(range, policy: .skip, chunkSize: 1 << 20, ahead: ahead) {
+                (item) throws(TargetError) in
+                guard case .bytes(let at, let chunk) = item else { return true }
                 let offset = segment.fileOffset + (at - range.start)
                 if options.sparse {
                     try Self.writeNonZeroPages(chunk, to: file, at: offset)

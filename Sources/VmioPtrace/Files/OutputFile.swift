@@ -48,7 +48,9 @@ public final class OutputFile {
         directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         let temporary = "\(directory).\(name).\(Sys.processID).part"
-        do { fd = try Files.create(temporary, exclusive: true) } catch { throw .file(path: path, .cannotCreate(error)) }
+        do { fd = try Files.create(temporary, exclusive: true, readable: true) } catch {
+            throw .file(path: path, .cannotCreate(error))
+        }
         self.temporary = temporary
         isFile = true
         // A fatal signal (Ctrl-C) while it is written removes it, as it does a dump's files.
@@ -112,6 +114,12 @@ public final class OutputFile {
             try append(bytes)
         }
         position = offset + UInt64(bytes.count)
+    }
+
+    /// The pages of a file on a tmpfs made ahead of its writes (``PagesAhead``), the file given
+    /// its final `length` now; nil for standard output or a file elsewhere.
+    func pagesAhead(length: UInt64) -> PagesAhead? {
+        isFile ? PagesAhead(fd: fd, length: length) : nil
     }
 
     /// Sets a file's final length (holes at the end read as zeros).
