@@ -26,42 +26,27 @@ extension Bench {
                 let cFile = "\(work)/c-\(sync).bin", ourDir = "\(work)/ours-\(sync)"
                 groups.append((place, sync, sides.count))
                 sides.append { _ in cDump(pid: pid, base: base, length: length, to: cFile, sync: sync) }
-                sides.append { counted in
-                    let r = runChecked(
-                        [cli, "dump", String(pid), "--region", "\(hex(base))-\(hex(end))", "-o", ourDir]
-                            + (sync ? [] : ["--no-sync"]), what: "vmio-ptrace dump")
-                    if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
-                    removeAndSync(ourDir)
-                    return r
+                // The dump of ours under `environment`, checked against the target once.
+                func ours(_ environment: [String], _ what: String) -> (Bool) -> ChildResult? {
+                    { counted in
+                        let r = runChecked(
+                            (environment.isEmpty ? [] : ["/usr/bin/env"] + environment)
+                                + [cli, "dump", String(pid), "--region", "\(hex(base))-\(hex(end))", "-o", ourDir]
+                                + (sync ? [] : ["--no-sync"]), what: what)
+                        if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
+                        removeAndSync(ourDir)
+                        return r
+                    }
                 }
+                sides.append(ours([], "vmio-ptrace dump"))
                 // Before the overlap: the same dump on one thread (VMIO_ONE_THREAD=1), in the same rounds.
-                sides.append { counted in
-                    let r = runChecked(
-                        [
-                            "/usr/bin/env", "VMIO_ONE_THREAD=1", cli, "dump", String(pid), "--region",
-                            "\(hex(base))-\(hex(end))", "-o", ourDir,
-                        ] + (sync ? [] : ["--no-sync"]),
-                        what: "vmio-ptrace dump, one thread")
-                    if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
-                    removeAndSync(ourDir)
-                    return r
-                }
+                sides.append(ours(["VMIO_ONE_THREAD=1"], "vmio-ptrace dump, one thread"))
                 sides.append { _ in
                     cDump(pid: pid, base: base, length: length, to: cFile, sync: sync, writeOnly: true)
                 }
                 guard place == "tmpfs" else { continue }
                 // Without the pages the reader makes ahead on a tmpfs, in the same rounds.
-                sides.append { counted in
-                    let r = runChecked(
-                        [
-                            "/usr/bin/env", "VMIO_NO_PAGES_AHEAD=1", cli, "dump", String(pid), "--region",
-                            "\(hex(base))-\(hex(end))", "-o", ourDir,
-                        ] + (sync ? [] : ["--no-sync"]),
-                        what: "vmio-ptrace dump, no pages ahead")
-                    if !counted { verifyDump(ourDir, pid: pid, base: base, length: length) }
-                    removeAndSync(ourDir)
-                    return r
-                }
+                sides.append(ours(["VMIO_NO_PAGES_AHEAD=1"], "vmio-ptrace dump, no pages ahead"))
             }
         }
         defer { for work in works { try? FileManager.default.removeItem(atPath: work) } }
