@@ -92,7 +92,20 @@ let kernelNamesAnonymousMemory: Bool = {
         let script = #"pid=$1 address=$2; shift 2; exec "$0" read "$pid" "$address" 4096 "$@" > /dev/full"#
         let result = try Tool.runProgram("/bin/sh", ["-c", script, Tool.path, box.pid, hx(box.buf)] + format)
         #expect(result.exited(1), "\(result)")
-        #expect(result.stderrLines == ["vmio-ptrace: write failed: No space left on device"], "\(result)")
+        #expect(result.stderrLines == ["vmio-ptrace: cannot write standard output: No space left on device"], "\(result)")
+    }
+
+    /// An output file that cannot grow (`ulimit -f`: EFBIG) is named in the error: status 1,
+    /// and neither the file nor its temporary file is left.
+    @Test func aFileThatCannotBeWrittenIsNamed() throws {
+        let dir = try temporaryDirectory("vmio-read-fsize")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("out.bin").path
+        let script = #"trap '' XFSZ; ulimit -f 1; exec "$0" read "$1" "$2" 4096 -o "$3""#
+        let result = try Tool.runProgram("/bin/sh", ["-c", script, Tool.path, box.pid, hx(box.buf), file])
+        #expect(result.exited(1), "\(result)")
+        #expect(result.stderrLines == ["vmio-ptrace: cannot write \(file): File too large"], "\(result)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == [])
     }
 
     @Test func rawToAFileIsTheWholeBuffer() throws {

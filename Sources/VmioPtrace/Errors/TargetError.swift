@@ -164,7 +164,7 @@ public enum FileProblem: Hashable, Sendable {
         case .tooShort: "\(path): shorter than its region"
         case .cannotCreate(let e): "cannot create \(path): \(e)"
         case .cannotFinish(let e): "cannot finish \(path): \(e)"
-        case .cannotWrite(let e): "write failed: \(e)"
+        case .cannotWrite(let e): "cannot write \(path): \(e)"
         case .failed(let e): "\(path): \(e)"
         }
     }
