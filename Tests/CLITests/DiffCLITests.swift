@@ -448,7 +448,8 @@ extension ChangerSuite {
         }
         let result = monitor.finish(timeout: 20)
         #expect(result.exited(1), "\(result)")
-        #expect(result.stderrLines == ["vmio-ptrace: cannot write standard output: No space left on device"], "\(result)")
+        #expect(
+            result.stderrLines == ["vmio-ptrace: cannot write standard output: No space left on device"], "\(result)")
         #expect(try changer.send("ping") == "pong", "the target runs on")
     }
 }

@@ -92,7 +92,8 @@ let kernelNamesAnonymousMemory: Bool = {
         let script = #"pid=$1 address=$2; shift 2; exec "$0" read "$pid" "$address" 4096 "$@" > /dev/full"#
         let result = try Tool.runProgram("/bin/sh", ["-c", script, Tool.path, box.pid, hx(box.buf)] + format)
         #expect(result.exited(1), "\(result)")
-        #expect(result.stderrLines == ["vmio-ptrace: cannot write standard output: No space left on device"], "\(result)")
+        #expect(
+            result.stderrLines == ["vmio-ptrace: cannot write standard output: No space left on device"], "\(result)")
     }
 
     /// An output file that cannot grow (`ulimit -f`: EFBIG) is named in the error: status 1,
