@@ -97,8 +97,10 @@ let kernelNamesAnonymousMemory: Bool = {
     }
 
     /// An output file that cannot grow (`ulimit -f`: EFBIG) is named in the error: status 1,
-    /// and neither the file nor its temporary file is left.
-    @Test func aFileThatCannotBeWrittenIsNamed() throws {
+    /// and neither the file nor its temporary file is left. (ThreadSanitizer's runtime itself
+    /// dies of SIGBUS under that limit.)
+    @Test(.disabled(if: ProcessInfo.processInfo.environment["VMIO_SANITIZER"] == "thread"))
+    func aFileThatCannotBeWrittenIsNamed() throws {
         let dir = try temporaryDirectory("vmio-read-fsize")
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("out.bin").path
