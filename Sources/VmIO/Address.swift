@@ -79,6 +79,13 @@ extension Address {
         return sum
     }
 
+    /// `self + offset`, or the largest address where that overflows (for bounds that are
+    /// clamped afterwards anyway).
+    public func saturatingAdding(_ offset: UInt64) -> Address {
+        let (sum, overflow) = addingReportingOverflow(offset)
+        return overflow ? .max : sum
+    }
+
     /// `0x…` lowercase hex.
     public var hex: String { "0x" + String(self, radix: 16) }
 }

@@ -277,10 +277,7 @@ extension Target {
             // and the closing fsync has little left to wait for.
             var writeback = Writeback()
             // On a tmpfs the reader, while it waits, makes the file's next pages.
-            let pages = PagesAhead(fd: fd, length: range.count)
-            let ahead = pages.map { pages in
-                { (piece: AddressRange) in pages.allocate(offset: piece.start - range.start, count: piece.count) }
-            }
+            let ahead = PagesAhead(fd: fd, length: range.count)?.ahead(base: range.start, fileOffset: 0)
             let report = try transferOverlapped(range, policy: .skip, chunkSize: chunkSize, ahead: ahead) {
                 (item) throws(TargetError) in
                 guard case .bytes(let at, let chunk) = item else { return true }

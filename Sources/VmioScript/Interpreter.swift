@@ -72,26 +72,49 @@ public final class Interpreter {
     /// Parses every line first (a broken line stops the script before anything runs),
     /// then runs them. Returns the session's exit status.
     public func run(script: String) -> ExitStatus {
-        let lines = Self.lines(of: script)
-        var statements: [(Int, String, Statement)] = []
-        var parseFailures: [ScriptError] = []
-        for (i, text) in lines.enumerated() {
-            do { statements.append((i + 1, text, try Parser.parse(text, line: i + 1))) } catch {
-                parseFailures.append(error)
-            }
-        }
-        if !parseFailures.isEmpty {
-            for e in parseFailures {
-                report(line: e.line, verb: "parse", status: .badInput, message: e.description, result: nil)
-            }
-            if json { summary() }
-            return .badInput
+        let (statements, broken) = Self.parse(script: script)
+        guard broken.isEmpty else {
+            return Self.reportBroken(broken, json: json, output: output, diagnostics: diagnostics)
         }
         for (number, text, statement) in statements {
             if !execute(statement, line: number, text: text) && !keepGoing { break }
             if interrupted() { break }
         }
         return finish()
+    }
+
+    /// Every line of `script` parsed (line number, text, statement), and every line that does
+    /// not parse.
+    public static func parse(script: String) -> (statements: [(Int, String, Statement)], broken: [ScriptError]) {
+        var statements: [(Int, String, Statement)] = []
+        var broken: [ScriptError] = []
+        for (i, text) in lines(of: script).enumerated() {
+            do { statements.append((i + 1, text, try Parser.parse(text, line: i + 1))) } catch { broken.append(error) }
+        }
+        return (statements, broken)
+    }
+
+    /// Reports the broken lines of a script that will not run, as a session reports a failure
+    /// (`line L:C: message` to `diagnostics`; with `json`, one object a line and the summary to
+    /// `output`): the exit status of bad input. No target is needed: `run` checks its script
+    /// before it starts the program.
+    public static func reportBroken(
+        _ broken: [ScriptError], json: Bool, output: (String) -> Void, diagnostics: (String) -> Void
+    ) -> ExitStatus {
+        let status = ExitStatus.badInput
+        for e in broken {
+            guard json else {
+                diagnostics("vmio-ptrace: \(e)")
+                continue
+            }
+            output(
+                JSONValue.object([
+                    ("line", .int(Int64(e.line))), ("verb", .string("parse")), ("ok", .bool(false)),
+                    ("status", .int(Int64(status.rawValue))), ("error", .string(e.description)),
+                ]).rendered)
+        }
+        if json { output(summary(commands: 0, failures: broken.map { ($0.line, status, $0.description) })) }
+        return status
     }
 
     /// The lines of `script`, split at each line feed as a split on the Character `"\n"`
@@ -174,27 +197,29 @@ public final class Interpreter {
     }
 
     /// The closing `{"summary": …}` object of `--json`.
-    func summary() {
-        output(
-            JSONValue.object([
-                (
-                    "summary",
-                    .object([
-                        ("commands", .int(Int64(commandsRun))),
-                        (
-                            "failures",
-                            .array(
-                                failures.map {
-                                    .object([
-                                        ("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))),
-                                        ("error", .string($0.message)),
-                                    ])
-                                })
-                        ),
-                        ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
-                    ])
-                )
-            ]).rendered)
+    func summary() { output(Self.summary(commands: commandsRun, failures: failures)) }
+
+    /// The closing object of `--json` for `commands` run and their `failures`.
+    static func summary(commands: Int, failures: [(line: Int, status: ExitStatus, message: String)]) -> String {
+        JSONValue.object([
+            (
+                "summary",
+                .object([
+                    ("commands", .int(Int64(commands))),
+                    (
+                        "failures",
+                        .array(
+                            failures.map {
+                                .object([
+                                    ("line", .int(Int64($0.line))), ("status", .int(Int64($0.status.rawValue))),
+                                    ("error", .string($0.message)),
+                                ])
+                            })
+                    ),
+                    ("status", .int(Int64((failures.first?.status ?? .ok).rawValue))),
+                ])
+            )
+        ]).rendered
     }
 
     /// Runs one statement; false when it failed.

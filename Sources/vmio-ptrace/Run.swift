@@ -13,7 +13,8 @@ struct Run: ParsableCommand {
             read and patch it before it runs; `cont` lets it run, `stop` stops it again. At the \
             end, or when a signal such as SIGINT ends the tool, the program is killed; with --detach \
             it is let go to run on. The session reads \
-            --script, or standard input (the program's standard input is then /dev/null). \
+            --script, or standard input (the program's standard input is then /dev/null); a \
+            --script that cannot be read or has a broken line starts nothing. \
             The program's end (its exit status or the signal that killed it) is reported once, \
             as `pid N exited with status S` or, with --json, {event: "exit", pid, status, signal}; \
             `cont --wait` lets it run until it ends. With --json the first line is \
@@ -38,7 +39,14 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try runReporting(json: options.json) {
-            _ = try ScriptOptions.readScript(script)  // refuse an unreadable script before starting anything
+            // An unreadable or broken script starts nothing.
+            if let text = try ScriptOptions.readScript(script) {
+                let broken = Interpreter.parse(script: text).broken
+                guard broken.isEmpty else {
+                    return Interpreter.reportBroken(
+                        broken, json: options.json, output: ScriptOptions.printFlushed, diagnostics: { printError($0) })
+                }
+            }
             let target = try Target.launchStopped(command, nullStdin: script == nil || script == "-")
             // Ctrl-C ends the program with the tool, as the end of the script does (set before
             // the pid is announced, so that no signal sent on seeing it finds it unset).

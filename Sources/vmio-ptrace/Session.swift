@@ -30,11 +30,7 @@ struct ScriptOptions: ParsableArguments {
         let text = try Self.readScript(script)
         let interactive = text == nil && isatty(STDIN_FILENO) == 1 && !json
         let interpreter = Interpreter(
-            target: target, json: json, keepGoing: keepGoing || interactive,
-            output: { line in
-                print(line)
-                fflush(nil)
-            },
+            target: target, json: json, keepGoing: keepGoing || interactive, output: Self.printFlushed,
             diagnostics: { printError($0) })
         interpreter.ownsProcess = ownsProcess
         let status: ExitStatus
@@ -46,6 +42,13 @@ struct ScriptOptions: ParsableArguments {
             status = interpreter.run(lines: Console.nextInputLine)
         }
         return (status, interpreter.programEnd, interpreter.interruption)
+    }
+
+    /// One line of the session's results on standard output, flushed at once (a program may
+    /// be waiting for it on the other end of a pipe).
+    static func printFlushed(_ line: String) {
+        print(line)
+        fflush(nil)
     }
 
     /// The lines of an interactive session: each read after a prompt on standard error;

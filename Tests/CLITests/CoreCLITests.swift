@@ -304,10 +304,8 @@ private func segment(_ report: CoreReport, _ address: UInt64) -> CoreSegment? {
         let inCore = try #require(segment(report, buf))
         let count = 8 << 20
         #expect(inCore.mapping.start == buf && inCore.fileSize >= UInt64(count))
-        var memory = [UInt8](repeating: 0, count: count)
-        let moved = memory.withUnsafeMutableBytes { ProcessVMBackend().read(pid: random.pid, at: buf, into: $0) }
-        #expect(moved.moved == count)
-        #expect(try bytes(base + ".random", inCore, count: count) == Data(memory))
+        let memory = try #require(procMemory(random.pid, at: buf, count: count))
+        #expect(try bytes(base + ".random", inCore, count: count) == memory)
 
         let map = truncated.address("map")
         let holed = try writeCore(

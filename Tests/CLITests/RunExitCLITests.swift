@@ -52,6 +52,27 @@ import VmioTestSupport
         #expect(event["signal"] as? String == "SIGKILL" && event["status"] is NSNull, "\(killed)")
     }
 
+    /// A broken line in the script starts nothing: the parse errors and the summary, no
+    /// "started" event, bad input's exit status.
+    @Test func aBrokenScriptStartsNothing() throws {
+        let script = try SessionScript(["echo fine", "frob", "read"])
+        let result = try Tool.run("run", "--json", "--script", script.path, "--", "/bin/sh", "-c", "exit 7")
+        #expect(result.exited(1), "\(result)")
+        let objects = jsonLines(result)
+        #expect(objects.count == 3 && objects.count == result.lines.count, "\(result)")
+        #expect(!objects.contains { $0["event"] != nil }, "nothing started: \(result)")
+        #expect(objects.prefix(2).map { $0["line"] as? Int } == [2, 3], "\(result)")
+        #expect(objects.prefix(2).allSatisfy { $0["verb"] as? String == "parse" && $0["ok"] as? Bool == false })
+        let summary = try #require(objects.last?["summary"] as? [String: Any], "\(result)")
+        #expect(summary["commands"] as? Int == 0 && summary["status"] as? Int == 1, "\(result)")
+        #expect((summary["failures"] as? [Any])?.count == 2, "\(result)")
+
+        let plain = try Tool.run("run", "--script", script.path, "--", "/bin/sh", "-c", "exit 7")
+        #expect(plain.exited(1), "\(plain)")
+        #expect(plain.stdout.isEmpty && runStartedPid(plain.stderr) == nil, "\(plain)")
+        #expect(plain.stderrLines.count == 2 && plain.stderr.contains("vmio-ptrace: line 2:1: unknown command 'frob'"))
+    }
+
     /// The program exits while the session does something else: the exit is reported
     /// before the next command, and the command that finds it gone says so.
     @Test func anExitBetweenCommandsIsReported() throws {

@@ -63,3 +63,22 @@ public func procMapsLines(_ pid: Int32) -> [ProcMapsLine] {
         return ProcMapsLine(start: start, end: end, perms: String(fields[1]), offset: offset, path: path)
     }
 }
+
+/// `count` bytes of a process's memory at `address`, read through /proc/PID/mem (not through
+/// the code under test); nil if they cannot all be read.
+public func procMemory(_ pid: Int32, at address: UInt64, count: Int) -> Data? {
+    let fd = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes = Data(count: count)
+    var done = 0
+    while done < count {
+        let n = bytes.withUnsafeMutableBytes {
+            pread(fd, $0.baseAddress! + done, count - done, off_t(Int64(bitPattern: address &+ UInt64(done))))
+        }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return nil }
+        done += n
+    }
+    return bytes
+}

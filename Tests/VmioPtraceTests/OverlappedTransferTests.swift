@@ -207,12 +207,8 @@ import VmioTestSupport
         let region = try #require(manifest.regions.first)
         #expect(manifest.complete && region.bytesSaved == range.count)
         let data = try #require(FileManager.default.contents(atPath: dir + "/" + region.file))
-        var memory = [UInt8](repeating: 0, count: Int(range.count))
-        let moved = memory.withUnsafeMutableBytes {
-            ProcessVMBackend().read(pid: random.pid, at: range.start, into: $0)
-        }
-        #expect(moved.moved == Int(range.count))
-        #expect(data == Data(memory))
+        let memory = try #require(procMemory(random.pid, at: range.start, count: Int(range.count)))
+        #expect(data == memory)
 
         let holed = try Target(pid: truncated.pid)
         let map = truncated.address("map")

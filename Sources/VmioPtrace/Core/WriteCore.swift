@@ -116,11 +116,7 @@ extension Target {
         let pages = options.sparse ? nil : file.pagesAhead(length: layout.fileSize)
         for segment in segments where segment.fileSize > 0 {
             let range = AddressRange(clamping: segment.mapping.start, segment.mapping.start + segment.fileSize)
-            let ahead = pages.map { pages in
-                { (piece: AddressRange) in
-                    pages.allocate(offset: segment.fileOffset + (piece.start - range.start), count: piece.count)
-                }
-            }
+            let ahead = pages?.ahead(base: range.start, fileOffset: segment.fileOffset)
             // Written on a second thread while the next chunks are read.
             let report = try transferOverlapped(range, policy: .skip, chunkSize: 1 << 20, ahead: ahead) {
                 (item) throws(TargetError) in

@@ -160,8 +160,15 @@ final class PagesAhead {
         guard !failed else { return }
         let page: UInt64 = 4096
         let start = offset & ~(page - 1)
-        let end = (min(offset.addingReportingOverflow(count).partialValue, length) + page - 1) & ~(page - 1)
+        let end = (min(offset.saturatingAdding(count), length) + page - 1) & ~(page - 1)
         guard start < end else { return }
         do throws(Errno) { try Sys.populate(fd, offset: start, length: end - start) } catch { failed = true }
+    }
+
+    /// The `ahead` work of ``Target/transferOverlapped(_:policy:chunkSize:slots:readerEnded:ahead:consume:)``
+    /// for memory from `base` written at `fileOffset` on: makes the pages of the file where
+    /// each piece of memory will go.
+    func ahead(base: Address, fileOffset: UInt64) -> (AddressRange) -> Void {
+        { piece in self.allocate(offset: fileOffset + (piece.start - base), count: piece.count) }
     }
 }

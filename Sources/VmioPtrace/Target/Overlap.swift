@@ -54,10 +54,10 @@ extension Target {
             let work = ahead.map { ahead in
                 {
                     let step = UInt64(chunk)
-                    let from = max(handedAhead, saturating(sentEnd, step))
-                    let to = min(range.end, saturating(ring.consumedEnd ?? range.start, Self.aheadLimit))
+                    let from = max(handedAhead, sentEnd.saturatingAdding(step))
+                    let to = min(range.end, (ring.consumedEnd ?? range.start).saturatingAdding(Self.aheadLimit))
                     guard from < to else { return false }
-                    let piece = AddressRange(clamping: from, min(to, saturating(from, step)))
+                    let piece = AddressRange(clamping: from, min(to, from.saturatingAdding(step)))
                     ahead(piece)
                     handedAhead = piece.end
                     return true
@@ -291,10 +291,4 @@ final class ChunkRing: @unchecked Sendable {
             return true
         }
     }
-}
-
-/// `a + b`, or the largest address where that overflows.
-private func saturating(_ a: Address, _ b: UInt64) -> Address {
-    let (sum, overflow) = a.addingReportingOverflow(b)
-    return overflow ? .max : sum
 }
