@@ -32,7 +32,7 @@ extension Bench {
                 return r
             }
         }
-        let results = compare(sides)
+        let results = compare(sides, touching: Int(length + length / 4))
         let (c, ours, g) = (results[0], results[1], results.count > 2 ? results[2] : Samples())
         details.append(
             "6: core sizes: ours \(ourSize >> 20) MiB" + (g.isEmpty ? "" : ", gdb \(gdbSize >> 20) MiB")

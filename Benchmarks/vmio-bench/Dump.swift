@@ -56,7 +56,7 @@ extension Bench {
             sides.append { _ in gdbWriting(gdb, pid: pid, command, file: gdbFile, length: length)?.result }
         }
         note("2 dump: each run writes \((end - base) >> 20) MiB to \(places.map(\.1).joined(separator: " and "))")
-        let results = compare(sides)
+        let results = compare(sides, touching: Int(length + length / 4))
         var ours = Samples()
         for group in groups {
             let at = group.first

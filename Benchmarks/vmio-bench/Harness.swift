@@ -120,6 +120,20 @@ func removeAndSync(_ path: String) {
     sync()
 }
 
+/// Touches `bytes` of fresh memory, then frees it, so that the run that follows finds free
+/// pages the guest has just used. This VM gives pages that stay free for a moment back to
+/// its host (virtio-balloon free page reporting), and the first touch of such a page costs a
+/// host fault: a run writing 1 GiB could meet all of them or none, by chance (README.md,
+/// "Why the tmpfs rows swing so far here"). Done before every side alike, outside its time.
+func touchAndFree(_ bytes: Int) {
+    guard let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+        memory != MAP_FAILED
+    else { return }
+    _ = madvise(memory, bytes, MADV_NOHUGEPAGE)
+    if madvise(memory, bytes, MADV_POPULATE_WRITE) != 0 { memset(memory, 1, bytes) }
+    munmap(memory, bytes)
+}
+
 /// The length of a file, 0 when there is none.
 func fileSize(_ path: String) -> UInt64 {
     var st = stat()
@@ -244,10 +258,12 @@ extension Bench {
     }
 
     /// Runs each side once a round, interleaved; a side returns its run, or nil when the
-    /// run does not count (it failed, and said why). The counted runs of each side.
-    func compare(_ sides: [(_ counted: Bool) -> ChildResult?]) -> [Samples] {
+    /// run does not count (it failed, and said why). The counted runs of each side. With
+    /// `touching`, ``touchAndFree(_:)`` of that many bytes before each run.
+    func compare(_ sides: [(_ counted: Bool) -> ChildResult?], touching: Int? = nil) -> [Samples] {
         var results = [[ChildResult]](repeating: [], count: sides.count)
         interleaved(sides.count) { k, counted in
+            if let touching { touchAndFree(touching) }
             if let result = sides[k](counted), counted { results[k].append(result) }
         }
         return results.map(Samples.init)

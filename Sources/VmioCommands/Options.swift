@@ -130,6 +130,8 @@ public struct StopOptions: ParsableArguments {
 
     public func validate() throws {
         try AttachOptions.validate(attachTimeout)
+        // Said rather than ignored: without --stop nothing attaches, so there is nothing to wait for.
+        guard attachTimeout == nil || stop else { throw ValidationError("--attach-timeout applies only with --stop") }
     }
 
     /// The `--attach-timeout` given, as the commands that only attach take it; nil without

@@ -136,6 +136,31 @@ import VmioTestSupport
         #expect(try holder.get(buf, 4096) == before)
     }
 
+    /// `--tolerance` compares floats in a filter; anywhere else it is refused, 64, not ignored:
+    /// a first scan (it matches bytes), a listing (no filter), a state of integers.
+    @Test func aToleranceThatWouldBeIgnoredIsRefused() throws {
+        let state = TempPath("tolerance.scan")
+        let region = "\(hx(buf))-\(hx(buf + 4096))"
+        let first = try Tool.run("scan", holder.pidArg, "--f32", "1.5", "-o", state.path, "--region", region)
+        #expect(first.exited(0), "\(first)")
+        let integers = TempPath("tolerance-u32.scan")
+        #expect(try Tool.run("scan", holder.pidArg, "--u32", "7", "-o", integers.path, "--region", region).exited(0))
+        let cases: [([String], String)] = [
+            (["--f32", "1.5", "-o", TempPath("unused.scan").path, "--region", region], "a first scan matches bytes"),
+            (["--state", state.path], "(none given)"),
+            (["--state", integers.path, "--unchanged"], "this state holds u32 values"),
+        ]
+        for (arguments, mentions) in cases {
+            let result = try Tool.run(["scan", holder.pidArg] + arguments + ["--tolerance", "0.5"])
+            #expect(result.exited(64), "\(arguments): \(result)")
+            #expect(result.stderrLines.count == 1 && result.stderr.contains("--tolerance"), "\(result)")
+            #expect(result.stderr.contains(mentions), "\(result)")
+        }
+        let used = try Tool.run("scan", holder.pidArg, "--state", state.path, "--unchanged", "--tolerance", "0.5")
+        #expect(used.exited(0), "\(used)")
+        #expect(try holder.get(buf, 4096) == before)
+    }
+
     @Test func anInvalidChoiceNamesTheValidOnes() throws {
         let result = try Tool.run("read", holder.pidArg, hx(buf), "16", "--format", "u128")
         #expect(result.exited(64))

@@ -63,7 +63,7 @@ public struct ScanCommand: VmioCommand {
     @Option(parsing: .unconditional, help: "Keep the candidates whose value went down by exactly this.")
     public var decreasedBy: String?
 
-    @Option(help: "Floats within this of each other are equal (default 0: exactly equal).")
+    @Option(help: "In a filter over float values, floats within this of each other are equal (default 0: exactly).")
     public var tolerance: Double = 0
 
     @Option(help: "Print at most this many candidates (0: none).") public var list: Int = 10
@@ -114,6 +114,9 @@ public struct ScanCommand: VmioCommand {
                 throw ValidationError("a scan's --hex takes no ?? wildcards")
             }
             try value.validateHex(pattern: false)
+            guard tolerance == 0 else {
+                throw ValidationError("--tolerance applies to a filter over float values; a first scan matches bytes")
+            }
         } else {
             guard sources == 0 else { throw ValidationError("--state narrows a scan: give a filter, not a value") }
             guard filters.count <= 1 else {
@@ -187,8 +190,14 @@ public struct ScanCommand: VmioCommand {
 
     /// The filter given, its operand read as a value of the state's type; nil for none.
     private func filter(for header: ScanState.Header) throws -> ScanFilter? {
-        guard let (name, text) = filters.first else { return nil }
         let type = header.type
+        // Said rather than ignored: the tolerance compares floats, and only a filter compares.
+        if tolerance != 0 && (filters.isEmpty || !type.isFloat) {
+            throw CommandError.usage(
+                "--tolerance applies to a filter over float values"
+                    + (filters.isEmpty ? " (none given)" : "; this state holds \(type.name) values"))
+        }
+        guard let (name, text) = filters.first else { return nil }
         func operand() throws -> UInt64 {
             guard let format = ValueFormat(rawValue: type.name), let text, let bytes = format.encode(text) else {
                 throw CommandError.usage("'\(text ?? "")' is not a valid \(type.name) value for \(name)")
