@@ -359,8 +359,9 @@ func visibleKernelThread() -> Int32? {
         add(["read", "PID", "BUF", "16", "--attach-timeout", "-1"], 64, "attach-timeout")
         add(["read", "PID", "BUF", "16", "--attach-timeout", "soon"], 64, "soon")
         // Nothing attaches without --stop: a timeout there would be ignored, so it is refused.
-        let stopping = [["read", "PID", "BUF", "16"], ["search", "PID", "--u8", "1"], ["dump", "PID", "-o", "TMP/d"]]
-        for command in stopping {
+        for command in [
+            ["read", "PID", "BUF", "16"], ["search", "PID", "--u8", "1"], ["dump", "PID", "-o", "TMP/x"],
+        ] {
             add(command + ["--attach-timeout", "2"], 64, "--attach-timeout applies only with --stop")
         }
         add(["doctor", "PID", "--for", "frob"], 64, "frob")
