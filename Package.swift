@@ -67,7 +67,10 @@ let package = Package(
         // exit status; shared by the command line and sessions.
         .target(
             name: "VmioCommands",
-            dependencies: ["VmIO", "VmioPtrace", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "VmIO", "VmioPtrace", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // The session language.
         .target(name: "VmioScript", dependencies: ["VmIO", "VmioPtrace", "VmioCommands"]),

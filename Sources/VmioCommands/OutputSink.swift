@@ -1,3 +1,4 @@
+import SystemPackage
 import VmIO
 import VmioPtrace
 
@@ -52,9 +53,9 @@ public final class OutputSink {
         try output.commit(durable: durable)
     }
 
-    /// Keeps an unfinished file as `FILE.partial` (replacing one only when `replace`);
-    /// returns its name, or nil when nothing was kept.
-    public func keepPartial(replace: Bool) -> String? {
+    /// Keeps an unfinished file as `FILE.partial` (`OutputFile.keepPartial(replace:)`): the name
+    /// it was kept under, or why it could not be; nil when there is nothing to keep.
+    public func keepPartial(replace: Bool) -> Result<String, Errno>? {
         try? flush()
         return output.keepPartial(replace: replace)
     }

@@ -72,6 +72,9 @@ public struct DiffReport: Sendable {
     public var bytesChanged: UInt64 = 0
     /// Bytes compared (holes excluded).
     public var bytesCompared: UInt64 = 0
+    /// Bytes of the paired ranges not compared because one side or both could not read them
+    /// (a byte both sides miss counts once, unlike the sum of ``holes``).
+    public var bytesNotCompared: UInt64 = 0
     /// The ranges of either side that could not be read, in the order found.
     public var holes: [DiffHole] = []
     /// The regions compared (resized ones included).
@@ -139,7 +142,9 @@ extension DiffSource {
                     window, of: rangeB, buffer: UnsafeMutableRawBufferPointer(rebasing: bufferB[0..<count]))
                 report.add(holesA, side: .a)
                 report.add(holesB, side: .b)
+                report.bytesNotCompared += window.count
                 for piece in window.subtracting(holesA + holesB) {
+                    report.bytesNotCompared -= piece.count
                     let lo = Int(piece.start - window.start), hi = Int(piece.end - window.start)
                     report.bytesCompared += piece.count
                     merger.compare(

@@ -185,9 +185,15 @@ extension Target {
         durable: Bool, chunkSize: Int, progress: ((UInt64) -> Void)?
     ) throws(TargetError) -> DumpManifest {
         if replace, let (parent, name) = Self.replaceableDump(directory) {
+            // A dump killed by SIGKILL left its staging directory behind; none that a live dump holds.
+            Files.removeLeftovers(of: name, in: parent + "/", suffixes: ["new", "old"]) { Self.removeDump(at: $0) }
             let staging = "\(parent)/.\(name).\(Sys.processID).new"
             let manifest = try dump(
                 regions, into: staging, replace: false, durable: durable, chunkSize: chunkSize, progress: progress)
+            // Held again until it is swapped in (the dump held it while it wrote).
+            let held = try? Sys.open(staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+            defer { if let held { Sys.close(held) } }
+            if let held { Files.holdAsWriter(held) }
             do throws(Errno) {
                 do { try Sys.exchange(staging, directory) } catch {
                     guard error == .invalidArgument else { throw error }
@@ -240,6 +246,10 @@ extension Target {
         durable: Bool, chunkSize: Int, progress: ((UInt64) -> Void)?
     ) throws(TargetError) -> DumpManifest {
         let created = try prepareDirectory(directory, replace: replace)
+        // Held while it is written (``Files/removeLeftovers(of:in:suffixes:remove:)`` leaves it alone).
+        let held = try? Sys.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        defer { if let held { Sys.close(held) } }
+        if let held { Files.holdAsWriter(held) }
         // Every exit path but success removes what this dump wrote: a thrown error here, a
         // fatal signal in the handlers (which detach the target too).
         Tracer.installSignalHandlersOnce()

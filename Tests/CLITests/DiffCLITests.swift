@@ -157,6 +157,11 @@ extension ChangerSuite {
             })
         #expect(sides == ["a \(hx(hole)) 4096", "b \(hx(hole)) 4096"], "\(diff.holes)")
         #expect(u64(diff.raw["bytes_compared"]) == 4096 && u64(diff.raw["bytes_changed"]) == 0)
+        // The page both sides miss is one page not compared, not two.
+        #expect(u64(diff.raw["bytes_not_compared"]) == 4096, "\(diff.raw)")
+        let text = try Tool.run(["diff", before, pid, "--region", tail])
+        #expect(text.exited(0), "\(text)")
+        #expect(text.stderr.contains("; 4096 unreadable bytes not compared"), "\(text.stderr)")
     }
 
     @Test func grownAndMovedRegionsAreReported() throws {

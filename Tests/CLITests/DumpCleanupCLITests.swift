@@ -2,7 +2,8 @@
 // SIGINT part-way removes the hidden `.part` file and the region files already renamed into
 // place; a target that exits part-way leaves no region files without a manifest; the
 // leftovers of a dump killed outright (SIGKILL, which nothing can catch) are cleared by
-// the next dump into the directory; and a non-empty directory that holds no dump is refused.
+// the next dump into the directory (and those of a replacing dump, or of an output file, by
+// the next write of that name); and a non-empty directory that holds no dump is refused.
 
 import Foundation
 import Testing
@@ -93,6 +94,69 @@ import VmioTestSupport
         #expect(again.exited(0), "\(again)")
         let manifest = try DumpManifestFile(dir.sub("d"))
         #expect(dir.entries("d") == (manifest.regions.map(\.file) + ["manifest.json"]).sorted(), "no stale files")
+    }
+
+    /// A `dump --force` over a dump writes beside it, in `.NAME.PID.new`; killed by SIGKILL
+    /// it leaves that behind, and the next `dump --force` of the same directory clears it.
+    @Test func theNextReplacingDumpClearsAKilledOnesStaging() throws {
+        let exiter = try Fixtures.launch(.exiter, arguments: ["512"])
+        defer { exiter.terminate() }
+        let dir = TempDir()
+        let small = ["--region", "[stack]", "-o", dir.sub("d"), "--force"]
+        #expect(try Tool.run(["dump", exiter.pidArg] + small).exited(0))
+        let running = try Running(Tool.path, ["dump", exiter.pidArg, "-o", dir.sub("d"), "--force"])
+        let staging = ".d.\(running.pid).new"
+        let underWay = waitUntil(timeout: 30) {
+            dir.entries(staging).contains {
+                $0.hasSuffix(".part") && (fileSize(dir.sub(staging) + "/" + $0) ?? 0) > 8 << 20
+            }
+        }
+        try #require(underWay && running.isRunning, "the replacing dump did not get under way: \(dir.entries())")
+        kill(running.pid, SIGKILL)
+        _ = running.finish(timeout: 20)
+        try #require(dir.entries() == [staging, "d"], "\(dir.entries())")
+
+        #expect(try Tool.run(["dump", exiter.pidArg] + small).exited(0))
+        #expect(dir.entries() == ["d"], "the killed dump's staging is gone: \(dir.entries())")
+        let manifest = try DumpManifestFile(dir.sub("d"))
+        #expect(dir.entries("d") == (manifest.regions.map(\.file) + ["manifest.json"]).sorted())
+    }
+
+    /// `read -o FILE` writes `.FILE.PID.part`; one a writer killed by SIGKILL left (no lock
+    /// held on it) is removed by the next write of FILE, and one a live writer holds stays.
+    @Test func theNextOutputFileClearsAKilledWritersTemporaryFile() throws {
+        let holder = try Fixtures.launch(.holder)
+        defer { holder.terminate() }
+        let dir = TempDir()
+        let abandoned = dir.sub(".out.bin.4000001.part"), held = dir.sub(".out.bin.4000002.part")
+        let unrelated = [
+            dir.sub(".out.bin.x1.part"), dir.sub(".other.bin.4000003.part"), dir.sub(".out.bin.4000004.new"),
+        ]
+        for path in [abandoned] + unrelated {
+            #expect(FileManager.default.createFile(atPath: path, contents: Data([1])))
+        }
+        // A live writer: flock(1) holds an exclusive lock on it while it sleeps.
+        let writer = try Running("/usr/bin/flock", ["--exclusive", "--no-fork", held, "sleep", "60"])
+        defer {
+            kill(writer.pid, SIGKILL)
+            _ = writer.finish(timeout: 10)
+        }
+        let locked = waitUntil {
+            var st = stat()
+            guard stat(held, &st) == 0, let locks = readProcFile("/proc/locks") else { return false }
+            return locks.split(separator: "\n").contains { $0.contains("FLOCK") && $0.contains(":\(st.st_ino) ") }
+        }
+        try #require(locked, "flock(1) holds its lock")
+
+        let read = try Tool.run(
+            "read", holder.pidArg, hx(holder.address("buf")), "64", "--format", "raw", "-o", dir.sub("out.bin"))
+        #expect(read.exited(0), "\(read)")
+        #expect(!FileManager.default.fileExists(atPath: abandoned), "the killed writer's file is gone")
+        #expect(FileManager.default.fileExists(atPath: held), "the live writer's file stays")
+        for path in unrelated {
+            #expect(FileManager.default.fileExists(atPath: path), "not a leftover of out.bin: \(path)")
+        }
+        #expect(fileSize(dir.sub("out.bin")) == 64)
     }
 
     @Test func aNonEmptyDirectoryThatIsNoDumpIsRefused() throws {

@@ -406,7 +406,7 @@ let kernelNamesAnonymousMemory: Bool = {
 
     @Test func rawReadIntoAHoleKeepsThePrefixAsPartial() throws {
         let out = TempPath("edge.bin")
-        defer { unlink(out.path + ".partial") }
+        defer { for name in [".partial", ".partial.2"] { unlink(out.path + name) } }
         let result = try Tool.run("read", box.pid, hx(box.edge + 1000), "8192", "--format", "raw", "-o", out.path)
         #expect(result.exited(2))
         #expect(result.stderrLines.count == 1, "\(result.stderr)")
@@ -417,10 +417,12 @@ let kernelNamesAnonymousMemory: Bool = {
         #expect(
             FileManager.default.contents(atPath: out.path + ".partial").map { [UInt8]($0) }
                 == [UInt8](repeating: 0xab, count: 3096))
-        // Again without --force: the old FILE.partial stays, the new prefix is not kept.
+        // Again without --force: the old FILE.partial stays, the new prefix goes beside it, named.
         let again = try Tool.run("read", box.pid, hx(box.edge + 2000), "8192", "--format", "raw", "-o", out.path)
         #expect(again.exited(2))
         #expect(FileManager.default.contents(atPath: out.path + ".partial")?.count == 3096)
+        #expect(FileManager.default.contents(atPath: out.path + ".partial.2")?.count == 2096)
+        #expect(again.stderr.contains("the bytes that moved are in \(out.path).partial.2"), "\(again.stderr)")
         let stdout = try Tool.run("read", box.pid, hx(box.edge + 1000), "8192", "--format", "raw")
         #expect(stdout.exited(2))
         #expect(stdout.stdout == [UInt8](repeating: 0xab, count: 3096))

@@ -74,10 +74,24 @@ import VmioCommands
         do {
             let sink = try OutputSink(path: path)
             try sink.line("kept")
-            #expect(sink.keepPartial(replace: false) == path + ".partial")
+            #expect(try sink.keepPartial(replace: false)?.get() == path + ".partial")
         }
         #expect(entries(dir) == ["cut.txt.partial"])
         #expect(FileManager.default.contents(atPath: path + ".partial") == Data("kept\n".utf8))
+        // A second one does not replace the first, and is not lost: it takes the next free name.
+        for number in 2...3 {
+            let sink = try OutputSink(path: path)
+            try sink.line("kept \(number)")
+            #expect(try sink.keepPartial(replace: false)?.get() == path + ".partial.\(number)")
+        }
+        #expect(FileManager.default.contents(atPath: path + ".partial") == Data("kept\n".utf8))
+        #expect(FileManager.default.contents(atPath: path + ".partial.3") == Data("kept 3\n".utf8))
+        do {
+            let sink = try OutputSink(path: path)
+            try sink.line("replaces")
+            #expect(try sink.keepPartial(replace: true)?.get() == path + ".partial")
+        }
+        #expect(FileManager.default.contents(atPath: path + ".partial") == Data("replaces\n".utf8))
     }
 
     @Test func anExistingFileIsReplacedOnlyWhenAskedAndADirectoryNever() throws {

@@ -41,7 +41,7 @@ public struct DiffCommand: VmioCommand {
             goes to stderr. Memory stays bounded for any size. Exit status 0 whether or not \
             anything changed. --json prints {a, b, format, changes: [{address, label, length, \
             bytes_changed, old, new, whole}], ranges, bytes_changed, bytes_compared, \
-            regions_compared, resized, moved, only_in_a, only_in_b, holes}.
+            bytes_not_compared, regions_compared, resized, moved, only_in_a, only_in_b, holes}.
             """
     )
 
@@ -148,7 +148,7 @@ public struct DiffCommand: VmioCommand {
         let tail: [(String, JSONValue)] =
             [
                 ("ranges", .uint(report.ranges)), ("bytes_changed", .uint(report.bytesChanged)),
-                ("bytes_compared", .uint(report.bytesCompared)),
+                ("bytes_compared", .uint(report.bytesCompared)), ("bytes_not_compared", .uint(report.bytesNotCompared)),
                 ("regions_compared", .uint(UInt64(report.regionsCompared))),
             ] + pairingJSON(report)
         let notes = regionNotes(report)
@@ -264,8 +264,7 @@ public struct DiffCommand: VmioCommand {
         if onlyA + onlyB > 0 { parts.append("\(onlyA) only in A, \(onlyB) only in B") }
         if moved > 0 { parts.append("\(moved) moved") }
         if resized > 0 { parts.append("\(resized) resized") }
-        let holeBytes = report.holes.reduce(0) { $0 + $1.range.count }
-        if holeBytes > 0 { parts.append("\(holeBytes) unreadable bytes not compared") }
+        if report.bytesNotCompared > 0 { parts.append("\(report.bytesNotCompared) unreadable bytes not compared") }
         return parts.joined(separator: "; ")
     }
 }

@@ -38,8 +38,12 @@ struct ReadStream {
         var kept = ""
         if report.stop == nil {
             try sink.commit()
-        } else if let partial = sink.keepPartial(replace: command.force) {
-            kept = "; the bytes that moved are in \(partial)"
+        } else {
+            switch sink.keepPartial(replace: command.force) {
+            case .success(let partial): kept = "; the bytes that moved are in \(partial)"
+            case .failure(let error): kept = "; the bytes that moved could not be kept (\(error))"
+            case nil: break
+            }
         }
         try sink.flush()
         command.conclude(report, into: &outcome, kept: kept)

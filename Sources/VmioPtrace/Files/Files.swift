@@ -14,6 +14,39 @@ enum Files {
         return try Sys.open(path, access | O_CREAT | O_NOFOLLOW | (exclusive ? O_EXCL : O_TRUNC), mode: 0o644)
     }
 
+    /// Marks `fd` as a live writer's: an exclusive `flock(2)`, which the kernel lets go when
+    /// the descriptor closes or its process dies, however it dies (SIGKILL included, which
+    /// no handler sees). ``removeLeftovers(of:in:suffixes:remove:)`` leaves such files alone.
+    static func holdAsWriter(_ fd: Int32) {
+        try? Sys.lockExclusively(fd, wait: true)
+    }
+
+    /// Removes what writers killed by SIGKILL left beside `name` in `directory` (a
+    /// temporary file or a dump's staging directory, `.NAME.PID.SUFFIX` for a `suffix` in
+    /// `suffixes`): each entry that no live writer holds (an exclusive `flock(2)` on it is
+    /// taken at once) and that is still the entry locked is handed to `remove`, lock held.
+    /// A writer in another pid namespace is seen by its lock, not its pid. Best effort: an
+    /// entry that cannot be opened or locked stays.
+    static func removeLeftovers(
+        of name: String, in directory: String, suffixes: [String], remove: (String) -> Void
+    ) {
+        let prefix = "." + name + "."
+        guard let names = try? Sys.directoryEntries(directory.isEmpty ? "." : directory) else { return }
+        for entry in names where entry.hasPrefix(prefix) {
+            let rest = entry.dropFirst(prefix.count)
+            guard let dot = rest.lastIndex(of: "."), suffixes.contains(String(rest[rest.index(after: dot)...])),
+                !rest[..<dot].isEmpty, rest[..<dot].allSatisfy(\.isASCII), rest[..<dot].allSatisfy(\.isNumber)
+            else { continue }
+            let path = directory + entry
+            guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW) else { continue }
+            defer { Sys.close(fd) }
+            guard (try? Sys.lockExclusively(fd, wait: false)) != nil, let held = try? Sys.fileStatus(fd),
+                let named = try? Sys.linkStatus(path), held.st_dev == named.st_dev, held.st_ino == named.st_ino
+            else { continue }
+            remove(path)
+        }
+    }
+
     /// Whether `fd` is on a tmpfs (`fstatfs(2)`: `TMPFS_MAGIC`), where a file's pages are
     /// memory allocated as it is written.
     static func isOnTmpfs(_ fd: Int32) -> Bool {

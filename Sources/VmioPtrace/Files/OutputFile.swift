@@ -47,10 +47,13 @@ public final class OutputFile {
         let slash = path.lastIndex(of: "/")
         directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        // A writer killed by SIGKILL left its temporary file behind; none that a live writer holds.
+        Files.removeLeftovers(of: name, in: directory, suffixes: ["part"]) { try? Sys.unlink($0) }
         let temporary = "\(directory).\(name).\(Sys.processID).part"
         do { fd = try Files.create(temporary, exclusive: true, readable: true) } catch {
             throw .file(path: path, .cannotCreate(error))
         }
+        Files.holdAsWriter(fd)
         self.temporary = temporary
         isFile = true
         // A fatal signal (Ctrl-C) while it is written removes it, as it does a dump's files.
@@ -76,14 +79,26 @@ public final class OutputFile {
         committed = true
     }
 
-    /// Keeps an unfinished file as `FILE.partial` (replacing one only when `replace`);
-    /// returns its name, or nil when nothing was kept.
-    public func keepPartial(replace: Bool) -> String? {
+    /// Keeps an unfinished file as `FILE.partial`: the name it was kept under, or the `Errno` of
+    /// `link(2)` when it could not be kept; nil when there is nothing to keep (standard output,
+    /// a committed file). An existing `FILE.partial` is replaced when `replace`, else kept,
+    /// and this one goes to the first free `FILE.partial.N` (N from 2 to 99): nothing that
+    /// moved is lost without a word.
+    public func keepPartial(replace: Bool) -> Result<String, Errno>? {
         guard isFile, !committed, let temporary, let path else { return nil }
         let partial = path + ".partial"
         if replace { try? Sys.unlink(partial) }
-        guard (try? Sys.link(temporary, to: partial)) != nil else { return nil }
-        return partial
+        var failure = Errno.fileExists
+        for name in [partial] + (2...99).map({ "\(partial).\($0)" }) {
+            do throws(Errno) {
+                try Sys.link(temporary, to: name)
+                return .success(name)
+            } catch {
+                failure = error
+                guard error == .fileExists else { break }
+            }
+        }
+        return .failure(failure)
     }
 
     deinit {

@@ -179,6 +179,13 @@ enum Sys {
         _ = try retryingInterrupts { Glibc.unlink(path) }
     }
 
+    /// `flock(2)`: `LOCK_EX` (`wait` false: `LOCK_NB`, `EWOULDBLOCK` when another holds it).
+    static func lockExclusively(_ fd: Int32, wait: Bool) throws(Errno) {
+        // `flock` names a struct too; the function is picked by its type.
+        let lockFile: (Int32, Int32) -> Int32 = flock
+        _ = try retryingInterrupts { lockFile(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) }
+    }
+
     /// `rmdir(2)`.
     static func rmdir(_ path: String) throws(Errno) {
         _ = try retryingInterrupts { Glibc.rmdir(path) }
