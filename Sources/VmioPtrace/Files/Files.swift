@@ -40,11 +40,16 @@ enum Files {
             let path = directory + entry
             guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW) else { continue }
             defer { Sys.close(fd) }
-            guard (try? Sys.lockExclusively(fd, wait: false)) != nil, let held = try? Sys.fileStatus(fd),
-                let named = try? Sys.linkStatus(path), held.st_dev == named.st_dev, held.st_ino == named.st_ino
-            else { continue }
+            guard (try? Sys.lockExclusively(fd, wait: false)) != nil, stillNames(path, fd) else { continue }
             remove(path)
         }
+    }
+
+    /// Whether `path` still names the file open as `fd` (same device and inode, a symlink not
+    /// followed).
+    static func stillNames(_ path: String, _ fd: Int32) -> Bool {
+        guard let open = try? Sys.fileStatus(fd), let named = try? Sys.linkStatus(path) else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 
     /// Whether `fd` is on a tmpfs (`fstatfs(2)`: `TMPFS_MAGIC`), where a file's pages are

@@ -50,15 +50,26 @@ public final class OutputFile {
         // A writer killed by SIGKILL left its temporary file behind; none that a live writer holds.
         Files.removeLeftovers(of: name, in: directory, suffixes: ["part"]) { try? Sys.unlink($0) }
         let temporary = "\(directory).\(name).\(Sys.processID).part"
-        do { fd = try Files.create(temporary, exclusive: true, readable: true) } catch {
-            throw .file(path: path, .cannotCreate(error))
-        }
-        Files.holdAsWriter(fd)
+        do { fd = try Self.createHeld(temporary) } catch { throw .file(path: path, .cannotCreate(error)) }
         self.temporary = temporary
         isFile = true
         // A fatal signal (Ctrl-C) while it is written removes it, as it does a dump's files.
         Tracer.installSignalHandlersOnce()
         cleanupSlot = Sys.armOutputCleanup(temporary)
+    }
+
+    /// Creates the temporary file `path` (`O_EXCL`) and holds it as a live writer's
+    /// (``Files/holdAsWriter(_:)``). Another writer's cleanup of leftovers may take it between
+    /// the create and the lock: then it is made again (three tries).
+    private static func createHeld(_ path: String) throws(Errno) -> Int32 {
+        var attempts = 0
+        while true {
+            let fd = try Files.create(path, exclusive: true, readable: true)
+            Files.holdAsWriter(fd)
+            attempts += 1
+            if Files.stillNames(path, fd) || attempts == 3 { return fd }
+            Sys.close(fd)
+        }
     }
 
     /// Puts a finished file in place (a symlink at its name is replaced, never followed).
