@@ -228,10 +228,12 @@ enum Sys {
         guard let dir = Glibc.opendir(path) else { throw lastErrno }
         defer { Glibc.closedir(dir) }
         var names: [String] = []
+        let nameOffset = MemoryLayout<dirent>.offset(of: \.d_name)!
         while let entry = Glibc.readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            // Up to its NUL only: a record is as long as its name (d_reclen), and the last in
+            // glibc's buffer can end well before the 256 bytes `d_name` is declared with, so
+            // copying the whole field would read past the buffer.
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         return names
