@@ -50,6 +50,11 @@ public final class LineReader: Sendable {
             pending.removeFirst(start)
             publish { $0.queue.append(contentsOf: lines) }
         }
+        // Closed at its end rather than when the reader goes: whatever holds the program (a
+        // Process keeps its pipes) may live to the end of a test run, and a run starts
+        // hundreds of programs (past about 1,300 open descriptors Foundation's Process.run
+        // reads past a buffer: AddressSanitizer stops the run).
+        try? handle.close()
         let rest = pending
         publish { state in
             if !rest.isEmpty { state.queue.append(String(decoding: rest, as: UTF8.self)) }
